@@ -1,0 +1,10 @@
+//! Developer tooling for the local stack. Nothing here is deployed.
+
+pub mod mailbox;
+pub mod provision;
+pub mod template;
+
+/// The emulator's address: the standard `AWS_ENDPOINT_URL`, else moto's default port.
+pub fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned())
+}

@@ -1,0 +1,78 @@
+//! The emulator's outbox: every email the functions "sent", as moto keeps them.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct SentMail {
+    pub id: String,
+    pub source: String,
+    pub destinations: Destinations,
+    pub subject: String,
+    /// The HTML part when there is one (moto keeps only one part).
+    pub body: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Destinations {
+    #[serde(default)]
+    pub to_addresses: Vec<String>,
+}
+
+impl SentMail {
+    pub fn is_to(&self, address: &str) -> bool {
+        self.destinations.to_addresses.iter().any(|a| a.eq_ignore_ascii_case(address))
+    }
+
+    /// The body with tags removed and entities decoded: good enough to read in a terminal.
+    pub fn plain_text(&self) -> String {
+        let mut out = String::new();
+        let mut in_tag = false;
+        for c in self.body.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' => in_tag = false,
+                c if !in_tag => out.push(c),
+                _ => {}
+            }
+        }
+        let decoded = out.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'");
+        decoded.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Every `href` in the body, entities decoded.
+    pub fn links(&self) -> Vec<String> {
+        self.body
+            .split("href=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .map(|href| href.replace("&amp;", "&"))
+            .collect()
+    }
+}
+
+#[derive(Deserialize)]
+struct MotoData {
+    #[serde(default)]
+    ses: MotoSes,
+}
+
+#[derive(Default, Deserialize)]
+struct MotoSes {
+    #[serde(rename = "Message", default)]
+    message: Vec<SentMail>,
+}
+
+/// All mail the emulator at `endpoint` has accepted, oldest first.
+pub async fn fetch(endpoint: &str) -> Result<Vec<SentMail>> {
+    let url = format!("{}/moto-api/data.json", endpoint.trim_end_matches('/'));
+    let data: MotoData = reqwest::get(&url)
+        .await
+        .with_context(|| format!("reading {url}"))?
+        .error_for_status()?
+        .json()
+        .await
+        .context("decoding the emulator's data.json")?;
+    Ok(data.ses.message)
+}

@@ -1,0 +1,67 @@
+//! `devstack provision` creates the local resources; `devstack mailbox [ADDRESS]` prints the mail
+//! the emulator received; `devstack wait` waits until the emulator answers.
+
+use anyhow::{Context, Result, bail};
+use devstack::{endpoint, mailbox, provision, template};
+use std::time::Duration;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("provision") => provision().await,
+        Some("mailbox") => print_mailbox(args.get(1).map(String::as_str)).await,
+        Some("wait") => wait_for_emulator().await,
+        _ => bail!("usage: devstack provision | mailbox [ADDRESS] | wait"),
+    }
+}
+
+async fn wait_for_emulator() -> Result<()> {
+    let url = format!("{}/moto-api/data.json", endpoint());
+    for _ in 0..120 {
+        if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bail!("the emulator did not answer at {url} within 30 s")
+}
+
+async fn provision() -> Result<()> {
+    wait_for_emulator().await?;
+    let template = template::Template::load(&template::default_path())?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "privacy-requests".to_owned());
+    let bucket = std::env::var("EXPORT_BUCKET").unwrap_or_else(|_| "privacy-exports-local".to_owned());
+    let from = std::env::var("MAIL_FROM")
+        .ok()
+        .or_else(|| template.parameter_default("MailFromAddress"))
+        .context("no MAIL_FROM and no MailFromAddress default in the template")?;
+
+    provision::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table, &template.the_table()?).await?;
+    let s3_config = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build();
+    provision::create_bucket(&aws_sdk_s3::Client::from_conf(s3_config), &bucket).await?;
+    provision::create_mail_identity(&aws_sdk_sesv2::Client::new(&sdk), &from).await?;
+    println!("provisioned at {}: table {table} (stream, indexes, TTL), bucket {bucket}, SES identity {from}", endpoint());
+    Ok(())
+}
+
+async fn print_mailbox(to: Option<&str>) -> Result<()> {
+    let mails = mailbox::fetch(&endpoint()).await?;
+    let shown: Vec<_> = mails.iter().filter(|m| to.is_none_or(|a| m.is_to(a))).collect();
+    if shown.is_empty() {
+        println!("(no mail)");
+    }
+    for mail in shown {
+        println!("──────────────────────────────────────────────");
+        println!("From:    {}", mail.source);
+        println!("To:      {}", mail.destinations.to_addresses.join(", "));
+        println!("Subject: {}", mail.subject);
+        println!();
+        println!("{}", mail.plain_text());
+        for link in mail.links() {
+            println!("Link:    {link}");
+        }
+    }
+    Ok(())
+}

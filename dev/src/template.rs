@@ -1,0 +1,124 @@
+//! Reads the SAM template, so the local stack is built from the definitions the deployed stack
+//! uses. Only literal properties are read; intrinsic functions (`!Ref`, `!Sub`) are left alone.
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use serde_norway::Value;
+use std::path::{Path, PathBuf};
+
+/// The workspace's `infra/template.yaml`.
+pub fn default_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml")
+}
+
+pub struct Template {
+    root: Value,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttributeDefinition {
+    pub attribute_name: String,
+    pub attribute_type: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyElement {
+    pub attribute_name: String,
+    pub key_type: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Projection {
+    pub projection_type: String,
+    #[serde(default)]
+    pub non_key_attributes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct GlobalSecondaryIndex {
+    pub index_name: String,
+    pub key_schema: Vec<KeyElement>,
+    pub projection: Projection,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamSpecification {
+    pub stream_view_type: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct TimeToLive {
+    pub attribute_name: String,
+    pub enabled: bool,
+}
+
+/// The properties of an `AWS::DynamoDB::Table` that decide its shape.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct TableSpec {
+    pub attribute_definitions: Vec<AttributeDefinition>,
+    pub key_schema: Vec<KeyElement>,
+    #[serde(default)]
+    pub global_secondary_indexes: Vec<GlobalSecondaryIndex>,
+    pub stream_specification: Option<StreamSpecification>,
+    pub time_to_live_specification: Option<TimeToLive>,
+    pub billing_mode: Option<String>,
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Template> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Template::parse(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Template> {
+        Ok(Template { root: serde_norway::from_str(text)? })
+    }
+
+    /// The logical ids of the resources of one type, in file order.
+    pub fn resources_of_type(&self, kind: &str) -> Vec<String> {
+        self.root["Resources"]
+            .as_mapping()
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+                    .filter_map(|(id, _)| id.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn table(&self, logical_id: &str) -> Result<TableSpec> {
+        let resource = &self.root["Resources"][logical_id];
+        if resource["Type"].as_str() != Some("AWS::DynamoDB::Table") {
+            bail!("{logical_id} is not an AWS::DynamoDB::Table");
+        }
+        serde_norway::from_value(resource["Properties"].clone()).with_context(|| format!("{logical_id} properties"))
+    }
+
+    /// The only table of the stack.
+    pub fn the_table(&self) -> Result<TableSpec> {
+        match self.resources_of_type("AWS::DynamoDB::Table").as_slice() {
+            [one] => self.table(one),
+            other => Err(anyhow!("expected one table, found {}", other.len())),
+        }
+    }
+
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        match &self.root["Parameters"][name]["Default"] {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    pub fn raw(&self) -> &Value {
+        &self.root
+    }
+}

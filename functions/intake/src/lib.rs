@@ -1,0 +1,292 @@
+//! `POST /requests`: a person asks to exercise a right. The request is stored with its legal
+//! deadlines, and a verification email (which also confirms receipt) goes to the address given.
+//!
+//! Answers never reveal whether an address is known: a new request, a repeat of an open one and
+//! a request whose email was held back by the flood guard all get the same 202.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+
+use privacy_shared::api::{ApiError, json_response, read_json};
+use privacy_shared::domain::{
+    EmailAddress, EmailError, Language, Region, RequestId, RequestKind, RequestRecord, Status, VerificationToken,
+    has_control_chars,
+};
+use privacy_shared::mail::templates::VerificationEmail;
+use privacy_shared::mail::{MailError, Mailer};
+use privacy_shared::store::{Created, RequestStore, StoreError, Verification};
+use privacy_shared::Deps;
+
+const FIELDS: &[&str] = &["email", "kind", "region", "name", "language", "details"];
+const MAX_NAME_CHARS: usize = 200;
+const MAX_DETAILS_CHARS: usize = 5000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error(transparent)]
+    Input(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+}
+
+impl IntakeError {
+    /// The one place where failures become status codes.
+    fn into_response(self) -> Response<Body> {
+        match self {
+            IntakeError::Input(err) => err.into_response(),
+            IntakeError::Store(err) => {
+                tracing::error!(error = %err, "request store failed");
+                ApiError::unavailable().into_response()
+            }
+            IntakeError::Mail(err) => {
+                tracing::error!(error = %err, "verification email failed");
+                ApiError::unavailable().into_response()
+            }
+        }
+    }
+}
+
+/// The body as sent; every field becomes a domain type in [`Submission::parse`].
+#[derive(Deserialize)]
+struct RawSubmission {
+    email: String,
+    kind: String,
+    region: String,
+    name: Option<String>,
+    language: Option<String>,
+    details: Option<String>,
+}
+
+/// A request that passed every check at the edge.
+#[derive(Debug)]
+pub struct Submission {
+    pub email: EmailAddress,
+    pub kind: RequestKind,
+    pub region: Region,
+    pub language: Language,
+    pub name: Option<String>,
+    pub details: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Accepted {
+    request_id: RequestId,
+    status: Status,
+}
+
+impl Submission {
+    fn parse(raw: RawSubmission) -> Result<Submission, ApiError> {
+        for (field, value) in [
+            ("email", Some(&raw.email)),
+            ("kind", Some(&raw.kind)),
+            ("region", Some(&raw.region)),
+            ("name", raw.name.as_ref()),
+            ("language", raw.language.as_ref()),
+            ("details", raw.details.as_ref()),
+        ] {
+            if value.is_some_and(|v| has_control_chars(v)) {
+                return Err(ApiError::invalid_field(field, "must not contain control characters (such as line breaks)."));
+            }
+        }
+        let email = EmailAddress::parse(&raw.email).map_err(|e| match e {
+            EmailError::Empty => ApiError::invalid_field("email", "is required."),
+            EmailError::TooLong => ApiError::invalid_field("email", "must be at most 254 characters."),
+            EmailError::Invalid => ApiError::invalid_field("email", "is not a valid email address."),
+        })?;
+        let kind = raw.kind.parse::<RequestKind>().map_err(|_| {
+            let names: Vec<_> = RequestKind::ALL.iter().map(|k| k.as_str()).collect();
+            ApiError::invalid_field("kind", &format!("must be one of {}.", names.join(", ")))
+        })?;
+        let region = Region::parse(&raw.region)
+            .map_err(|_| ApiError::invalid_field("region", "must be an ISO 3166-1 alpha-2 country code or US-CA."))?;
+        let language = match raw.language.as_deref() {
+            None => Language::default_for(&region),
+            Some(code) => code.parse().map_err(|_| ApiError::invalid_field("language", "must be en or nl."))?,
+        };
+        let name = optional_text(raw.name, "name", MAX_NAME_CHARS)?;
+        let details = optional_text(raw.details, "details", MAX_DETAILS_CHARS)?;
+        Ok(Submission { email, kind, region, language, name, details })
+    }
+}
+
+fn optional_text(value: Option<String>, field: &str, max_chars: usize) -> Result<Option<String>, ApiError> {
+    let Some(text) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > max_chars {
+        return Err(ApiError::invalid_field(field, &format!("must be at most {max_chars} characters.")));
+    }
+    Ok(Some(text))
+}
+
+pub async fn handle<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, request: Request) -> Result<Response<Body>, Infallible> {
+    Ok(match submit(deps, &request).await {
+        Ok(id) => json_response(StatusCode::ACCEPTED, &Accepted { request_id: id, status: Status::PendingVerification }),
+        Err(err) => err.into_response(),
+    })
+}
+
+async fn submit<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, request: &Request) -> Result<RequestId, IntakeError> {
+    if request.method() != lambda_http::http::Method::POST {
+        return Err(ApiError::method_not_allowed().into());
+    }
+    let submission = Submission::parse(read_json::<RawSubmission>(request, FIELDS)?)?;
+    let now = deps.clock.now();
+
+    if let Some(existing) = deps.store.open_request(&submission.email.subject_key(), submission.kind).await? {
+        return resubmitted(deps, existing).await;
+    }
+
+    let regime = submission.region.regime();
+    let deadlines = deps.config.calendar.deadlines(regime, now);
+    let record = RequestRecord {
+        id: RequestId::generate(),
+        status: Status::PendingVerification,
+        version: 1,
+        kind: submission.kind,
+        region: submission.region,
+        regime,
+        language: submission.language,
+        email: submission.email,
+        name: submission.name,
+        details: submission.details,
+        received_at: now,
+        received_on: deadlines.received_on,
+        due_on: deadlines.due_on,
+        acknowledge_by: deadlines.acknowledge_by,
+        verified_at: None,
+        closed_reason: None,
+        updated_at: now,
+    };
+    let token = VerificationToken::generate();
+    match deps.store.create(&record, &fresh_verification(deps, &token)).await? {
+        Created::New => {
+            tracing::info!(request_id = %record.id, kind = %record.kind, regime = regime.as_str(), "request submitted");
+            send_verification(deps, &record, &token).await?;
+            Ok(record.id)
+        }
+        Created::AlreadyOpen(existing) => resubmitted(deps, existing).await,
+    }
+}
+
+/// The same person asked for the same thing again while a request is open: answer with that
+/// request. If it still waits for verification, send a fresh link (the old one stops working),
+/// within the same flood guard as a first email.
+async fn resubmitted<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, id: RequestId) -> Result<RequestId, IntakeError> {
+    tracing::info!(request_id = %id, "repeat of an open request");
+    let Some(record) = deps.store.get(id).await? else {
+        return Ok(id);
+    };
+    if record.status != Status::PendingVerification || !take_mail_slot(deps, &record).await? {
+        return Ok(id);
+    }
+    let token = VerificationToken::generate();
+    if deps.store.replace_verification(id, &fresh_verification(deps, &token)).await? {
+        deliver(deps, &record, &token).await?;
+    }
+    Ok(id)
+}
+
+fn fresh_verification<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, token: &VerificationToken) -> Verification {
+    Verification {
+        token_hash: token.hash(),
+        expires_at: deps.clock.now() + deps.config.verification.token_lifetime,
+        wrong_attempts: 0,
+    }
+}
+
+async fn send_verification<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    record: &RequestRecord,
+    token: &VerificationToken,
+) -> Result<(), IntakeError> {
+    if take_mail_slot(deps, record).await? {
+        deliver(deps, record, token).await?;
+    }
+    Ok(())
+}
+
+async fn take_mail_slot<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, record: &RequestRecord) -> Result<bool, IntakeError> {
+    let policy = deps.config.verification;
+    let granted = deps
+        .store
+        .take_mail_slot(&record.email.subject_key(), deps.clock.now(), policy.max_emails_per_window, policy.email_window)
+        .await?;
+    if !granted {
+        tracing::warn!(request_id = %record.id, "verification email held back: per-address limit reached");
+    }
+    Ok(granted)
+}
+
+async fn deliver<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    record: &RequestRecord,
+    token: &VerificationToken,
+) -> Result<(), IntakeError> {
+    let email = deps.templates.verification(&VerificationEmail {
+        to: &record.email,
+        language: record.language,
+        request_id: record.id,
+        kind: record.kind,
+        regime: record.regime,
+        received_on: record.received_on,
+        due_on: record.due_on,
+        token,
+        valid_hours: deps.config.verification.token_lifetime.num_hours(),
+        public_base_url: &deps.config.public_base_url,
+    })?;
+    deps.mailer.send(&email).await?;
+    tracing::info!(request_id = %record.id, language = record.language.as_str(), "verification email sent");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(email: &str, kind: &str, region: &str) -> RawSubmission {
+        RawSubmission {
+            email: email.into(),
+            kind: kind.into(),
+            region: region.into(),
+            name: None,
+            language: None,
+            details: None,
+        }
+    }
+
+    #[test]
+    fn language_defaults_to_dutch_for_nl_and_english_elsewhere() {
+        assert_eq!(Submission::parse(raw("a@b.nl", "access", "NL")).unwrap().language, Language::Nl);
+        assert_eq!(Submission::parse(raw("a@b.de", "access", "DE")).unwrap().language, Language::En);
+        let mut explicit = raw("a@b.nl", "access", "NL");
+        explicit.language = Some("en".into());
+        assert_eq!(Submission::parse(explicit).unwrap().language, Language::En);
+    }
+
+    #[test]
+    fn blank_optional_text_is_dropped_and_long_text_refused() {
+        let mut r = raw("a@b.nl", "deletion", "NL");
+        r.name = Some("   ".into());
+        r.details = Some(" please delete ".into());
+        let s = Submission::parse(r).unwrap();
+        assert_eq!(s.name, None);
+        assert_eq!(s.details.as_deref(), Some("please delete"));
+        let mut long = raw("a@b.nl", "deletion", "NL");
+        long.name = Some("x".repeat(MAX_NAME_CHARS + 1));
+        assert_eq!(Submission::parse(long).unwrap_err().code, "invalid_field");
+    }
+
+    #[test]
+    fn field_errors_name_the_field_not_the_value() {
+        let err = Submission::parse(raw("not-an-address", "access", "NL")).unwrap_err();
+        assert_eq!(err.message, "`email` is not a valid email address.");
+        let err = Submission::parse(raw("a@b.nl", "forget-me", "NL")).unwrap_err();
+        assert!(err.message.starts_with("`kind` must be one of access,"), "{}", err.message);
+        assert!(!err.message.contains("forget-me"));
+    }
+}

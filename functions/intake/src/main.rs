@@ -1,0 +1,9 @@
+use lambda_http::{Error, run, service_fn};
+use privacy_shared::AwsDeps;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let deps = AwsDeps::from_env().await?;
+    run(service_fn(|request| intake::handle(&deps, request))).await
+}

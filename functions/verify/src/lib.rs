@@ -1,0 +1,188 @@
+//! `POST /requests/{id}/verify` proves the requester owns the address, and `GET /verify` serves
+//! the page the email links to.
+//!
+//! A token is single-use, expires, and is compared in constant time against the stored hash.
+//! Wrong, expired, used and unknown tokens all get the same answer; after too many wrong tries
+//! the request is closed (expired, "too_many_attempts") and must be submitted again.
+
+mod page;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+
+use privacy_shared::Deps;
+use privacy_shared::api::{ApiError, json_response, read_json};
+use privacy_shared::domain::{Actor, Event, RequestId, RequestRecord, Status, VerificationToken};
+use privacy_shared::mail::Mailer;
+use privacy_shared::store::{Change, RequestStore, StoreError};
+
+pub use page::Page;
+
+/// Why a request was closed after too many wrong tokens; shown to staff and in the audit trail.
+pub const LOCKED_REASON: &str = "too_many_attempts";
+const MAX_LOCK_RETRIES: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Input(#[from] ApiError),
+    /// Wrong, expired, already used, or for an unknown request: deliberately one answer.
+    #[error("verification failed")]
+    Failed,
+    #[error("verification locked")]
+    Locked,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl VerifyError {
+    /// The one place where failures become status codes.
+    fn into_response(self) -> Response<Body> {
+        match self {
+            VerifyError::Input(err) => err.into_response(),
+            VerifyError::Failed => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "verification_failed",
+                "The link or code is not valid. It may have expired or been used already.",
+            )
+            .into_response(),
+            VerifyError::Locked => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "verification_locked",
+                "Too many wrong attempts. This request is closed; please submit it again.",
+            )
+            .into_response(),
+            VerifyError::Store(err) => {
+                tracing::error!(error = %err, "request store failed");
+                ApiError::unavailable().into_response()
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    token: String,
+}
+
+#[derive(Serialize)]
+struct Verified {
+    request_id: RequestId,
+    status: Status,
+}
+
+/// The verify function: state it keeps between invocations.
+pub struct Verifier<S: RequestStore, M: Mailer> {
+    pub deps: Deps<S, M>,
+    pub page: Page,
+}
+
+impl<S: RequestStore, M: Mailer> Verifier<S, M> {
+    pub fn new(deps: Deps<S, M>) -> Self {
+        Verifier { deps, page: Page::new() }
+    }
+}
+
+pub async fn handle<S: RequestStore, M: Mailer>(
+    verifier: &Verifier<S, M>,
+    request: Request,
+) -> Result<Response<Body>, Infallible> {
+    Ok(match *request.method() {
+        Method::GET | Method::HEAD => verifier.page.respond(&request),
+        Method::POST => match verify(&verifier.deps, &request).await {
+            Ok(record) => json_response(StatusCode::OK, &Verified { request_id: record.id, status: record.status }),
+            Err(err) => err.into_response(),
+        },
+        _ => ApiError::method_not_allowed().into_response(),
+    })
+}
+
+/// The id from the route's path parameter, or from the path itself where the router does not
+/// pass parameters (the path ends in `/requests/{id}/verify`).
+fn request_id(request: &Request) -> Result<RequestId, ApiError> {
+    let from_params = request.path_parameters_ref().and_then(|p| p.first("id").map(str::to_owned));
+    let raw = from_params.or_else(|| {
+        let segments: Vec<&str> = request.uri().path().trim_end_matches('/').split('/').collect();
+        match segments.as_slice() {
+            [.., "requests", id, "verify"] => Some((*id).to_owned()),
+            _ => None,
+        }
+    });
+    raw.and_then(|id| RequestId::parse(&id).ok()).ok_or_else(ApiError::not_found)
+}
+
+async fn verify<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, request: &Request) -> Result<RequestRecord, VerifyError> {
+    let id = request_id(request)?;
+    let body: TokenBody = read_json(request, &["token"])?;
+    let token = VerificationToken::parse(&body.token).ok_or(VerifyError::Failed)?;
+
+    let record = deps.store.get(id).await?.ok_or(VerifyError::Failed)?;
+    match record.status {
+        Status::PendingVerification => {}
+        Status::Expired if record.closed_reason.as_deref() == Some(LOCKED_REASON) => return Err(VerifyError::Locked),
+        _ => return Err(VerifyError::Failed),
+    }
+    let stored = deps.store.verification(id).await?.ok_or(VerifyError::Failed)?;
+    let now = deps.clock.now();
+    let presented = token.hash();
+    // Evaluate both conditions whatever the first says: the timing shows neither.
+    let matches = stored.token_hash.matches(&presented);
+    let fresh = now < stored.expires_at;
+    if !(matches & fresh) {
+        return Err(wrong_attempt(deps, record).await);
+    }
+    let change = Change {
+        event: Event::Verified,
+        at: now,
+        actor: Actor::Requester,
+        reason: None,
+        consume_token: Some(presented),
+    };
+    match deps.store.transition(&record, change).await {
+        Ok(verified) => {
+            tracing::info!(request_id = %id, "request verified");
+            Ok(verified)
+        }
+        // Someone else used this token (or closed the request) first.
+        Err(StoreError::Conflict) => Err(VerifyError::Failed),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Counts the try; the try that reaches the limit closes the request.
+async fn wrong_attempt<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, mut record: RequestRecord) -> VerifyError {
+    let attempts = match deps.store.count_wrong_attempt(record.id).await {
+        Ok(Some(n)) => n,
+        Ok(None) => return VerifyError::Failed,
+        Err(err) => return err.into(),
+    };
+    tracing::info!(request_id = %record.id, attempts, "wrong verification token");
+    if attempts < deps.config.verification.max_wrong_attempts {
+        return VerifyError::Failed;
+    }
+    for _ in 0..MAX_LOCK_RETRIES {
+        let change = Change {
+            event: Event::Expired,
+            at: deps.clock.now(),
+            actor: Actor::System,
+            reason: Some(LOCKED_REASON.to_owned()),
+            consume_token: None,
+        };
+        match deps.store.transition(&record, change).await {
+            Ok(_) => {
+                tracing::warn!(request_id = %record.id, "request locked after too many wrong tokens");
+                return VerifyError::Locked;
+            }
+            Err(StoreError::Conflict) => match deps.store.get(record.id).await {
+                Ok(Some(fresh)) if fresh.status == Status::PendingVerification => record = fresh,
+                // Verified or closed by someone else meanwhile: this try simply failed.
+                Ok(_) => return VerifyError::Failed,
+                Err(err) => return err.into(),
+            },
+            Err(err) => return err.into(),
+        }
+    }
+    VerifyError::Failed
+}

@@ -1,0 +1,9 @@
+use lambda_http::{Error, run, service_fn};
+use privacy_shared::AwsDeps;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let verifier = verify::Verifier::new(AwsDeps::from_env().await?);
+    run(service_fn(|request| verify::handle(&verifier, request))).await
+}

@@ -1,0 +1,238 @@
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc, Weekday};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+use super::Regime;
+
+/// Business days and the one time zone every legal clock is counted in.
+#[derive(Clone, Debug)]
+pub struct BusinessCalendar {
+    zone: Tz,
+    holidays: BTreeSet<NaiveDate>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CalendarError {
+    #[error("unknown time zone {0:?}")]
+    UnknownZone(String),
+    #[error("holiday {0:?} is not a YYYY-MM-DD date")]
+    BadHoliday(String),
+}
+
+/// The dates a request must meet, fixed at receipt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadlines {
+    /// The day of receipt in the business time zone.
+    pub received_on: NaiveDate,
+    /// The last day to answer (inclusive).
+    pub due_on: NaiveDate,
+    /// The last day to confirm receipt, where the law sets one (CCPA: 10 business days).
+    pub acknowledge_by: Option<NaiveDate>,
+}
+
+impl BusinessCalendar {
+    pub fn new(zone: Tz, holidays: impl IntoIterator<Item = NaiveDate>) -> BusinessCalendar {
+        BusinessCalendar {
+            zone,
+            holidays: holidays.into_iter().collect(),
+        }
+    }
+
+    /// From configuration text: an IANA zone name and comma-separated ISO dates.
+    pub fn parse(zone: &str, holidays: &str) -> Result<BusinessCalendar, CalendarError> {
+        let zone: Tz = zone.parse().map_err(|_| CalendarError::UnknownZone(zone.to_owned()))?;
+        let holidays = holidays
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| CalendarError::BadHoliday(s.to_owned())))
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        Ok(BusinessCalendar { zone, holidays })
+    }
+
+    pub fn zone(&self) -> Tz {
+        self.zone
+    }
+
+    pub fn local_date(&self, at: DateTime<Utc>) -> NaiveDate {
+        at.with_timezone(&self.zone).date_naive()
+    }
+
+    pub fn is_business_day(&self, day: NaiveDate) -> bool {
+        !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) && !self.holidays.contains(&day)
+    }
+
+    /// `day` itself if it is a business day, else the next one.
+    pub fn on_or_next_business_day(&self, mut day: NaiveDate) -> NaiveDate {
+        while !self.is_business_day(day) {
+            day = day + Days::new(1);
+        }
+        day
+    }
+
+    /// The `n`th business day after `day` (the day itself does not count).
+    pub fn add_business_days(&self, mut day: NaiveDate, n: u32) -> NaiveDate {
+        let mut left = n;
+        while left > 0 {
+            day = day + Days::new(1);
+            if self.is_business_day(day) {
+                left -= 1;
+            }
+        }
+        day
+    }
+
+    /// The clocks of the brief: GDPR one month (same day number, else the month's last day,
+    /// then rolled to a working day); CCPA and elsewhere 45 calendar days, and for CCPA a
+    /// confirmation of receipt within 10 business days.
+    pub fn deadlines(&self, regime: Regime, received_at: DateTime<Utc>) -> Deadlines {
+        let received_on = self.local_date(received_at);
+        match regime {
+            Regime::Gdpr => Deadlines {
+                received_on,
+                due_on: self.on_or_next_business_day(add_one_month(received_on)),
+                acknowledge_by: None,
+            },
+            Regime::Ccpa | Regime::Other => Deadlines {
+                received_on,
+                due_on: received_on + Days::new(45),
+                acknowledge_by: Some(self.add_business_days(received_on, 10)),
+            },
+        }
+    }
+}
+
+/// Same day number next month; where that month is shorter, its last day. chrono clamps the
+/// same way, and never fails within its range.
+fn add_one_month(day: NaiveDate) -> NaiveDate {
+    day.checked_add_months(Months::new(1)).unwrap_or(NaiveDate::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn amsterdam(holidays: &str) -> BusinessCalendar {
+        BusinessCalendar::parse("Europe/Amsterdam", holidays).unwrap()
+    }
+
+    /// Noon in Amsterdam on the given date, as UTC.
+    fn noon(s: &str) -> DateTime<Utc> {
+        chrono_tz::Europe::Amsterdam
+            .from_local_datetime(&d(s).and_hms_opt(12, 0, 0).unwrap())
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn gdpr_due(received: &str, cal: &BusinessCalendar) -> NaiveDate {
+        cal.deadlines(Regime::Gdpr, noon(received)).due_on
+    }
+
+    #[test]
+    fn gdpr_month_ends_on_the_same_day_number_next_month() {
+        // 2026-03-05 is a Thursday; 2026-04-05 is a Sunday -> Monday 6th (without holidays).
+        let cal = amsterdam("");
+        assert_eq!(gdpr_due("2026-03-04", &cal), d("2026-04-06")); // Apr 4 is Saturday
+        assert_eq!(gdpr_due("2026-06-10", &cal), d("2026-07-10")); // Friday, stays
+    }
+
+    #[test]
+    fn gdpr_january_31_ends_on_the_last_day_of_february() {
+        let cal = amsterdam("");
+        // 2027-02-28 is a Sunday -> Monday March 1st.
+        assert_eq!(gdpr_due("2027-01-31", &cal), d("2027-03-01"));
+        // 2029-02-28 is a Wednesday: the clamp alone.
+        assert_eq!(gdpr_due("2029-01-31", &cal), d("2029-02-28"));
+    }
+
+    #[test]
+    fn gdpr_january_31_in_a_leap_year_ends_on_february_29() {
+        let cal = amsterdam("");
+        // 2028 is a leap year; Feb 29 2028 is a Tuesday.
+        assert_eq!(gdpr_due("2028-01-31", &cal), d("2028-02-29"));
+        assert_eq!(gdpr_due("2028-01-29", &cal), d("2028-02-29"));
+        // Feb 29 -> Mar 29 (Thursday).
+        assert_eq!(gdpr_due("2028-02-29", &cal), d("2028-03-29"));
+    }
+
+    #[test]
+    fn gdpr_other_month_ends_clamp_too() {
+        let cal = amsterdam("");
+        // Mar 31 -> Apr 30 2026 (Thursday); Aug 31 -> Sep 30 2026 (Wednesday).
+        assert_eq!(gdpr_due("2026-03-31", &cal), d("2026-04-30"));
+        assert_eq!(gdpr_due("2026-08-31", &cal), d("2026-09-30"));
+        // Dec 31 -> Jan 31 2027 is a Sunday -> Feb 1.
+        assert_eq!(gdpr_due("2026-12-31", &cal), d("2027-02-01"));
+    }
+
+    #[test]
+    fn gdpr_end_on_a_holiday_rolls_past_it_and_the_weekend() {
+        // 2026-12-25 (Friday) and 12-28 (Monday) holidays: Nov 25 -> Dec 25 -> Dec 29.
+        let cal = amsterdam("2026-12-25, 2026-12-28");
+        assert_eq!(gdpr_due("2026-11-25", &cal), d("2026-12-29"));
+    }
+
+    #[test]
+    fn receipt_day_is_taken_in_the_business_time_zone() {
+        let cal = amsterdam("");
+        // 23:30 UTC on Jan 30 is already Jan 31 in Amsterdam.
+        let late = Utc.with_ymd_and_hms(2029, 1, 30, 23, 30, 0).unwrap();
+        let dl = cal.deadlines(Regime::Gdpr, late);
+        assert_eq!(dl.received_on, d("2029-01-31"));
+        assert_eq!(dl.due_on, d("2029-02-28"));
+        // In Los Angeles the same instant is still Jan 30.
+        let la = BusinessCalendar::parse("America/Los_Angeles", "").unwrap();
+        assert_eq!(la.deadlines(Regime::Gdpr, late).received_on, d("2029-01-30"));
+    }
+
+    #[test]
+    fn ccpa_answers_in_45_calendar_days_and_confirms_in_10_business_days() {
+        let cal = amsterdam("");
+        // Received Friday 2026-11-27.
+        let dl = cal.deadlines(Regime::Ccpa, noon("2026-11-27"));
+        assert_eq!(dl.due_on, d("2027-01-11"));
+        // 10 business days after Fri Nov 27: Dec 11 (Fri).
+        assert_eq!(dl.acknowledge_by, Some(d("2026-12-11")));
+    }
+
+    #[test]
+    fn ccpa_business_days_skip_configured_holidays() {
+        let cal = amsterdam("2026-12-25, 2026-12-28");
+        // From Fri Dec 18: 21,22,23,24,(25 hol),(26,27 weekend),(28 hol),29,30,31, Jan 1, 4, 5 -> Jan 5.
+        let dl = cal.deadlines(Regime::Ccpa, noon("2026-12-18"));
+        assert_eq!(dl.acknowledge_by, Some(d("2027-01-05")));
+        // The 45 days are calendar days: holidays do not move them.
+        assert_eq!(dl.due_on, d("2027-02-01"));
+    }
+
+    #[test]
+    fn elsewhere_uses_45_days() {
+        let cal = amsterdam("");
+        let dl = cal.deadlines(Regime::Other, noon("2028-02-14"));
+        assert_eq!(dl.due_on, d("2028-03-30")); // leap year: Feb has 29 days
+    }
+
+    #[test]
+    fn gdpr_sets_no_separate_acknowledgement_date() {
+        let cal = amsterdam("");
+        assert_eq!(cal.deadlines(Regime::Gdpr, noon("2026-05-05")).acknowledge_by, None);
+    }
+
+    #[test]
+    fn bad_configuration_is_named() {
+        assert_eq!(
+            BusinessCalendar::parse("Mars/Olympus", "").unwrap_err(),
+            CalendarError::UnknownZone("Mars/Olympus".into())
+        );
+        assert_eq!(
+            BusinessCalendar::parse("UTC", "2026-12-25,25-12-2026").unwrap_err(),
+            CalendarError::BadHoliday("25-12-2026".into())
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! The domain: parsed at the edge, private fields, no AWS types.
+
+mod calendar;
+mod email;
+mod kind;
+mod language;
+mod region;
+mod request;
+mod status;
+mod token;
+
+pub use calendar::{BusinessCalendar, CalendarError, Deadlines};
+pub use email::{EmailAddress, EmailError, SubjectKey};
+pub use kind::RequestKind;
+pub use language::Language;
+pub use region::{Regime, Region, RegionError};
+pub use request::{Actor, AuditEvent, RequestId, RequestRecord};
+pub use status::{Event, Status, TransitionError};
+pub use token::{TokenHash, VerificationToken};
+
+/// True when `text` holds a character that must never reach a mail header, a log line or a
+/// stored field: CR, LF, NUL and every other control character.
+pub fn has_control_chars(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}

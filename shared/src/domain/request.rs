@@ -1,0 +1,143 @@
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use super::{EmailAddress, Event, Language, Regime, Region, RequestKind, Status};
+
+/// A request's public identifier: a random UUID, so ids cannot be guessed or enumerated.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RequestId(uuid::Uuid);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a request id")]
+pub struct BadRequestId;
+
+impl RequestId {
+    pub fn generate() -> RequestId {
+        RequestId(uuid::Uuid::new_v4())
+    }
+
+    /// Only the canonical lower-case hyphenated form, the one we hand out.
+    pub fn parse(input: &str) -> Result<RequestId, BadRequestId> {
+        let id = uuid::Uuid::try_parse(input).map_err(|_| BadRequestId)?;
+        let canonical = id.hyphenated().to_string();
+        if canonical == input { Ok(RequestId(id)) } else { Err(BadRequestId) }
+    }
+}
+
+impl FromStr for RequestId {
+    type Err = BadRequestId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RequestId::parse(s)
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestId({self})")
+    }
+}
+
+impl TryFrom<String> for RequestId {
+    type Error = BadRequestId;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        RequestId::parse(&value)
+    }
+}
+
+impl From<RequestId> for String {
+    fn from(id: RequestId) -> String {
+        id.to_string()
+    }
+}
+
+/// Who caused an event. Staff are named by their principal, never by a requester's data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "id")]
+pub enum Actor {
+    Requester,
+    System,
+    Staff(String),
+}
+
+/// One line of a request's audit trail: what happened, when, by whom, and why. It holds no
+/// personal data, so it can outlive an erasure as proof the request was honoured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub request_id: RequestId,
+    /// The request's version after this event; 1 for the submission.
+    pub version: u32,
+    pub event: Event,
+    pub from: Option<Status>,
+    pub to: Status,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub reason: Option<String>,
+}
+
+/// A request as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub id: RequestId,
+    pub status: Status,
+    pub version: u32,
+    pub kind: RequestKind,
+    pub region: Region,
+    pub regime: Regime,
+    pub language: Language,
+    pub email: EmailAddress,
+    pub name: Option<String>,
+    pub details: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub received_on: NaiveDate,
+    pub due_on: NaiveDate,
+    pub acknowledge_by: Option<NaiveDate>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub closed_reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_random_uuids_in_canonical_form() {
+        let a = RequestId::generate();
+        assert_ne!(a, RequestId::generate());
+        assert_eq!(RequestId::parse(&a.to_string()), Ok(a));
+        assert_eq!(a.to_string().len(), 36);
+    }
+
+    #[test]
+    fn request_id_parse_refuses_other_spellings() {
+        let a = RequestId::generate().to_string();
+        for bad in [
+            a.to_uppercase(),
+            a.replace('-', ""),
+            format!("{{{a}}}"),
+            format!("{a} "),
+            "../etc/passwd".to_owned(),
+            String::new(),
+        ] {
+            assert!(RequestId::parse(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn actor_serialises_with_a_type_tag() {
+        assert_eq!(serde_json::to_value(Actor::Requester).unwrap(), serde_json::json!({"type": "requester"}));
+        assert_eq!(
+            serde_json::to_value(Actor::Staff("arn:aws:iam::1:user/p".into())).unwrap(),
+            serde_json::json!({"type": "staff", "id": "arn:aws:iam::1:user/p"})
+        );
+    }
+}

@@ -1,0 +1,192 @@
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where a request is in its life. Extensions change the due date, never the status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    PendingVerification,
+    Verified,
+    InProgress,
+    Completed,
+    /// Never verified (timed out, or locked after too many wrong tokens).
+    Expired,
+    /// Refused, with a reason and the right to complain.
+    Denied,
+    /// Belongs to an enterprise-managed account: the requester is sent to its administrator.
+    Referred,
+    /// Limit reached or manifestly unfounded, with a reason.
+    Rejected,
+}
+
+/// Everything that can happen to a request. Each is recorded as one audit event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    Submitted,
+    Verified,
+    WorkStarted,
+    Completed,
+    Expired,
+    Denied,
+    Referred,
+    Rejected,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a request that is {from} cannot be {event}")]
+pub struct TransitionError {
+    pub from: Status,
+    pub event: Event,
+}
+
+impl Status {
+    pub const ALL: [Status; 8] = [
+        Status::PendingVerification,
+        Status::Verified,
+        Status::InProgress,
+        Status::Completed,
+        Status::Expired,
+        Status::Denied,
+        Status::Referred,
+        Status::Rejected,
+    ];
+
+    /// The whole state machine. `Submitted` is not here: it creates a request, it does not move one.
+    pub fn apply(self, event: Event) -> Result<Status, TransitionError> {
+        use Event as E;
+        use Status as S;
+        match (self, event) {
+            (S::PendingVerification, E::Verified) => Ok(S::Verified),
+            (S::PendingVerification, E::Expired) => Ok(S::Expired),
+            (S::Verified, E::WorkStarted) => Ok(S::InProgress),
+            (S::Verified | S::InProgress, E::Denied) => Ok(S::Denied),
+            (S::Verified, E::Referred) => Ok(S::Referred),
+            (S::Verified, E::Rejected) => Ok(S::Rejected),
+            (S::InProgress, E::Completed) => Ok(S::Completed),
+            (from, event) => Err(TransitionError { from, event }),
+        }
+    }
+
+    /// Open requests have a clock running; closed ones leave the due-date index.
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::PendingVerification | Status::Verified | Status::InProgress)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::PendingVerification => "pending_verification",
+            Status::Verified => "verified",
+            Status::InProgress => "in_progress",
+            Status::Completed => "completed",
+            Status::Expired => "expired",
+            Status::Denied => "denied",
+            Status::Referred => "referred",
+            Status::Rejected => "rejected",
+        }
+    }
+}
+
+impl Event {
+    pub const ALL: [Event; 8] = [
+        Event::Submitted,
+        Event::Verified,
+        Event::WorkStarted,
+        Event::Completed,
+        Event::Expired,
+        Event::Denied,
+        Event::Referred,
+        Event::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Submitted => "submitted",
+            Event::Verified => "verified",
+            Event::WorkStarted => "work_started",
+            Event::Completed => "completed",
+            Event::Expired => "expired",
+            Event::Denied => "denied",
+            Event::Referred => "referred",
+            Event::Rejected => "rejected",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Event as E;
+    use Status as S;
+
+    /// The brief's state machine, written out as the list of allowed moves.
+    const ALLOWED: &[(Status, Event, Status)] = &[
+        (S::PendingVerification, E::Verified, S::Verified),
+        (S::PendingVerification, E::Expired, S::Expired),
+        (S::Verified, E::WorkStarted, S::InProgress),
+        (S::Verified, E::Denied, S::Denied),
+        (S::Verified, E::Referred, S::Referred),
+        (S::Verified, E::Rejected, S::Rejected),
+        (S::InProgress, E::Completed, S::Completed),
+        (S::InProgress, E::Denied, S::Denied),
+    ];
+
+    #[test]
+    fn every_allowed_transition_reaches_its_target() {
+        for &(from, event, to) in ALLOWED {
+            assert_eq!(from.apply(event), Ok(to), "{from} --{event}-->");
+        }
+    }
+
+    #[test]
+    fn every_other_pair_of_status_and_event_is_refused() {
+        let mut refused = 0;
+        for from in Status::ALL {
+            for event in Event::ALL {
+                if ALLOWED.iter().any(|&(f, e, _)| f == from && e == event) {
+                    continue;
+                }
+                assert_eq!(from.apply(event), Err(TransitionError { from, event }), "{from} --{event}-->");
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, Status::ALL.len() * Event::ALL.len() - ALLOWED.len());
+    }
+
+    #[test]
+    fn closed_statuses_accept_no_event_at_all() {
+        for from in Status::ALL.into_iter().filter(|s| !s.is_open()) {
+            for event in Event::ALL {
+                assert!(from.apply(event).is_err(), "{from} --{event}-->");
+            }
+        }
+    }
+
+    #[test]
+    fn only_pending_verified_and_in_progress_are_open() {
+        let open: Vec<_> = Status::ALL.into_iter().filter(|s| s.is_open()).collect();
+        assert_eq!(open, vec![S::PendingVerification, S::Verified, S::InProgress]);
+    }
+
+    #[test]
+    fn wire_names_match_serde() {
+        for s in Status::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for e in Event::ALL {
+            assert_eq!(serde_json::to_value(e).unwrap(), e.as_str());
+        }
+    }
+}

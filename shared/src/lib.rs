@@ -1,0 +1,14 @@
+//! What every function shares: the domain (plain Rust, no AWS types), the clock, the
+//! configuration, the HTTP edge helpers, and the narrow ports with their one AWS implementation.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod deps;
+pub mod domain;
+pub mod mail;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Config, ConfigError};
+pub use deps::{AwsDeps, Deps};

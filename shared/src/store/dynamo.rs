@@ -1,0 +1,539 @@
+//! The request store on one DynamoDB table. Layout (pk / sk):
+//!
+//! | item                | pk                | sk                      |
+//! |---------------------|-------------------|-------------------------|
+//! | request             | `REQ#<id>`        | `META`                  |
+//! | audit event         | `REQ#<id>`        | `AUDIT#<version:06>`    |
+//! | verification secret | `REQ#<id>`        | `VERIFY`                |
+//! | open-request marker | `SUBJ#<subject>`  | `OPEN#<kind>`           |
+//! | mail rate window    | `SUBJ#<subject>`  | `RATE#verification`     |
+//!
+//! Open requests carry `due_pk`/`due_sk`, the keys of the sparse `by_due_date` index; closing a
+//! request removes them, so the index only ever holds open requests.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+use super::{Change, Created, RequestStore, StoreError, Verification};
+use crate::domain::{
+    AuditEvent, EmailAddress, Event, Language, Regime, Region, RequestId, RequestKind, RequestRecord, Status,
+    SubjectKey, TokenHash,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+pub const DUE_INDEX: &str = "by_due_date";
+const OPEN_PARTITION: &str = "OPEN";
+const MAX_SLOT_RETRIES: usize = 4;
+
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RequestItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    request_id: RequestId,
+    status: Status,
+    version: u32,
+    kind: RequestKind,
+    region: Region,
+    regime: Regime,
+    language: Language,
+    email: EmailAddress,
+    subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    details: Option<String>,
+    received_at: DateTime<Utc>,
+    received_on: NaiveDate,
+    due_on: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    acknowledge_by: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    verified_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    closed_reason: Option<String>,
+    updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    due_pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    due_sk: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AuditItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    #[serde(flatten)]
+    event: AuditEvent,
+}
+
+#[derive(Serialize, Deserialize)]
+struct VerificationItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    token_hash: String,
+    expires_at: DateTime<Utc>,
+    wrong_attempts: u32,
+    /// DynamoDB TTL (epoch seconds): the secret is swept even if nothing else deletes it.
+    ttl: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MarkerItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    request_id: RequestId,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RateItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    /// Epoch seconds of the mails sent inside the window.
+    sent: Vec<i64>,
+    rev: u64,
+    ttl: i64,
+}
+
+fn request_pk(id: RequestId) -> String {
+    format!("REQ#{id}")
+}
+
+fn subject_pk(subject: &SubjectKey) -> String {
+    format!("SUBJ#{}", subject.as_str())
+}
+
+fn audit_sk(version: u32) -> String {
+    format!("AUDIT#{version:06}")
+}
+
+fn open_sk(kind: RequestKind) -> String {
+    format!("OPEN#{kind}")
+}
+
+const META: &str = "META";
+const VERIFY: &str = "VERIFY";
+const RATE_VERIFICATION: &str = "RATE#verification";
+
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk)),
+        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|_| StoreError::Corrupt(std::any::type_name::<T>().to_owned()))
+}
+
+/// Keeps the operation and the service's error code; drops the message.
+fn aws_error<E: ProvideErrorMetadata, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> StoreError {
+    move |err| {
+        let code = match &err {
+            SdkError::ServiceError(service) => service.err().code().unwrap_or("unknown_service_error").to_owned(),
+            SdkError::TimeoutError(_) => "timeout".to_owned(),
+            SdkError::DispatchFailure(_) => "dispatch_failure".to_owned(),
+            SdkError::ResponseError(_) => "response_error".to_owned(),
+            SdkError::ConstructionFailure(_) => "construction_failure".to_owned(),
+            _ => "unknown".to_owned(),
+        };
+        StoreError::Aws { operation, code }
+    }
+}
+
+fn build_error(operation: &'static str) -> impl FnOnce(aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    move |_| StoreError::Aws { operation, code: "build_error".to_owned() }
+}
+
+fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    matches!(
+        err.as_service_error().and_then(|e| e.code()),
+        Some("ConditionalCheckFailedException" | "TransactionCanceledException")
+    )
+}
+
+impl RequestItem {
+    fn from_record(r: &RequestRecord) -> RequestItem {
+        RequestItem {
+            pk: request_pk(r.id),
+            sk: META.to_owned(),
+            entity: "request".to_owned(),
+            request_id: r.id,
+            status: r.status,
+            version: r.version,
+            kind: r.kind,
+            region: r.region.clone(),
+            regime: r.regime,
+            language: r.language,
+            email: r.email.clone(),
+            subject: r.email.subject_key().as_str().to_owned(),
+            name: r.name.clone(),
+            details: r.details.clone(),
+            received_at: r.received_at,
+            received_on: r.received_on,
+            due_on: r.due_on,
+            acknowledge_by: r.acknowledge_by,
+            verified_at: r.verified_at,
+            closed_reason: r.closed_reason.clone(),
+            updated_at: r.updated_at,
+            due_pk: r.status.is_open().then(|| OPEN_PARTITION.to_owned()),
+            due_sk: r.status.is_open().then(|| format!("{}#{}", r.due_on, r.id)),
+        }
+    }
+
+    fn into_record(self) -> RequestRecord {
+        RequestRecord {
+            id: self.request_id,
+            status: self.status,
+            version: self.version,
+            kind: self.kind,
+            region: self.region,
+            regime: self.regime,
+            language: self.language,
+            email: self.email,
+            name: self.name,
+            details: self.details,
+            received_at: self.received_at,
+            received_on: self.received_on,
+            due_on: self.due_on,
+            acknowledge_by: self.acknowledge_by,
+            verified_at: self.verified_at,
+            closed_reason: self.closed_reason,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+fn verification_item(id: RequestId, v: &Verification) -> VerificationItem {
+    VerificationItem {
+        pk: request_pk(id),
+        sk: VERIFY.to_owned(),
+        entity: "verification".to_owned(),
+        token_hash: v.token_hash.to_hex(),
+        expires_at: v.expires_at,
+        wrong_attempts: v.wrong_attempts,
+        ttl: v.expires_at.timestamp(),
+    }
+}
+
+fn audit_item(event: AuditEvent) -> AuditItem {
+    AuditItem {
+        pk: request_pk(event.request_id),
+        sk: audit_sk(event.version),
+        entity: "audit".to_owned(),
+        event,
+    }
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
+        DynamoStore { client, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error("TransactWriteItems"))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn get_item<T: DeserializeOwned>(&self, pk: String, sk: &str) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(aws_error("GetItem"))?;
+        out.item.map(from_item).transpose()
+    }
+}
+
+impl RequestStore for DynamoStore {
+    async fn create(&self, request: &RequestRecord, verification: &Verification) -> Result<Created, StoreError> {
+        let subject = request.email.subject_key();
+        let submitted = AuditEvent {
+            request_id: request.id,
+            version: request.version,
+            event: Event::Submitted,
+            from: None,
+            to: request.status,
+            at: request.received_at,
+            actor: crate::domain::Actor::Requester,
+            reason: None,
+        };
+        let marker = MarkerItem {
+            pk: subject_pk(&subject),
+            sk: open_sk(request.kind),
+            entity: "open_marker".to_owned(),
+            request_id: request.id,
+        };
+        let items = vec![
+            self.put_new(to_item(&RequestItem::from_record(request))?)?,
+            self.put_new(to_item(&audit_item(submitted))?)?,
+            self.put_new(to_item(&marker)?)?,
+            self.put_new(to_item(&verification_item(request.id, verification))?)?,
+        ];
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(Created::New),
+            Err(err) if is_condition_failure(&err) => match self.open_request(&subject, request.kind).await? {
+                Some(existing) => Ok(Created::AlreadyOpen(existing)),
+                None => Err(StoreError::Conflict),
+            },
+            Err(err) => Err(aws_error("TransactWriteItems")(err)),
+        }
+    }
+
+    async fn get(&self, id: RequestId) -> Result<Option<RequestRecord>, StoreError> {
+        Ok(self.get_item::<RequestItem>(request_pk(id), META).await?.map(RequestItem::into_record))
+    }
+
+    async fn open_request(&self, subject: &SubjectKey, kind: RequestKind) -> Result<Option<RequestId>, StoreError> {
+        Ok(self.get_item::<MarkerItem>(subject_pk(subject), &open_sk(kind)).await?.map(|m| m.request_id))
+    }
+
+    async fn verification(&self, id: RequestId) -> Result<Option<Verification>, StoreError> {
+        let Some(item) = self.get_item::<VerificationItem>(request_pk(id), VERIFY).await? else {
+            return Ok(None);
+        };
+        let token_hash = TokenHash::from_hex(&item.token_hash).ok_or_else(|| StoreError::Corrupt("token_hash".into()))?;
+        Ok(Some(Verification { token_hash, expires_at: item.expires_at, wrong_attempts: item.wrong_attempts }))
+    }
+
+    async fn replace_verification(&self, id: RequestId, v: &Verification) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(request_pk(id), VERIFY)))
+            .update_expression("SET token_hash = :h, expires_at = :e, wrong_attempts = :zero, #ttl = :ttl")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":h", s(v.token_hash.to_hex()))
+            .expression_attribute_values(":e", s(v.expires_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":ttl", n(v.expires_at.timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(aws_error("UpdateItem")(err)),
+        }
+    }
+
+    async fn count_wrong_attempt(&self, id: RequestId) -> Result<Option<u32>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(request_pk(id), VERIFY)))
+            .update_expression("ADD wrong_attempts :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let count = out
+                    .attributes
+                    .and_then(|mut a| a.remove("wrong_attempts"))
+                    .and_then(|v| v.as_n().ok().and_then(|n| n.parse::<u32>().ok()))
+                    .ok_or_else(|| StoreError::Corrupt("wrong_attempts".into()))?;
+                Ok(Some(count))
+            }
+            Err(err) if is_condition_failure(&err) => Ok(None),
+            Err(err) => Err(aws_error("UpdateItem")(err)),
+        }
+    }
+
+    async fn transition(&self, current: &RequestRecord, change: Change) -> Result<RequestRecord, StoreError> {
+        let to = current.status.apply(change.event)?;
+        let next_version = current.version + 1;
+        let closing = !to.is_open();
+
+        let mut updated = current.clone();
+        updated.status = to;
+        updated.version = next_version;
+        updated.updated_at = change.at;
+
+        let mut sets = vec!["#status = :to", "#version = :next", "updated_at = :at"];
+        let mut values: Item = HashMap::from([
+            (":to".to_owned(), s(to.as_str())),
+            (":next".to_owned(), n(next_version)),
+            (":at".to_owned(), s(change.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))),
+            (":from".to_owned(), s(current.status.as_str())),
+            (":v".to_owned(), n(current.version)),
+        ]);
+        if change.event == Event::Verified {
+            sets.push("verified_at = :at");
+            updated.verified_at = Some(change.at);
+        }
+        if let (true, Some(reason)) = (closing, &change.reason) {
+            sets.push("closed_reason = :reason");
+            values.insert(":reason".to_owned(), s(reason.clone()));
+            updated.closed_reason = Some(reason.clone());
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if closing {
+            expression.push_str(" REMOVE due_pk, due_sk");
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(request_pk(current.id), META)))
+            .update_expression(expression)
+            .condition_expression("#status = :from AND #version = :v")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#version", "version")
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error("TransactWriteItems"))?;
+
+        let audit = AuditEvent {
+            request_id: current.id,
+            version: next_version,
+            event: change.event,
+            from: Some(current.status),
+            to,
+            at: change.at,
+            actor: change.actor,
+            reason: change.reason,
+        };
+        let mut items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.put_new(to_item(&audit_item(audit))?)?,
+        ];
+        // Verification data is kept only while it can still be used.
+        if change.consume_token.is_some() || closing {
+            let mut delete = Delete::builder().table_name(&self.table).set_key(Some(key(request_pk(current.id), VERIFY)));
+            if let Some(hash) = &change.consume_token {
+                delete = delete
+                    .condition_expression("token_hash = :h")
+                    .expression_attribute_values(":h", s(hash.to_hex()));
+            }
+            items.push(TransactWriteItem::builder().delete(delete.build().map_err(build_error("TransactWriteItems"))?).build());
+        }
+        if closing {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(subject_pk(&current.email.subject_key()), &open_sk(current.kind))))
+                .condition_expression("attribute_not_exists(pk) OR request_id = :id")
+                .expression_attribute_values(":id", s(current.id.to_string()))
+                .build()
+                .map_err(build_error("TransactWriteItems"))?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(updated),
+            Err(err) if is_condition_failure(&err) => Err(StoreError::Conflict),
+            Err(err) => Err(aws_error("TransactWriteItems")(err)),
+        }
+    }
+
+    async fn audit_trail(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut events = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(request_pk(id)))
+                .expression_attribute_values(":prefix", s("AUDIT#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(aws_error("Query"))?;
+            for item in out.items.unwrap_or_default() {
+                events.push(from_item::<AuditItem>(item)?.event);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(events)
+    }
+
+    async fn take_mail_slot(
+        &self,
+        subject: &SubjectKey,
+        now: DateTime<Utc>,
+        limit: u32,
+        window: Duration,
+    ) -> Result<bool, StoreError> {
+        let pk = subject_pk(subject);
+        for _ in 0..MAX_SLOT_RETRIES {
+            let existing = self.get_item::<RateItem>(pk.clone(), RATE_VERIFICATION).await?;
+            let since = (now - window).timestamp();
+            let (mut sent, rev) = match &existing {
+                Some(item) => (item.sent.iter().copied().filter(|t| *t > since).collect::<Vec<_>>(), Some(item.rev)),
+                None => (Vec::new(), None),
+            };
+            if sent.len() >= limit as usize {
+                return Ok(false);
+            }
+            sent.push(now.timestamp());
+            let item = RateItem {
+                pk: pk.clone(),
+                sk: RATE_VERIFICATION.to_owned(),
+                entity: "mail_rate".to_owned(),
+                sent,
+                rev: rev.map_or(1, |r| r + 1),
+                ttl: (now + window).timestamp(),
+            };
+            let mut put = self.client.put_item().table_name(&self.table).set_item(Some(to_item(&item)?));
+            put = match rev {
+                Some(r) => put.condition_expression("rev = :rev").expression_attribute_values(":rev", n(r)),
+                None => put.condition_expression("attribute_not_exists(pk)"),
+            };
+            match put.send().await {
+                Ok(_) => return Ok(true),
+                Err(err) if is_condition_failure(&err) => continue,
+                Err(err) => return Err(aws_error("PutItem")(err)),
+            }
+        }
+        // Persistent contention on one address looks like a flood: fail closed, send nothing.
+        Ok(false)
+    }
+}

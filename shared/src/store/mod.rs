@@ -1,0 +1,106 @@
+//! The request store port: everything the functions need from the table, and nothing more.
+//! Its one implementation is DynamoDB ([`DynamoStore`]).
+
+mod dynamo;
+
+use chrono::{DateTime, Duration, Utc};
+use std::future::Future;
+
+use crate::domain::{
+    Actor, AuditEvent, Event, RequestId, RequestKind, RequestRecord, SubjectKey, TokenHash, TransitionError,
+};
+
+pub use dynamo::{DUE_INDEX, DynamoStore};
+
+/// The verification secret of a pending request, as stored: a hash, a deadline, a counter.
+#[derive(Clone, Debug)]
+pub struct Verification {
+    pub token_hash: TokenHash,
+    pub expires_at: DateTime<Utc>,
+    pub wrong_attempts: u32,
+}
+
+/// What creating a request did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    New,
+    /// The same person already has an open request of this kind; nothing was written.
+    AlreadyOpen(RequestId),
+}
+
+/// One state change, as the caller asks for it. The store applies the state machine, writes the
+/// new state and its audit event in one transaction, conditional on the version it was read at.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub event: Event,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub reason: Option<String>,
+    /// Succeeds only if this is still the stored verification hash, which is then deleted:
+    /// that makes a token single-use even under concurrent requests.
+    pub consume_token: Option<TokenHash>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A condition did not hold: someone else changed the item first.
+    #[error("conflicting write")]
+    Conflict,
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// An AWS call failed. Only the operation and the service's error code are kept, never a
+    /// message that could quote stored data.
+    #[error("{operation} failed: {code}")]
+    Aws { operation: &'static str, code: String },
+    #[error("stored item is not readable: {0}")]
+    Corrupt(String),
+}
+
+pub trait RequestStore: Send + Sync {
+    /// Writes the request, its submission audit event, its verification hash and the person's
+    /// open-request marker for this kind, all or nothing.
+    fn create(
+        &self,
+        request: &RequestRecord,
+        verification: &Verification,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
+
+    fn get(&self, id: RequestId) -> impl Future<Output = Result<Option<RequestRecord>, StoreError>> + Send;
+
+    fn open_request(
+        &self,
+        subject: &SubjectKey,
+        kind: RequestKind,
+    ) -> impl Future<Output = Result<Option<RequestId>, StoreError>> + Send;
+
+    fn verification(&self, id: RequestId) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
+
+    /// Replaces the secret of a request still pending verification and resets its counter.
+    /// False when there is nothing to replace (the request was verified or closed meanwhile).
+    fn replace_verification(
+        &self,
+        id: RequestId,
+        verification: &Verification,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Counts one wrong try, atomically; returns the new count, or None if no secret is stored.
+    fn count_wrong_attempt(&self, id: RequestId) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
+
+    fn transition(
+        &self,
+        current: &RequestRecord,
+        change: Change,
+    ) -> impl Future<Output = Result<RequestRecord, StoreError>> + Send;
+
+    fn audit_trail(&self, id: RequestId) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
+
+    /// Takes one of `limit` slots in the sliding `window` for mail to this person. False when
+    /// all are taken: the caller must not send.
+    fn take_mail_slot(
+        &self,
+        subject: &SubjectKey,
+        now: DateTime<Utc>,
+        limit: u32,
+        window: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
