@@ -22,14 +22,22 @@ pub struct Destinations {
 
 impl SentMail {
     pub fn is_to(&self, address: &str) -> bool {
-        self.destinations.to_addresses.iter().any(|a| a.eq_ignore_ascii_case(address))
+        self.destinations
+            .to_addresses
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(address))
     }
 
     /// The body with tags removed and entities decoded: good enough to read in a terminal.
     pub fn plain_text(&self) -> String {
+        let body = match (self.body.find("<head"), self.body.find("</head>")) {
+            (Some(start), Some(end)) => format!("{}{}", &self.body[..start], &self.body[end..]),
+            _ => self.body.clone(),
+        };
+        let body = body.replace("<br>", "\n").replace("</p>", "</p>\n");
         let mut out = String::new();
         let mut in_tag = false;
-        for c in self.body.chars() {
+        for c in body.chars() {
             match c {
                 '<' => in_tag = true,
                 '>' => in_tag = false,
@@ -37,8 +45,18 @@ impl SentMail {
                 _ => {}
             }
         }
-        let decoded = out.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'");
-        decoded.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
+        let decoded = out
+            .replace("&amp;", "&")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'");
+        decoded
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Every `href` in the body, entities decoded.

@@ -2,8 +2,9 @@
 
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 
 use crate::template::{KeyElement, TableSpec};
@@ -22,11 +23,17 @@ fn keys(schema: &[KeyElement]) -> Result<Vec<KeySchemaElement>> {
 
 /// Creates `name` with the template's keys, indexes, stream and TTL. An existing table of that
 /// name is left as it is.
-pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &TableSpec) -> Result<()> {
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    spec: &TableSpec,
+) -> Result<()> {
     let mut request = client
         .create_table()
         .table_name(name)
-        .billing_mode(BillingMode::from(spec.billing_mode.as_deref().unwrap_or("PAY_PER_REQUEST")))
+        .billing_mode(BillingMode::from(
+            spec.billing_mode.as_deref().unwrap_or("PAY_PER_REQUEST"),
+        ))
         .set_key_schema(Some(keys(&spec.key_schema)?));
     for a in &spec.attribute_definitions {
         request = request.attribute_definitions(
@@ -38,9 +45,12 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &
     }
     for index in &spec.global_secondary_indexes {
         let projection = Projection::builder()
-            .projection_type(ProjectionType::from(index.projection.projection_type.as_str()))
+            .projection_type(ProjectionType::from(
+                index.projection.projection_type.as_str(),
+            ))
             .set_non_key_attributes(
-                (!index.projection.non_key_attributes.is_empty()).then(|| index.projection.non_key_attributes.clone()),
+                (!index.projection.non_key_attributes.is_empty())
+                    .then(|| index.projection.non_key_attributes.clone()),
             )
             .build();
         request = request.global_secondary_indexes(
@@ -61,15 +71,28 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &
     }
     match request.send().await {
         Ok(_) => {}
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => return Ok(()),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            return Ok(());
+        }
         Err(err) => return Err(err).with_context(|| format!("creating table {name}")),
     }
-    if let Some(ttl) = spec.time_to_live_specification.as_ref().filter(|t| t.enabled) {
+    if let Some(ttl) = spec
+        .time_to_live_specification
+        .as_ref()
+        .filter(|t| t.enabled)
+    {
         client
             .update_time_to_live()
             .table_name(name)
             .time_to_live_specification(
-                TimeToLiveSpecification::builder().attribute_name(&ttl.attribute_name).enabled(true).build()?,
+                TimeToLiveSpecification::builder()
+                    .attribute_name(&ttl.attribute_name)
+                    .enabled(true)
+                    .build()?,
             )
             .send()
             .await
@@ -80,9 +103,20 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &
 
 /// SES refuses to send from an address that is not a verified identity.
 pub async fn create_mail_identity(client: &aws_sdk_sesv2::Client, address: &str) -> Result<()> {
-    match client.create_email_identity().email_identity(address).send().await {
+    match client
+        .create_email_identity()
+        .email_identity(address)
+        .send()
+        .await
+    {
         Ok(_) => Ok(()),
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_already_exists_exception()) => Ok(()),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_already_exists_exception()) =>
+        {
+            Ok(())
+        }
         Err(err) => Err(err).context("creating the SES identity"),
     }
 }
@@ -90,19 +124,26 @@ pub async fn create_mail_identity(client: &aws_sdk_sesv2::Client, address: &str)
 pub async fn create_bucket(client: &aws_sdk_s3::Client, name: &str) -> Result<()> {
     let mut request = client.create_bucket().bucket(name);
     // Outside us-east-1, S3 wants the region named again.
-    if let Some(region) = client.config().region().map(|r| r.as_ref().to_owned()).filter(|r| r != "us-east-1") {
+    if let Some(region) = client
+        .config()
+        .region()
+        .map(|r| r.as_ref().to_owned())
+        .filter(|r| r != "us-east-1")
+    {
         request = request.create_bucket_configuration(
             aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                    region.as_str(),
+                ))
                 .build(),
         );
     }
     match request.send().await {
         Ok(_) => Ok(()),
         Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()) =>
+            if err.as_service_error().is_some_and(|e| {
+                e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+            }) =>
         {
             Ok(())
         }

@@ -73,12 +73,15 @@ pub struct TableSpec {
 
 impl Template {
     pub fn load(path: &Path) -> Result<Template> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Template::parse(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
     pub fn parse(text: &str) -> Result<Template> {
-        Ok(Template { root: serde_norway::from_str(text)? })
+        Ok(Template {
+            root: serde_norway::from_str(text)?,
+        })
     }
 
     /// The logical ids of the resources of one type, in file order.
@@ -99,7 +102,8 @@ impl Template {
         if resource["Type"].as_str() != Some("AWS::DynamoDB::Table") {
             bail!("{logical_id} is not an AWS::DynamoDB::Table");
         }
-        serde_norway::from_value(resource["Properties"].clone()).with_context(|| format!("{logical_id} properties"))
+        serde_norway::from_value(resource["Properties"].clone())
+            .with_context(|| format!("{logical_id} properties"))
     }
 
     /// The only table of the stack.

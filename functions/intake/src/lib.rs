@@ -9,17 +9,18 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 
+use privacy_shared::Deps;
 use privacy_shared::api::{ApiError, json_response, read_json};
 use privacy_shared::domain::{
-    EmailAddress, EmailError, Language, Region, RequestId, RequestKind, RequestRecord, Status, VerificationToken,
-    has_control_chars,
+    EmailAddress, EmailError, Language, Region, RequestId, RequestKind, RequestRecord, Status,
+    VerificationToken, has_control_chars,
 };
 use privacy_shared::mail::templates::VerificationEmail;
 use privacy_shared::mail::{MailError, Mailer};
 use privacy_shared::store::{Created, RequestStore, StoreError, Verification};
-use privacy_shared::Deps;
 
-const FIELDS: &[&str] = &["email", "kind", "region", "name", "language", "details"];
+/// The body fields `POST /requests` accepts; anything else is refused.
+pub const FIELDS: &[&str] = &["email", "kind", "region", "name", "language", "details"];
 const MAX_NAME_CHARS: usize = 200;
 const MAX_DETAILS_CHARS: usize = 5000;
 
@@ -89,55 +90,98 @@ impl Submission {
             ("details", raw.details.as_ref()),
         ] {
             if value.is_some_and(|v| has_control_chars(v)) {
-                return Err(ApiError::invalid_field(field, "must not contain control characters (such as line breaks)."));
+                return Err(ApiError::invalid_field(
+                    field,
+                    "must not contain control characters (such as line breaks).",
+                ));
             }
         }
         let email = EmailAddress::parse(&raw.email).map_err(|e| match e {
             EmailError::Empty => ApiError::invalid_field("email", "is required."),
-            EmailError::TooLong => ApiError::invalid_field("email", "must be at most 254 characters."),
-            EmailError::Invalid => ApiError::invalid_field("email", "is not a valid email address."),
+            EmailError::TooLong => {
+                ApiError::invalid_field("email", "must be at most 254 characters.")
+            }
+            EmailError::Invalid => {
+                ApiError::invalid_field("email", "is not a valid email address.")
+            }
         })?;
         let kind = raw.kind.parse::<RequestKind>().map_err(|_| {
             let names: Vec<_> = RequestKind::ALL.iter().map(|k| k.as_str()).collect();
             ApiError::invalid_field("kind", &format!("must be one of {}.", names.join(", ")))
         })?;
-        let region = Region::parse(&raw.region)
-            .map_err(|_| ApiError::invalid_field("region", "must be an ISO 3166-1 alpha-2 country code or US-CA."))?;
+        let region = Region::parse(&raw.region).map_err(|_| {
+            ApiError::invalid_field(
+                "region",
+                "must be an ISO 3166-1 alpha-2 country code or US-CA.",
+            )
+        })?;
         let language = match raw.language.as_deref() {
             None => Language::default_for(&region),
-            Some(code) => code.parse().map_err(|_| ApiError::invalid_field("language", "must be en or nl."))?,
+            Some(code) => code
+                .parse()
+                .map_err(|_| ApiError::invalid_field("language", "must be en or nl."))?,
         };
         let name = optional_text(raw.name, "name", MAX_NAME_CHARS)?;
         let details = optional_text(raw.details, "details", MAX_DETAILS_CHARS)?;
-        Ok(Submission { email, kind, region, language, name, details })
+        Ok(Submission {
+            email,
+            kind,
+            region,
+            language,
+            name,
+            details,
+        })
     }
 }
 
-fn optional_text(value: Option<String>, field: &str, max_chars: usize) -> Result<Option<String>, ApiError> {
+fn optional_text(
+    value: Option<String>,
+    field: &str,
+    max_chars: usize,
+) -> Result<Option<String>, ApiError> {
     let Some(text) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     if text.chars().count() > max_chars {
-        return Err(ApiError::invalid_field(field, &format!("must be at most {max_chars} characters.")));
+        return Err(ApiError::invalid_field(
+            field,
+            &format!("must be at most {max_chars} characters."),
+        ));
     }
     Ok(Some(text))
 }
 
-pub async fn handle<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, request: Request) -> Result<Response<Body>, Infallible> {
+pub async fn handle<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    request: Request,
+) -> Result<Response<Body>, Infallible> {
     Ok(match submit(deps, &request).await {
-        Ok(id) => json_response(StatusCode::ACCEPTED, &Accepted { request_id: id, status: Status::PendingVerification }),
+        Ok(id) => json_response(
+            StatusCode::ACCEPTED,
+            &Accepted {
+                request_id: id,
+                status: Status::PendingVerification,
+            },
+        ),
         Err(err) => err.into_response(),
     })
 }
 
-async fn submit<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, request: &Request) -> Result<RequestId, IntakeError> {
+async fn submit<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    request: &Request,
+) -> Result<RequestId, IntakeError> {
     if request.method() != lambda_http::http::Method::POST {
         return Err(ApiError::method_not_allowed().into());
     }
     let submission = Submission::parse(read_json::<RawSubmission>(request, FIELDS)?)?;
     let now = deps.clock.now();
 
-    if let Some(existing) = deps.store.open_request(&submission.email.subject_key(), submission.kind).await? {
+    if let Some(existing) = deps
+        .store
+        .open_request(&submission.email.subject_key(), submission.kind)
+        .await?
+    {
         return resubmitted(deps, existing).await;
     }
 
@@ -163,7 +207,11 @@ async fn submit<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, request: &Request
         updated_at: now,
     };
     let token = VerificationToken::generate();
-    match deps.store.create(&record, &fresh_verification(deps, &token)).await? {
+    match deps
+        .store
+        .create(&record, &fresh_verification(deps, &token))
+        .await?
+    {
         Created::New => {
             tracing::info!(request_id = %record.id, kind = %record.kind, regime = regime.as_str(), "request submitted");
             send_verification(deps, &record, &token).await?;
@@ -176,7 +224,10 @@ async fn submit<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, request: &Request
 /// The same person asked for the same thing again while a request is open: answer with that
 /// request. If it still waits for verification, send a fresh link (the old one stops working),
 /// within the same flood guard as a first email.
-async fn resubmitted<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, id: RequestId) -> Result<RequestId, IntakeError> {
+async fn resubmitted<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    id: RequestId,
+) -> Result<RequestId, IntakeError> {
     tracing::info!(request_id = %id, "repeat of an open request");
     let Some(record) = deps.store.get(id).await? else {
         return Ok(id);
@@ -185,13 +236,20 @@ async fn resubmitted<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, id: RequestI
         return Ok(id);
     }
     let token = VerificationToken::generate();
-    if deps.store.replace_verification(id, &fresh_verification(deps, &token)).await? {
+    if deps
+        .store
+        .replace_verification(id, &fresh_verification(deps, &token))
+        .await?
+    {
         deliver(deps, &record, &token).await?;
     }
     Ok(id)
 }
 
-fn fresh_verification<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, token: &VerificationToken) -> Verification {
+fn fresh_verification<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    token: &VerificationToken,
+) -> Verification {
     Verification {
         token_hash: token.hash(),
         expires_at: deps.clock.now() + deps.config.verification.token_lifetime,
@@ -210,11 +268,19 @@ async fn send_verification<S: RequestStore, M: Mailer>(
     Ok(())
 }
 
-async fn take_mail_slot<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, record: &RequestRecord) -> Result<bool, IntakeError> {
+async fn take_mail_slot<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    record: &RequestRecord,
+) -> Result<bool, IntakeError> {
     let policy = deps.config.verification;
     let granted = deps
         .store
-        .take_mail_slot(&record.email.subject_key(), deps.clock.now(), policy.max_emails_per_window, policy.email_window)
+        .take_mail_slot(
+            &record.email.subject_key(),
+            deps.clock.now(),
+            policy.max_emails_per_window,
+            policy.email_window,
+        )
         .await?;
     if !granted {
         tracing::warn!(request_id = %record.id, "verification email held back: per-address limit reached");
@@ -261,8 +327,18 @@ mod tests {
 
     #[test]
     fn language_defaults_to_dutch_for_nl_and_english_elsewhere() {
-        assert_eq!(Submission::parse(raw("a@b.nl", "access", "NL")).unwrap().language, Language::Nl);
-        assert_eq!(Submission::parse(raw("a@b.de", "access", "DE")).unwrap().language, Language::En);
+        assert_eq!(
+            Submission::parse(raw("a@b.nl", "access", "NL"))
+                .unwrap()
+                .language,
+            Language::Nl
+        );
+        assert_eq!(
+            Submission::parse(raw("a@b.de", "access", "DE"))
+                .unwrap()
+                .language,
+            Language::En
+        );
         let mut explicit = raw("a@b.nl", "access", "NL");
         explicit.language = Some("en".into());
         assert_eq!(Submission::parse(explicit).unwrap().language, Language::En);
@@ -286,7 +362,11 @@ mod tests {
         let err = Submission::parse(raw("not-an-address", "access", "NL")).unwrap_err();
         assert_eq!(err.message, "`email` is not a valid email address.");
         let err = Submission::parse(raw("a@b.nl", "forget-me", "NL")).unwrap_err();
-        assert!(err.message.starts_with("`kind` must be one of access,"), "{}", err.message);
+        assert!(
+            err.message.starts_with("`kind` must be one of access,"),
+            "{}",
+            err.message
+        );
         assert!(!err.message.contains("forget-me"));
     }
 }

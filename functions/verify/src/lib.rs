@@ -81,7 +81,10 @@ pub struct Verifier<S: RequestStore, M: Mailer> {
 
 impl<S: RequestStore, M: Mailer> Verifier<S, M> {
     pub fn new(deps: Deps<S, M>) -> Self {
-        Verifier { deps, page: Page::new() }
+        Verifier {
+            deps,
+            page: Page::new(),
+        }
     }
 }
 
@@ -92,7 +95,13 @@ pub async fn handle<S: RequestStore, M: Mailer>(
     Ok(match *request.method() {
         Method::GET | Method::HEAD => verifier.page.respond(&request),
         Method::POST => match verify(&verifier.deps, &request).await {
-            Ok(record) => json_response(StatusCode::OK, &Verified { request_id: record.id, status: record.status }),
+            Ok(record) => json_response(
+                StatusCode::OK,
+                &Verified {
+                    request_id: record.id,
+                    status: record.status,
+                },
+            ),
             Err(err) => err.into_response(),
         },
         _ => ApiError::method_not_allowed().into_response(),
@@ -102,18 +111,29 @@ pub async fn handle<S: RequestStore, M: Mailer>(
 /// The id from the route's path parameter, or from the path itself where the router does not
 /// pass parameters (the path ends in `/requests/{id}/verify`).
 fn request_id(request: &Request) -> Result<RequestId, ApiError> {
-    let from_params = request.path_parameters_ref().and_then(|p| p.first("id").map(str::to_owned));
+    let from_params = request
+        .path_parameters_ref()
+        .and_then(|p| p.first("id").map(str::to_owned));
     let raw = from_params.or_else(|| {
-        let segments: Vec<&str> = request.uri().path().trim_end_matches('/').split('/').collect();
+        let segments: Vec<&str> = request
+            .uri()
+            .path()
+            .trim_end_matches('/')
+            .split('/')
+            .collect();
         match segments.as_slice() {
             [.., "requests", id, "verify"] => Some((*id).to_owned()),
             _ => None,
         }
     });
-    raw.and_then(|id| RequestId::parse(&id).ok()).ok_or_else(ApiError::not_found)
+    raw.and_then(|id| RequestId::parse(&id).ok())
+        .ok_or_else(ApiError::not_found)
 }
 
-async fn verify<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, request: &Request) -> Result<RequestRecord, VerifyError> {
+async fn verify<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    request: &Request,
+) -> Result<RequestRecord, VerifyError> {
     let id = request_id(request)?;
     let body: TokenBody = read_json(request, &["token"])?;
     let token = VerificationToken::parse(&body.token).ok_or(VerifyError::Failed)?;
@@ -121,10 +141,16 @@ async fn verify<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, request: &Request
     let record = deps.store.get(id).await?.ok_or(VerifyError::Failed)?;
     match record.status {
         Status::PendingVerification => {}
-        Status::Expired if record.closed_reason.as_deref() == Some(LOCKED_REASON) => return Err(VerifyError::Locked),
+        Status::Expired if record.closed_reason.as_deref() == Some(LOCKED_REASON) => {
+            return Err(VerifyError::Locked);
+        }
         _ => return Err(VerifyError::Failed),
     }
-    let stored = deps.store.verification(id).await?.ok_or(VerifyError::Failed)?;
+    let stored = deps
+        .store
+        .verification(id)
+        .await?
+        .ok_or(VerifyError::Failed)?;
     let now = deps.clock.now();
     let presented = token.hash();
     // Evaluate both conditions whatever the first says: the timing shows neither.
@@ -152,7 +178,10 @@ async fn verify<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, request: &Request
 }
 
 /// Counts the try; the try that reaches the limit closes the request.
-async fn wrong_attempt<S: RequestStore, M: Mailer>(deps: &Deps<S, M>, mut record: RequestRecord) -> VerifyError {
+async fn wrong_attempt<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    mut record: RequestRecord,
+) -> VerifyError {
     let attempts = match deps.store.count_wrong_attempt(record.id).await {
         Ok(Some(n)) => n,
         Ok(None) => return VerifyError::Failed,

@@ -116,7 +116,18 @@ mod tests {
 
     #[test]
     fn unknown_codes_and_other_subdivisions_are_refused() {
-        for bad in ["", "N", "NLD", "XX", "ZZ", "US-NY", "US_CA", "N1", "nl ", "\u{0130}T"] {
+        for bad in [
+            "",
+            "N",
+            "NLD",
+            "XX",
+            "ZZ",
+            "US-NY",
+            "US_CA",
+            "N1",
+            "nl ",
+            "\u{0130}T",
+        ] {
             assert_eq!(Region::parse(bad), Err(RegionError::Unknown), "{bad:?}");
         }
     }

@@ -23,7 +23,11 @@ impl RequestId {
     pub fn parse(input: &str) -> Result<RequestId, BadRequestId> {
         let id = uuid::Uuid::try_parse(input).map_err(|_| BadRequestId)?;
         let canonical = id.hyphenated().to_string();
-        if canonical == input { Ok(RequestId(id)) } else { Err(BadRequestId) }
+        if canonical == input {
+            Ok(RequestId(id))
+        } else {
+            Err(BadRequestId)
+        }
     }
 }
 
@@ -134,7 +138,10 @@ mod tests {
 
     #[test]
     fn actor_serialises_with_a_type_tag() {
-        assert_eq!(serde_json::to_value(Actor::Requester).unwrap(), serde_json::json!({"type": "requester"}));
+        assert_eq!(
+            serde_json::to_value(Actor::Requester).unwrap(),
+            serde_json::json!({"type": "requester"})
+        );
         assert_eq!(
             serde_json::to_value(Actor::Staff("arn:aws:iam::1:user/p".into())).unwrap(),
             serde_json::json!({"type": "staff", "id": "arn:aws:iam::1:user/p"})

@@ -7,7 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use std::future::Future;
 
 use crate::domain::{
-    Actor, AuditEvent, Event, RequestId, RequestKind, RequestRecord, SubjectKey, TokenHash, TransitionError,
+    Actor, AuditEvent, Event, RequestId, RequestKind, RequestRecord, SubjectKey, TokenHash,
+    TransitionError,
 };
 
 pub use dynamo::{DUE_INDEX, DynamoStore};
@@ -51,7 +52,10 @@ pub enum StoreError {
     /// An AWS call failed. Only the operation and the service's error code are kept, never a
     /// message that could quote stored data.
     #[error("{operation} failed: {code}")]
-    Aws { operation: &'static str, code: String },
+    Aws {
+        operation: &'static str,
+        code: String,
+    },
     #[error("stored item is not readable: {0}")]
     Corrupt(String),
 }
@@ -65,7 +69,10 @@ pub trait RequestStore: Send + Sync {
         verification: &Verification,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
-    fn get(&self, id: RequestId) -> impl Future<Output = Result<Option<RequestRecord>, StoreError>> + Send;
+    fn get(
+        &self,
+        id: RequestId,
+    ) -> impl Future<Output = Result<Option<RequestRecord>, StoreError>> + Send;
 
     fn open_request(
         &self,
@@ -73,7 +80,10 @@ pub trait RequestStore: Send + Sync {
         kind: RequestKind,
     ) -> impl Future<Output = Result<Option<RequestId>, StoreError>> + Send;
 
-    fn verification(&self, id: RequestId) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
+    fn verification(
+        &self,
+        id: RequestId,
+    ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
 
     /// Replaces the secret of a request still pending verification and resets its counter.
     /// False when there is nothing to replace (the request was verified or closed meanwhile).
@@ -84,7 +94,10 @@ pub trait RequestStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Counts one wrong try, atomically; returns the new count, or None if no secret is stored.
-    fn count_wrong_attempt(&self, id: RequestId) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
+    fn count_wrong_attempt(
+        &self,
+        id: RequestId,
+    ) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
 
     fn transition(
         &self,
@@ -92,7 +105,10 @@ pub trait RequestStore: Send + Sync {
         change: Change,
     ) -> impl Future<Output = Result<RequestRecord, StoreError>> + Send;
 
-    fn audit_trail(&self, id: RequestId) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
+    fn audit_trail(
+        &self,
+        id: RequestId,
+    ) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
 
     /// Takes one of `limit` slots in the sliding `window` for mail to this person. False when
     /// all are taken: the caller must not send.

@@ -1,0 +1,13 @@
+.PHONY: dev test mailbox
+
+# Bring up the whole local stack: emulator, resources, functions on 127.0.0.1:9000.
+dev:
+	dev/bin/dev
+
+# Run everything CI runs: format check, clippy, unit and integration tests (own emulator).
+test:
+	dev/bin/test
+
+# Print the mail the local emulator received (optionally: make mailbox TO=someone@example.com).
+mailbox:
+	dev/bin/mailbox $(TO)

@@ -1,0 +1,39 @@
+# Sourced by the dev and test commands: the settings that point every AWS client at the emulator.
+# Dummy credentials and no metadata service, so nothing here can reach a real AWS account.
+export AWS_REGION="${AWS_REGION:-eu-west-1}"
+export AWS_DEFAULT_REGION="$AWS_REGION"
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+unset AWS_SESSION_TOKEN AWS_PROFILE
+export AWS_EC2_METADATA_DISABLED=true
+
+# Starts moto server on 127.0.0.1:$1 in the background unless one already answers there;
+# its log goes to $2. Sets MOTO_PID when it started one.
+start_emulator() {
+  local port="$1" log="$2"
+  MOTO_PID=""
+  if emulator_answers "$port"; then
+    echo "emulator already running on 127.0.0.1:$port"
+    return
+  fi
+  "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  MOTO_PID=$!
+  for _ in $(seq 1 120); do
+    emulator_answers "$port" && return
+    kill -0 "$MOTO_PID" 2>/dev/null || { cat "$log" >&2; echo "the emulator did not start" >&2; return 1; }
+    sleep 0.25
+  done
+  echo "the emulator did not answer on 127.0.0.1:$port" >&2
+  return 1
+}
+
+emulator_answers() {
+  "$ROOT/.venv/bin/python" - "$1" <<'PY' 2>/dev/null
+import sys, urllib.request
+urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/data.json", timeout=1)
+PY
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

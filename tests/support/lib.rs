@@ -1,0 +1,239 @@
+//! The harness: one fresh table per test in the emulator, the real AWS wiring around it, a
+//! clock the test moves, and helpers to speak HTTP to the handlers and read the emulator's mail.
+
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, TimeZone, Utc};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use devstack::mailbox::{self, SentMail};
+use devstack::template::{self, Template};
+use privacy_shared::{AwsDeps, Config, ManualClock};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const MAIL_FROM: &str = "privacy@example.com";
+pub const PUBLIC_BASE_URL: &str = "https://privacy.example.test";
+
+/// Saturday 28 November 2026, 10:00 in Amsterdam.
+pub fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 28, 9, 0, 0).unwrap()
+}
+
+pub struct Stack {
+    pub sdk: aws_config::SdkConfig,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub table: String,
+    pub clock: Arc<ManualClock>,
+    pub endpoint: String,
+    env: Vec<(String, String)>,
+}
+
+/// Always the emulator: explicit endpoint and dummy credentials, so no test can reach AWS.
+pub async fn emulator_sdk() -> (aws_config::SdkConfig, String) {
+    let endpoint = devstack::endpoint();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "emulator"))
+        .load()
+        .await;
+    (sdk, endpoint)
+}
+
+impl Stack {
+    pub async fn new() -> Stack {
+        Stack::with_env(&[]).await
+    }
+
+    /// A stack whose functions see these extra environment settings.
+    pub async fn with_env(extra: &[(&str, &str)]) -> Stack {
+        let (sdk, endpoint) = emulator_sdk().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = format!("requests-{}", uuid::Uuid::new_v4().simple());
+        let spec = Template::load(&template::default_path())
+            .and_then(|t| t.the_table())
+            .expect("template has the table");
+        devstack::provision::create_table(&dynamo, &table, &spec)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("the emulator must run at {endpoint} (use `make test`): {e:#}")
+            });
+        devstack::provision::create_mail_identity(&aws_sdk_sesv2::Client::new(&sdk), MAIL_FROM)
+            .await
+            .unwrap();
+        let mut env = vec![
+            ("TABLE_NAME".to_owned(), table.clone()),
+            ("MAIL_FROM".to_owned(), MAIL_FROM.to_owned()),
+            ("PUBLIC_BASE_URL".to_owned(), PUBLIC_BASE_URL.to_owned()),
+            (
+                "BUSINESS_TIME_ZONE".to_owned(),
+                "Europe/Amsterdam".to_owned(),
+            ),
+            (
+                "BUSINESS_HOLIDAYS".to_owned(),
+                "2026-12-25,2026-12-26".to_owned(),
+            ),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Stack {
+            sdk,
+            dynamo,
+            table,
+            clock: Arc::new(ManualClock::new(start_time())),
+            endpoint,
+            env,
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        Config::from_lookup(|name| {
+            self.env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+        .expect("test configuration is valid")
+    }
+
+    /// The production wiring (DynamoDB, SES) with this test's table and clock.
+    pub fn deps(&self) -> AwsDeps {
+        AwsDeps::with_sdk(&self.sdk, self.config(), self.clock.clone())
+    }
+
+    pub fn verifier(&self) -> AwsVerifier {
+        verify::Verifier::new(self.deps())
+    }
+
+    /// Every item of this test's table.
+    pub async fn items(&self) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .dynamo
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+
+    pub async fn item(&self, pk: &str, sk: &str) -> Option<Item> {
+        self.dynamo
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get item")
+            .item
+    }
+
+    /// Mail the emulator accepted for this address (addresses are unique per test).
+    pub async fn mail_to(&self, address: &str) -> Vec<SentMail> {
+        mailbox::fetch(&self.endpoint)
+            .await
+            .expect("emulator mailbox")
+            .into_iter()
+            .filter(|m| m.is_to(address))
+            .collect()
+    }
+}
+
+/// An address no other test uses, so the shared mailbox can be read per test.
+pub fn unique_address(tag: &str) -> String {
+    format!("{tag}+{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+pub fn submission(email: &str, kind: &str, region: &str) -> String {
+    serde_json::json!({"email": email, "kind": kind, "region": region}).to_string()
+}
+
+pub fn http(method: &str, path: &str, content_type: Option<&str>, body: Body) -> Request {
+    let mut builder = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(format!("https://api.example.test{path}"));
+    if let Some(ct) = content_type {
+        builder = builder.header("content-type", ct);
+    }
+    builder.body(body).expect("request")
+}
+
+pub fn post_json(path: &str, body: &str) -> Request {
+    http(
+        "POST",
+        path,
+        Some("application/json"),
+        Body::Text(body.to_owned()),
+    )
+}
+
+/// As API Gateway delivers `POST /requests/{id}/verify`: path parameter set.
+pub fn verify_request(id: &str, body: &str) -> Request {
+    post_json(&format!("/requests/{id}/verify"), body)
+        .with_path_parameters(HashMap::from([("id".to_owned(), id.to_owned())]))
+}
+
+pub fn token_body(token: &str) -> String {
+    serde_json::json!({ "token": token }).to_string()
+}
+
+pub fn json_of(response: &Response<Body>) -> Value {
+    serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null)
+}
+
+/// Submits through the real intake handler; returns the status and the JSON body.
+pub async fn submit(deps: &AwsDeps, body: &str) -> (u16, Value) {
+    let response = intake::handle(deps, post_json("/requests", body))
+        .await
+        .unwrap();
+    (response.status().as_u16(), json_of(&response))
+}
+
+pub type AwsVerifier =
+    verify::Verifier<privacy_shared::store::DynamoStore, privacy_shared::mail::SesMailer>;
+
+pub async fn verify_with(verifier: &AwsVerifier, id: &str, token: &str) -> (u16, Value) {
+    let response = verify::handle(verifier, verify_request(id, &token_body(token)))
+        .await
+        .unwrap();
+    (response.status().as_u16(), json_of(&response))
+}
+
+/// The request id and token from the verification link in a mail.
+pub fn link_parts(mail: &SentMail) -> (String, String) {
+    let link = mail
+        .links()
+        .into_iter()
+        .find(|l| l.starts_with(&format!("{PUBLIC_BASE_URL}/verify#")))
+        .expect("the mail has a verification link");
+    let fragment = link.split_once('#').map(|(_, f)| f).unwrap_or_default();
+    let mut id = None;
+    let mut token = None;
+    for pair in fragment.split('&') {
+        match pair.split_once('=') {
+            Some(("request_id", v)) => id = Some(v.to_owned()),
+            Some(("token", v)) => token = Some(v.to_owned()),
+            _ => {}
+        }
+    }
+    (
+        id.expect("request_id in link"),
+        token.expect("token in link"),
+    )
+}
