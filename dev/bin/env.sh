@@ -7,7 +7,7 @@ export AWS_SECRET_ACCESS_KEY=test
 unset AWS_SESSION_TOKEN AWS_PROFILE
 export AWS_EC2_METADATA_DISABLED=true
 
-# Starts moto server on 127.0.0.1:$1 in the background unless one already answers there;
+# Starts the emulator (dev/emulator.py) on 127.0.0.1:$1 in the background unless one already answers there;
 # its log goes to $2. Sets MOTO_PID when it started one.
 start_emulator() {
   local port="$1" log="$2"
@@ -16,7 +16,7 @@ start_emulator() {
     echo "emulator already running on 127.0.0.1:$port"
     return
   fi
-  "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  "$ROOT/.venv/bin/python" "$ROOT/dev/emulator.py" --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   for _ in $(seq 1 120); do
     emulator_answers "$port" && return
