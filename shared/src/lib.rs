@@ -8,6 +8,7 @@ pub mod deps;
 pub mod domain;
 pub mod mail;
 pub mod store;
+pub mod telemetry;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError};

@@ -63,7 +63,6 @@ struct RawSubmission {
 }
 
 /// A request that passed every check at the edge.
-#[derive(Debug)]
 pub struct Submission {
     pub email: EmailAddress,
     pub kind: RequestKind,
@@ -354,14 +353,18 @@ mod tests {
         assert_eq!(s.details.as_deref(), Some("please delete"));
         let mut long = raw("a@b.nl", "deletion", "NL");
         long.name = Some("x".repeat(MAX_NAME_CHARS + 1));
-        assert_eq!(Submission::parse(long).unwrap_err().code, "invalid_field");
+        assert_eq!(Submission::parse(long).err().unwrap().code, "invalid_field");
     }
 
     #[test]
     fn field_errors_name_the_field_not_the_value() {
-        let err = Submission::parse(raw("not-an-address", "access", "NL")).unwrap_err();
+        let err = Submission::parse(raw("not-an-address", "access", "NL"))
+            .err()
+            .unwrap();
         assert_eq!(err.message, "`email` is not a valid email address.");
-        let err = Submission::parse(raw("a@b.nl", "forget-me", "NL")).unwrap_err();
+        let err = Submission::parse(raw("a@b.nl", "forget-me", "NL"))
+            .err()
+            .unwrap();
         assert!(
             err.message.starts_with("`kind` must be one of access,"),
             "{}",

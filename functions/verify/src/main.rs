@@ -3,7 +3,7 @@ use privacy_shared::AwsDeps;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    privacy_shared::telemetry::init();
     let verifier = verify::Verifier::new(AwsDeps::from_env().await?);
     run(service_fn(|request| verify::handle(&verifier, request))).await
 }

@@ -87,8 +87,8 @@ pub struct AuditEvent {
     pub reason: Option<String>,
 }
 
-/// A request as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A request as stored. `Debug` leaves out the requester's address, name and free text.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RequestRecord {
     pub id: RequestId,
     pub status: Status,
@@ -109,9 +109,60 @@ pub struct RequestRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl fmt::Debug for RequestRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestRecord")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("version", &self.version)
+            .field("kind", &self.kind)
+            .field("region", &self.region)
+            .field("regime", &self.regime)
+            .field("language", &self.language)
+            .field("received_at", &self.received_at)
+            .field("due_on", &self.due_on)
+            .field("acknowledge_by", &self.acknowledge_by)
+            .field("verified_at", &self.verified_at)
+            .field("closed_reason", &self.closed_reason)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_a_record_shows_no_personal_data() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-28T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let day = at.date_naive();
+        let record = RequestRecord {
+            id: RequestId::generate(),
+            status: Status::PendingVerification,
+            version: 1,
+            kind: RequestKind::Access,
+            region: Region::parse("NL").unwrap(),
+            regime: Regime::Gdpr,
+            language: Language::Nl,
+            email: EmailAddress::parse("jan.jansen@example.nl").unwrap(),
+            name: Some("Jan Jansen".into()),
+            details: Some("my account number is 12345".into()),
+            received_at: at,
+            received_on: day,
+            due_on: day,
+            acknowledge_by: None,
+            verified_at: None,
+            closed_reason: None,
+            updated_at: at,
+        };
+        let shown = format!("{record:?}");
+        for secret in ["jan", "Jansen", "12345", "example"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains(&record.id.to_string()));
+    }
 
     #[test]
     fn request_ids_are_random_uuids_in_canonical_form() {

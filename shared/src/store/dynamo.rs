@@ -149,7 +149,8 @@ fn n(value: impl ToString) -> AttributeValue {
 }
 
 fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
-    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_dynamo::to_item(value)
+        .map_err(|_| StoreError::Corrupt(std::any::type_name::<T>().to_owned()))
 }
 
 fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
