@@ -14,13 +14,7 @@ struct Case {
 }
 
 fn json_case(name: &'static str, body: Value, status: u16, code: &'static str) -> Case {
-    Case {
-        name,
-        content_type: Some("application/json"),
-        body: Body::Text(body.to_string()),
-        status,
-        code,
-    }
+    Case { name, content_type: Some("application/json"), body: Body::Text(body.to_string()), status, code }
 }
 
 fn raw_case(
@@ -30,33 +24,19 @@ fn raw_case(
     status: u16,
     code: &'static str,
 ) -> Case {
-    Case {
-        name,
-        content_type,
-        body: Body::Text(body.to_owned()),
-        status,
-        code,
-    }
+    Case { name, content_type, body: Body::Text(body.to_owned()), status, code }
 }
 
 fn intake_cases(address: &str) -> Vec<Case> {
     let valid = |extra: Value| {
         let mut body = json!({"email": address, "kind": "access", "region": "NL"});
-        body.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         body
     };
     let ok = valid(json!({})).to_string();
     vec![
         raw_case("no content type", None, &ok, 415, "unsupported_media_type"),
-        raw_case(
-            "text/plain",
-            Some("text/plain"),
-            &ok,
-            415,
-            "unsupported_media_type",
-        ),
+        raw_case("text/plain", Some("text/plain"), &ok, 415, "unsupported_media_type"),
         raw_case(
             "form encoded",
             Some("application/x-www-form-urlencoded"),
@@ -78,13 +58,7 @@ fn intake_cases(address: &str) -> Vec<Case> {
             413,
             "payload_too_large",
         ),
-        raw_case(
-            "empty body",
-            Some("application/json"),
-            "",
-            400,
-            "malformed_json",
-        ),
+        raw_case("empty body", Some("application/json"), "", 400, "malformed_json"),
         raw_case(
             "truncated json",
             Some("application/json"),
@@ -92,79 +66,25 @@ fn intake_cases(address: &str) -> Vec<Case> {
             400,
             "malformed_json",
         ),
-        raw_case(
-            "json array",
-            Some("application/json"),
-            "[]",
-            400,
-            "malformed_json",
-        ),
-        raw_case(
-            "json null",
-            Some("application/json"),
-            "null",
-            400,
-            "malformed_json",
-        ),
-        raw_case(
-            "trailing garbage",
-            Some("application/json"),
-            &format!("{ok} x"),
-            400,
-            "malformed_json",
-        ),
+        raw_case("json array", Some("application/json"), "[]", 400, "malformed_json"),
+        raw_case("json null", Some("application/json"), "null", 400, "malformed_json"),
+        raw_case("trailing garbage", Some("application/json"), &format!("{ok} x"), 400, "malformed_json"),
         Case {
             name: "invalid utf-8",
             content_type: Some("application/json"),
             body: Body::Binary(
-                b"{\"email\": \"\xff\xfe@b.nl\", \"kind\": \"access\", \"region\": \"NL\"}"
-                    .to_vec(),
+                b"{\"email\": \"\xff\xfe@b.nl\", \"kind\": \"access\", \"region\": \"NL\"}".to_vec(),
             ),
             status: 400,
             code: "malformed_json",
         },
-        json_case(
-            "unknown field",
-            valid(json!({"admin": true})),
-            422,
-            "unknown_field",
-        ),
-        json_case(
-            "missing email",
-            json!({"kind": "access", "region": "NL"}),
-            422,
-            "missing_field",
-        ),
-        json_case(
-            "missing kind",
-            json!({"email": address, "region": "NL"}),
-            422,
-            "missing_field",
-        ),
-        json_case(
-            "email not a string",
-            valid(json!({"email": 42})),
-            422,
-            "invalid_field",
-        ),
-        json_case(
-            "kind null",
-            valid(json!({"kind": null})),
-            422,
-            "invalid_field",
-        ),
-        json_case(
-            "name is an object",
-            valid(json!({"name": {"first": "A"}})),
-            422,
-            "invalid_field",
-        ),
-        json_case(
-            "not an email address",
-            valid(json!({"email": "not-an-address"})),
-            422,
-            "invalid_field",
-        ),
+        json_case("unknown field", valid(json!({"admin": true})), 422, "unknown_field"),
+        json_case("missing email", json!({"kind": "access", "region": "NL"}), 422, "missing_field"),
+        json_case("missing kind", json!({"email": address, "region": "NL"}), 422, "missing_field"),
+        json_case("email not a string", valid(json!({"email": 42})), 422, "invalid_field"),
+        json_case("kind null", valid(json!({"kind": null})), 422, "invalid_field"),
+        json_case("name is an object", valid(json!({"name": {"first": "A"}})), 422, "invalid_field"),
+        json_case("not an email address", valid(json!({"email": "not-an-address"})), 422, "invalid_field"),
         json_case(
             "email with header injection",
             valid(json!({"email": format!("{address}\r\nBcc: victim@example.org")})),
@@ -183,98 +103,34 @@ fn intake_cases(address: &str) -> Vec<Case> {
             422,
             "invalid_field",
         ),
-        json_case(
-            "name with CR LF",
-            valid(json!({"name": "Alice\r\nSmith"})),
-            422,
-            "invalid_field",
-        ),
+        json_case("name with CR LF", valid(json!({"name": "Alice\r\nSmith"})), 422, "invalid_field"),
         json_case(
             "details with a line feed",
             valid(json!({"details": "line one\nline two"})),
             422,
             "invalid_field",
         ),
-        json_case(
-            "name with NUL",
-            valid(json!({"name": "Al\u{0}ice"})),
-            422,
-            "invalid_field",
-        ),
-        json_case(
-            "kind with CR",
-            valid(json!({"kind": "access\r"})),
-            422,
-            "invalid_field",
-        ),
-        json_case(
-            "unknown kind",
-            valid(json!({"kind": "forget_me"})),
-            422,
-            "invalid_field",
-        ),
-        json_case(
-            "kind in another case",
-            valid(json!({"kind": "Access"})),
-            422,
-            "invalid_field",
-        ),
-        json_case(
-            "unknown country",
-            valid(json!({"region": "XX"})),
-            422,
-            "invalid_field",
-        ),
-        json_case(
-            "state other than California",
-            valid(json!({"region": "US-NY"})),
-            422,
-            "invalid_field",
-        ),
-        json_case(
-            "alpha-3 country",
-            valid(json!({"region": "NLD"})),
-            422,
-            "invalid_field",
-        ),
-        json_case(
-            "unsupported language",
-            valid(json!({"language": "fr"})),
-            422,
-            "invalid_field",
-        ),
-        json_case(
-            "name too long",
-            valid(json!({"name": "n".repeat(201)})),
-            422,
-            "invalid_field",
-        ),
-        json_case(
-            "details too long",
-            valid(json!({"details": "d".repeat(5001)})),
-            422,
-            "invalid_field",
-        ),
+        json_case("name with NUL", valid(json!({"name": "Al\u{0}ice"})), 422, "invalid_field"),
+        json_case("kind with CR", valid(json!({"kind": "access\r"})), 422, "invalid_field"),
+        json_case("unknown kind", valid(json!({"kind": "forget_me"})), 422, "invalid_field"),
+        json_case("kind in another case", valid(json!({"kind": "Access"})), 422, "invalid_field"),
+        json_case("unknown country", valid(json!({"region": "XX"})), 422, "invalid_field"),
+        json_case("state other than California", valid(json!({"region": "US-NY"})), 422, "invalid_field"),
+        json_case("alpha-3 country", valid(json!({"region": "NLD"})), 422, "invalid_field"),
+        json_case("unsupported language", valid(json!({"language": "fr"})), 422, "invalid_field"),
+        json_case("name too long", valid(json!({"name": "n".repeat(201)})), 422, "invalid_field"),
+        json_case("details too long", valid(json!({"details": "d".repeat(5001)})), 422, "invalid_field"),
     ]
 }
 
 fn assert_error_shape(case: &str, response: &lambda_http::Response<Body>, status: u16, code: &str) {
     assert_eq!(response.status().as_u16(), status, "{case}");
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/json",
-        "{case}"
-    );
+    assert_eq!(response.headers()["content-type"], "application/json", "{case}");
     let body = json_of(response);
-    let error = body["error"]
-        .as_object()
-        .unwrap_or_else(|| panic!("{case}: no error object in {body}"));
+    let error = body["error"].as_object().unwrap_or_else(|| panic!("{case}: no error object in {body}"));
     assert_eq!(error.len(), 2, "{case}: only code and message");
     assert_eq!(error["code"], code, "{case}: {body}");
-    assert!(
-        error["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{case}"
-    );
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{case}");
 }
 
 #[tokio::test]
@@ -288,20 +144,9 @@ async fn every_malformed_submission_gets_a_json_4xx_and_nothing_is_written_or_se
         let request = http("POST", "/requests", case.content_type, case.body);
         let response = intake::handle(&deps, request).await.unwrap();
         assert_error_shape(case.name, &response, case.status, case.code);
-        let message = json_of(&response)["error"]["message"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        assert!(
-            !message.contains(&address),
-            "{}: the message quotes the address",
-            case.name
-        );
-        assert!(
-            stack.items().await.is_empty(),
-            "{}: something was written",
-            case.name
-        );
+        let message = json_of(&response)["error"]["message"].as_str().unwrap().to_owned();
+        assert!(!message.contains(&address), "{}: the message quotes the address", case.name);
+        assert!(stack.items().await.is_empty(), "{}: something was written", case.name);
     }
     assert!(stack.mail_to(&address).await.is_empty(), "nothing was sent");
 }
@@ -320,12 +165,7 @@ async fn malformed_verifications_get_a_json_4xx_and_change_nothing() {
     let cases: Vec<(&str, lambda_http::Request, u16, &str)> = vec![
         (
             "wrong content type",
-            http(
-                "POST",
-                &path,
-                Some("text/plain"),
-                Body::Text(token_body(&token)),
-            ),
+            http("POST", &path, Some("text/plain"), Body::Text(token_body(&token))),
             415,
             "unsupported_media_type",
         ),
@@ -335,53 +175,24 @@ async fn malformed_verifications_get_a_json_4xx_and_change_nothing() {
             422,
             "unknown_field",
         ),
-        (
-            "token not a string",
-            verify_request(&id, r#"{"token": 12}"#),
-            422,
-            "invalid_field",
-        ),
+        ("token not a string", verify_request(&id, r#"{"token": 12}"#), 422, "invalid_field"),
         ("no token", verify_request(&id, "{}"), 422, "missing_field"),
-        (
-            "not json",
-            verify_request(&id, "token=abc"),
-            400,
-            "malformed_json",
-        ),
+        ("not json", verify_request(&id, "token=abc"), 400, "malformed_json"),
         (
             "oversized",
             verify_request(&id, &json!({"token": "t".repeat(20_000)}).to_string()),
             413,
             "payload_too_large",
         ),
-        (
-            "request id not a uuid",
-            verify_request("../../etc", &token_body(&token)),
-            404,
-            "not_found",
-        ),
-        (
-            "request id upper case",
-            verify_request(&id.to_uppercase(), &token_body(&token)),
-            404,
-            "not_found",
-        ),
-        (
-            "token of the wrong shape",
-            verify_request(&id, &token_body("short")),
-            400,
-            "verification_failed",
-        ),
+        ("request id not a uuid", verify_request("../../etc", &token_body(&token)), 404, "not_found"),
+        ("request id upper case", verify_request(&id.to_uppercase(), &token_body(&token)), 404, "not_found"),
+        ("token of the wrong shape", verify_request(&id, &token_body("short")), 400, "verification_failed"),
     ];
     for (name, request, status, code) in cases {
         let response = verify::handle(&verifier, request).await.unwrap();
         assert_error_shape(name, &response, status, code);
     }
-    assert_eq!(
-        stack.items().await,
-        before,
-        "no attempt counted, nothing changed"
-    );
+    assert_eq!(stack.items().await, before, "no attempt counted, nothing changed");
     // And the right token still works afterwards.
     assert_eq!(verify_with(&verifier, &id, &token).await.0, 200);
 }

@@ -14,11 +14,7 @@ fn openapi() -> Value {
 
 fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
     match value.get("$ref").and_then(Value::as_str) {
-        Some(pointer) => resolve(
-            doc,
-            doc.pointer(pointer.trim_start_matches('#'))
-                .expect("ref resolves"),
-        ),
+        Some(pointer) => resolve(doc, doc.pointer(pointer.trim_start_matches('#')).expect("ref resolves")),
         None => value,
     }
 }
@@ -35,15 +31,10 @@ fn assert_documented(doc: &Value, path: &str, method: &str, status: u16, body: &
         .to_owned();
     // Validated in the context of the whole document, so the schema's own $refs resolve.
     let mut root = doc.clone();
-    root.as_object_mut()
-        .unwrap()
-        .insert("$ref".into(), json!(schema));
+    root.as_object_mut().unwrap().insert("$ref".into(), json!(schema));
     let validator = jsonschema::validator_for(&root).expect("schema compiles");
     let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
-    assert!(
-        errors.is_empty(),
-        "{method} {path} {status}: {body} does not match: {errors:?}"
-    );
+    assert!(errors.is_empty(), "{method} {path} {status}: {body} does not match: {errors:?}");
 }
 
 #[tokio::test]
@@ -60,44 +51,17 @@ async fn every_response_matches_the_openapi_document() {
         (Some("application/json"), "{"),
         (Some("text/plain"), "{}"),
         (Some("application/json"), r#"{"email":"x"}"#),
-        (
-            Some("application/json"),
-            r#"{"email":"x","kind":"access","region":"NL","z":1}"#,
-        ),
-        (
-            Some("application/json"),
-            r#"{"email":"not-an-email","kind":"access","region":"NL"}"#,
-        ),
+        (Some("application/json"), r#"{"email":"x","kind":"access","region":"NL","z":1}"#),
+        (Some("application/json"), r#"{"email":"not-an-email","kind":"access","region":"NL"}"#),
     ] {
-        let response = intake::handle(
-            &deps,
-            http(
-                "POST",
-                "/requests",
-                content_type,
-                Body::Text(payload.into()),
-            ),
-        )
-        .await
-        .unwrap();
-        assert_documented(
-            &doc,
-            "/requests",
-            "post",
-            response.status().as_u16(),
-            &json_of(&response),
-        );
+        let response =
+            intake::handle(&deps, http("POST", "/requests", content_type, Body::Text(payload.into())))
+                .await
+                .unwrap();
+        assert_documented(&doc, "/requests", "post", response.status().as_u16(), &json_of(&response));
     }
-    let response = intake::handle(&deps, http("GET", "/requests", None, Body::Empty))
-        .await
-        .unwrap();
-    assert_documented(
-        &doc,
-        "/requests",
-        "post",
-        response.status().as_u16(),
-        &json_of(&response),
-    );
+    let response = intake::handle(&deps, http("GET", "/requests", None, Body::Empty)).await.unwrap();
+    assert_documented(&doc, "/requests", "post", response.status().as_u16(), &json_of(&response));
 
     let (id, token) = link_parts(&stack.mail_to(&address).await[0]);
     let (status, body) = verify_with(&verifier, &id, "x".repeat(43).as_str()).await;
@@ -105,42 +69,23 @@ async fn every_response_matches_the_openapi_document() {
     let (status, body) = verify_with(&verifier, &id, &token).await;
     assert_eq!(status, 200);
     assert_documented(&doc, "/requests/{id}/verify", "post", status, &body);
-    let response = verify::handle(&verifier, verify_request("nope", &token_body(&token)))
-        .await
-        .unwrap();
-    assert_documented(
-        &doc,
-        "/requests/{id}/verify",
-        "post",
-        response.status().as_u16(),
-        &json_of(&response),
-    );
+    let response = verify::handle(&verifier, verify_request("nope", &token_body(&token))).await.unwrap();
+    assert_documented(&doc, "/requests/{id}/verify", "post", response.status().as_u16(), &json_of(&response));
 }
 
 #[test]
 fn the_documented_submission_fields_are_exactly_the_accepted_ones() {
     let doc = openapi();
     let schema = &doc["components"]["schemas"]["Submission"];
-    let mut documented: Vec<&str> = schema["properties"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let mut documented: Vec<&str> =
+        schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
     let mut accepted = intake::FIELDS.to_vec();
     documented.sort();
     accepted.sort();
     assert_eq!(documented, accepted);
     assert_eq!(schema["additionalProperties"], false);
-    let kinds: Vec<&str> = schema["properties"]["kind"]["enum"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let ours: Vec<&str> = privacy_shared::domain::RequestKind::ALL
-        .iter()
-        .map(|k| k.as_str())
-        .collect();
+    let kinds: Vec<&str> =
+        schema["properties"]["kind"]["enum"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let ours: Vec<&str> = privacy_shared::domain::RequestKind::ALL.iter().map(|k| k.as_str()).collect();
     assert_eq!(kinds, ours);
 }

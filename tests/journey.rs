@@ -35,16 +35,10 @@ async fn submitting_then_verifying_with_the_emailed_token_verifies_and_audits_bo
     assert_eq!(mails[0].source, MAIL_FROM);
     let (linked_id, token) = link_parts(&mails[0]);
     assert_eq!(linked_id, id);
-    assert!(
-        mails[0].body.contains(&token),
-        "the code to paste is in the mail too"
-    );
+    assert!(mails[0].body.contains(&token), "the code to paste is in the mail too");
 
     let (status, body) = verify_with(&stack.verifier(), &id, &token).await;
-    assert_eq!(
-        (status, body),
-        (200, json!({"request_id": id, "status": "verified"}))
-    );
+    assert_eq!((status, body), (200, json!({"request_id": id, "status": "verified"})));
 
     let request_id = RequestId::parse(&id).unwrap();
     let stored = deps.store.get(request_id).await.unwrap().unwrap();
@@ -52,33 +46,15 @@ async fn submitting_then_verifying_with_the_emailed_token_verifies_and_audits_bo
     assert_eq!(stored.version, 2);
     assert_eq!(stored.verified_at, Some(start_time()));
     let trail = deps.store.audit_trail(request_id).await.unwrap();
-    let events: Vec<_> = trail
-        .iter()
-        .map(|e| (e.event, e.from, e.to, e.actor.clone(), e.version))
-        .collect();
+    let events: Vec<_> = trail.iter().map(|e| (e.event, e.from, e.to, e.actor.clone(), e.version)).collect();
     assert_eq!(
         events,
         vec![
-            (
-                Event::Submitted,
-                None,
-                Status::PendingVerification,
-                Actor::Requester,
-                1
-            ),
-            (
-                Event::Verified,
-                Some(Status::PendingVerification),
-                Status::Verified,
-                Actor::Requester,
-                2
-            ),
+            (Event::Submitted, None, Status::PendingVerification, Actor::Requester, 1),
+            (Event::Verified, Some(Status::PendingVerification), Status::Verified, Actor::Requester, 2),
         ]
     );
-    assert!(
-        deps.store.verification(request_id).await.unwrap().is_none(),
-        "the secret is gone once used"
-    );
+    assert!(deps.store.verification(request_id).await.unwrap().is_none(), "the secret is gone once used");
 }
 
 #[tokio::test]
@@ -89,23 +65,10 @@ async fn the_request_carries_its_legal_deadlines_from_receipt() {
     // (10 business days after Nov 28: Nov 30 .. Dec 11).
     let (_, gdpr_id, _) = submitted(&stack, "deletion", "DE").await;
     let (_, ccpa_id, _) = submitted(&stack, "access", "US-CA").await;
-    let gdpr = deps
-        .store
-        .get(RequestId::parse(&gdpr_id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let ccpa = deps
-        .store
-        .get(RequestId::parse(&ccpa_id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let gdpr = deps.store.get(RequestId::parse(&gdpr_id).unwrap()).await.unwrap().unwrap();
+    let ccpa = deps.store.get(RequestId::parse(&ccpa_id).unwrap()).await.unwrap().unwrap();
     let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-    assert_eq!(
-        (gdpr.regime, gdpr.due_on, gdpr.acknowledge_by),
-        (Regime::Gdpr, day("2026-12-28"), None)
-    );
+    assert_eq!((gdpr.regime, gdpr.due_on, gdpr.acknowledge_by), (Regime::Gdpr, day("2026-12-28"), None));
     assert_eq!(
         (ccpa.regime, ccpa.due_on, ccpa.acknowledge_by),
         (Regime::Ccpa, day("2027-01-12"), Some(day("2026-12-11")))
@@ -124,26 +87,12 @@ async fn the_email_confirms_receipt_with_the_due_date_in_the_requesters_language
 
     let nl = &stack.mail_to(&dutch).await[0];
     assert_eq!(nl.subject, "Bevestig uw privacyverzoek");
-    assert!(
-        nl.body
-            .contains("uiterlijk op <strong>28 december 2026</strong>"),
-        "{}",
-        nl.body
-    );
+    assert!(nl.body.contains("uiterlijk op <strong>28 december 2026</strong>"), "{}", nl.body);
     let en = &stack.mail_to(&english).await[0];
     assert_eq!(en.subject, "Confirm your privacy request");
-    assert!(
-        en.body.contains("by <strong>28 December 2026</strong>"),
-        "{}",
-        en.body
-    );
+    assert!(en.body.contains("by <strong>28 December 2026</strong>"), "{}", en.body);
 
-    let stored = deps
-        .store
-        .get(RequestId::parse(&link_parts(nl).0).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = deps.store.get(RequestId::parse(&link_parts(nl).0).unwrap()).await.unwrap().unwrap();
     assert_eq!(stored.language, Language::Nl);
 }
 
@@ -153,10 +102,7 @@ async fn the_table_never_holds_the_plain_token() {
     let (_, _, token) = submitted(&stack, "access", "NL").await;
     let everything = format!("{:?}", stack.items().await);
     assert!(!everything.contains(&token), "plain token stored");
-    let hash = privacy_shared::domain::VerificationToken::parse(&token)
-        .unwrap()
-        .hash()
-        .to_hex();
+    let hash = privacy_shared::domain::VerificationToken::parse(&token).unwrap().hash().to_hex();
     assert!(everything.contains(&hash), "its SHA-256 is what is stored");
 }
 
@@ -176,28 +122,16 @@ async fn five_wrong_tokens_lock_the_request_and_then_even_the_right_token_is_ref
         );
     }
     let (status, body) = verify_with(&verifier, &id, wrong.expose_secret()).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("verification_locked"))
-    );
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("verification_locked")));
     let (status, body) = verify_with(&verifier, &id, &token).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("verification_locked"))
-    );
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("verification_locked")));
 
     let deps = stack.deps();
     let request_id = RequestId::parse(&id).unwrap();
     let stored = deps.store.get(request_id).await.unwrap().unwrap();
     assert_eq!(stored.status, Status::Expired);
     assert_eq!(stored.closed_reason.as_deref(), Some(verify::LOCKED_REASON));
-    let last = deps
-        .store
-        .audit_trail(request_id)
-        .await
-        .unwrap()
-        .pop()
-        .unwrap();
+    let last = deps.store.audit_trail(request_id).await.unwrap().pop().unwrap();
     assert_eq!((last.event, last.actor), (Event::Expired, Actor::System));
     assert!(deps.store.verification(request_id).await.unwrap().is_none());
 
@@ -236,27 +170,13 @@ async fn a_token_expires_after_24_hours() {
     let (_, late_id, late_token) = submitted(&stack, "access", "NL").await;
     let (_, on_time_id, on_time_token) = submitted(&stack, "deletion", "NL").await;
 
-    stack
-        .clock
-        .advance(Duration::hours(24) - Duration::seconds(1));
-    assert_eq!(
-        verify_with(&verifier, &on_time_id, &on_time_token).await.0,
-        200
-    );
+    stack.clock.advance(Duration::hours(24) - Duration::seconds(1));
+    assert_eq!(verify_with(&verifier, &on_time_id, &on_time_token).await.0, 200);
 
     stack.clock.advance(Duration::seconds(1));
     let (status, body) = verify_with(&verifier, &late_id, &late_token).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("verification_failed"))
-    );
-    let stored = stack
-        .deps()
-        .store
-        .get(RequestId::parse(&late_id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("verification_failed")));
+    let stored = stack.deps().store.get(RequestId::parse(&late_id).unwrap()).await.unwrap().unwrap();
     assert_eq!(stored.status, Status::PendingVerification);
 }
 
@@ -266,43 +186,23 @@ async fn two_verifications_racing_with_the_same_token_exactly_one_wins() {
     for _ in 0..5 {
         let (_, id, token) = submitted(&stack, "access", "NL").await;
         let (a, b) = (stack.verifier(), stack.verifier());
-        let (first, second) =
-            tokio::join!(verify_with(&a, &id, &token), verify_with(&b, &id, &token));
+        let (first, second) = tokio::join!(verify_with(&a, &id, &token), verify_with(&b, &id, &token));
         let mut statuses = [first.0, second.0];
         statuses.sort();
         assert_eq!(statuses, [200, 400], "exactly one wins");
-        let trail = stack
-            .deps()
-            .store
-            .audit_trail(RequestId::parse(&id).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(
-            trail.iter().filter(|e| e.event == Event::Verified).count(),
-            1
-        );
+        let trail = stack.deps().store.audit_trail(RequestId::parse(&id).unwrap()).await.unwrap();
+        assert_eq!(trail.iter().filter(|e| e.event == Event::Verified).count(), 1);
     }
 }
 
 #[tokio::test]
-async fn submitting_the_same_kind_again_while_pending_answers_with_the_same_request_and_a_fresh_link()
- {
+async fn submitting_the_same_kind_again_while_pending_answers_with_the_same_request_and_a_fresh_link() {
     let stack = Stack::new().await;
     let deps = stack.deps();
     let (address, id, first_token) = submitted(&stack, "deletion", "NL").await;
 
-    let (status, body) = submit(
-        &deps,
-        &submission(&address.to_uppercase(), "deletion", "NL"),
-    )
-    .await;
-    assert_eq!(
-        (status, body),
-        (
-            202,
-            json!({"request_id": id, "status": "pending_verification"})
-        )
-    );
+    let (status, body) = submit(&deps, &submission(&address.to_uppercase(), "deletion", "NL")).await;
+    assert_eq!((status, body), (202, json!({"request_id": id, "status": "pending_verification"})));
     let mails = stack.mail_to(&address).await;
     assert_eq!(mails.len(), 2);
     let (again_id, second_token) = link_parts(&mails[1]);
@@ -310,11 +210,7 @@ async fn submitting_the_same_kind_again_while_pending_answers_with_the_same_requ
     assert_ne!(second_token, first_token);
 
     let verifier = stack.verifier();
-    assert_eq!(
-        verify_with(&verifier, &id, &first_token).await.0,
-        400,
-        "the older link stopped working"
-    );
+    assert_eq!(verify_with(&verifier, &id, &first_token).await.0, 400, "the older link stopped working");
     assert_eq!(verify_with(&verifier, &id, &second_token).await.0, 200);
 
     // Another kind is another request.
@@ -323,10 +219,7 @@ async fn submitting_the_same_kind_again_while_pending_answers_with_the_same_requ
     // Once verified, the same kind answers with the same request and sends nothing more.
     let before = stack.mail_to(&address).await.len();
     let (status, body) = submit(&deps, &submission(&address, "deletion", "NL")).await;
-    assert_eq!(
-        (status, body["request_id"].as_str()),
-        (202, Some(id.as_str()))
-    );
+    assert_eq!((status, body["request_id"].as_str()), (202, Some(id.as_str())));
     assert_eq!(stack.mail_to(&address).await.len(), before);
 }
 
@@ -335,29 +228,17 @@ async fn no_address_gets_more_than_three_verification_emails_an_hour() {
     let stack = Stack::new().await;
     let deps = stack.deps();
     let address = unique_address("flood");
-    let kinds = [
-        "access",
-        "portability",
-        "deletion",
-        "rectification",
-        "objection",
-    ];
+    let kinds = ["access", "portability", "deletion", "rectification", "objection"];
     for kind in &kinds[..4] {
         let (status, body) = submit(&deps, &submission(&address, kind, "NL")).await;
         assert_eq!(status, 202);
         assert_eq!(body["status"], "pending_verification");
         stack.clock.advance(Duration::minutes(5));
     }
-    assert_eq!(
-        stack.mail_to(&address).await.len(),
-        3,
-        "the fourth is held back"
-    );
+    assert_eq!(stack.mail_to(&address).await.len(), 3, "the fourth is held back");
 
     // The window rolls: an hour after the first email, one more may go.
-    stack
-        .clock
-        .set(start_time() + Duration::minutes(60) + Duration::seconds(1));
+    stack.clock.set(start_time() + Duration::minutes(60) + Duration::seconds(1));
     submit(&deps, &submission(&address, kinds[4], "NL")).await;
     assert_eq!(stack.mail_to(&address).await.len(), 4);
 }
@@ -376,67 +257,36 @@ async fn the_email_cap_is_configurable() {
 async fn the_verify_page_serves_english_or_dutch_and_allows_only_its_own_script() {
     let stack = Stack::new().await;
     let verifier = stack.verifier();
-    let page = verify::handle(
-        &verifier,
-        http("GET", "/verify", None, lambda_http::Body::Empty),
-    )
-    .await
-    .unwrap();
+    let page =
+        verify::handle(&verifier, http("GET", "/verify", None, lambda_http::Body::Empty)).await.unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     let csp = page.headers()["content-security-policy"].to_str().unwrap();
-    assert!(
-        csp.contains("script-src 'sha256-") && csp.contains("default-src 'none'"),
-        "{csp}"
-    );
+    assert!(csp.contains("script-src 'sha256-") && csp.contains("default-src 'none'"), "{csp}");
     assert_eq!(page.headers()["referrer-policy"], "no-referrer");
     let html = String::from_utf8(page.body().to_vec()).unwrap();
     assert!(html.contains("<html lang=\"en\">"));
     assert!(html.contains("location.hash"), "reads the fragment");
-    assert!(
-        html.contains("history.replaceState"),
-        "and removes it from the address bar"
-    );
-    assert!(
-        html.contains("<label for=\"token\">"),
-        "the code form is labelled"
-    );
+    assert!(html.contains("history.replaceState"), "and removes it from the address bar");
+    assert!(html.contains("<label for=\"token\">"), "the code form is labelled");
 
     let mut dutch = http("GET", "/verify", None, lambda_http::Body::Empty);
-    dutch.headers_mut().insert(
-        "accept-language",
-        "nl-NL,nl;q=0.9,en;q=0.5".parse().unwrap(),
-    );
-    let html = String::from_utf8(
-        verify::handle(&verifier, dutch)
-            .await
-            .unwrap()
-            .body()
-            .to_vec(),
-    )
-    .unwrap();
+    dutch.headers_mut().insert("accept-language", "nl-NL,nl;q=0.9,en;q=0.5".parse().unwrap());
+    let html = String::from_utf8(verify::handle(&verifier, dutch).await.unwrap().body().to_vec()).unwrap();
     assert!(html.contains("<html lang=\"nl\">") && html.contains("Bevestig uw privacyverzoek"));
 }
 
 #[tokio::test]
 async fn other_methods_are_refused_with_json() {
     let stack = Stack::new().await;
-    let response = intake::handle(
-        &stack.deps(),
-        http("GET", "/requests", None, lambda_http::Body::Empty),
-    )
-    .await
-    .unwrap();
+    let response = intake::handle(&stack.deps(), http("GET", "/requests", None, lambda_http::Body::Empty))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 405);
     assert_eq!(json_of(&response)["error"]["code"], "method_not_allowed");
     let response = verify::handle(
         &stack.verifier(),
-        http(
-            "DELETE",
-            "/requests/x/verify",
-            None,
-            lambda_http::Body::Empty,
-        ),
+        http("DELETE", "/requests/x/verify", None, lambda_http::Body::Empty),
     )
     .await
     .unwrap();

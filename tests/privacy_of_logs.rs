@@ -24,8 +24,7 @@ async fn logs_never_carry_the_address_name_details_or_token() {
     let captured = Captured::default();
     let writer = captured.clone();
     // The functions' own logging set-up, asked for everything.
-    let subscriber =
-        privacy_shared::telemetry::subscriber(move || writer.clone(), Some("trace"), true);
+    let subscriber = privacy_shared::telemetry::subscriber(move || writer.clone(), Some("trace"), true);
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let stack = Stack::new().await;
@@ -34,18 +33,14 @@ async fn logs_never_carry_the_address_name_details_or_token() {
     let address = unique_address("Private.Person");
     let name = "Prudence Privatename";
     let details = "my customer number is 98765-SECRET";
-    let body = json!({"email": address, "kind": "deletion", "region": "US-CA", "name": name, "details": details});
+    let body =
+        json!({"email": address, "kind": "deletion", "region": "US-CA", "name": name, "details": details});
     assert_eq!(submit(&deps, &body.to_string()).await.0, 202);
     assert_eq!(submit(&deps, &body.to_string()).await.0, 202);
     for kind in ["access", "portability", "objection"] {
-        submit(
-            &deps,
-            &json!({"email": address, "kind": kind, "region": "US-CA"}).to_string(),
-        )
-        .await;
+        submit(&deps, &json!({"email": address, "kind": kind, "region": "US-CA"}).to_string()).await;
     }
-    let unknown_field =
-        json!({"email": address, "kind": "access", "region": "NL", address.clone(): name});
+    let unknown_field = json!({"email": address, "kind": "access", "region": "NL", address.clone(): name});
     assert_eq!(submit(&deps, &unknown_field.to_string()).await.0, 422);
 
     let mails = stack.mail_to(&address).await;
@@ -55,23 +50,12 @@ async fn logs_never_carry_the_address_name_details_or_token() {
     }
     // The repeat of the deletion request replaced the first link with the second.
     let (deletion_id, deletion_token) = link_parts(&mails[1]);
-    assert_eq!(
-        verify_with(&verifier, &deletion_id, &deletion_token)
-            .await
-            .0,
-        200
-    );
+    assert_eq!(verify_with(&verifier, &deletion_id, &deletion_token).await.0, 200);
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(
-        logs.contains("request submitted"),
-        "the functions did log: {logs}"
-    );
+    assert!(logs.contains("request submitted"), "the functions did log: {logs}");
     assert!(logs.contains("verification email held back"), "{logs}");
-    assert!(
-        logs.contains("locked after too many wrong tokens"),
-        "{logs}"
-    );
+    assert!(logs.contains("locked after too many wrong tokens"), "{logs}");
     assert!(logs.contains("request verified"), "{logs}");
     for secret in [
         address.as_str(),

@@ -22,10 +22,7 @@ pub struct Destinations {
 
 impl SentMail {
     pub fn is_to(&self, address: &str) -> bool {
-        self.destinations
-            .to_addresses
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(address))
+        self.destinations.to_addresses.iter().any(|a| a.eq_ignore_ascii_case(address))
     }
 
     /// The body with tags removed and entities decoded: good enough to read in a terminal.
@@ -51,12 +48,7 @@ impl SentMail {
             .replace("&gt;", ">")
             .replace("&quot;", "\"")
             .replace("&#39;", "'");
-        decoded
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("\n")
+        decoded.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
     }
 
     /// Every `href` in the body, entities decoded.

@@ -19,10 +19,7 @@ async fn main() -> Result<()> {
 async fn wait_for_emulator() -> Result<()> {
     let url = format!("{}/moto-api/data.json", endpoint());
     for _ in 0..120 {
-        if reqwest::get(&url)
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
+        if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -34,38 +31,34 @@ async fn provision() -> Result<()> {
     wait_for_emulator().await?;
     let template = template::Template::load(&template::default_path())?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "privacy-requests".to_owned());
-    let bucket =
-        std::env::var("EXPORT_BUCKET").unwrap_or_else(|_| "privacy-exports-local".to_owned());
-    let from = std::env::var("MAIL_FROM")
-        .ok()
-        .or_else(|| template.parameter_default("MailFromAddress"))
-        .context("no MAIL_FROM and no MailFromAddress default in the template")?;
-
-    provision::create_table(
-        &aws_sdk_dynamodb::Client::new(&sdk),
-        &table,
-        &template.the_table()?,
-    )
-    .await?;
-    let s3_config = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(true)
-        .build();
-    provision::create_bucket(&aws_sdk_s3::Client::from_conf(s3_config), &bucket).await?;
-    provision::create_mail_identity(&aws_sdk_sesv2::Client::new(&sdk), &from).await?;
+    let from_env_or = |name: &str, default: Option<String>| std::env::var(name).ok().or(default);
+    let names = provision::LocalStack {
+        table: from_env_or("TABLE_NAME", Some("privacy-requests".into())).unwrap_or_default(),
+        bucket: from_env_or("EXPORT_BUCKET", Some("privacy-exports-local".into())).unwrap_or_default(),
+        mail_from: from_env_or("MAIL_FROM", template.parameter_default("MailFromAddress"))
+            .context("no MAIL_FROM and no MailFromAddress default in the template")?,
+        configuration_set: from_env_or(
+            "SES_CONFIGURATION_SET",
+            template.parameter_default("SesConfigurationSetName"),
+        )
+        .context("no SES_CONFIGURATION_SET and no SesConfigurationSetName default in the template")?,
+    };
+    provision::provision_all(&sdk, &template, &names).await?;
     println!(
-        "provisioned at {}: table {table} (stream, indexes, TTL), bucket {bucket}, SES identity {from}",
-        endpoint()
+        "provisioned at {}: table {} (stream, indexes, TTL), bucket {} (versioning, lifecycle, public access block), \
+         SES identity {} with configuration set {}",
+        endpoint(),
+        names.table,
+        names.bucket,
+        names.mail_from,
+        names.configuration_set
     );
     Ok(())
 }
 
 async fn print_mailbox(to: Option<&str>) -> Result<()> {
     let mails = mailbox::fetch(&endpoint()).await?;
-    let shown: Vec<_> = mails
-        .iter()
-        .filter(|m| to.is_none_or(|a| m.is_to(a)))
-        .collect();
+    let shown: Vec<_> = mails.iter().filter(|m| to.is_none_or(|a| m.is_to(a))).collect();
     if shown.is_empty() {
         println!("(no mail)");
     }

@@ -3,11 +3,10 @@
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 
-use crate::template::{KeyElement, TableSpec};
+use crate::template::{BucketSpec, KeyElement, TableSpec};
 
 fn keys(schema: &[KeyElement]) -> Result<Vec<KeySchemaElement>> {
     schema
@@ -23,17 +22,11 @@ fn keys(schema: &[KeyElement]) -> Result<Vec<KeySchemaElement>> {
 
 /// Creates `name` with the template's keys, indexes, stream and TTL. An existing table of that
 /// name is left as it is.
-pub async fn create_table(
-    client: &aws_sdk_dynamodb::Client,
-    name: &str,
-    spec: &TableSpec,
-) -> Result<()> {
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, spec: &TableSpec) -> Result<()> {
     let mut request = client
         .create_table()
         .table_name(name)
-        .billing_mode(BillingMode::from(
-            spec.billing_mode.as_deref().unwrap_or("PAY_PER_REQUEST"),
-        ))
+        .billing_mode(BillingMode::from(spec.billing_mode.as_deref().unwrap_or("PAY_PER_REQUEST")))
         .set_key_schema(Some(keys(&spec.key_schema)?));
     for a in &spec.attribute_definitions {
         request = request.attribute_definitions(
@@ -45,9 +38,7 @@ pub async fn create_table(
     }
     for index in &spec.global_secondary_indexes {
         let projection = Projection::builder()
-            .projection_type(ProjectionType::from(
-                index.projection.projection_type.as_str(),
-            ))
+            .projection_type(ProjectionType::from(index.projection.projection_type.as_str()))
             .set_non_key_attributes(
                 (!index.projection.non_key_attributes.is_empty())
                     .then(|| index.projection.non_key_attributes.clone()),
@@ -71,20 +62,12 @@ pub async fn create_table(
     }
     match request.send().await {
         Ok(_) => {}
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_resource_in_use_exception()) =>
-        {
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {
             return Ok(());
         }
         Err(err) => return Err(err).with_context(|| format!("creating table {name}")),
     }
-    if let Some(ttl) = spec
-        .time_to_live_specification
-        .as_ref()
-        .filter(|t| t.enabled)
-    {
+    if let Some(ttl) = spec.time_to_live_specification.as_ref().filter(|t| t.enabled) {
         client
             .update_time_to_live()
             .table_name(name)
@@ -103,20 +86,9 @@ pub async fn create_table(
 
 /// SES refuses to send from an address that is not a verified identity.
 pub async fn create_mail_identity(client: &aws_sdk_sesv2::Client, address: &str) -> Result<()> {
-    match client
-        .create_email_identity()
-        .email_identity(address)
-        .send()
-        .await
-    {
+    match client.create_email_identity().email_identity(address).send().await {
         Ok(_) => Ok(()),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_already_exists_exception()) =>
-        {
-            Ok(())
-        }
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_already_exists_exception()) => Ok(()),
         Err(err) => Err(err).context("creating the SES identity"),
     }
 }
@@ -124,29 +96,131 @@ pub async fn create_mail_identity(client: &aws_sdk_sesv2::Client, address: &str)
 pub async fn create_bucket(client: &aws_sdk_s3::Client, name: &str) -> Result<()> {
     let mut request = client.create_bucket().bucket(name);
     // Outside us-east-1, S3 wants the region named again.
-    if let Some(region) = client
-        .config()
-        .region()
-        .map(|r| r.as_ref().to_owned())
-        .filter(|r| r != "us-east-1")
+    if let Some(region) = client.config().region().map(|r| r.as_ref().to_owned()).filter(|r| r != "us-east-1")
     {
         request = request.create_bucket_configuration(
             aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
-                    region.as_str(),
-                ))
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
                 .build(),
         );
     }
     match request.send().await {
         Ok(_) => Ok(()),
         Err(err)
-            if err.as_service_error().is_some_and(|e| {
-                e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
-            }) =>
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()) =>
         {
             Ok(())
         }
         Err(err) => Err(err).with_context(|| format!("creating bucket {name}")),
     }
+}
+
+/// Applies the template's versioning, lifecycle rules and public access block to a bucket.
+/// (Encryption with the stack's KMS key and access logging have no local counterpart.)
+pub async fn configure_bucket(client: &aws_sdk_s3::Client, name: &str, spec: &BucketSpec) -> Result<()> {
+    use aws_sdk_s3::types::{
+        AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus,
+        ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
+        NoncurrentVersionExpiration, PublicAccessBlockConfiguration, VersioningConfiguration,
+    };
+    if let Some(versioning) = &spec.versioning_configuration {
+        client
+            .put_bucket_versioning()
+            .bucket(name)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::from(versioning.status.as_str()))
+                    .build(),
+            )
+            .send()
+            .await
+            .with_context(|| format!("versioning {name}"))?;
+    }
+    if let Some(lifecycle) = &spec.lifecycle_configuration {
+        let mut rules = Vec::new();
+        for rule in &lifecycle.rules {
+            rules.push(
+                LifecycleRule::builder()
+                    .id(&rule.id)
+                    .status(ExpirationStatus::from(rule.status.as_str()))
+                    .filter(LifecycleRuleFilter::builder().prefix("").build())
+                    .set_expiration(
+                        rule.expiration_in_days.map(|days| LifecycleExpiration::builder().days(days).build()),
+                    )
+                    .set_noncurrent_version_expiration(rule.noncurrent_version_expiration.as_ref().map(|n| {
+                        NoncurrentVersionExpiration::builder().noncurrent_days(n.noncurrent_days).build()
+                    }))
+                    .set_abort_incomplete_multipart_upload(
+                        rule.abort_incomplete_multipart_upload.as_ref().map(|a| {
+                            AbortIncompleteMultipartUpload::builder()
+                                .days_after_initiation(a.days_after_initiation)
+                                .build()
+                        }),
+                    )
+                    .build()?,
+            );
+        }
+        client
+            .put_bucket_lifecycle_configuration()
+            .bucket(name)
+            .lifecycle_configuration(BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build()?)
+            .send()
+            .await
+            .with_context(|| format!("lifecycle of {name}"))?;
+    }
+    if let Some(block) = &spec.public_access_block_configuration {
+        client
+            .put_public_access_block()
+            .bucket(name)
+            .public_access_block_configuration(
+                PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(block.block_public_acls)
+                    .block_public_policy(block.block_public_policy)
+                    .ignore_public_acls(block.ignore_public_acls)
+                    .restrict_public_buckets(block.restrict_public_buckets)
+                    .build(),
+            )
+            .send()
+            .await
+            .with_context(|| format!("public access block of {name}"))?;
+    }
+    Ok(())
+}
+
+pub async fn create_configuration_set(client: &aws_sdk_sesv2::Client, name: &str) -> Result<()> {
+    match client.create_configuration_set().configuration_set_name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_already_exists_exception()) => Ok(()),
+        Err(err) => Err(err).context("creating the SES configuration set"),
+    }
+}
+
+/// Everything the local stack needs, from the template.
+pub struct LocalStack {
+    pub table: String,
+    pub bucket: String,
+    pub mail_from: String,
+    pub configuration_set: String,
+}
+
+pub async fn provision_all(
+    sdk: &aws_config::SdkConfig,
+    template: &crate::template::Template,
+    names: &LocalStack,
+) -> Result<()> {
+    create_table(&aws_sdk_dynamodb::Client::new(sdk), &names.table, &template.the_table()?).await?;
+    let s3 = s3_client(sdk);
+    create_bucket(&s3, &names.bucket).await?;
+    configure_bucket(&s3, &names.bucket, &template.bucket("ExportBucket")?).await?;
+    let ses = aws_sdk_sesv2::Client::new(sdk);
+    create_configuration_set(&ses, &names.configuration_set).await?;
+    create_mail_identity(&ses, &names.mail_from).await?;
+    Ok(())
+}
+
+/// Path-style addressing: the emulator at 127.0.0.1 has no per-bucket host names.
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build())
 }

@@ -71,17 +71,66 @@ pub struct TableSpec {
     pub billing_mode: Option<String>,
 }
 
+/// The properties of an `AWS::S3::Bucket` the local stack reproduces.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct BucketSpec {
+    pub versioning_configuration: Option<Versioning>,
+    pub lifecycle_configuration: Option<Lifecycle>,
+    pub public_access_block_configuration: Option<PublicAccessBlock>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Versioning {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Lifecycle {
+    pub rules: Vec<LifecycleRule>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct LifecycleRule {
+    pub id: String,
+    pub status: String,
+    pub expiration_in_days: Option<i32>,
+    pub noncurrent_version_expiration: Option<NoncurrentExpiration>,
+    pub abort_incomplete_multipart_upload: Option<AbortIncomplete>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct NoncurrentExpiration {
+    pub noncurrent_days: i32,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct AbortIncomplete {
+    pub days_after_initiation: i32,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PublicAccessBlock {
+    pub block_public_acls: bool,
+    pub block_public_policy: bool,
+    pub ignore_public_acls: bool,
+    pub restrict_public_buckets: bool,
+}
+
 impl Template {
     pub fn load(path: &Path) -> Result<Template> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Template::parse(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
     pub fn parse(text: &str) -> Result<Template> {
-        Ok(Template {
-            root: serde_norway::from_str(text)?,
-        })
+        Ok(Template { root: serde_norway::from_str(text)? })
     }
 
     /// The logical ids of the resources of one type, in file order.
@@ -112,6 +161,36 @@ impl Template {
             [one] => self.table(one),
             other => Err(anyhow!("expected one table, found {}", other.len())),
         }
+    }
+
+    /// The properties of a resource with every `!Ref` to a parameter replaced by its default,
+    /// as the local stack has no other parameter values.
+    pub fn resolved_properties(&self, logical_id: &str) -> Value {
+        self.resolve(&self.root["Resources"][logical_id]["Properties"])
+    }
+
+    fn resolve(&self, value: &Value) -> Value {
+        match value {
+            Value::Tagged(tagged) if tagged.tag == "Ref" => match tagged.value.as_str() {
+                Some(name) if !self.root["Parameters"][name].is_null() => {
+                    self.root["Parameters"][name]["Default"].clone()
+                }
+                _ => value.clone(),
+            },
+            Value::Mapping(map) => {
+                Value::Mapping(map.iter().map(|(k, v)| (k.clone(), self.resolve(v))).collect())
+            }
+            Value::Sequence(items) => Value::Sequence(items.iter().map(|v| self.resolve(v)).collect()),
+            other => other.clone(),
+        }
+    }
+
+    pub fn bucket(&self, logical_id: &str) -> Result<BucketSpec> {
+        if self.root["Resources"][logical_id]["Type"].as_str() != Some("AWS::S3::Bucket") {
+            bail!("{logical_id} is not an AWS::S3::Bucket");
+        }
+        serde_norway::from_value(self.resolved_properties(logical_id))
+            .with_context(|| format!("{logical_id} properties"))
     }
 
     pub fn parameter_default(&self, name: &str) -> Option<String> {

@@ -32,20 +32,12 @@ struct ErrorDetail<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+        ApiError { status, code, message: message.into() }
     }
 
     /// 422: the body is JSON of the right shape, but a value is not acceptable.
     pub fn invalid_field(field: &str, why: &str) -> ApiError {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            format!("`{field}` {why}"),
-        )
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("`{field}` {why}"))
     }
 
     pub fn not_found() -> ApiError {
@@ -70,12 +62,7 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: &self.message,
-            },
-        };
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: &self.message } };
         json_response(self.status, &body)
     }
 }
@@ -91,24 +78,15 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Bod
     let mut response = Response::new(Body::Binary(bytes));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
 }
 
 /// Reads a body that must be a JSON object with only the given fields, into `T`.
 /// Order of checks: media type, size, UTF-8 and syntax, shape, unknown fields, types.
-pub fn read_json<T: DeserializeOwned>(
-    req: &Request,
-    allowed_fields: &[&str],
-) -> Result<T, ApiError> {
+pub fn read_json<T: DeserializeOwned>(req: &Request, allowed_fields: &[&str]) -> Result<T, ApiError> {
     require_json_content_type(req)?;
     let bytes: &[u8] = match req.body() {
         Body::Empty => &[],
@@ -124,18 +102,10 @@ pub fn read_json<T: DeserializeOwned>(
         ));
     }
     if bytes.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            "The body is empty.",
-        ));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "The body is empty."));
     }
     let value: Value = serde_json::from_slice(bytes).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            "The body is not valid UTF-8 JSON.",
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "The body is not valid UTF-8 JSON.")
     })?;
     let Value::Object(object) = &value else {
         return Err(ApiError::new(
@@ -144,26 +114,13 @@ pub fn read_json<T: DeserializeOwned>(
             "The body must be a JSON object.",
         ));
     };
-    if let Some(unknown) = object
-        .keys()
-        .find(|k| !allowed_fields.contains(&k.as_str()))
-    {
+    if let Some(unknown) = object.keys().find(|k| !allowed_fields.contains(&k.as_str())) {
         let message = if is_printable_field_name(unknown) {
-            format!(
-                "Unknown field `{unknown}`; allowed fields are {}.",
-                allowed_fields.join(", ")
-            )
+            format!("Unknown field `{unknown}`; allowed fields are {}.", allowed_fields.join(", "))
         } else {
-            format!(
-                "Unknown field; allowed fields are {}.",
-                allowed_fields.join(", ")
-            )
+            format!("Unknown field; allowed fields are {}.", allowed_fields.join(", "))
         };
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_field",
-            message,
-        ));
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", message));
     }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
@@ -189,11 +146,8 @@ fn require_json_content_type(req: &Request) -> Result<(), ApiError> {
             "The body must be sent as Content-Type: application/json.",
         )
     };
-    let value = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(unsupported)?;
+    let value =
+        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).ok_or_else(unsupported)?;
     let mut parts = value.split(';');
     let essence = parts.next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case("application/json") {
@@ -215,10 +169,7 @@ fn is_printable_field_name(name: &str) -> bool {
 
 fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -235,9 +186,7 @@ mod tests {
     }
 
     fn request(content_type: Option<&str>, body: &str) -> Request {
-        let mut builder = lambda_http::http::Request::builder()
-            .method("POST")
-            .uri("/requests");
+        let mut builder = lambda_http::http::Request::builder().method("POST").uri("/requests");
         if let Some(ct) = content_type {
             builder = builder.header("content-type", ct);
         }
@@ -251,17 +200,11 @@ mod tests {
 
     #[test]
     fn accepts_json_with_or_without_a_utf8_charset() {
-        for ct in [
-            "application/json",
-            "Application/JSON; charset=UTF-8",
-            "application/json;charset=\"utf-8\"",
-        ] {
+        for ct in
+            ["application/json", "Application/JSON; charset=UTF-8", "application/json;charset=\"utf-8\""]
+        {
             assert!(
-                read_json::<Probe>(
-                    &request(Some(ct), r#"{"email":"a@b.co"}"#),
-                    &["email", "name"]
-                )
-                .is_ok(),
+                read_json::<Probe>(&request(Some(ct), r#"{"email":"a@b.co"}"#), &["email", "name"]).is_ok(),
                 "{ct}"
             );
         }
@@ -269,33 +212,20 @@ mod tests {
 
     #[test]
     fn refuses_other_media_types() {
-        for ct in [
-            None,
-            Some("text/plain"),
-            Some("application/json; charset=latin1"),
-            Some("application/jsonx"),
-        ] {
-            assert_eq!(
-                code_of(request(ct, r#"{"email":"a@b.co"}"#)).1,
-                "unsupported_media_type",
-                "{ct:?}"
-            );
+        for ct in
+            [None, Some("text/plain"), Some("application/json; charset=latin1"), Some("application/jsonx")]
+        {
+            assert_eq!(code_of(request(ct, r#"{"email":"a@b.co"}"#)).1, "unsupported_media_type", "{ct:?}");
         }
     }
 
     #[test]
     fn messages_never_quote_the_values_sent() {
-        let (status, code, message) =
-            code_of(request(Some("application/json"), r#"{"email": 12345678}"#));
-        assert_eq!(
-            (status, code),
-            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
-        );
+        let (status, code, message) = code_of(request(Some("application/json"), r#"{"email": 12345678}"#));
+        assert_eq!((status, code), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"));
         assert!(!message.contains("12345678"), "{message}");
-        let (_, code, message) = code_of(request(
-            Some("application/json"),
-            r#"{"email":"a@b.co","x@secret.test":1}"#,
-        ));
+        let (_, code, message) =
+            code_of(request(Some("application/json"), r#"{"email":"a@b.co","x@secret.test":1}"#));
         assert_eq!(code, "unknown_field");
         assert!(!message.contains("secret"), "{message}");
     }
@@ -310,10 +240,7 @@ mod tests {
     #[test]
     fn oversized_bodies_are_refused_before_parsing() {
         let big = format!(r#"{{"email":"{}"}}"#, "a".repeat(MAX_BODY_BYTES));
-        assert_eq!(
-            code_of(request(Some("application/json"), &big)).0,
-            StatusCode::PAYLOAD_TOO_LARGE
-        );
+        assert_eq!(code_of(request(Some("application/json"), &big)).0, StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[test]

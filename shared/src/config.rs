@@ -51,24 +51,16 @@ impl Config {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let required = |name: &'static str| {
-            get(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
+        let required =
+            |name: &'static str| get(name).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name));
         let invalid = |name: &'static str, why: &dyn std::fmt::Display| ConfigError::Invalid {
             name,
             why: why.to_string(),
         };
 
-        let public_base_url = required("PUBLIC_BASE_URL")?
-            .trim_end_matches('/')
-            .to_owned();
+        let public_base_url = required("PUBLIC_BASE_URL")?.trim_end_matches('/').to_owned();
         if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://")) {
-            return Err(invalid(
-                "PUBLIC_BASE_URL",
-                &"must start with https:// (or http:// locally)",
-            ));
+            return Err(invalid("PUBLIC_BASE_URL", &"must start with https:// (or http:// locally)"));
         }
         let zone = get("BUSINESS_TIME_ZONE").unwrap_or_else(|| "Europe/Amsterdam".to_owned());
         let holidays = get("BUSINESS_HOLIDAYS").unwrap_or_default();
@@ -83,12 +75,7 @@ impl Config {
                 .parse::<u32>()
                 .ok()
                 .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    invalid(
-                        "VERIFICATION_EMAILS_PER_HOUR",
-                        &"must be a positive integer",
-                    )
-                })?;
+                .ok_or_else(|| invalid("VERIFICATION_EMAILS_PER_HOUR", &"must be a positive integer"))?;
         }
         Ok(Config {
             table_name: required("TABLE_NAME")?,
@@ -107,10 +94,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
@@ -133,13 +118,7 @@ mod tests {
     fn the_email_cap_is_configurable() {
         let mut pairs = BASE.to_vec();
         pairs.push(("VERIFICATION_EMAILS_PER_HOUR", "10"));
-        assert_eq!(
-            Config::from_lookup(lookup(&pairs))
-                .unwrap()
-                .verification
-                .max_emails_per_window,
-            10
-        );
+        assert_eq!(Config::from_lookup(lookup(&pairs)).unwrap().verification.max_emails_per_window, 10);
     }
 
     #[test]

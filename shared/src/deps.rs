@@ -28,10 +28,7 @@ impl AwsDeps {
 
     pub fn with_sdk(sdk: &aws_config::SdkConfig, config: Config, clock: Arc<dyn Clock>) -> AwsDeps {
         Deps {
-            store: DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                config.table_name.clone(),
-            ),
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name.clone()),
             mailer: SesMailer::new(
                 aws_sdk_sesv2::Client::new(sdk),
                 config.mail_from.clone(),

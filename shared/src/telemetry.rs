@@ -14,18 +14,11 @@ const BODY_LOGGING_TARGETS: &[&str] = &["aws_", "hyper", "h2", "rustls", "tower"
 
 /// True for events that may carry a request or response body.
 fn may_carry_bodies(target: &str, level: &Level) -> bool {
-    *level > Level::INFO
-        && BODY_LOGGING_TARGETS
-            .iter()
-            .any(|prefix| target.starts_with(prefix))
+    *level > Level::INFO && BODY_LOGGING_TARGETS.iter().any(|prefix| target.starts_with(prefix))
 }
 
 /// A subscriber writing to `writer` at `level` ("INFO" when unset or unreadable).
-pub fn subscriber<W>(
-    writer: W,
-    level: Option<&str>,
-    json: bool,
-) -> Box<dyn Subscriber + Send + Sync>
+pub fn subscriber<W>(writer: W, level: Option<&str>, json: bool) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -34,25 +27,15 @@ where
         .with_target(false)
         .without_time()
         .with_ansi(false)
-        .with_env_filter(
-            EnvFilter::builder()
-                .with_default_directive(level.into())
-                .parse_lossy(""),
-        )
+        .with_env_filter(EnvFilter::builder().with_default_directive(level.into()).parse_lossy(""))
         .with_writer(writer);
     let guard = filter_fn(|meta| !may_carry_bodies(meta.target(), meta.level()));
-    if json {
-        Box::new(builder.json().finish().with(guard))
-    } else {
-        Box::new(builder.finish().with(guard))
-    }
+    if json { Box::new(builder.json().finish().with(guard)) } else { Box::new(builder.finish().with(guard)) }
 }
 
 /// Installs the subscriber for a function, from Lambda's logging environment.
 pub fn init() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok();
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).ok();
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     // Fails only if a subscriber is already installed, which then keeps logging.
     let _ = subscriber(std::io::stdout, level.as_deref(), json).try_init();
@@ -64,16 +47,10 @@ mod tests {
 
     #[test]
     fn sdk_and_http_debug_and_trace_are_dropped_but_our_own_are_kept() {
-        assert!(may_carry_bodies(
-            "aws_smithy_runtime::client::orchestrator",
-            &Level::TRACE
-        ));
+        assert!(may_carry_bodies("aws_smithy_runtime::client::orchestrator", &Level::TRACE));
         assert!(may_carry_bodies("aws_sdk_dynamodb::config", &Level::DEBUG));
         assert!(may_carry_bodies("hyper_util::client", &Level::DEBUG));
-        assert!(!may_carry_bodies(
-            "aws_smithy_runtime::client",
-            &Level::INFO
-        ));
+        assert!(!may_carry_bodies("aws_smithy_runtime::client", &Level::INFO));
         assert!(!may_carry_bodies("aws_config", &Level::WARN));
         assert!(!may_carry_bodies("intake", &Level::TRACE));
         assert!(!may_carry_bodies("privacy_shared::store", &Level::DEBUG));

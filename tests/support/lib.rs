@@ -16,6 +16,7 @@ use privacy_shared::{AwsDeps, Config, ManualClock};
 pub type Item = HashMap<String, AttributeValue>;
 
 pub const MAIL_FROM: &str = "privacy@example.com";
+pub const CONFIGURATION_SET: &str = "privacy-requests";
 pub const PUBLIC_BASE_URL: &str = "https://privacy.example.test";
 
 /// Saturday 28 November 2026, 10:00 in Amsterdam.
@@ -59,45 +60,25 @@ impl Stack {
             .expect("template has the table");
         devstack::provision::create_table(&dynamo, &table, &spec)
             .await
-            .unwrap_or_else(|e| {
-                panic!("the emulator must run at {endpoint} (use `make test`): {e:#}")
-            });
+            .unwrap_or_else(|e| panic!("the emulator must run at {endpoint} (use `make test`): {e:#}"));
         devstack::provision::create_mail_identity(&aws_sdk_sesv2::Client::new(&sdk), MAIL_FROM)
             .await
             .unwrap();
         let mut env = vec![
             ("TABLE_NAME".to_owned(), table.clone()),
             ("MAIL_FROM".to_owned(), MAIL_FROM.to_owned()),
+            ("SES_CONFIGURATION_SET".to_owned(), CONFIGURATION_SET.to_owned()),
             ("PUBLIC_BASE_URL".to_owned(), PUBLIC_BASE_URL.to_owned()),
-            (
-                "BUSINESS_TIME_ZONE".to_owned(),
-                "Europe/Amsterdam".to_owned(),
-            ),
-            (
-                "BUSINESS_HOLIDAYS".to_owned(),
-                "2026-12-25,2026-12-26".to_owned(),
-            ),
+            ("BUSINESS_TIME_ZONE".to_owned(), "Europe/Amsterdam".to_owned()),
+            ("BUSINESS_HOLIDAYS".to_owned(), "2026-12-25,2026-12-26".to_owned()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Stack {
-            sdk,
-            dynamo,
-            table,
-            clock: Arc::new(ManualClock::new(start_time())),
-            endpoint,
-            env,
-        }
+        Stack { sdk, dynamo, table, clock: Arc::new(ManualClock::new(start_time())), endpoint, env }
     }
 
     pub fn config(&self) -> Config {
-        Config::from_lookup(|name| {
-            self.env
-                .iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        })
-        .expect("test configuration is valid")
+        Config::from_lookup(|name| self.env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .expect("test configuration is valid")
     }
 
     /// The production wiring (DynamoDB, SES) with this test's table and clock.
@@ -165,9 +146,8 @@ pub fn submission(email: &str, kind: &str, region: &str) -> String {
 }
 
 pub fn http(method: &str, path: &str, content_type: Option<&str>, body: Body) -> Request {
-    let mut builder = lambda_http::http::Request::builder()
-        .method(method)
-        .uri(format!("https://api.example.test{path}"));
+    let mut builder =
+        lambda_http::http::Request::builder().method(method).uri(format!("https://api.example.test{path}"));
     if let Some(ct) = content_type {
         builder = builder.header("content-type", ct);
     }
@@ -175,12 +155,7 @@ pub fn http(method: &str, path: &str, content_type: Option<&str>, body: Body) ->
 }
 
 pub fn post_json(path: &str, body: &str) -> Request {
-    http(
-        "POST",
-        path,
-        Some("application/json"),
-        Body::Text(body.to_owned()),
-    )
+    http("POST", path, Some("application/json"), Body::Text(body.to_owned()))
 }
 
 /// As API Gateway delivers `POST /requests/{id}/verify`: path parameter set.
@@ -199,19 +174,14 @@ pub fn json_of(response: &Response<Body>) -> Value {
 
 /// Submits through the real intake handler; returns the status and the JSON body.
 pub async fn submit(deps: &AwsDeps, body: &str) -> (u16, Value) {
-    let response = intake::handle(deps, post_json("/requests", body))
-        .await
-        .unwrap();
+    let response = intake::handle(deps, post_json("/requests", body)).await.unwrap();
     (response.status().as_u16(), json_of(&response))
 }
 
-pub type AwsVerifier =
-    verify::Verifier<privacy_shared::store::DynamoStore, privacy_shared::mail::SesMailer>;
+pub type AwsVerifier = verify::Verifier<privacy_shared::store::DynamoStore, privacy_shared::mail::SesMailer>;
 
 pub async fn verify_with(verifier: &AwsVerifier, id: &str, token: &str) -> (u16, Value) {
-    let response = verify::handle(verifier, verify_request(id, &token_body(token)))
-        .await
-        .unwrap();
+    let response = verify::handle(verifier, verify_request(id, &token_body(token))).await.unwrap();
     (response.status().as_u16(), json_of(&response))
 }
 
@@ -232,8 +202,5 @@ pub fn link_parts(mail: &SentMail) -> (String, String) {
             _ => {}
         }
     }
-    (
-        id.expect("request_id in link"),
-        token.expect("token in link"),
-    )
+    (id.expect("request_id in link"), token.expect("token in link"))
 }

@@ -97,55 +97,34 @@ impl Submission {
         }
         let email = EmailAddress::parse(&raw.email).map_err(|e| match e {
             EmailError::Empty => ApiError::invalid_field("email", "is required."),
-            EmailError::TooLong => {
-                ApiError::invalid_field("email", "must be at most 254 characters.")
-            }
-            EmailError::Invalid => {
-                ApiError::invalid_field("email", "is not a valid email address.")
-            }
+            EmailError::TooLong => ApiError::invalid_field("email", "must be at most 254 characters."),
+            EmailError::Invalid => ApiError::invalid_field("email", "is not a valid email address."),
         })?;
         let kind = raw.kind.parse::<RequestKind>().map_err(|_| {
             let names: Vec<_> = RequestKind::ALL.iter().map(|k| k.as_str()).collect();
             ApiError::invalid_field("kind", &format!("must be one of {}.", names.join(", ")))
         })?;
         let region = Region::parse(&raw.region).map_err(|_| {
-            ApiError::invalid_field(
-                "region",
-                "must be an ISO 3166-1 alpha-2 country code or US-CA.",
-            )
+            ApiError::invalid_field("region", "must be an ISO 3166-1 alpha-2 country code or US-CA.")
         })?;
         let language = match raw.language.as_deref() {
             None => Language::default_for(&region),
-            Some(code) => code
-                .parse()
-                .map_err(|_| ApiError::invalid_field("language", "must be en or nl."))?,
+            Some(code) => {
+                code.parse().map_err(|_| ApiError::invalid_field("language", "must be en or nl."))?
+            }
         };
         let name = optional_text(raw.name, "name", MAX_NAME_CHARS)?;
         let details = optional_text(raw.details, "details", MAX_DETAILS_CHARS)?;
-        Ok(Submission {
-            email,
-            kind,
-            region,
-            language,
-            name,
-            details,
-        })
+        Ok(Submission { email, kind, region, language, name, details })
     }
 }
 
-fn optional_text(
-    value: Option<String>,
-    field: &str,
-    max_chars: usize,
-) -> Result<Option<String>, ApiError> {
+fn optional_text(value: Option<String>, field: &str, max_chars: usize) -> Result<Option<String>, ApiError> {
     let Some(text) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     if text.chars().count() > max_chars {
-        return Err(ApiError::invalid_field(
-            field,
-            &format!("must be at most {max_chars} characters."),
-        ));
+        return Err(ApiError::invalid_field(field, &format!("must be at most {max_chars} characters.")));
     }
     Ok(Some(text))
 }
@@ -157,10 +136,7 @@ pub async fn handle<S: RequestStore, M: Mailer>(
     Ok(match submit(deps, &request).await {
         Ok(id) => json_response(
             StatusCode::ACCEPTED,
-            &Accepted {
-                request_id: id,
-                status: Status::PendingVerification,
-            },
+            &Accepted { request_id: id, status: Status::PendingVerification },
         ),
         Err(err) => err.into_response(),
     })
@@ -176,11 +152,7 @@ async fn submit<S: RequestStore, M: Mailer>(
     let submission = Submission::parse(read_json::<RawSubmission>(request, FIELDS)?)?;
     let now = deps.clock.now();
 
-    if let Some(existing) = deps
-        .store
-        .open_request(&submission.email.subject_key(), submission.kind)
-        .await?
-    {
+    if let Some(existing) = deps.store.open_request(&submission.email.subject_key(), submission.kind).await? {
         return resubmitted(deps, existing).await;
     }
 
@@ -206,11 +178,7 @@ async fn submit<S: RequestStore, M: Mailer>(
         updated_at: now,
     };
     let token = VerificationToken::generate();
-    match deps
-        .store
-        .create(&record, &fresh_verification(deps, &token))
-        .await?
-    {
+    match deps.store.create(&record, &fresh_verification(deps, &token)).await? {
         Created::New => {
             tracing::info!(request_id = %record.id, kind = %record.kind, regime = regime.as_str(), "request submitted");
             send_verification(deps, &record, &token).await?;
@@ -235,11 +203,7 @@ async fn resubmitted<S: RequestStore, M: Mailer>(
         return Ok(id);
     }
     let token = VerificationToken::generate();
-    if deps
-        .store
-        .replace_verification(id, &fresh_verification(deps, &token))
-        .await?
-    {
+    if deps.store.replace_verification(id, &fresh_verification(deps, &token)).await? {
         deliver(deps, &record, &token).await?;
     }
     Ok(id)
@@ -326,18 +290,8 @@ mod tests {
 
     #[test]
     fn language_defaults_to_dutch_for_nl_and_english_elsewhere() {
-        assert_eq!(
-            Submission::parse(raw("a@b.nl", "access", "NL"))
-                .unwrap()
-                .language,
-            Language::Nl
-        );
-        assert_eq!(
-            Submission::parse(raw("a@b.de", "access", "DE"))
-                .unwrap()
-                .language,
-            Language::En
-        );
+        assert_eq!(Submission::parse(raw("a@b.nl", "access", "NL")).unwrap().language, Language::Nl);
+        assert_eq!(Submission::parse(raw("a@b.de", "access", "DE")).unwrap().language, Language::En);
         let mut explicit = raw("a@b.nl", "access", "NL");
         explicit.language = Some("en".into());
         assert_eq!(Submission::parse(explicit).unwrap().language, Language::En);
@@ -358,18 +312,10 @@ mod tests {
 
     #[test]
     fn field_errors_name_the_field_not_the_value() {
-        let err = Submission::parse(raw("not-an-address", "access", "NL"))
-            .err()
-            .unwrap();
+        let err = Submission::parse(raw("not-an-address", "access", "NL")).err().unwrap();
         assert_eq!(err.message, "`email` is not a valid email address.");
-        let err = Submission::parse(raw("a@b.nl", "forget-me", "NL"))
-            .err()
-            .unwrap();
-        assert!(
-            err.message.starts_with("`kind` must be one of access,"),
-            "{}",
-            err.message
-        );
+        let err = Submission::parse(raw("a@b.nl", "forget-me", "NL")).err().unwrap();
+        assert!(err.message.starts_with("`kind` must be one of access,"), "{}", err.message);
         assert!(!err.message.contains("forget-me"));
     }
 }

@@ -81,10 +81,7 @@ pub struct Verifier<S: RequestStore, M: Mailer> {
 
 impl<S: RequestStore, M: Mailer> Verifier<S, M> {
     pub fn new(deps: Deps<S, M>) -> Self {
-        Verifier {
-            deps,
-            page: Page::new(),
-        }
+        Verifier { deps, page: Page::new() }
     }
 }
 
@@ -95,13 +92,9 @@ pub async fn handle<S: RequestStore, M: Mailer>(
     Ok(match *request.method() {
         Method::GET | Method::HEAD => verifier.page.respond(&request),
         Method::POST => match verify(&verifier.deps, &request).await {
-            Ok(record) => json_response(
-                StatusCode::OK,
-                &Verified {
-                    request_id: record.id,
-                    status: record.status,
-                },
-            ),
+            Ok(record) => {
+                json_response(StatusCode::OK, &Verified { request_id: record.id, status: record.status })
+            }
             Err(err) => err.into_response(),
         },
         _ => ApiError::method_not_allowed().into_response(),
@@ -111,23 +104,15 @@ pub async fn handle<S: RequestStore, M: Mailer>(
 /// The id from the route's path parameter, or from the path itself where the router does not
 /// pass parameters (the path ends in `/requests/{id}/verify`).
 fn request_id(request: &Request) -> Result<RequestId, ApiError> {
-    let from_params = request
-        .path_parameters_ref()
-        .and_then(|p| p.first("id").map(str::to_owned));
+    let from_params = request.path_parameters_ref().and_then(|p| p.first("id").map(str::to_owned));
     let raw = from_params.or_else(|| {
-        let segments: Vec<&str> = request
-            .uri()
-            .path()
-            .trim_end_matches('/')
-            .split('/')
-            .collect();
+        let segments: Vec<&str> = request.uri().path().trim_end_matches('/').split('/').collect();
         match segments.as_slice() {
             [.., "requests", id, "verify"] => Some((*id).to_owned()),
             _ => None,
         }
     });
-    raw.and_then(|id| RequestId::parse(&id).ok())
-        .ok_or_else(ApiError::not_found)
+    raw.and_then(|id| RequestId::parse(&id).ok()).ok_or_else(ApiError::not_found)
 }
 
 async fn verify<S: RequestStore, M: Mailer>(
@@ -146,11 +131,7 @@ async fn verify<S: RequestStore, M: Mailer>(
         }
         _ => return Err(VerifyError::Failed),
     }
-    let stored = deps
-        .store
-        .verification(id)
-        .await?
-        .ok_or(VerifyError::Failed)?;
+    let stored = deps.store.verification(id).await?.ok_or(VerifyError::Failed)?;
     let now = deps.clock.now();
     let presented = token.hash();
     // Evaluate both conditions whatever the first says: the timing shows neither.

@@ -68,10 +68,7 @@ const NL: Words = Words {
 };
 
 fn csp_hash(source: &str) -> String {
-    format!(
-        "'sha256-{}'",
-        STANDARD.encode(Sha256::digest(source.as_bytes()))
-    )
+    format!("'sha256-{}'", STANDARD.encode(Sha256::digest(source.as_bytes())))
 }
 
 impl Default for Page {
@@ -84,8 +81,7 @@ impl Page {
     pub fn new() -> Page {
         let mut env = Environment::new();
         // Compiled in: a broken template fails every test, never a deployment.
-        env.add_template("page.html", TEMPLATE)
-            .expect("page template is valid");
+        env.add_template("page.html", TEMPLATE).expect("page template is valid");
         let render = |lang: &str, w: &Words| {
             let t = context! {
                 language => w.language, title => w.title, intro => w.intro, reference => w.reference,
@@ -124,23 +120,11 @@ impl Page {
         let mut response = Response::new(Body::Text(html.clone()));
         *response.status_mut() = StatusCode::OK;
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            self.content_security_policy.clone(),
-        );
-        headers.insert(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        );
-        headers.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
+        headers.insert(header::CONTENT_SECURITY_POLICY, self.content_security_policy.clone());
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         headers.insert(header::VARY, HeaderValue::from_static("Accept-Language"));
         response

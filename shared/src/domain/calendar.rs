@@ -33,24 +33,18 @@ pub struct Deadlines {
 
 impl BusinessCalendar {
     pub fn new(zone: Tz, holidays: impl IntoIterator<Item = NaiveDate>) -> BusinessCalendar {
-        BusinessCalendar {
-            zone,
-            holidays: holidays.into_iter().collect(),
-        }
+        BusinessCalendar { zone, holidays: holidays.into_iter().collect() }
     }
 
     /// From configuration text: an IANA zone name and comma-separated ISO dates.
     pub fn parse(zone: &str, holidays: &str) -> Result<BusinessCalendar, CalendarError> {
-        let zone: Tz = zone
-            .parse()
-            .map_err(|_| CalendarError::UnknownZone(zone.to_owned()))?;
+        let zone: Tz = zone.parse().map_err(|_| CalendarError::UnknownZone(zone.to_owned()))?;
         let holidays = holidays
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| {
-                NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                    .map_err(|_| CalendarError::BadHoliday(s.to_owned()))
+                NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| CalendarError::BadHoliday(s.to_owned()))
             })
             .collect::<Result<BTreeSet<_>, _>>()?;
         Ok(BusinessCalendar { zone, holidays })
@@ -111,8 +105,7 @@ impl BusinessCalendar {
 /// Same day number next month; where that month is shorter, its last day. chrono clamps the
 /// same way, and never fails within its range.
 fn add_one_month(day: NaiveDate) -> NaiveDate {
-    day.checked_add_months(Months::new(1))
-        .unwrap_or(NaiveDate::MAX)
+    day.checked_add_months(Months::new(1)).unwrap_or(NaiveDate::MAX)
 }
 
 #[cfg(test)]
@@ -194,10 +187,7 @@ mod tests {
         assert_eq!(dl.due_on, d("2029-02-28"));
         // In Los Angeles the same instant is still Jan 30.
         let la = BusinessCalendar::parse("America/Los_Angeles", "").unwrap();
-        assert_eq!(
-            la.deadlines(Regime::Gdpr, late).received_on,
-            d("2029-01-30")
-        );
+        assert_eq!(la.deadlines(Regime::Gdpr, late).received_on, d("2029-01-30"));
     }
 
     #[test]
@@ -230,11 +220,7 @@ mod tests {
     #[test]
     fn gdpr_sets_no_separate_acknowledgement_date() {
         let cal = amsterdam("");
-        assert_eq!(
-            cal.deadlines(Regime::Gdpr, noon("2026-05-05"))
-                .acknowledge_by,
-            None
-        );
+        assert_eq!(cal.deadlines(Regime::Gdpr, noon("2026-05-05")).acknowledge_by, None);
     }
 
     #[test]

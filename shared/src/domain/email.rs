@@ -54,8 +54,7 @@ impl EmailAddress {
         if input.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(EmailError::Invalid);
         }
-        let parsed =
-            email_address::EmailAddress::from_str(input).map_err(|_| EmailError::Invalid)?;
+        let parsed = email_address::EmailAddress::from_str(input).map_err(|_| EmailError::Invalid)?;
         let domain = parsed.domain();
         // Bracketed IP literals, dotless hosts and display-name forms are valid RFC 5322 but
         // never where a requester reads mail.
@@ -69,10 +68,7 @@ impl EmailAddress {
         {
             return Err(EmailError::Invalid);
         }
-        Ok(EmailAddress {
-            original: input.to_owned(),
-            normalized: input.to_lowercase(),
-        })
+        Ok(EmailAddress { original: input.to_owned(), normalized: input.to_lowercase() })
     }
 
     /// The address as the requester typed it: use for sending.
@@ -121,22 +117,12 @@ mod tests {
         assert_eq!(a.as_str(), "Alice.Smith@Example.COM");
         assert_eq!(a.normalized(), "alice.smith@example.com");
         assert_eq!(a.subject_key(), b.subject_key());
-        assert_ne!(
-            a.subject_key(),
-            EmailAddress::parse("bob@example.com")
-                .unwrap()
-                .subject_key()
-        );
+        assert_ne!(a.subject_key(), EmailAddress::parse("bob@example.com").unwrap().subject_key());
     }
 
     #[test]
     fn accepts_ordinary_addresses() {
-        for ok in [
-            "a@b.co",
-            "first.last+tag@sub.example.nl",
-            "o'brien@example.ie",
-            "x_y-z@ex-ample.org",
-        ] {
+        for ok in ["a@b.co", "first.last+tag@sub.example.nl", "o'brien@example.ie", "x_y-z@ex-ample.org"] {
             assert!(EmailAddress::parse(ok).is_ok(), "{ok}");
         }
     }

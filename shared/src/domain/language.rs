@@ -14,11 +14,7 @@ pub enum Language {
 impl Language {
     /// Dutch for requests from the Netherlands, English everywhere else.
     pub fn default_for(region: &Region) -> Language {
-        if region.as_str() == "NL" {
-            Language::Nl
-        } else {
-            Language::En
-        }
+        if region.as_str() == "NL" { Language::Nl } else { Language::En }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -72,34 +68,16 @@ mod tests {
 
     #[test]
     fn dutch_is_the_default_for_the_netherlands_only() {
-        assert_eq!(
-            Language::default_for(&Region::parse("NL").unwrap()),
-            Language::Nl
-        );
-        assert_eq!(
-            Language::default_for(&Region::parse("BE").unwrap()),
-            Language::En
-        );
-        assert_eq!(
-            Language::default_for(&Region::parse("US-CA").unwrap()),
-            Language::En
-        );
+        assert_eq!(Language::default_for(&Region::parse("NL").unwrap()), Language::Nl);
+        assert_eq!(Language::default_for(&Region::parse("BE").unwrap()), Language::En);
+        assert_eq!(Language::default_for(&Region::parse("US-CA").unwrap()), Language::En);
     }
 
     #[test]
     fn accept_language_picks_the_highest_supported_preference() {
-        assert_eq!(
-            Language::from_accept_language("nl-NL,nl;q=0.9,en;q=0.8"),
-            Some(Language::Nl)
-        );
-        assert_eq!(
-            Language::from_accept_language("de-DE, en;q=0.5, nl;q=0.7"),
-            Some(Language::Nl)
-        );
+        assert_eq!(Language::from_accept_language("nl-NL,nl;q=0.9,en;q=0.8"), Some(Language::Nl));
+        assert_eq!(Language::from_accept_language("de-DE, en;q=0.5, nl;q=0.7"), Some(Language::Nl));
         assert_eq!(Language::from_accept_language("fr, de"), None);
-        assert_eq!(
-            Language::from_accept_language("nl;q=0, en"),
-            Some(Language::En)
-        );
+        assert_eq!(Language::from_accept_language("nl;q=0, en"), Some(Language::En));
     }
 }

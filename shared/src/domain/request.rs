@@ -23,11 +23,7 @@ impl RequestId {
     pub fn parse(input: &str) -> Result<RequestId, BadRequestId> {
         let id = uuid::Uuid::try_parse(input).map_err(|_| BadRequestId)?;
         let canonical = id.hyphenated().to_string();
-        if canonical == input {
-            Ok(RequestId(id))
-        } else {
-            Err(BadRequestId)
-        }
+        if canonical == input { Ok(RequestId(id)) } else { Err(BadRequestId) }
     }
 }
 
@@ -134,9 +130,7 @@ mod tests {
 
     #[test]
     fn debug_of_a_record_shows_no_personal_data() {
-        let at = chrono::DateTime::parse_from_rfc3339("2026-11-28T09:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-28T09:00:00Z").unwrap().with_timezone(&Utc);
         let day = at.date_naive();
         let record = RequestRecord {
             id: RequestId::generate(),
@@ -189,10 +183,7 @@ mod tests {
 
     #[test]
     fn actor_serialises_with_a_type_tag() {
-        assert_eq!(
-            serde_json::to_value(Actor::Requester).unwrap(),
-            serde_json::json!({"type": "requester"})
-        );
+        assert_eq!(serde_json::to_value(Actor::Requester).unwrap(), serde_json::json!({"type": "requester"}));
         assert_eq!(
             serde_json::to_value(Actor::Staff("arn:aws:iam::1:user/p".into())).unwrap(),
             serde_json::json!({"type": "staff", "id": "arn:aws:iam::1:user/p"})

@@ -70,10 +70,7 @@ impl Status {
 
     /// Open requests have a clock running; closed ones leave the due-date index.
     pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            Status::PendingVerification | Status::Verified | Status::InProgress
-        )
+        matches!(self, Status::PendingVerification | Status::Verified | Status::InProgress)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -161,18 +158,11 @@ mod tests {
                 if ALLOWED.iter().any(|&(f, e, _)| f == from && e == event) {
                     continue;
                 }
-                assert_eq!(
-                    from.apply(event),
-                    Err(TransitionError { from, event }),
-                    "{from} --{event}-->"
-                );
+                assert_eq!(from.apply(event), Err(TransitionError { from, event }), "{from} --{event}-->");
                 refused += 1;
             }
         }
-        assert_eq!(
-            refused,
-            Status::ALL.len() * Event::ALL.len() - ALLOWED.len()
-        );
+        assert_eq!(refused, Status::ALL.len() * Event::ALL.len() - ALLOWED.len());
     }
 
     #[test]
@@ -187,10 +177,7 @@ mod tests {
     #[test]
     fn only_pending_verified_and_in_progress_are_open() {
         let open: Vec<_> = Status::ALL.into_iter().filter(|s| s.is_open()).collect();
-        assert_eq!(
-            open,
-            vec![S::PendingVerification, S::Verified, S::InProgress]
-        );
+        assert_eq!(open, vec![S::PendingVerification, S::Verified, S::InProgress]);
     }
 
     #[test]

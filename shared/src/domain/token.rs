@@ -26,12 +26,8 @@ impl VerificationToken {
     /// here, before any storage is read.
     pub fn parse(input: &str) -> Option<VerificationToken> {
         let well_formed = input.len() == TOKEN_LEN
-            && input
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            && URL_SAFE_NO_PAD
-                .decode(input)
-                .is_ok_and(|b| b.len() == TOKEN_BYTES);
+            && input.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && URL_SAFE_NO_PAD.decode(input).is_ok_and(|b| b.len() == TOKEN_BYTES);
         well_formed.then(|| VerificationToken(input.to_owned()))
     }
 
@@ -88,21 +84,13 @@ mod tests {
         let b = VerificationToken::generate();
         assert_ne!(a.expose_secret(), b.expose_secret());
         assert_eq!(a.expose_secret().len(), TOKEN_LEN);
-        assert!(
-            a.expose_secret()
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        );
-        assert_eq!(
-            URL_SAFE_NO_PAD.decode(a.expose_secret()).unwrap().len() * 8,
-            256
-        );
+        assert!(a.expose_secret().bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_eq!(URL_SAFE_NO_PAD.decode(a.expose_secret()).unwrap().len() * 8, 256);
     }
 
     #[test]
     fn the_hash_is_sha256_of_the_token_text() {
-        let token =
-            VerificationToken::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
+        let token = VerificationToken::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
         // sha256("A" * 43)
         let expected = hex::encode(Sha256::digest("A".repeat(43)));
         assert_eq!(token.hash().to_hex(), expected);

@@ -14,16 +14,8 @@ pub struct SesMailer {
 }
 
 impl SesMailer {
-    pub fn new(
-        client: Client,
-        from: impl Into<String>,
-        configuration_set: Option<String>,
-    ) -> SesMailer {
-        SesMailer {
-            client,
-            from: from.into(),
-            configuration_set,
-        }
+    pub fn new(client: Client, from: impl Into<String>, configuration_set: Option<String>) -> SesMailer {
+        SesMailer { client, from: from.into(), configuration_set }
     }
 }
 
@@ -32,37 +24,24 @@ fn content(data: &str) -> Result<Content, MailError> {
         .data(data)
         .charset("UTF-8")
         .build()
-        .map_err(|_| MailError::Send {
-            code: "build_error".into(),
-        })
+        .map_err(|_| MailError::Send { code: "build_error".into() })
 }
 
 impl Mailer for SesMailer {
     async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError> {
         let message = Message::builder()
             .subject(content(&email.subject)?)
-            .body(
-                Body::builder()
-                    .text(content(&email.text)?)
-                    .html(content(&email.html)?)
-                    .build(),
-            )
+            .body(Body::builder().text(content(&email.text)?).html(content(&email.html)?).build())
             .build();
         self.client
             .send_email()
             .from_email_address(&self.from)
-            .destination(
-                Destination::builder()
-                    .to_addresses(email.to.as_str())
-                    .build(),
-            )
+            .destination(Destination::builder().to_addresses(email.to.as_str()).build())
             .content(EmailContent::builder().simple(message).build())
             .set_configuration_set_name(self.configuration_set.clone())
             .send()
             .await
-            .map_err(|err| MailError::Send {
-                code: err.code().unwrap_or("dispatch_failure").to_owned(),
-            })?;
+            .map_err(|err| MailError::Send { code: err.code().unwrap_or("dispatch_failure").to_owned() })?;
         Ok(())
     }
 }

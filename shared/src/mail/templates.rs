@@ -53,8 +53,7 @@ impl Templates {
         let mut env = Environment::new();
         for (name, source) in FILES {
             // The sources are compiled in; a syntax error fails every test, never production.
-            env.add_template(name, source)
-                .expect("built-in template is valid");
+            env.add_template(name, source).expect("built-in template is valid");
         }
         Templates { env }
     }
@@ -69,15 +68,10 @@ impl Templates {
     pub fn verification(&self, email: &VerificationEmail<'_>) -> Result<OutgoingEmail, MailError> {
         let lang = email.language.as_str();
         let verify_page = format!("{}/verify", email.public_base_url);
-        let link = format!(
-            "{verify_page}#request_id={}&token={}",
-            email.request_id,
-            email.token.expose_secret()
-        );
-        let subject = self
-            .render(&format!("verification.{lang}.subject.txt"), context! {})?
-            .trim()
-            .to_owned();
+        let link =
+            format!("{verify_page}#request_id={}&token={}", email.request_id, email.token.expose_secret());
+        let subject =
+            self.render(&format!("verification.{lang}.subject.txt"), context! {})?.trim().to_owned();
         // minijinja's HTML escaping also encodes `/`; URLs read better escaped only where needed.
         let html_links = context! {
             link => Value::from_safe_string(escape_attribute(&link)),
@@ -99,10 +93,7 @@ impl Templates {
         Ok(OutgoingEmail {
             to: email.to.clone(),
             text: self.render(&format!("verification.{lang}.txt"), ctx.clone())?,
-            html: self.render(
-                &format!("verification.{lang}.html"),
-                context! { ..html_links, ..ctx },
-            )?,
+            html: self.render(&format!("verification.{lang}.html"), context! { ..html_links, ..ctx })?,
             subject,
         })
     }
@@ -183,12 +174,7 @@ pub fn long_date(day: NaiveDate, language: Language) -> String {
         Language::En => &EN,
         Language::Nl => &NL,
     };
-    format!(
-        "{} {} {}",
-        day.day(),
-        months[day.month0() as usize],
-        day.year()
-    )
+    format!("{} {} {}", day.day(), months[day.month0() as usize], day.year())
 }
 
 #[cfg(test)]
@@ -219,25 +205,16 @@ mod tests {
     #[test]
     fn english_email_has_the_link_the_code_and_the_due_date() {
         let (email, token, id) = render(Language::En, Regime::Gdpr);
-        let link = format!(
-            "https://privacy.example.com/verify#request_id={id}&token={}",
-            token.expose_secret()
-        );
+        let link =
+            format!("https://privacy.example.com/verify#request_id={id}&token={}", token.expose_secret());
         assert_eq!(email.subject, "Confirm your privacy request");
         assert!(email.text.contains(&link), "{}", email.text);
-        assert!(
-            email.html.contains(&link.replace('&', "&amp;")),
-            "{}",
-            email.html
-        );
+        assert!(email.html.contains(&link.replace('&', "&amp;")), "{}", email.html);
         for body in [&email.text, &email.html] {
             assert!(body.contains("28 December 2026"));
             assert!(body.contains("access to your personal data"));
             assert!(body.contains("GDPR"));
-            assert!(
-                body.matches(token.expose_secret()).count() >= 2,
-                "link and code"
-            );
+            assert!(body.matches(token.expose_secret()).count() >= 2, "link and code");
         }
     }
 
@@ -257,11 +234,7 @@ mod tests {
     #[test]
     fn ccpa_email_cites_the_45_days() {
         let (email, _, _) = render(Language::En, Regime::Ccpa);
-        assert!(
-            email
-                .text
-                .contains("45 days after we received it, as the CCPA requires")
-        );
+        assert!(email.text.contains("45 days after we received it, as the CCPA requires"));
     }
 
     #[test]

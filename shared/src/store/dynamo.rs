@@ -13,9 +13,7 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -23,8 +21,8 @@ use std::collections::HashMap;
 
 use super::{Change, Created, RequestStore, StoreError, Verification};
 use crate::domain::{
-    AuditEvent, EmailAddress, Event, Language, Regime, Region, RequestId, RequestKind,
-    RequestRecord, Status, SubjectKey, TokenHash,
+    AuditEvent, EmailAddress, Event, Language, Regime, Region, RequestId, RequestKind, RequestRecord, Status,
+    SubjectKey, TokenHash,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -149,13 +147,11 @@ fn n(value: impl ToString) -> AttributeValue {
 }
 
 fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
-    serde_dynamo::to_item(value)
-        .map_err(|_| StoreError::Corrupt(std::any::type_name::<T>().to_owned()))
+    serde_dynamo::to_item(value).map_err(|_| StoreError::Corrupt(std::any::type_name::<T>().to_owned()))
 }
 
 fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item)
-        .map_err(|_| StoreError::Corrupt(std::any::type_name::<T>().to_owned()))
+    serde_dynamo::from_item(item).map_err(|_| StoreError::Corrupt(std::any::type_name::<T>().to_owned()))
 }
 
 /// Keeps the operation and the service's error code; drops the message.
@@ -164,11 +160,9 @@ fn aws_error<E: ProvideErrorMetadata, R>(
 ) -> impl FnOnce(SdkError<E, R>) -> StoreError {
     move |err| {
         let code = match &err {
-            SdkError::ServiceError(service) => service
-                .err()
-                .code()
-                .unwrap_or("unknown_service_error")
-                .to_owned(),
+            SdkError::ServiceError(service) => {
+                service.err().code().unwrap_or("unknown_service_error").to_owned()
+            }
             SdkError::TimeoutError(_) => "timeout".to_owned(),
             SdkError::DispatchFailure(_) => "dispatch_failure".to_owned(),
             SdkError::ResponseError(_) => "response_error".to_owned(),
@@ -179,13 +173,8 @@ fn aws_error<E: ProvideErrorMetadata, R>(
     }
 }
 
-fn build_error(
-    operation: &'static str,
-) -> impl FnOnce(aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    move |_| StoreError::Aws {
-        operation,
-        code: "build_error".to_owned(),
-    }
+fn build_error(operation: &'static str) -> impl FnOnce(aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    move |_| StoreError::Aws { operation, code: "build_error".to_owned() }
 }
 
 fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
@@ -270,10 +259,7 @@ fn audit_item(event: AuditEvent) -> AuditItem {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
-        DynamoStore {
-            client,
-            table: table.into(),
-        }
+        DynamoStore { client, table: table.into() }
     }
 
     pub fn table(&self) -> &str {
@@ -290,11 +276,7 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    async fn get_item<T: DeserializeOwned>(
-        &self,
-        pk: String,
-        sk: &str,
-    ) -> Result<Option<T>, StoreError> {
+    async fn get_item<T: DeserializeOwned>(&self, pk: String, sk: &str) -> Result<Option<T>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -337,13 +319,7 @@ impl RequestStore for DynamoStore {
             self.put_new(to_item(&marker)?)?,
             self.put_new(to_item(&verification_item(request.id, verification))?)?,
         ];
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(Created::New),
             Err(err) if is_condition_failure(&err) => {
                 match self.open_request(&subject, request.kind).await? {
@@ -356,10 +332,7 @@ impl RequestStore for DynamoStore {
     }
 
     async fn get(&self, id: RequestId) -> Result<Option<RequestRecord>, StoreError> {
-        Ok(self
-            .get_item::<RequestItem>(request_pk(id), META)
-            .await?
-            .map(RequestItem::into_record))
+        Ok(self.get_item::<RequestItem>(request_pk(id), META).await?.map(RequestItem::into_record))
     }
 
     async fn open_request(
@@ -367,21 +340,15 @@ impl RequestStore for DynamoStore {
         subject: &SubjectKey,
         kind: RequestKind,
     ) -> Result<Option<RequestId>, StoreError> {
-        Ok(self
-            .get_item::<MarkerItem>(subject_pk(subject), &open_sk(kind))
-            .await?
-            .map(|m| m.request_id))
+        Ok(self.get_item::<MarkerItem>(subject_pk(subject), &open_sk(kind)).await?.map(|m| m.request_id))
     }
 
     async fn verification(&self, id: RequestId) -> Result<Option<Verification>, StoreError> {
-        let Some(item) = self
-            .get_item::<VerificationItem>(request_pk(id), VERIFY)
-            .await?
-        else {
+        let Some(item) = self.get_item::<VerificationItem>(request_pk(id), VERIFY).await? else {
             return Ok(None);
         };
-        let token_hash = TokenHash::from_hex(&item.token_hash)
-            .ok_or_else(|| StoreError::Corrupt("token_hash".into()))?;
+        let token_hash =
+            TokenHash::from_hex(&item.token_hash).ok_or_else(|| StoreError::Corrupt("token_hash".into()))?;
         Ok(Some(Verification {
             token_hash,
             expires_at: item.expires_at,
@@ -389,26 +356,19 @@ impl RequestStore for DynamoStore {
         }))
     }
 
-    async fn replace_verification(
-        &self,
-        id: RequestId,
-        v: &Verification,
-    ) -> Result<bool, StoreError> {
+    async fn replace_verification(&self, id: RequestId, v: &Verification) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(request_pk(id), VERIFY)))
-            .update_expression(
-                "SET token_hash = :h, expires_at = :e, wrong_attempts = :zero, #ttl = :ttl",
-            )
+            .update_expression("SET token_hash = :h, expires_at = :e, wrong_attempts = :zero, #ttl = :ttl")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":h", s(v.token_hash.to_hex()))
             .expression_attribute_values(
                 ":e",
-                s(v.expires_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+                s(v.expires_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
             )
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":ttl", n(v.expires_at.timestamp()))
@@ -447,11 +407,7 @@ impl RequestStore for DynamoStore {
         }
     }
 
-    async fn transition(
-        &self,
-        current: &RequestRecord,
-        change: Change,
-    ) -> Result<RequestRecord, StoreError> {
+    async fn transition(&self, current: &RequestRecord, change: Change) -> Result<RequestRecord, StoreError> {
         let to = current.status.apply(change.event)?;
         let next_version = current.version + 1;
         let closing = !to.is_open();
@@ -465,12 +421,7 @@ impl RequestStore for DynamoStore {
         let mut values: Item = HashMap::from([
             (":to".to_owned(), s(to.as_str())),
             (":next".to_owned(), n(next_version)),
-            (
-                ":at".to_owned(),
-                s(change
-                    .at
-                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-            ),
+            (":at".to_owned(), s(change.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))),
             (":from".to_owned(), s(current.status.as_str())),
             (":v".to_owned(), n(current.version)),
         ]);
@@ -514,9 +465,8 @@ impl RequestStore for DynamoStore {
         ];
         // Verification data is kept only while it can still be used.
         if change.consume_token.is_some() || closing {
-            let mut delete = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(request_pk(current.id), VERIFY)));
+            let mut delete =
+                Delete::builder().table_name(&self.table).set_key(Some(key(request_pk(current.id), VERIFY)));
             if let Some(hash) = &change.consume_token {
                 delete = delete
                     .condition_expression("token_hash = :h")
@@ -531,23 +481,14 @@ impl RequestStore for DynamoStore {
         if closing {
             let delete = Delete::builder()
                 .table_name(&self.table)
-                .set_key(Some(key(
-                    subject_pk(&current.email.subject_key()),
-                    &open_sk(current.kind),
-                )))
+                .set_key(Some(key(subject_pk(&current.email.subject_key()), &open_sk(current.kind))))
                 .condition_expression("attribute_not_exists(pk) OR request_id = :id")
                 .expression_attribute_values(":id", s(current.id.to_string()))
                 .build()
                 .map_err(build_error("TransactWriteItems"))?;
             items.push(TransactWriteItem::builder().delete(delete).build());
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(updated),
             Err(err) if is_condition_failure(&err) => Err(StoreError::Conflict),
             Err(err) => Err(aws_error("TransactWriteItems")(err)),
@@ -590,19 +531,12 @@ impl RequestStore for DynamoStore {
     ) -> Result<bool, StoreError> {
         let pk = subject_pk(subject);
         for _ in 0..MAX_SLOT_RETRIES {
-            let existing = self
-                .get_item::<RateItem>(pk.clone(), RATE_VERIFICATION)
-                .await?;
+            let existing = self.get_item::<RateItem>(pk.clone(), RATE_VERIFICATION).await?;
             let since = (now - window).timestamp();
             let (mut sent, rev) = match &existing {
-                Some(item) => (
-                    item.sent
-                        .iter()
-                        .copied()
-                        .filter(|t| *t > since)
-                        .collect::<Vec<_>>(),
-                    Some(item.rev),
-                ),
+                Some(item) => {
+                    (item.sent.iter().copied().filter(|t| *t > since).collect::<Vec<_>>(), Some(item.rev))
+                }
                 None => (Vec::new(), None),
             };
             if sent.len() >= limit as usize {
@@ -617,15 +551,9 @@ impl RequestStore for DynamoStore {
                 rev: rev.map_or(1, |r| r + 1),
                 ttl: (now + window).timestamp(),
             };
-            let mut put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(to_item(&item)?));
+            let mut put = self.client.put_item().table_name(&self.table).set_item(Some(to_item(&item)?));
             put = match rev {
-                Some(r) => put
-                    .condition_expression("rev = :rev")
-                    .expression_attribute_values(":rev", n(r)),
+                Some(r) => put.condition_expression("rev = :rev").expression_attribute_values(":rev", n(r)),
                 None => put.condition_expression("attribute_not_exists(pk)"),
             };
             match put.send().await {

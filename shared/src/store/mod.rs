@@ -7,8 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use std::future::Future;
 
 use crate::domain::{
-    Actor, AuditEvent, Event, RequestId, RequestKind, RequestRecord, SubjectKey, TokenHash,
-    TransitionError,
+    Actor, AuditEvent, Event, RequestId, RequestKind, RequestRecord, SubjectKey, TokenHash, TransitionError,
 };
 
 pub use dynamo::{DUE_INDEX, DynamoStore};
@@ -52,10 +51,7 @@ pub enum StoreError {
     /// An AWS call failed. Only the operation and the service's error code are kept, never a
     /// message that could quote stored data.
     #[error("{operation} failed: {code}")]
-    Aws {
-        operation: &'static str,
-        code: String,
-    },
+    Aws { operation: &'static str, code: String },
     #[error("stored item is not readable: {0}")]
     Corrupt(String),
 }
@@ -69,10 +65,7 @@ pub trait RequestStore: Send + Sync {
         verification: &Verification,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
-    fn get(
-        &self,
-        id: RequestId,
-    ) -> impl Future<Output = Result<Option<RequestRecord>, StoreError>> + Send;
+    fn get(&self, id: RequestId) -> impl Future<Output = Result<Option<RequestRecord>, StoreError>> + Send;
 
     fn open_request(
         &self,
@@ -105,10 +98,7 @@ pub trait RequestStore: Send + Sync {
         change: Change,
     ) -> impl Future<Output = Result<RequestRecord, StoreError>> + Send;
 
-    fn audit_trail(
-        &self,
-        id: RequestId,
-    ) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
+    fn audit_trail(&self, id: RequestId) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
 
     /// Takes one of `limit` slots in the sliding `window` for mail to this person. False when
     /// all are taken: the caller must not send.
