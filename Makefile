@@ -1,4 +1,4 @@
-.PHONY: dev test mailbox
+.PHONY: dev test mailbox bench build
 
 # Bring up the whole local stack: emulator, resources, functions on 127.0.0.1:9000.
 dev:
@@ -11,3 +11,11 @@ test:
 # Print the mail the local emulator received (optionally: make mailbox TO=someone@example.com).
 mailbox:
 	dev/bin/mailbox $(TO)
+
+# Release builds, sizes, cold start and peak RSS against the floors (figures, not a test).
+bench:
+	dev/bin/bench
+
+# The deployable build: sam build (cargo-lambda) of every function, x86_64 here (see infra/README.md).
+build:
+	dev/bin/sam-build
