@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc};
@@ -114,19 +115,30 @@ fn api_gateway_event(
     })
 }
 
+static SUBMISSIONS: AtomicUsize = AtomicUsize::new(0);
+const KINDS: [&str; 9] = [
+    "access",
+    "portability",
+    "rectification",
+    "deletion",
+    "restriction",
+    "objection",
+    "withdraw_consent",
+    "opt_out_of_sale",
+    "unsubscribe",
+];
+
 /// One event of the kind the function serves, doing real work against the emulator.
+/// Submissions cycle through 10 addresses and the 9 kinds: the first 90 create requests (one
+/// transaction each), later ones take the repeat path (token rotation and a new email). The
+/// emulator copies a whole table for every transaction, so unbounded growth would measure it.
 fn event(kind: &str) -> Value {
     match kind {
-        "intake" => api_gateway_event(
-            "POST",
-            "/requests",
-            "POST /requests",
-            Some(
-                json!({"email": format!("bench+{}@example.com", uuid::Uuid::new_v4().simple()), "kind": "access", "region": "NL"})
-                    .to_string(),
-            ),
-            None,
-        ),
+        "intake" => {
+            let n = SUBMISSIONS.fetch_add(1, Ordering::Relaxed);
+            let body = json!({"email": format!("bench+{}@example.com", n % 10), "kind": KINDS[(n / 10) % 9], "region": "NL"});
+            api_gateway_event("POST", "/requests", "POST /requests", Some(body.to_string()), None)
+        }
         "verify" => {
             let id = uuid::Uuid::new_v4().to_string();
             api_gateway_event(
