@@ -111,7 +111,7 @@ mod tests {
         assert_eq!(c.public_base_url, "https://privacy.example.com");
         assert_eq!(c.verification, VerificationPolicy::default());
         assert_eq!(c.verification.max_emails_per_window, 3);
-        assert_eq!(c.calendar.zone(), chrono_tz::Europe::Amsterdam);
+        assert_eq!(c.calendar.zone_name(), "Europe/Amsterdam");
     }
 
     #[test]

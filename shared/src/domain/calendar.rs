@@ -1,14 +1,18 @@
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc, Weekday};
-use chrono_tz::Tz;
+use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 use super::Regime;
 
 /// Business days and the one time zone every legal clock is counted in.
+///
+/// Zones come from jiff's bundled tz database (compact TZif bytes, read on demand): the deployed
+/// image needs no zoneinfo, and the binary carries no per-zone pointer tables to relocate at start.
 #[derive(Clone, Debug)]
 pub struct BusinessCalendar {
-    zone: Tz,
+    zone: TimeZone,
+    zone_name: String,
     holidays: BTreeSet<NaiveDate>,
 }
 
@@ -32,13 +36,10 @@ pub struct Deadlines {
 }
 
 impl BusinessCalendar {
-    pub fn new(zone: Tz, holidays: impl IntoIterator<Item = NaiveDate>) -> BusinessCalendar {
-        BusinessCalendar { zone, holidays: holidays.into_iter().collect() }
-    }
-
     /// From configuration text: an IANA zone name and comma-separated ISO dates.
     pub fn parse(zone: &str, holidays: &str) -> Result<BusinessCalendar, CalendarError> {
-        let zone: Tz = zone.parse().map_err(|_| CalendarError::UnknownZone(zone.to_owned()))?;
+        let zone_name = zone.to_owned();
+        let zone = TimeZone::get(zone).map_err(|_| CalendarError::UnknownZone(zone_name.clone()))?;
         let holidays = holidays
             .split(',')
             .map(str::trim)
@@ -47,15 +48,21 @@ impl BusinessCalendar {
                 NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| CalendarError::BadHoliday(s.to_owned()))
             })
             .collect::<Result<BTreeSet<_>, _>>()?;
-        Ok(BusinessCalendar { zone, holidays })
+        Ok(BusinessCalendar { zone, zone_name, holidays })
     }
 
-    pub fn zone(&self) -> Tz {
-        self.zone
+    pub fn zone_name(&self) -> &str {
+        &self.zone_name
     }
 
     pub fn local_date(&self, at: DateTime<Utc>) -> NaiveDate {
-        at.with_timezone(&self.zone).date_naive()
+        // Every DateTime<Utc> chrono can hold from a clock is inside jiff's range; the fallback
+        // (the UTC date) is unreachable in practice and still a sane answer.
+        jiff::Timestamp::new(at.timestamp(), at.timestamp_subsec_nanos() as i32)
+            .ok()
+            .map(|ts| self.zone.to_datetime(ts).date())
+            .and_then(|d| NaiveDate::from_ymd_opt(i32::from(d.year()), d.month() as u32, d.day() as u32))
+            .unwrap_or_else(|| at.date_naive())
     }
 
     pub fn is_business_day(&self, day: NaiveDate) -> bool {
@@ -111,7 +118,7 @@ fn add_one_month(day: NaiveDate) -> NaiveDate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::TimeZone as _;
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -123,10 +130,10 @@ mod tests {
 
     /// Noon in Amsterdam on the given date, as UTC.
     fn noon(s: &str) -> DateTime<Utc> {
-        chrono_tz::Europe::Amsterdam
-            .from_local_datetime(&d(s).and_hms_opt(12, 0, 0).unwrap())
-            .unwrap()
-            .with_timezone(&Utc)
+        let local: jiff::civil::DateTime = format!("{s}T12:00:00").parse().unwrap();
+        let ts =
+            TimeZone::get("Europe/Amsterdam").unwrap().to_ambiguous_timestamp(local).compatible().unwrap();
+        DateTime::from_timestamp(ts.as_second(), 0).unwrap()
     }
 
     fn gdpr_due(received: &str, cal: &BusinessCalendar) -> NaiveDate {
