@@ -241,29 +241,6 @@ async fn run_once(
     Ok((init, first_response, warm_result, failures))
 }
 
-async fn measure(target: &Target, runs: usize, warm: usize) -> Result<Measured> {
-    let mut m = Measured {
-        init: Vec::new(),
-        first_response: Vec::new(),
-        peak_rss_kib: 0,
-        warm_per_invocation: Duration::ZERO,
-        failures: 0,
-    };
-    for run in 0..runs {
-        // The last run also drives the warm invocations.
-        let (init, first, warm_result, failures) =
-            run_once(target, if run + 1 == runs { warm } else { 0 }).await?;
-        m.init.push(init);
-        m.first_response.push(first);
-        m.failures += failures;
-        if let Some((rss, per)) = warm_result {
-            m.peak_rss_kib = rss;
-            m.warm_per_invocation = per;
-        }
-    }
-    Ok(m)
-}
-
 fn median(values: &[Duration]) -> Duration {
     let mut sorted = values.to_vec();
     sorted.sort();
@@ -297,10 +274,30 @@ async fn main() -> Result<()> {
     for target in &targets {
         run_once(target, 0).await?; // brings the binary into the page cache; not counted
     }
-    let mut results = Vec::new();
-    for target in &targets {
-        results.push(measure(target, runs, warm).await?);
-        eprintln!("measured {}", target.name);
+    // Round-robin over the targets, so drift on a noisy machine hits every target alike.
+    let mut results: Vec<Measured> = targets
+        .iter()
+        .map(|_| Measured {
+            init: Vec::new(),
+            first_response: Vec::new(),
+            peak_rss_kib: 0,
+            warm_per_invocation: Duration::ZERO,
+            failures: 0,
+        })
+        .collect();
+    for run in 0..runs {
+        for (target, m) in targets.iter().zip(results.iter_mut()) {
+            // The last round also drives the warm invocations.
+            let (init, first, warm_result, failures) =
+                run_once(target, if run + 1 == runs { warm } else { 0 }).await?;
+            m.init.push(init);
+            m.first_response.push(first);
+            m.failures += failures;
+            if let Some((rss, per)) = warm_result {
+                m.peak_rss_kib = rss;
+                m.warm_per_invocation = per;
+            }
+        }
     }
     let floor = targets.iter().position(|t| t.name == "floor-sdk").map(|i| median(&results[i].init));
     println!(
