@@ -12,7 +12,8 @@ async fn main() -> Result<()> {
         Some("provision") => provision().await,
         Some("mailbox") => print_mailbox(args.get(1).map(String::as_str)).await,
         Some("wait") => wait_for_emulator().await,
-        _ => bail!("usage: devstack provision | mailbox [ADDRESS] | wait"),
+        Some("seed") => seed().await,
+        _ => bail!("usage: devstack provision | seed | mailbox [ADDRESS] | wait"),
     }
 }
 
@@ -53,6 +54,21 @@ async fn provision() -> Result<()> {
         names.mail_from,
         names.configuration_set
     );
+    Ok(())
+}
+
+/// The data map's sources with the synthetic people in them (names prefixed by
+/// `DATA_NAME_PREFIX`, empty by default).
+async fn seed() -> Result<()> {
+    wait_for_emulator().await?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let prefix = std::env::var("DATA_NAME_PREFIX").unwrap_or_default();
+    let map = privacy_shared::datamap::DataMap::builtin()?.with_name_prefix(&prefix);
+    devstack::seed::create_sources(&sdk, &map).await?;
+    let written =
+        devstack::seed::seed(&sdk, &map, &devstack::seed::SampleData::load(&devstack::seed::default_path())?)
+            .await?;
+    println!("seeded {} sources of the data map with {written} records and objects", map.sources().len());
     Ok(())
 }
 

@@ -4,9 +4,11 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod datamap;
 pub mod deps;
 pub mod domain;
 pub mod mail;
+pub mod sources;
 pub mod store;
 pub mod telemetry;
 
