@@ -3,6 +3,7 @@
 pub mod mailbox;
 pub mod provision;
 pub mod seed;
+pub mod stream;
 pub mod template;
 
 /// The emulator's address: the standard `AWS_ENDPOINT_URL`, else moto's default port.

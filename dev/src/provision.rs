@@ -224,3 +224,40 @@ pub async fn provision_all(
 pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build())
 }
+
+/// An SQS queue (FIFO when the name ends in `.fifo`), optionally with a redrive policy to a
+/// dead-letter queue. Returns the queue URL.
+pub async fn create_queue(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    dead_letter_arn: Option<(&str, u32)>,
+) -> Result<String> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let mut request = client.create_queue().queue_name(name);
+    if name.ends_with(".fifo") {
+        request = request.attributes(QueueAttributeName::FifoQueue, "true");
+    }
+    if let Some((arn, max_receives)) = dead_letter_arn {
+        request = request.attributes(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives.to_string()})
+                .to_string(),
+        );
+    }
+    let out = request.send().await.with_context(|| format!("creating queue {name}"))?;
+    out.queue_url().map(str::to_owned).context("no queue url")
+}
+
+pub async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
+    let out = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .context("reading the queue's ARN")?;
+    out.attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .cloned()
+        .context("no queue ARN")
+}

@@ -5,7 +5,9 @@ use chrono::{Datelike, NaiveDate};
 use minijinja::{Environment, Value, context};
 
 use super::{MailError, OutgoingEmail};
-use crate::domain::{EmailAddress, Language, Regime, RequestId, RequestKind, VerificationToken};
+use crate::domain::{
+    EmailAddress, Language, Regime, RequestId, RequestKind, RequestRecord, VerificationToken,
+};
 
 macro_rules! templates {
     ($($name:literal),* $(,)?) => {
@@ -21,6 +23,15 @@ const FILES: &[(&str, &str)] = templates![
     "verification.nl.subject.txt",
     "verification.nl.txt",
     "verification.nl.html",
+    "staff_notice.subject.txt",
+    "staff_notice.txt",
+    "staff_notice.html",
+    "completed.en.subject.txt",
+    "completed.en.txt",
+    "completed.en.html",
+    "completed.nl.subject.txt",
+    "completed.nl.txt",
+    "completed.nl.html",
 ];
 
 /// The template environment, built once per cold start.
@@ -94,6 +105,65 @@ impl Templates {
             to: email.to.clone(),
             text: self.render(&format!("verification.{lang}.txt"), ctx.clone())?,
             html: self.render(&format!("verification.{lang}.html"), context! { ..html_links, ..ctx })?,
+            subject,
+        })
+    }
+}
+
+impl Templates {
+    /// Tells the privacy staff a request was verified. English; the subject names no person.
+    pub fn staff_notice(
+        &self,
+        to: &EmailAddress,
+        record: &RequestRecord,
+        automatic: bool,
+    ) -> Result<OutgoingEmail, MailError> {
+        let ctx = context! {
+            lang => "en",
+            request_id => record.id.to_string(),
+            kind => record.kind.as_str(),
+            regime => record.regime.as_str().to_uppercase(),
+            region => record.region.as_str(),
+            language => record.language.as_str(),
+            received_on => long_date(record.received_on, Language::En),
+            due_on => long_date(record.due_on, Language::En),
+            acknowledge_by => record.acknowledge_by.map(|d| long_date(d, Language::En)),
+            email => record.email.as_str(),
+            name => record.name.clone(),
+            details => record.details.clone(),
+            automatic,
+        };
+        let subject = self.render("staff_notice.subject.txt", ctx.clone())?.trim().to_owned();
+        Ok(OutgoingEmail {
+            to: to.clone(),
+            text: self.render("staff_notice.txt", ctx.clone())?,
+            html: self.render("staff_notice.html", context! { title => subject.clone(), ..ctx })?,
+            subject,
+        })
+    }
+
+    /// Tells the requester their request is done; with a download link where there is an export.
+    pub fn completed(
+        &self,
+        record: &RequestRecord,
+        download: Option<(&str, NaiveDate)>,
+    ) -> Result<OutgoingEmail, MailError> {
+        let lang = record.language.as_str();
+        let subject = self.render(&format!("completed.{lang}.subject.txt"), context! {})?.trim().to_owned();
+        let ctx = context! {
+            lang,
+            title => subject,
+            request_id => record.id.to_string(),
+            kind_label => kind_label(record.kind, record.language),
+            download => download.map(|(url, _)| url.to_owned()),
+            available_until => download.map(|(_, until)| long_date(until, record.language)),
+        };
+        let html_links =
+            context! { download => download.map(|(url, _)| Value::from_safe_string(escape_attribute(url))) };
+        Ok(OutgoingEmail {
+            to: record.email.clone(),
+            text: self.render(&format!("completed.{lang}.txt"), ctx.clone())?,
+            html: self.render(&format!("completed.{lang}.html"), context! { ..html_links, ..ctx })?,
             subject,
         })
     }

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-use super::{Change, Created, RequestStore, StoreError, Verification};
+use super::{Change, Claim, Created, RequestStore, StoreError, Verification};
 use crate::domain::{
     AuditEvent, EmailAddress, Event, Language, Regime, Region, RequestId, RequestKind, RequestRecord, Status,
     SubjectKey, TokenHash,
@@ -255,6 +255,32 @@ fn audit_item(event: AuditEvent) -> AuditItem {
         entity: "audit".to_owned(),
         event,
     }
+}
+
+/// The request in a stream record's image, if the image is a request (not an audit event,
+/// marker or ledger entry).
+pub fn record_from_image(image: HashMap<String, serde_dynamo::AttributeValue>) -> Option<RequestRecord> {
+    let item: serde_dynamo::Item = image.into();
+    let is_request = matches!(item.get("sk"), Some(serde_dynamo::AttributeValue::S(sk)) if sk == META);
+    if !is_request {
+        return None;
+    }
+    serde_dynamo::from_item::<_, RequestItem>(item).ok().map(RequestItem::into_record)
+}
+
+#[derive(Serialize, Deserialize)]
+struct EffectItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    state: String,
+    /// Epoch seconds until which a claim is held; gone once the effect is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claimed_until: Option<i64>,
+}
+
+fn effect_sk(effect: &str) -> String {
+    format!("EFFECT#{effect}")
 }
 
 impl DynamoStore {
@@ -520,6 +546,75 @@ impl RequestStore for DynamoStore {
             }
         }
         Ok(events)
+    }
+
+    async fn claim_effect(
+        &self,
+        id: RequestId,
+        effect: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        let item = EffectItem {
+            pk: request_pk(id),
+            sk: effect_sk(effect),
+            entity: "effect".to_owned(),
+            state: "claimed".to_owned(),
+            claimed_until: Some((now + lease).timestamp()),
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&item)?))
+            .condition_expression("attribute_not_exists(pk) OR (#state = :claimed AND claimed_until < :now)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":claimed", s("claimed"))
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Acquired),
+            Err(err) if is_condition_failure(&err) => {
+                match self.get_item::<EffectItem>(request_pk(id), &effect_sk(effect)).await? {
+                    Some(existing) if existing.state == "done" => Ok(Claim::AlreadyDone),
+                    _ => Ok(Claim::InProgress),
+                }
+            }
+            Err(err) => Err(aws_error("PutItem")(err)),
+        }
+    }
+
+    async fn finish_effect(&self, id: RequestId, effect: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(request_pk(id), &effect_sk(effect))))
+            .update_expression("SET #state = :done REMOVE claimed_until")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":done", s("done"))
+            .send()
+            .await
+            .map_err(aws_error("UpdateItem"))?;
+        Ok(())
+    }
+
+    async fn release_effect(&self, id: RequestId, effect: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(request_pk(id), &effect_sk(effect))))
+            .condition_expression("#state = :claimed")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":claimed", s("claimed"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(aws_error("DeleteItem")(err)),
+        }
     }
 
     async fn take_mail_slot(

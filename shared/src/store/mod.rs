@@ -10,7 +10,7 @@ use crate::domain::{
     Actor, AuditEvent, Event, RequestId, RequestKind, RequestRecord, SubjectKey, TokenHash, TransitionError,
 };
 
-pub use dynamo::{DUE_INDEX, DynamoStore};
+pub use dynamo::{DUE_INDEX, DynamoStore, record_from_image};
 
 /// The verification secret of a pending request, as stored: a hash, a deadline, a counter.
 #[derive(Clone, Debug)]
@@ -39,6 +39,17 @@ pub struct Change {
     /// Succeeds only if this is still the stored verification hash, which is then deleted:
     /// that makes a token single-use even under concurrent requests.
     pub consume_token: Option<TokenHash>,
+}
+
+/// The outcome of claiming a side effect (a queue message, an email) in the effect ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours to perform; finish or release it afterwards.
+    Acquired,
+    /// Performed before: do nothing.
+    AlreadyDone,
+    /// Another delivery is performing it right now (its lease has not run out).
+    InProgress,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +110,29 @@ pub trait RequestStore: Send + Sync {
     ) -> impl Future<Output = Result<RequestRecord, StoreError>> + Send;
 
     fn audit_trail(&self, id: RequestId) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
+
+    /// Claims a side effect of a committed transition for a lease; redelivered stream records
+    /// find it done, so each effect happens once.
+    fn claim_effect(
+        &self,
+        id: RequestId,
+        effect: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    fn finish_effect(
+        &self,
+        id: RequestId,
+        effect: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives a claimed effect back after it failed, so a retry can perform it.
+    fn release_effect(
+        &self,
+        id: RequestId,
+        effect: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Takes one of `limit` slots in the sliding `window` for mail to this person. False when
     /// all are taken: the caller must not send.

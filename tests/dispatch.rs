@@ -1,0 +1,191 @@
+//! The stream dispatcher against the emulator: transitions committed by the real handlers are
+//! read from the table's stream, delivered to `dispatch` (twice, as Lambda may), and each one's
+//! work happens exactly once.
+
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+
+use devstack::stream::StreamReader;
+use dispatch::{BatchResponse, Dispatcher, ExportJob, SqsJobQueue, StreamEvent};
+use integration_tests::*;
+use privacy_shared::Clock;
+use privacy_shared::domain::{Actor, Event, RequestId};
+use privacy_shared::mail::SesMailer;
+use privacy_shared::store::{Change, DynamoStore, RequestStore};
+
+type AwsDispatcher = Dispatcher<DynamoStore, SesMailer, SqsJobQueue>;
+
+struct Setup {
+    stack: Stack,
+    dispatcher: AwsDispatcher,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    staff: String,
+}
+
+async fn setup() -> Setup {
+    let stack = Stack::new().await;
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let queue_url = devstack::provision::create_queue(
+        &sqs,
+        &format!("export-{}.fifo", uuid::Uuid::new_v4().simple()),
+        None,
+    )
+    .await
+    .unwrap();
+    let staff = unique_address("staff");
+    let settings = [("STAFF_ADDRESS", staff.clone()), ("EXPORT_QUEUE_URL", queue_url.clone())];
+    let dispatcher = Dispatcher::with_sdk(&stack.sdk, stack.config(), stack.clock.clone(), |name| {
+        settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    Setup { stack, dispatcher, sqs, queue_url, staff }
+}
+
+async fn deliver(setup: &Setup, records: &[Value]) -> BatchResponse {
+    let event: StreamEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+    dispatch::handle(&setup.dispatcher, LambdaEvent::new(event, Context::default())).await.unwrap()
+}
+
+async fn queued_jobs(setup: &Setup) -> Vec<ExportJob> {
+    let mut jobs = Vec::new();
+    loop {
+        let out = setup
+            .sqs
+            .receive_message()
+            .queue_url(&setup.queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages();
+        if messages.is_empty() {
+            return jobs;
+        }
+        for m in messages {
+            jobs.push(serde_json::from_str(m.body().unwrap()).unwrap());
+            setup
+                .sqs
+                .delete_message()
+                .queue_url(&setup.queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn verified_request(setup: &Setup, kind: &str) -> (String, String) {
+    let deps = setup.stack.deps();
+    let address = unique_address("dispatch");
+    submit(&deps, &submission(&address, kind, "NL")).await;
+    let (id, token) = link_parts(&setup.stack.mail_to(&address).await[0]);
+    assert_eq!(verify_with(&setup.stack.verifier(), &id, &token).await.0, 200);
+    (address, id)
+}
+
+#[tokio::test]
+async fn a_verified_access_request_becomes_one_export_job_and_one_staff_notice_even_when_delivered_twice() {
+    let setup = setup().await;
+    let mut stream = StreamReader::open(&setup.stack.sdk, &setup.stack.table).await.unwrap();
+    let (address, id) = verified_request(&setup, "access").await;
+    let records = stream.poll().await.unwrap();
+    assert!(records.len() >= 2, "insert and verify are on the stream");
+
+    assert_eq!(deliver(&setup, &records).await, BatchResponse::default());
+    assert_eq!(deliver(&setup, &records).await, BatchResponse::default(), "redelivery is harmless");
+
+    let jobs = queued_jobs(&setup).await;
+    assert_eq!(jobs, vec![ExportJob { request_id: RequestId::parse(&id).unwrap(), version: 2 }]);
+    let notices = setup.stack.mail_to(&setup.staff).await;
+    assert_eq!(notices.len(), 1, "one staff notice");
+    assert!(
+        notices[0].subject.starts_with("Verified privacy request: access (GDPR), due"),
+        "{}",
+        notices[0].subject
+    );
+    assert!(!notices[0].subject.contains(&address) && !notices[0].subject.contains("example"));
+    assert!(notices[0].body.contains(&id) && notices[0].body.contains(&address));
+    assert_eq!(setup.stack.mail_to(&address).await.len(), 1, "the requester got only the verification email");
+}
+
+#[tokio::test]
+async fn a_verified_deletion_request_only_notifies_the_staff() {
+    let setup = setup().await;
+    let mut stream = StreamReader::open(&setup.stack.sdk, &setup.stack.table).await.unwrap();
+    verified_request(&setup, "deletion").await;
+    let records = stream.poll().await.unwrap();
+    deliver(&setup, &records).await;
+    assert!(queued_jobs(&setup).await.is_empty());
+    assert_eq!(setup.stack.mail_to(&setup.staff).await.len(), 1);
+}
+
+#[tokio::test]
+async fn completion_sends_the_requester_one_notice_with_the_download_link() {
+    let setup = setup().await;
+    let (address, id) = verified_request(&setup, "portability").await;
+    let store = &setup.dispatcher.deps.store;
+    let request_id = RequestId::parse(&id).unwrap();
+    let mut stream = StreamReader::open(&setup.stack.sdk, &setup.stack.table).await.unwrap();
+    stream.poll().await.unwrap(); // what came before is another test's business
+    for event in [Event::WorkStarted, Event::Completed] {
+        let current = store.get(request_id).await.unwrap().unwrap();
+        let change = Change {
+            event,
+            at: setup.stack.clock.now(),
+            actor: Actor::System,
+            reason: None,
+            consume_token: None,
+        };
+        store.transition(&current, change).await.unwrap();
+    }
+    let records = stream.poll().await.unwrap();
+    deliver(&setup, &records).await;
+    deliver(&setup, &records).await;
+
+    let mails = setup.stack.mail_to(&address).await;
+    assert_eq!(mails.len(), 2, "verification and one completion notice");
+    let done = &mails[1];
+    assert_eq!(done.subject, "Uw privacyverzoek is afgehandeld");
+    assert!(
+        done.links().contains(&format!("{PUBLIC_BASE_URL}/requests/{id}/download")),
+        "{:?}",
+        done.links()
+    );
+    assert!(done.body.contains("Autoriteit Persoonsgegevens"), "names the right to complain");
+}
+
+#[tokio::test]
+async fn a_failing_effect_is_reported_and_released_for_the_retry() {
+    let setup = setup().await;
+    let mut stream = StreamReader::open(&setup.stack.sdk, &setup.stack.table).await.unwrap();
+    let (_, id) = verified_request(&setup, "access").await;
+    let records = stream.poll().await.unwrap();
+
+    // The same dispatcher, pointed at a queue that does not exist.
+    let settings = [
+        ("STAFF_ADDRESS", setup.staff.clone()),
+        ("EXPORT_QUEUE_URL", format!("{}-missing.fifo", setup.queue_url)),
+    ];
+    let broken =
+        Dispatcher::with_sdk(&setup.stack.sdk, setup.stack.config(), setup.stack.clock.clone(), |name| {
+            settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+        })
+        .unwrap();
+    let event: StreamEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+    let response = dispatch::handle(&broken, LambdaEvent::new(event, Context::default())).await.unwrap();
+    let verified_record =
+        records.iter().find(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "verified").unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier,
+        verified_record["dynamodb"]["SequenceNumber"].as_str().unwrap()
+    );
+
+    // Redelivered to a working dispatcher: the job goes out once, nothing was lost.
+    assert_eq!(deliver(&setup, &records).await, BatchResponse::default());
+    let jobs = queued_jobs(&setup).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].request_id.to_string(), id);
+}
