@@ -116,5 +116,46 @@ fn the_functions_environment_is_declared_for_every_function() {
         assert!(vars.contains_key(name), "{name} is not set for the deployed functions");
     }
     let functions = template.resources_of_type("AWS::Serverless::Function");
-    assert_eq!(functions.len(), 2);
+    assert_eq!(functions.len(), 3);
+}
+
+#[tokio::test]
+async fn the_provisioned_queues_match_the_template() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let (sdk, _) = emulator_sdk().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let template = Template::load(&template::default_path()).unwrap();
+    let prefix = format!("t{}-", uuid::Uuid::new_v4().simple());
+    let created = devstack::provision::create_queues(&sqs, &template, &prefix).await.unwrap();
+    let specs = template.queues().unwrap();
+    assert_eq!(created.len(), specs.len());
+    assert!(specs.iter().any(|q| q.logical_id == "ExportQueue" && q.fifo && q.redrive.is_some()));
+
+    for spec in &specs {
+        let url = &created.iter().find(|(id, _)| *id == spec.logical_id).unwrap().1;
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        let attributes = attributes.attributes().unwrap();
+        let fifo = attributes.get(&QueueAttributeName::FifoQueue).is_some_and(|v| v == "true");
+        assert_eq!(fifo, spec.fifo, "{}", spec.logical_id);
+        let redrive: Option<serde_json::Value> =
+            attributes.get(&QueueAttributeName::RedrivePolicy).map(|p| serde_json::from_str(p).unwrap());
+        match &spec.redrive {
+            None => assert!(redrive.is_none(), "{}", spec.logical_id),
+            Some((target, receives)) => {
+                let redrive = redrive.unwrap_or_else(|| panic!("{} has no redrive policy", spec.logical_id));
+                let target_url = &created.iter().find(|(id, _)| id == target).unwrap().1;
+                assert_eq!(
+                    redrive["deadLetterTargetArn"],
+                    devstack::provision::queue_arn(&sqs, target_url).await.unwrap()
+                );
+                assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), receives.to_string());
+            }
+        }
+    }
 }

@@ -44,15 +44,23 @@ async fn provision() -> Result<()> {
         )
         .context("no SES_CONFIGURATION_SET and no SesConfigurationSetName default in the template")?,
     };
-    provision::provision_all(&sdk, &template, &names).await?;
+    let queues = provision::provision_all(&sdk, &template, &names).await?;
+    // The settings the functions need that only exist once the resources do.
+    if let Ok(path) = std::env::var("RESOURCES_ENV_OUT") {
+        let url_of =
+            |id: &str| queues.iter().find(|(q, _)| q == id).map(|(_, url)| url.clone()).unwrap_or_default();
+        std::fs::write(&path, format!("EXPORT_QUEUE_URL={}\n", url_of("ExportQueue")))
+            .with_context(|| format!("writing {path}"))?;
+    }
     println!(
         "provisioned at {}: table {} (stream, indexes, TTL), bucket {} (versioning, lifecycle, public access block), \
-         SES identity {} with configuration set {}",
+         SES identity {} with configuration set {}, {} queues",
         endpoint(),
         names.table,
         names.bucket,
         names.mail_from,
-        names.configuration_set
+        names.configuration_set,
+        queues.len()
     );
     Ok(())
 }

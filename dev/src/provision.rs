@@ -205,11 +205,41 @@ pub struct LocalStack {
     pub configuration_set: String,
 }
 
+/// Creates the template's queues (with their redrive policies); returns (logical id, URL) pairs.
+pub async fn create_queues(
+    sqs: &aws_sdk_sqs::Client,
+    template: &crate::template::Template,
+    prefix: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut created: Vec<(String, String)> = Vec::new();
+    for queue in template.queues()? {
+        let dead_letter = match &queue.redrive {
+            Some((target, receives)) => {
+                let url =
+                    created.iter().find(|(id, _)| id == target).map(|(_, url)| url.clone()).with_context(
+                        || {
+                            format!(
+                                "{}: dead-letter queue {target} is not a queue of the template",
+                                queue.logical_id
+                            )
+                        },
+                    )?;
+                Some((queue_arn(sqs, &url).await?, *receives))
+            }
+            None => None,
+        };
+        let name = format!("{prefix}{}", queue.local_name());
+        let url = create_queue(sqs, &name, dead_letter.as_ref().map(|(arn, n)| (arn.as_str(), *n))).await?;
+        created.push((queue.logical_id.clone(), url));
+    }
+    Ok(created)
+}
+
 pub async fn provision_all(
     sdk: &aws_config::SdkConfig,
     template: &crate::template::Template,
     names: &LocalStack,
-) -> Result<()> {
+) -> Result<Vec<(String, String)>> {
     create_table(&aws_sdk_dynamodb::Client::new(sdk), &names.table, &template.the_table()?).await?;
     let s3 = s3_client(sdk);
     create_bucket(&s3, &names.bucket).await?;
@@ -217,7 +247,7 @@ pub async fn provision_all(
     let ses = aws_sdk_sesv2::Client::new(sdk);
     create_configuration_set(&ses, &names.configuration_set).await?;
     create_mail_identity(&ses, &names.mail_from).await?;
-    Ok(())
+    create_queues(&aws_sdk_sqs::Client::new(sdk), template, "").await
 }
 
 /// Path-style addressing: the emulator at 127.0.0.1 has no per-bucket host names.

@@ -123,6 +123,22 @@ pub struct PublicAccessBlock {
     pub restrict_public_buckets: bool,
 }
 
+/// An `AWS::SQS::Queue` as the local stack creates it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub logical_id: String,
+    pub fifo: bool,
+    /// The dead-letter queue's logical id and the receives before a message moves there.
+    pub redrive: Option<(String, u32)>,
+}
+
+impl QueueSpec {
+    /// The local queue name: the logical id, with `.fifo` where SQS requires it.
+    pub fn local_name(&self) -> String {
+        if self.fifo { format!("{}.fifo", self.logical_id) } else { self.logical_id.clone() }
+    }
+}
+
 impl Template {
     pub fn load(path: &Path) -> Result<Template> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -191,6 +207,34 @@ impl Template {
         }
         serde_norway::from_value(self.resolved_properties(logical_id))
             .with_context(|| format!("{logical_id} properties"))
+    }
+
+    /// Every queue, dead-letter queues first (they must exist before the queues that use them).
+    pub fn queues(&self) -> Result<Vec<QueueSpec>> {
+        let mut queues = Vec::new();
+        for id in self.resources_of_type("AWS::SQS::Queue") {
+            let properties = self.resolved_properties(&id);
+            let fifo = properties["FifoQueue"].as_bool().unwrap_or(false);
+            let redrive = match &properties["RedrivePolicy"] {
+                Value::Null => None,
+                policy => {
+                    let target = match &policy["deadLetterTargetArn"] {
+                        Value::Tagged(t) if t.tag == "GetAtt" => {
+                            t.value.as_str().and_then(|s| s.strip_suffix(".Arn")).map(str::to_owned)
+                        }
+                        _ => None,
+                    }
+                    .with_context(|| format!("{id}: deadLetterTargetArn must be !GetAtt <Queue>.Arn"))?;
+                    let receives = policy["maxReceiveCount"]
+                        .as_u64()
+                        .with_context(|| format!("{id}: maxReceiveCount must be a number"))?;
+                    Some((target, receives as u32))
+                }
+            };
+            queues.push(QueueSpec { logical_id: id, fifo, redrive });
+        }
+        queues.sort_by_key(|q| q.redrive.is_some());
+        Ok(queues)
     }
 
     pub fn parameter_default(&self, name: &str) -> Option<String> {
