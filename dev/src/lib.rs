@@ -2,6 +2,7 @@
 
 pub mod mailbox;
 pub mod provision;
+pub mod pump;
 pub mod seed;
 pub mod stream;
 pub mod template;

@@ -13,7 +13,8 @@ async fn main() -> Result<()> {
         Some("mailbox") => print_mailbox(args.get(1).map(String::as_str)).await,
         Some("wait") => wait_for_emulator().await,
         Some("seed") => seed().await,
-        _ => bail!("usage: devstack provision | seed | mailbox [ADDRESS] | wait"),
+        Some("pump") => pump().await,
+        _ => bail!("usage: devstack provision | seed | pump | mailbox [ADDRESS] | wait"),
     }
 }
 
@@ -49,8 +50,15 @@ async fn provision() -> Result<()> {
     if let Ok(path) = std::env::var("RESOURCES_ENV_OUT") {
         let url_of =
             |id: &str| queues.iter().find(|(q, _)| q == id).map(|(_, url)| url.clone()).unwrap_or_default();
-        std::fs::write(&path, format!("EXPORT_QUEUE_URL={}\n", url_of("ExportQueue")))
-            .with_context(|| format!("writing {path}"))?;
+        std::fs::write(
+            &path,
+            format!(
+                "EXPORT_QUEUE_URL={}\nDISPATCH_FAILURE_QUEUE_URL={}\n",
+                url_of("ExportQueue"),
+                url_of("DispatchFailureQueue")
+            ),
+        )
+        .with_context(|| format!("writing {path}"))?;
     }
     println!(
         "provisioned at {}: table {} (stream, indexes, TTL), bucket {} (versioning, lifecycle, public access block), \
@@ -78,6 +86,41 @@ async fn seed() -> Result<()> {
             .await?;
     println!("seeded {} sources of the data map with {written} records and objects", map.sources().len());
     Ok(())
+}
+
+/// Delivers the table's stream to `dispatch` through `cargo lambda watch` (LAMBDA_INVOKE_URL),
+/// until stopped. Queue consumers join as their functions arrive.
+async fn pump() -> Result<()> {
+    wait_for_emulator().await?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "privacy-requests".to_owned());
+    let invoke_url =
+        std::env::var("LAMBDA_INVOKE_URL").unwrap_or_else(|_| "http://127.0.0.1:9000".to_owned());
+    let failure_queue = std::env::var("DISPATCH_FAILURE_QUEUE_URL").ok();
+    let stream = devstack::pump::StreamMapping {
+        reader: devstack::stream::StreamReader::open(&sdk, &table).await?,
+        function: "dispatch".to_owned(),
+        batch_size: 25,
+        max_retries: 5,
+        on_failure_queue_url: failure_queue,
+    };
+    let mut pump = devstack::pump::Pump::new(
+        devstack::pump::HttpInvoker::new(invoke_url),
+        &sdk,
+        Some(stream),
+        Vec::new(),
+    );
+    println!("pump: delivering the stream of {table} to dispatch");
+    loop {
+        match pump.tick().await {
+            Ok(tick) if !tick.idle() => println!("pump: {tick:?}"),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+            Err(err) => {
+                eprintln!("pump: {err:#}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 async fn print_mailbox(to: Option<&str>) -> Result<()> {
