@@ -31,7 +31,11 @@ impl SentMail {
             (Some(start), Some(end)) => format!("{}{}", &self.body[..start], &self.body[end..]),
             _ => self.body.clone(),
         };
-        let body = body.replace("<br>", "\n").replace("</p>", "</p>\n");
+        let body = body
+            .replace("<br>", "\n")
+            .replace("</p>", "</p>\n")
+            .replace("</th>", "</th>: ")
+            .replace("</tr>", "</tr>\n");
         let mut out = String::new();
         let mut in_tag = false;
         for c in body.chars() {
