@@ -1,4 +1,4 @@
-"""The local AWS emulator: moto server, serving one request at a time.
+"""The local AWS emulator: moto server, serving one request at a time, with a sturdier data dump.
 
 moto's TransactWriteItems is not isolated: it snapshots the table, applies the writes, and on a
 failed condition restores the snapshot, which erases any transaction another thread committed
@@ -8,11 +8,42 @@ between them stay real in the tests.
 """
 
 import argparse
+import json
 import os
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import MotoRequestHandler
 from werkzeug.serving import run_simple
+
+
+def _robust_model_data(self, request, full_url, headers):  # type: ignore[no-untyped-def]
+    """moto's /moto-api/data.json, skipping attributes whose getter raises.
+
+    moto only skips TypeError/AttributeError/ValueError; after an S3 multipart upload a tracked
+    part's `status` property raises MissingBucket and the whole dump fails, which would take the
+    mailbox (sent mail is read from this dump) down with it.
+    """
+    from moto.core.model_instances import model_data
+
+    results = {}
+    for service in sorted(model_data):
+        results[service] = {}
+        for name in sorted(model_data[service]):
+            instances = []
+            for instance in model_data[service][name].instances_tracked:
+                fields = {}
+                for attr in dir(instance):
+                    if attr.startswith("_"):
+                        continue
+                    try:
+                        value = getattr(instance, attr)
+                        json.dumps(value)
+                    except Exception:  # noqa: BLE001 - any failing attribute is left out
+                        continue
+                    fields[attr] = value
+                instances.append(fields)
+            results[service][name] = instances
+    return 200, {"Content-Type": "application/javascript"}, json.dumps(results)
 
 
 def main() -> None:
@@ -21,6 +52,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))
+    from moto.moto_api._internal.responses import MotoAPIResponse
+
+    MotoAPIResponse.model_data = _robust_model_data
     run_simple(
         args.host,
         args.port,

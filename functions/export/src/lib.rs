@@ -1,0 +1,525 @@
+//! `export`: consumes export jobs and delivers one person's complete data as a ZIP in S3:
+//! `data.json` (machine-readable, for portability), `index.html` (to read), the recordings'
+//! files under `files/`, and the disclosure the policy promises (categories, origins, purposes,
+//! recipients, retention; for CCPA the two separate lists of s12 and only the 12 months before
+//! the verified request).
+//!
+//! The ZIP is written as it is produced, through a small pipe, into an S3 multipart upload
+//! (SSE-KMS when a key is configured): memory stays bounded whatever the export's size. The
+//! request moves verified -> in_progress before the work and in_progress -> completed only after
+//! the object exists; a failure leaves it in_progress and the message is retried.
+
+use async_zip::base::write::ZipFileWriter;
+use async_zip::{Compression, ZipEntryBuilder};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use chrono::{DateTime, Months, Utc};
+use futures_lite::io::AsyncWriteExt as _;
+use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use dispatch::{BatchResponse, ExportJob, ItemFailure};
+use privacy_shared::datamap::{CcpaDisclosure, DataMap, Location, Source};
+use privacy_shared::domain::{Actor, Event, Regime, RequestRecord, Status};
+use privacy_shared::sources::{
+    AwsPersonalData, Person, PersonalData, SourceError, StoredObject, find_user_id,
+};
+use privacy_shared::store::{Change, DynamoStore, RequestStore, StoreError};
+use privacy_shared::{Clock, SystemClock};
+
+/// S3 multipart parts (the minimum is 5 MiB); with the pipe, the bound on buffered export bytes.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+const PIPE_BYTES: usize = 256 * 1024;
+const INDEX_TEMPLATE: &str = include_str!("../templates/index.html");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{operation} failed: {code}")]
+    S3 { operation: &'static str, code: String },
+    #[error("writing the archive failed: {0}")]
+    Archive(String),
+    #[error("export job is not readable")]
+    BadJob,
+}
+
+fn s3_error<E: ProvideErrorMetadata>(operation: &'static str) -> impl FnOnce(E) -> ExportError {
+    move |e| ExportError::S3 { operation, code: e.code().unwrap_or("dispatch_failure").to_owned() }
+}
+
+fn archive_error(e: impl std::fmt::Display) -> ExportError {
+    ExportError::Archive(e.to_string())
+}
+
+/// Where exports go: `exports/<request id>/export.zip` in this bucket.
+#[derive(Clone, Debug)]
+pub struct ExportTarget {
+    pub bucket: String,
+    pub kms_key_id: Option<String>,
+}
+
+pub fn object_key(request: &RequestRecord) -> String {
+    format!("exports/{}/export.zip", request.id)
+}
+
+pub struct Exporter<S: RequestStore, P: PersonalData> {
+    pub store: S,
+    pub data: P,
+    pub map: DataMap,
+    pub s3: aws_sdk_s3::Client,
+    pub target: ExportTarget,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Exporter<DynamoStore, AwsPersonalData> {
+    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let table = get("TABLE_NAME").ok_or("TABLE_NAME is not set")?;
+        let bucket = get("EXPORT_BUCKET").ok_or("EXPORT_BUCKET is not set")?;
+        let path_style = get("S3_FORCE_PATH_STYLE").is_some_and(|v| v == "true");
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build(),
+        );
+        let map = DataMap::builtin()?.with_name_prefix(&get("DATA_NAME_PREFIX").unwrap_or_default());
+        Ok(Exporter {
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+            data: AwsPersonalData::new(aws_sdk_dynamodb::Client::new(&sdk), s3.clone()),
+            map,
+            s3,
+            target: ExportTarget { bucket, kms_key_id: get("EXPORT_KMS_KEY_ID") },
+            clock: Arc::new(SystemClock),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SqsEvent {
+    #[serde(rename = "Records", default)]
+    pub records: Vec<SqsMessage>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SqsMessage {
+    #[serde(rename = "messageId")]
+    pub message_id: String,
+    pub body: String,
+}
+
+pub async fn handle<S: RequestStore, P: PersonalData>(
+    exporter: &Exporter<S, P>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<BatchResponse, Infallible> {
+    let mut response = BatchResponse::default();
+    for message in event.payload.records {
+        let outcome = match serde_json::from_str::<ExportJob>(&message.body) {
+            Ok(job) => export(exporter, &job).await,
+            Err(_) => Err(ExportError::BadJob),
+        };
+        if let Err(err) = outcome {
+            tracing::error!(error = %err, message_id = %message.message_id, "export failed; the message will be retried");
+            response.batch_item_failures.push(ItemFailure { item_identifier: message.message_id });
+        }
+    }
+    Ok(response)
+}
+
+/// Runs one job to completion (or leaves the request in progress for the retry).
+pub async fn export<S: RequestStore, P: PersonalData>(
+    exporter: &Exporter<S, P>,
+    job: &ExportJob,
+) -> Result<(), ExportError> {
+    let Some(mut request) = exporter.store.get(job.request_id).await? else {
+        tracing::warn!(request_id = %job.request_id, "export job for an unknown request");
+        return Ok(());
+    };
+    match request.status {
+        Status::Verified if request.version == job.version => {
+            request = start(exporter, &request).await?;
+        }
+        Status::InProgress => {} // a retry of a job that started
+        _ => {
+            tracing::info!(request_id = %request.id, status = %request.status, "nothing to export");
+            return Ok(());
+        }
+    }
+    let document = collect(exporter, &request).await?;
+    write_archive(exporter, &request, &document).await?;
+    let change = Change {
+        event: Event::Completed,
+        at: exporter.clock.now(),
+        actor: Actor::System,
+        reason: None,
+        consume_token: None,
+    };
+    match exporter.store.transition(&request, change).await {
+        Ok(_) | Err(StoreError::Conflict) => {
+            tracing::info!(request_id = %request.id, "export completed");
+            Ok(())
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn start<S: RequestStore, P: PersonalData>(
+    exporter: &Exporter<S, P>,
+    request: &RequestRecord,
+) -> Result<RequestRecord, ExportError> {
+    let change = Change {
+        event: Event::WorkStarted,
+        at: exporter.clock.now(),
+        actor: Actor::System,
+        reason: None,
+        consume_token: None,
+    };
+    match exporter.store.transition(request, change).await {
+        Ok(started) => Ok(started),
+        // A concurrent delivery started it: carry on from the stored state.
+        Err(StoreError::Conflict) => exporter.store.get(request.id).await?.ok_or(ExportError::BadJob),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// What goes into the archive, before any byte of it is written.
+pub struct Document {
+    pub data: Value,
+    pub files: Vec<(String, StoredObject)>,
+}
+
+fn within(record: &Value, attribute: Option<&str>, since: Option<DateTime<Utc>>) -> bool {
+    let (Some(attribute), Some(since)) = (attribute, since) else { return true };
+    match record.get(attribute).and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+        Some(at) => at >= since,
+        // Undated records cannot be shown to be older: they are included.
+        None => true,
+    }
+}
+
+fn names<T: serde::Serialize>(items: impl IntoIterator<Item = T>) -> Vec<Value> {
+    let set: BTreeSet<String> =
+        items.into_iter().filter_map(|i| serde_json::to_value(i).ok()?.as_str().map(str::to_owned)).collect();
+    set.into_iter().map(Value::String).collect()
+}
+
+/// The policy's disclosure for the sources that hold this person's data.
+pub fn disclosure(sources: &[&Source], regime: Regime) -> Value {
+    let d = |f: fn(&Source) -> Vec<Value>| -> Vec<Value> {
+        let set: BTreeSet<String> =
+            sources.iter().flat_map(|s| f(s)).filter_map(|v| v.as_str().map(str::to_owned)).collect();
+        set.into_iter().map(Value::String).collect()
+    };
+    let mut out = json!({
+        "categories": d(|s| names(&s.disclosure.categories)),
+        "origins": d(|s| names(&s.disclosure.origins)),
+        "purposes": d(|s| names(&s.disclosure.purposes)),
+        "recipients": d(|s| names(&s.disclosure.recipients)),
+        "retention": sources.iter().map(|s| json!({"source": s.id, "retention": s.disclosure.retention})).collect::<Vec<_>>(),
+    });
+    if regime == Regime::Ccpa {
+        let list = |which: CcpaDisclosure| {
+            let chosen: Vec<&&Source> =
+                sources.iter().filter(|s| s.disclosure.ccpa_disclosure == which).collect();
+            json!({
+                "categories": names(chosen.iter().flat_map(|s| s.disclosure.ccpa_categories.iter())),
+                "recipients": names(chosen.iter().flat_map(|s| s.disclosure.recipients.iter())),
+            })
+        };
+        out["ccpa"] = json!({
+            "sold_or_shared": list(CcpaDisclosure::SoldOrShared),
+            "business_purpose": list(CcpaDisclosure::BusinessPurpose),
+        });
+    }
+    out
+}
+
+pub async fn collect<S: RequestStore, P: PersonalData>(
+    exporter: &Exporter<S, P>,
+    request: &RequestRecord,
+) -> Result<Document, ExportError> {
+    let person = Person {
+        email: request.email.clone(),
+        user_id: find_user_id(&exporter.data, &exporter.map, &request.email).await?,
+    };
+    let asked_at = request.verified_at.unwrap_or(request.received_at);
+    let since =
+        (request.regime == Regime::Ccpa).then(|| asked_at.checked_sub_months(Months::new(12))).flatten();
+    let mut sources_out = Map::new();
+    let mut files = Vec::new();
+    let mut with_data: Vec<&Source> = Vec::new();
+    for source in exporter.map.sources() {
+        let Some(key) = person.key_for(source.find_by()) else { continue };
+        match &source.location {
+            Location::Table { time_attribute, .. } => {
+                let records: Vec<Value> = exporter
+                    .data
+                    .records(source, key)
+                    .await?
+                    .into_iter()
+                    .filter(|r| within(r, time_attribute.as_deref(), since))
+                    .collect();
+                if !records.is_empty() {
+                    with_data.push(source);
+                }
+                sources_out.insert(
+                    source.id.clone(),
+                    json!({"description": source.description, "records": records}),
+                );
+            }
+            Location::Objects { .. } => {
+                let objects: Vec<StoredObject> = exporter
+                    .data
+                    .objects(source, key)
+                    .await?
+                    .into_iter()
+                    .filter(|o| since.is_none_or(|s| o.last_modified.is_none_or(|m| m >= s)))
+                    .collect();
+                if !objects.is_empty() {
+                    with_data.push(source);
+                }
+                let listed: Vec<Value> = objects
+                    .iter()
+                    .map(|o| {
+                        let name = o.key.rsplit('/').next().unwrap_or("file");
+                        let path = format!("files/{}/{name}", source.id);
+                        files.push((path.clone(), o.clone()));
+                        json!({"path": path, "size": o.size, "last_modified": o.last_modified})
+                    })
+                    .collect();
+                sources_out
+                    .insert(source.id.clone(), json!({"description": source.description, "files": listed}));
+            }
+        }
+    }
+    let data = json!({
+        "request": {
+            "id": request.id, "kind": request.kind, "regime": request.regime,
+            "received_at": request.received_at, "verified_at": request.verified_at,
+            "generated_at": exporter.clock.now(),
+            "period": since.map(|s| json!({"from": s, "to": asked_at})),
+        },
+        "subject": {"email": request.email.as_str()},
+        "sources": sources_out,
+        "disclosure": disclosure(&with_data, request.regime),
+    });
+    Ok(Document { data, files })
+}
+
+fn render_index(request: &RequestRecord, data: &Value) -> Result<String, ExportError> {
+    let mut env = minijinja::Environment::new();
+    env.add_template("index.html", INDEX_TEMPLATE).map_err(archive_error)?;
+    let nl = request.language == privacy_shared::domain::Language::Nl;
+    let t = if nl {
+        json!({"title": "Uw persoonsgegevens", "intro": "Dit zijn de persoonsgegevens die wij over u bewaren, voor verzoek", "generated": "Samengesteld op", "period": "Periode:", "machine": "Dezelfde gegevens staan machineleesbaar in data.json; opnames staan in de map files.", "nothing": "Geen gegevens.", "disclosure": "Wat wij met deze gegevens doen", "categories": "Categorieën", "origins": "Bronnen", "purposes": "Doelen", "recipients": "Ontvangers", "sold": "Verkocht of gedeeld", "business": "Verstrekt voor een zakelijk doel", "retention": "Bewaartermijnen"})
+    } else {
+        json!({"title": "Your personal data", "intro": "This is the personal data we hold about you, for request", "generated": "Compiled on", "period": "Period:", "machine": "The same data is in data.json, machine-readable; recordings are in the files folder.", "nothing": "No data.", "disclosure": "What we do with this data", "categories": "Categories", "origins": "Sources", "purposes": "Purposes", "recipients": "Recipients", "sold": "Sold or shared", "business": "Disclosed for a business purpose", "retention": "Retention"})
+    };
+    let sources: Vec<Value> = data["sources"]
+        .as_object()
+        .map(|m| {
+            m.values()
+                .map(|s| {
+                    let records: Vec<Value> = s["records"]
+                        .as_array()
+                        .map(|rs| {
+                            rs.iter()
+                                .map(|r| {
+                                    let flat: Map<String, Value> = r
+                                        .as_object()
+                                        .map(|o| {
+                                            o.iter()
+                                                .map(|(k, v)| {
+                                                    (
+                                                        k.clone(),
+                                                        Value::String(
+                                                            v.as_str()
+                                                                .map_or_else(|| v.to_string(), str::to_owned),
+                                                        ),
+                                                    )
+                                                })
+                                                .collect()
+                                        })
+                                        .unwrap_or_default();
+                                    Value::Object(flat)
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    json!({"description": s["description"], "records": records, "files": s["files"]})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    env.get_template("index.html")
+        .and_then(|tpl| {
+            tpl.render(minijinja::context! {
+                lang => request.language.as_str(),
+                t => minijinja::Value::from_serialize(&t),
+                request_id => request.id.to_string(),
+                generated_at => data["request"]["generated_at"].as_str().unwrap_or_default(),
+                period => minijinja::Value::from_serialize(&data["request"]["period"]),
+                sources => minijinja::Value::from_serialize(&sources),
+                disclosure => minijinja::Value::from_serialize(&data["disclosure"]),
+            })
+        })
+        .map_err(archive_error)
+}
+
+async fn write_archive<S: RequestStore, P: PersonalData>(
+    exporter: &Exporter<S, P>,
+    request: &RequestRecord,
+    document: &Document,
+) -> Result<(), ExportError> {
+    let (zip_side, upload_side) = tokio::io::duplex(PIPE_BYTES);
+    let key = object_key(request);
+    let upload = upload_multipart(exporter.s3.clone(), exporter.target.clone(), key, upload_side);
+    let produce = async {
+        let mut zip = ZipFileWriter::with_tokio(zip_side);
+        let json = serde_json::to_vec_pretty(&document.data).map_err(archive_error)?;
+        zip.write_entry_whole(ZipEntryBuilder::new("data.json".into(), Compression::Deflate), &json)
+            .await
+            .map_err(archive_error)?;
+        let index = render_index(request, &document.data)?;
+        zip.write_entry_whole(
+            ZipEntryBuilder::new("index.html".into(), Compression::Deflate),
+            index.as_bytes(),
+        )
+        .await
+        .map_err(archive_error)?;
+        for (path, object) in &document.files {
+            // Recordings are compressed media already: stored as they are.
+            let mut entry = zip
+                .write_entry_stream(ZipEntryBuilder::new(path.clone().into(), Compression::Stored))
+                .await
+                .map_err(archive_error)?;
+            let got = exporter
+                .s3
+                .get_object()
+                .bucket(&object.bucket)
+                .key(&object.key)
+                .send()
+                .await
+                .map_err(s3_error("GetObject"))?;
+            let mut body = got.body;
+            while let Some(chunk) = body.try_next().await.map_err(archive_error)? {
+                entry.write_all(&chunk).await.map_err(archive_error)?;
+            }
+            entry.close().await.map_err(archive_error)?;
+        }
+        let mut inner = zip.close().await.map_err(archive_error)?.into_inner();
+        inner.shutdown().await.map_err(archive_error)?;
+        Ok::<(), ExportError>(())
+    };
+    let (produced, uploaded) = tokio::join!(produce, upload);
+    produced.and(uploaded)
+}
+
+/// Reads the archive from the pipe in `PART_SIZE` parts and uploads them; aborts the upload on
+/// any failure so no partial object is ever visible.
+async fn upload_multipart(
+    s3: aws_sdk_s3::Client,
+    target: ExportTarget,
+    key: String,
+    mut pipe: tokio::io::DuplexStream,
+) -> Result<(), ExportError> {
+    let mut create =
+        s3.create_multipart_upload().bucket(&target.bucket).key(&key).content_type("application/zip");
+    create = match &target.kms_key_id {
+        Some(kms) => create.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(kms),
+        None => create.server_side_encryption(ServerSideEncryption::Aes256),
+    };
+    let created = create.send().await.map_err(s3_error("CreateMultipartUpload"))?;
+    let upload_id = created.upload_id().unwrap_or_default().to_owned();
+    let result = async {
+        let mut parts = Vec::new();
+        let mut buffer = vec![0u8; PART_SIZE];
+        loop {
+            let mut filled = 0;
+            while filled < PART_SIZE {
+                let n = pipe.read(&mut buffer[filled..]).await.map_err(archive_error)?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 && !parts.is_empty() {
+                break;
+            }
+            let number = parts.len() as i32 + 1;
+            let part = s3
+                .upload_part()
+                .bucket(&target.bucket)
+                .key(&key)
+                .upload_id(&upload_id)
+                .part_number(number)
+                .body(buffer[..filled].to_vec().into())
+                .send()
+                .await
+                .map_err(s3_error("UploadPart"))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(part.e_tag().map(str::to_owned))
+                    .build(),
+            );
+            if filled < PART_SIZE {
+                break;
+            }
+        }
+        s3.complete_multipart_upload()
+            .bucket(&target.bucket)
+            .key(&key)
+            .upload_id(&upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map_err(s3_error("CompleteMultipartUpload"))?;
+        Ok::<(), ExportError>(())
+    }
+    .await;
+    if result.is_err() {
+        // Drain nothing more; drop the pipe so the producer stops, and discard the parts.
+        drop(pipe);
+        let _ =
+            s3.abort_multipart_upload().bucket(&target.bucket).key(&key).upload_id(&upload_id).send().await;
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_outside_the_ccpa_window_are_left_out_and_undated_ones_kept() {
+        let since = DateTime::parse_from_rfc3339("2025-11-28T00:00:00Z").unwrap().with_timezone(&Utc);
+        assert!(within(&json!({"at": "2026-01-01T00:00:00Z"}), Some("at"), Some(since)));
+        assert!(!within(&json!({"at": "2025-11-27T23:59:59Z"}), Some("at"), Some(since)));
+        assert!(within(&json!({"other": 1}), Some("at"), Some(since)));
+        assert!(within(&json!({"at": "2020-01-01T00:00:00Z"}), Some("at"), None), "no window outside CCPA");
+    }
+
+    #[test]
+    fn the_ccpa_disclosure_keeps_the_two_lists_apart() {
+        let map = DataMap::builtin().unwrap();
+        let sources: Vec<&Source> = map.sources().iter().collect();
+        let d = disclosure(&sources, Regime::Ccpa);
+        let sold = &d["ccpa"]["sold_or_shared"]["categories"];
+        assert!(sold.as_array().unwrap().contains(&json!("commercial_information")), "{d}");
+        assert!(
+            d["ccpa"]["business_purpose"]["categories"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("sensitive_personal_information"))
+        );
+        assert!(disclosure(&sources, Regime::Gdpr).get("ccpa").is_none());
+        assert_eq!(d["retention"].as_array().unwrap().len(), map.sources().len());
+    }
+}
