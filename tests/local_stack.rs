@@ -116,7 +116,7 @@ fn the_functions_environment_is_declared_for_every_function() {
         assert!(vars.contains_key(name), "{name} is not set for the deployed functions");
     }
     let functions = template.resources_of_type("AWS::Serverless::Function");
-    assert_eq!(functions.len(), 3);
+    assert_eq!(functions.len(), 4);
 }
 
 #[tokio::test]
@@ -156,6 +156,28 @@ async fn the_provisioned_queues_match_the_template() {
                 );
                 assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), receives.to_string());
             }
+        }
+    }
+}
+
+#[test]
+fn the_export_role_may_read_every_source_of_the_data_map_and_nothing_else_is_needed() {
+    use privacy_shared::datamap::{DataMap, Location};
+    let text = std::fs::read_to_string(template::default_path()).unwrap();
+    let map = DataMap::builtin().unwrap();
+    for source in map.sources() {
+        let needed: Vec<String> = match &source.location {
+            Location::Table { table, index: None, .. } => vec![format!(":table/{table}\n")],
+            Location::Table { table, index: Some(index), .. } => {
+                vec![format!(":table/{table}/index/{index}\n")]
+            }
+            Location::Objects { bucket, prefix, .. } => {
+                let fixed = prefix.split('{').next().unwrap_or_default();
+                vec![format!("s3:::{bucket}\n"), format!("s3:::{bucket}/{fixed}*\n")]
+            }
+        };
+        for arn in needed {
+            assert!(text.contains(&arn), "ExportRole lacks {arn:?} for data map source {}", source.id);
         }
     }
 }
