@@ -104,13 +104,20 @@ async fn pump() -> Result<()> {
         max_retries: 5,
         on_failure_queue_url: failure_queue,
     };
-    let mut pump = devstack::pump::Pump::new(
-        devstack::pump::HttpInvoker::new(invoke_url),
-        &sdk,
-        Some(stream),
-        Vec::new(),
-    );
-    println!("pump: delivering the stream of {table} to dispatch");
+    let mut queues = Vec::new();
+    if let Ok(url) = std::env::var("EXPORT_QUEUE_URL") {
+        let arn = devstack::provision::queue_arn(&aws_sdk_sqs::Client::new(&sdk), &url).await?;
+        queues.push(devstack::pump::QueueMapping {
+            url,
+            arn,
+            function: "export".to_owned(),
+            batch_size: 1,
+            retry_after_seconds: 5,
+        });
+    }
+    let mut pump =
+        devstack::pump::Pump::new(devstack::pump::HttpInvoker::new(invoke_url), &sdk, Some(stream), queues);
+    println!("pump: delivering the stream of {table} to dispatch, and the export queue to export");
     loop {
         match pump.tick().await {
             Ok(tick) if !tick.idle() => println!("pump: {tick:?}"),
