@@ -148,11 +148,8 @@ async fn completion_sends_the_requester_one_notice_with_the_download_link() {
     assert_eq!(mails.len(), 2, "verification and one completion notice");
     let done = &mails[1];
     assert_eq!(done.subject, "Uw privacyverzoek is afgehandeld");
-    assert!(
-        done.links().contains(&format!("{PUBLIC_BASE_URL}/requests/{id}/download")),
-        "{:?}",
-        done.links()
-    );
+    let download = format!("{PUBLIC_BASE_URL}/requests/{id}/download?token=");
+    assert!(done.links().iter().any(|l| l.starts_with(&download)), "{:?}", done.links());
     assert!(done.body.contains("Autoriteit Persoonsgegevens"), "names the right to complain");
 }
 

@@ -177,3 +177,94 @@ async fn a_source_failing_once_leaves_the_request_in_progress_and_the_retry_comp
     let events = store.audit_trail(job.request_id).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.event == Event::Completed).count(), 1);
 }
+
+/// The completion notice's download link, as dispatch sends it after the export completed.
+async fn download_link(world: &World, address: &str) -> String {
+    let mut stream =
+        devstack::stream::StreamReader::open(&world.stack.sdk, &world.stack.table).await.unwrap();
+    let records = stream.poll().await.unwrap();
+    let settings = [("STAFF_ADDRESS", unique_address("staff")), ("EXPORT_QUEUE_URL", "unused".to_owned())];
+    let dispatcher = dispatch::Dispatcher::with_sdk(
+        &world.stack.sdk,
+        world.stack.config(),
+        world.stack.clock.clone(),
+        |name| settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()),
+    )
+    .unwrap();
+    let completed: Vec<Value> =
+        records.into_iter().filter(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "completed").collect();
+    let event: dispatch::StreamEvent =
+        serde_json::from_value(serde_json::json!({ "Records": completed })).unwrap();
+    dispatch::handle(
+        &dispatcher,
+        lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
+    )
+    .await
+    .unwrap();
+    let mail = world.stack.mail_to(address).await.pop().unwrap();
+    mail.links().into_iter().find(|l| l.contains("/download?token=")).expect("a download link")
+}
+
+fn get(url: &str) -> lambda_http::Request {
+    use lambda_http::RequestExt;
+    let path_and_query = url.trim_start_matches(PUBLIC_BASE_URL);
+    http("GET", path_and_query, None, lambda_http::Body::Empty).with_query_string_parameters(
+        url.split_once('?')
+            .map(|(_, q)| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect::<std::collections::HashMap<_, _>>()
+            })
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn the_emailed_download_link_redirects_to_the_zip_and_each_download_is_audited() {
+    let world = world().await;
+    let job = verified(&world, "carol@example.org", "access", "NL").await;
+    export::export(&world.exporter, &job).await.unwrap();
+    let link = download_link(&world, "carol@example.org").await;
+    let downloads = download::Downloads {
+        store: world.stack.deps().store,
+        s3: world.s3.clone(),
+        bucket: world.exporter.target.bucket.clone(),
+        clock: world.stack.clock.clone(),
+    };
+
+    let response = download::handle(&downloads, get(&link)).await.unwrap();
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("X-Amz-Expires=900"), "valid 15 minutes: {location}");
+    let bytes = reqwest::get(&location).await.unwrap().bytes().await.unwrap().to_vec();
+    assert_eq!(bytes, download(&world, job.request_id).await, "the URL serves the export");
+    open_zip(bytes);
+    let trail = world.exporter.store.audit_trail(job.request_id).await.unwrap();
+    assert_eq!(trail.last().map(|e| e.event), Some(Event::Downloaded));
+
+    let wrong = link.replace("token=", "token=A").chars().take(link.len()).collect::<String>();
+    let refused = download::handle(&downloads, get(&wrong)).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(json_of(&refused)["error"]["code"], "download_refused");
+
+    // The bucket's lifecycle removed the export: a JSON 410, not S3's XML.
+    let key = format!("exports/{}/export.zip", job.request_id);
+    let versions =
+        world.s3.list_object_versions().bucket(&downloads.bucket).prefix(&key).send().await.unwrap();
+    for v in versions.versions() {
+        world
+            .s3
+            .delete_object()
+            .bucket(&downloads.bucket)
+            .key(&key)
+            .set_version_id(v.version_id().map(str::to_owned))
+            .send()
+            .await
+            .unwrap();
+    }
+    world.s3.delete_object().bucket(&downloads.bucket).key(&key).send().await.unwrap();
+    let gone = download::handle(&downloads, get(&link)).await.unwrap();
+    assert_eq!(gone.status(), 410);
+    assert_eq!(json_of(&gone)["error"]["code"], "export_expired");
+}

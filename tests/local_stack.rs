@@ -116,7 +116,7 @@ fn the_functions_environment_is_declared_for_every_function() {
         assert!(vars.contains_key(name), "{name} is not set for the deployed functions");
     }
     let functions = template.resources_of_type("AWS::Serverless::Function");
-    assert_eq!(functions.len(), 4);
+    assert_eq!(functions.len(), 5);
 }
 
 #[tokio::test]

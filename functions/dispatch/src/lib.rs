@@ -16,7 +16,9 @@ use std::convert::Infallible;
 use std::future::Future;
 
 use privacy_shared::Deps;
-use privacy_shared::domain::{EmailAddress, RequestId, RequestKind, RequestRecord, Status};
+use privacy_shared::domain::{
+    EmailAddress, RequestId, RequestKind, RequestRecord, Status, VerificationToken,
+};
 use privacy_shared::mail::{MailError, Mailer, SesMailer};
 use privacy_shared::store::{Claim, DynamoStore, RequestStore, StoreError, record_from_image};
 
@@ -281,16 +283,28 @@ async fn notify_staff<S: RequestStore, M: Mailer, Q: JobQueue>(
     Ok(())
 }
 
+/// The completion notice; for an export it carries a download link with a fresh token (only its
+/// hash is stored), valid as long as the export is kept.
 async fn notify_completed<S: RequestStore, M: Mailer, Q: JobQueue>(
     dispatcher: &Dispatcher<S, M, Q>,
     record: &RequestRecord,
 ) -> Result<(), DispatchError> {
     let deps = &dispatcher.deps;
-    let link = format!("{}/requests/{}/download", deps.config.public_base_url, record.id);
+    let mut link = None;
+    if has_export(record.kind) {
+        let token = VerificationToken::generate();
+        let expires_at = record.updated_at + Duration::days(dispatcher.export_retention_days as i64);
+        deps.store.put_download_token(record.id, &token.hash(), expires_at).await?;
+        link = Some(format!(
+            "{}/requests/{}/download?token={}",
+            deps.config.public_base_url,
+            record.id,
+            token.expose_secret()
+        ));
+    }
     let until =
         deps.config.calendar.local_date(record.updated_at) + Days::new(dispatcher.export_retention_days);
-    let download = has_export(record.kind).then_some((link.as_str(), until));
-    let email = deps.templates.completed(record, download)?;
+    let email = deps.templates.completed(record, link.as_deref().map(|l| (l, until)))?;
     deps.mailer.send(&email).await?;
     Ok(())
 }

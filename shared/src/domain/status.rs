@@ -31,6 +31,8 @@ pub enum Event {
     Denied,
     Referred,
     Rejected,
+    /// The requester fetched their export: audited, but not a change of status.
+    Downloaded,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -88,7 +90,7 @@ impl Status {
 }
 
 impl Event {
-    pub const ALL: [Event; 8] = [
+    pub const ALL: [Event; 9] = [
         Event::Submitted,
         Event::Verified,
         Event::WorkStarted,
@@ -97,6 +99,7 @@ impl Event {
         Event::Denied,
         Event::Referred,
         Event::Rejected,
+        Event::Downloaded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +112,7 @@ impl Event {
             Event::Denied => "denied",
             Event::Referred => "referred",
             Event::Rejected => "rejected",
+            Event::Downloaded => "downloaded",
         }
     }
 }

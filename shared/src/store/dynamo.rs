@@ -130,6 +130,17 @@ fn open_sk(kind: RequestKind) -> String {
 const META: &str = "META";
 const VERIFY: &str = "VERIFY";
 const RATE_VERIFICATION: &str = "RATE#verification";
+const DOWNLOAD: &str = "DOWNLOAD";
+
+#[derive(Serialize, Deserialize)]
+struct DownloadItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    token_hash: String,
+    expires_at: DateTime<Utc>,
+    ttl: i64,
+}
 
 fn key(pk: String, sk: &str) -> Item {
     HashMap::from([
@@ -546,6 +557,67 @@ impl RequestStore for DynamoStore {
             }
         }
         Ok(events)
+    }
+
+    async fn put_download_token(
+        &self,
+        id: RequestId,
+        hash: &TokenHash,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let item = DownloadItem {
+            pk: request_pk(id),
+            sk: DOWNLOAD.to_owned(),
+            entity: "download_token".to_owned(),
+            token_hash: hash.to_hex(),
+            expires_at,
+            ttl: expires_at.timestamp(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&item)?))
+            .send()
+            .await
+            .map_err(aws_error("PutItem"))?;
+        Ok(())
+    }
+
+    async fn download_token(&self, id: RequestId) -> Result<Option<(TokenHash, DateTime<Utc>)>, StoreError> {
+        let Some(item) = self.get_item::<DownloadItem>(request_pk(id), DOWNLOAD).await? else {
+            return Ok(None);
+        };
+        let hash =
+            TokenHash::from_hex(&item.token_hash).ok_or_else(|| StoreError::Corrupt("token_hash".into()))?;
+        Ok(Some((hash, item.expires_at)))
+    }
+
+    async fn record_download(&self, request: &RequestRecord, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let event = AuditEvent {
+            request_id: request.id,
+            version: request.version,
+            event: Event::Downloaded,
+            from: Some(request.status),
+            to: request.status,
+            at,
+            actor: crate::domain::Actor::Requester,
+            reason: None,
+        };
+        let mut item = audit_item(event);
+        // After the transition it follows, unique per moment.
+        item.sk = format!(
+            "{}#download#{}",
+            audit_sk(request.version),
+            at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&item)?))
+            .send()
+            .await
+            .map_err(aws_error("PutItem"))?;
+        Ok(())
     }
 
     async fn claim_effect(

@@ -111,6 +111,26 @@ pub trait RequestStore: Send + Sync {
 
     fn audit_trail(&self, id: RequestId) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
 
+    /// Stores the hash of a download token for a completed export (replacing any earlier one).
+    fn put_download_token(
+        &self,
+        id: RequestId,
+        hash: &TokenHash,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn download_token(
+        &self,
+        id: RequestId,
+    ) -> impl Future<Output = Result<Option<(TokenHash, DateTime<Utc>)>, StoreError>> + Send;
+
+    /// Adds a download to the audit trail (no status change).
+    fn record_download(
+        &self,
+        request: &RequestRecord,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Claims a side effect of a committed transition for a lease; redelivered stream records
     /// find it done, so each effect happens once.
     fn claim_effect(

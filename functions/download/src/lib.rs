@@ -1,0 +1,174 @@
+//! `GET /requests/{id}/download?token=…`: the link in the completion email. Checks the download
+//! token (stored only as a hash, compared in constant time), audits the download, and redirects
+//! to a presigned S3 URL valid for at most 15 minutes. Once the bucket's lifecycle has removed
+//! the export, it says so in JSON (410), never with S3's XML.
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, RequestExt, Response};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use privacy_shared::api::ApiError;
+use privacy_shared::domain::{RequestId, RequestKind, Status, VerificationToken};
+use privacy_shared::store::{DynamoStore, RequestStore, StoreError};
+use privacy_shared::{Clock, SystemClock};
+
+/// The longest a presigned URL may live.
+pub const LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error(transparent)]
+    Input(#[from] ApiError),
+    /// Wrong token, unknown request, or nothing to download: one answer.
+    #[error("download refused")]
+    Refused,
+    #[error("export expired")]
+    Expired,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{operation} failed: {code}")]
+    S3 { operation: &'static str, code: String },
+}
+
+impl DownloadError {
+    fn into_response(self) -> Response<Body> {
+        match self {
+            DownloadError::Input(err) => err.into_response(),
+            DownloadError::Refused => {
+                ApiError::new(StatusCode::FORBIDDEN, "download_refused", "This download link is not valid.")
+                    .into_response()
+            }
+            DownloadError::Expired => ApiError::new(
+                StatusCode::GONE,
+                "export_expired",
+                "This export has expired and was deleted. You can submit a new request.",
+            )
+            .into_response(),
+            DownloadError::Store(err) => {
+                tracing::error!(error = %err, "request store failed");
+                ApiError::unavailable().into_response()
+            }
+            DownloadError::S3 { operation, code } => {
+                tracing::error!(operation, code = %code, "export bucket failed");
+                ApiError::unavailable().into_response()
+            }
+        }
+    }
+}
+
+pub struct Downloads<S: RequestStore> {
+    pub store: S,
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Downloads<DynamoStore> {
+    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let path_style = get("S3_FORCE_PATH_STYLE").is_some_and(|v| v == "true");
+        Ok(Downloads {
+            store: DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                get("TABLE_NAME").ok_or("TABLE_NAME is not set")?,
+            ),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build(),
+            ),
+            bucket: get("EXPORT_BUCKET").ok_or("EXPORT_BUCKET is not set")?,
+            clock: Arc::new(SystemClock),
+        })
+    }
+}
+
+pub async fn handle<S: RequestStore>(
+    downloads: &Downloads<S>,
+    request: Request,
+) -> Result<Response<Body>, Infallible> {
+    if request.method() != lambda_http::http::Method::GET {
+        return Ok(ApiError::method_not_allowed().into_response());
+    }
+    Ok(match redirect(downloads, &request).await {
+        Ok(url) => {
+            let mut response = Response::new(Body::Empty);
+            *response.status_mut() = StatusCode::FOUND;
+            let headers = response.headers_mut();
+            if let Ok(location) = HeaderValue::from_str(&url) {
+                headers.insert(header::LOCATION, location);
+            }
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+            response
+        }
+        Err(err) => err.into_response(),
+    })
+}
+
+fn request_id(request: &Request) -> Result<RequestId, ApiError> {
+    let from_params = request.path_parameters_ref().and_then(|p| p.first("id").map(str::to_owned));
+    let raw = from_params.or_else(|| {
+        let segments: Vec<&str> = request.uri().path().trim_end_matches('/').split('/').collect();
+        match segments.as_slice() {
+            [.., "requests", id, "download"] => Some((*id).to_owned()),
+            _ => None,
+        }
+    });
+    raw.and_then(|id| RequestId::parse(&id).ok()).ok_or_else(ApiError::not_found)
+}
+
+async fn redirect<S: RequestStore>(
+    downloads: &Downloads<S>,
+    request: &Request,
+) -> Result<String, DownloadError> {
+    let id = request_id(request)?;
+    let token = request
+        .query_string_parameters_ref()
+        .and_then(|q| q.first("token"))
+        .and_then(VerificationToken::parse)
+        .ok_or(DownloadError::Refused)?;
+    let record = downloads.store.get(id).await?.ok_or(DownloadError::Refused)?;
+    if record.status != Status::Completed
+        || !matches!(record.kind, RequestKind::Access | RequestKind::Portability)
+    {
+        return Err(DownloadError::Refused);
+    }
+    let (stored, expires_at) = downloads.store.download_token(id).await?.ok_or(DownloadError::Refused)?;
+    if !stored.matches(&token.hash()) {
+        return Err(DownloadError::Refused);
+    }
+    let now = downloads.clock.now();
+    if now >= expires_at {
+        return Err(DownloadError::Expired);
+    }
+    let key = format!("exports/{id}/export.zip");
+    match downloads.s3.head_object().bucket(&downloads.bucket).key(&key).send().await {
+        Ok(_) => {}
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => {
+            return Err(DownloadError::Expired);
+        }
+        Err(err) => {
+            let code =
+                aws_sdk_s3::error::ProvideErrorMetadata::code(&err).unwrap_or("dispatch_failure").to_owned();
+            return Err(DownloadError::S3 { operation: "HeadObject", code });
+        }
+    }
+    let presigning = PresigningConfig::expires_in(LINK_LIFETIME)
+        .map_err(|_| DownloadError::S3 { operation: "presign", code: "config".into() })?;
+    let presigned = downloads
+        .s3
+        .get_object()
+        .bucket(&downloads.bucket)
+        .key(&key)
+        .response_content_disposition(format!("attachment; filename=\"privacy-export-{id}.zip\""))
+        .response_content_type("application/zip")
+        .presigned(presigning)
+        .await
+        .map_err(|_| DownloadError::S3 { operation: "presign", code: "presign".into() })?;
+    downloads.store.record_download(&record, now).await?;
+    tracing::info!(request_id = %id, "export downloaded");
+    Ok(presigned.uri().to_owned())
+}
