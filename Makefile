@@ -1,4 +1,4 @@
-.PHONY: dev test mailbox bench build
+.PHONY: dev test mailbox bench bench-export build
 
 # Bring up the whole local stack: emulator, resources, functions on 127.0.0.1:9000.
 dev:
@@ -19,3 +19,7 @@ bench:
 # The deployable build: sam build (cargo-lambda) of every function, x86_64 here (see infra/README.md).
 build:
 	dev/bin/sam-build
+
+# The export of a person with ~1 GiB of recordings vs a bare multipart upload (figures).
+bench-export:
+	dev/bin/bench-export

@@ -1,15 +1,17 @@
-"""The local AWS emulator: moto server, serving one request at a time, with a sturdier data dump.
+"""The local AWS emulator: moto server with serialized state changes and a sturdier data dump.
 
 moto's TransactWriteItems is not isolated: it snapshots the table, applies the writes, and on a
 failed condition restores the snapshot, which erases any transaction another thread committed
-meanwhile. Real DynamoDB transactions are serializable. Serving requests one at a time gives
-the emulator that property; our handlers still interleave (read, read, write, write), so races
-between them stay real in the tests.
+meanwhile. Real DynamoDB transactions are serializable. So every request except S3's is served
+one at a time; our handlers still interleave (read, read, write, write), and races between them
+stay real in the tests. S3 requests run concurrently, as they must: an export streams a GetObject
+while it uploads parts, and one thread would deadlock on that.
 """
 
 import argparse
 import json
 import os
+import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import MotoRequestHandler
@@ -46,6 +48,30 @@ def _robust_model_data(self, request, full_url, headers):  # type: ignore[no-unt
     return 200, {"Content-Type": "application/javascript"}, json.dumps(results)
 
 
+class SerializeAllButS3:
+    """WSGI middleware: one non-S3 request at a time (S3 keeps no state the others share)."""
+
+    def __init__(self, app):  # type: ignore[no-untyped-def]
+        self.app = app
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def is_s3(environ) -> bool:  # type: ignore[no-untyped-def]
+        path = environ.get("PATH_INFO", "")
+        return (
+            "HTTP_X_AMZ_TARGET" not in environ
+            and not path.startswith(("/v2/", "/moto-api"))
+            and "Action=" not in environ.get("QUERY_STRING", "")
+            and environ.get("CONTENT_TYPE", "") != "application/x-www-form-urlencoded"
+        )
+
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        if self.is_s3(environ):
+            return self.app(environ, start_response)
+        with self.lock:
+            return list(self.app(environ, start_response))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -58,8 +84,8 @@ def main() -> None:
     run_simple(
         args.host,
         args.port,
-        DomainDispatcherApplication(create_backend_app),
-        threaded=False,
+        SerializeAllButS3(DomainDispatcherApplication(create_backend_app)),
+        threaded=True,
         use_reloader=False,
         request_handler=MotoRequestHandler,
     )
