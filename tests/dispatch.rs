@@ -6,14 +6,11 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
 use devstack::stream::StreamReader;
-use dispatch::{BatchResponse, Dispatcher, ExportJob, SqsJobQueue, StreamEvent};
+use dispatch::{BatchResponse, ExportJob, StreamEvent};
 use integration_tests::*;
 use privacy_shared::Clock;
 use privacy_shared::domain::{Actor, Event, RequestId};
-use privacy_shared::mail::SesMailer;
-use privacy_shared::store::{Change, DynamoStore, RequestStore};
-
-type AwsDispatcher = Dispatcher<DynamoStore, SesMailer, SqsJobQueue>;
+use privacy_shared::store::{Change, RequestStore};
 
 struct Setup {
     stack: Stack,
@@ -34,11 +31,7 @@ async fn setup() -> Setup {
     .await
     .unwrap();
     let staff = unique_address("staff");
-    let settings = [("STAFF_ADDRESS", staff.clone()), ("EXPORT_QUEUE_URL", queue_url.clone())];
-    let dispatcher = Dispatcher::with_sdk(&stack.sdk, stack.config(), stack.clock.clone(), |name| {
-        settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
-    })
-    .unwrap();
+    let dispatcher = dispatcher(&stack, &queue_url, &staff);
     Setup { stack, dispatcher, sqs, queue_url, staff }
 }
 
@@ -161,15 +154,7 @@ async fn a_failing_effect_is_reported_and_released_for_the_retry() {
     let records = stream.poll().await.unwrap();
 
     // The same dispatcher, pointed at a queue that does not exist.
-    let settings = [
-        ("STAFF_ADDRESS", setup.staff.clone()),
-        ("EXPORT_QUEUE_URL", format!("{}-missing.fifo", setup.queue_url)),
-    ];
-    let broken =
-        Dispatcher::with_sdk(&setup.stack.sdk, setup.stack.config(), setup.stack.clock.clone(), |name| {
-            settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
-        })
-        .unwrap();
+    let broken = dispatcher(&setup.stack, &format!("{}-missing.fifo", setup.queue_url), &setup.staff);
     let event: StreamEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
     let response = dispatch::handle(&broken, LambdaEvent::new(event, Context::default())).await.unwrap();
     let verified_record =

@@ -183,14 +183,7 @@ async fn download_link(world: &World, address: &str) -> String {
     let mut stream =
         devstack::stream::StreamReader::open(&world.stack.sdk, &world.stack.table).await.unwrap();
     let records = stream.poll().await.unwrap();
-    let settings = [("STAFF_ADDRESS", unique_address("staff")), ("EXPORT_QUEUE_URL", "unused".to_owned())];
-    let dispatcher = dispatch::Dispatcher::with_sdk(
-        &world.stack.sdk,
-        world.stack.config(),
-        world.stack.clock.clone(),
-        |name| settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()),
-    )
-    .unwrap();
+    let dispatcher = dispatcher(&world.stack, "unused", &unique_address("staff"));
     let completed: Vec<Value> =
         records.into_iter().filter(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "completed").collect();
     let event: dispatch::StreamEvent =

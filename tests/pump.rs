@@ -9,12 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use devstack::pump::{Invoker, Pump, QueueMapping, StreamMapping};
 use devstack::stream::StreamReader;
-use dispatch::{Dispatcher, SqsJobQueue, StreamEvent};
+use dispatch::StreamEvent;
 use integration_tests::*;
-use privacy_shared::mail::SesMailer;
-use privacy_shared::store::DynamoStore;
-
-type AwsDispatcher = Dispatcher<DynamoStore, SesMailer, SqsJobQueue>;
 
 /// Calls the handlers in-process: `dispatch` for real, `consumer` as a stand-in queue worker
 /// that fails a message's first two deliveries.
@@ -50,14 +46,6 @@ impl Invoker for Direct {
     }
 }
 
-async fn dispatcher(stack: &Stack, queue_url: &str, staff: &str) -> AwsDispatcher {
-    let settings = [("STAFF_ADDRESS", staff.to_owned()), ("EXPORT_QUEUE_URL", queue_url.to_owned())];
-    Dispatcher::with_sdk(&stack.sdk, stack.config(), stack.clock.clone(), |name| {
-        settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
-    })
-    .unwrap()
-}
-
 #[tokio::test]
 async fn the_pump_delivers_verified_requests_to_dispatch_which_queues_one_export_each() {
     let stack = Stack::new().await;
@@ -68,7 +56,7 @@ async fn the_pump_delivers_verified_requests_to_dispatch_which_queues_one_export
             .unwrap();
     let staff = unique_address("staff");
     let direct = Direct {
-        dispatcher: dispatcher(&stack, &queue, &staff).await,
+        dispatcher: dispatcher(&stack, &queue, &staff),
         consumer_calls: AtomicUsize::new(0),
         seen: Mutex::new(Vec::new()),
     };
@@ -109,7 +97,7 @@ async fn a_record_that_keeps_failing_goes_to_the_failure_queue_and_the_stream_mo
     let missing_queue = format!("{}/missing.fifo", stack.endpoint);
     let staff = unique_address("staff");
     let direct = Direct {
-        dispatcher: dispatcher(&stack, &missing_queue, &staff).await,
+        dispatcher: dispatcher(&stack, &missing_queue, &staff),
         consumer_calls: AtomicUsize::new(0),
         seen: Mutex::new(Vec::new()),
     };
@@ -147,7 +135,7 @@ async fn queue_messages_are_retried_until_they_succeed_and_poison_goes_to_the_de
         sqs.send_message().queue_url(&queue).message_body(body).send().await.unwrap();
     }
     let direct = Direct {
-        dispatcher: dispatcher(&stack, &queue, &unique_address("staff")).await,
+        dispatcher: dispatcher(&stack, &queue, &unique_address("staff")),
         consumer_calls: AtomicUsize::new(0),
         seen: Mutex::new(Vec::new()),
     };

@@ -2,7 +2,7 @@
 //! responses that never echo what the caller sent.
 
 use lambda_http::http::{HeaderValue, StatusCode, header};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -65,6 +65,20 @@ impl ApiError {
         let body = ErrorBody { error: ErrorDetail { code: self.code, message: &self.message } };
         json_response(self.status, &body)
     }
+}
+
+/// The request id of a `/requests/{id}/<action>` route: from the route's path parameter, or from
+/// the path itself where the router passes none. Anything but a canonical id is a 404.
+pub fn path_request_id(request: &Request, action: &str) -> Result<crate::domain::RequestId, ApiError> {
+    let from_params = request.path_parameters_ref().and_then(|p| p.first("id").map(str::to_owned));
+    let raw = from_params.or_else(|| {
+        let segments: Vec<&str> = request.uri().path().trim_end_matches('/').split('/').collect();
+        match segments.as_slice() {
+            [.., "requests", id, last] if *last == action => Some((*id).to_owned()),
+            _ => None,
+        }
+    });
+    raw.and_then(|id| crate::domain::RequestId::parse(&id).ok()).ok_or_else(ApiError::not_found)
 }
 
 pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {

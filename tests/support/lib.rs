@@ -204,3 +204,18 @@ pub fn link_parts(mail: &SentMail) -> (String, String) {
     }
     (id.expect("request_id in link"), token.expect("token in link"))
 }
+
+pub type AwsDispatcher = dispatch::Dispatcher<
+    privacy_shared::store::DynamoStore,
+    privacy_shared::mail::SesMailer,
+    dispatch::SqsJobQueue,
+>;
+
+/// The real dispatcher of this stack, with its staff address and export queue.
+pub fn dispatcher(stack: &Stack, export_queue_url: &str, staff: &str) -> AwsDispatcher {
+    let settings = [("STAFF_ADDRESS", staff.to_owned()), ("EXPORT_QUEUE_URL", export_queue_url.to_owned())];
+    dispatch::Dispatcher::with_sdk(&stack.sdk, stack.config(), stack.clock.clone(), |name| {
+        settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    })
+    .expect("dispatcher settings are valid")
+}

@@ -10,8 +10,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use privacy_shared::api::ApiError;
-use privacy_shared::domain::{RequestId, RequestKind, Status, VerificationToken};
+use privacy_shared::api::{ApiError, path_request_id};
+use privacy_shared::domain::{RequestKind, Status, VerificationToken};
 use privacy_shared::store::{DynamoStore, RequestStore, StoreError};
 use privacy_shared::{Clock, SystemClock};
 
@@ -108,23 +108,11 @@ pub async fn handle<S: RequestStore>(
     })
 }
 
-fn request_id(request: &Request) -> Result<RequestId, ApiError> {
-    let from_params = request.path_parameters_ref().and_then(|p| p.first("id").map(str::to_owned));
-    let raw = from_params.or_else(|| {
-        let segments: Vec<&str> = request.uri().path().trim_end_matches('/').split('/').collect();
-        match segments.as_slice() {
-            [.., "requests", id, "download"] => Some((*id).to_owned()),
-            _ => None,
-        }
-    });
-    raw.and_then(|id| RequestId::parse(&id).ok()).ok_or_else(ApiError::not_found)
-}
-
 async fn redirect<S: RequestStore>(
     downloads: &Downloads<S>,
     request: &Request,
 ) -> Result<String, DownloadError> {
-    let id = request_id(request)?;
+    let id = path_request_id(request, "download")?;
     let token = request
         .query_string_parameters_ref()
         .and_then(|q| q.first("token"))

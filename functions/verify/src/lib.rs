@@ -8,12 +8,12 @@
 mod page;
 
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 
 use privacy_shared::Deps;
-use privacy_shared::api::{ApiError, json_response, read_json};
+use privacy_shared::api::{ApiError, json_response, path_request_id, read_json};
 use privacy_shared::domain::{Actor, Event, RequestId, RequestRecord, Status, VerificationToken};
 use privacy_shared::mail::Mailer;
 use privacy_shared::store::{Change, RequestStore, StoreError};
@@ -101,25 +101,11 @@ pub async fn handle<S: RequestStore, M: Mailer>(
     })
 }
 
-/// The id from the route's path parameter, or from the path itself where the router does not
-/// pass parameters (the path ends in `/requests/{id}/verify`).
-fn request_id(request: &Request) -> Result<RequestId, ApiError> {
-    let from_params = request.path_parameters_ref().and_then(|p| p.first("id").map(str::to_owned));
-    let raw = from_params.or_else(|| {
-        let segments: Vec<&str> = request.uri().path().trim_end_matches('/').split('/').collect();
-        match segments.as_slice() {
-            [.., "requests", id, "verify"] => Some((*id).to_owned()),
-            _ => None,
-        }
-    });
-    raw.and_then(|id| RequestId::parse(&id).ok()).ok_or_else(ApiError::not_found)
-}
-
 async fn verify<S: RequestStore, M: Mailer>(
     deps: &Deps<S, M>,
     request: &Request,
 ) -> Result<RequestRecord, VerifyError> {
-    let id = request_id(request)?;
+    let id = path_request_id(request, "verify")?;
     let body: TokenBody = read_json(request, &["token"])?;
     let token = VerificationToken::parse(&body.token).ok_or(VerifyError::Failed)?;
 
