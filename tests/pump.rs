@@ -11,6 +11,7 @@ use devstack::pump::{Invoker, Pump, QueueMapping, StreamMapping};
 use devstack::stream::StreamReader;
 use dispatch::StreamEvent;
 use integration_tests::*;
+use privacy_shared::store::RequestStore;
 
 /// Calls the handlers in-process: `dispatch` for real, `consumer` as a stand-in queue worker
 /// that fails a message's first two deliveries.
@@ -155,4 +156,112 @@ async fn queue_messages_are_retried_until_they_succeed_and_poison_goes_to_the_de
     let dead = sqs.receive_message().queue_url(&dlq).send().await.unwrap();
     let dead: Vec<&str> = dead.messages().iter().filter_map(|m| m.body()).collect();
     assert_eq!(dead, vec!["poison"]);
+}
+
+/// The whole journey of an access request through the local stack's event path, every stream
+/// record and queue message delivered twice.
+struct Everything {
+    dispatcher: AwsDispatcher,
+    exporter: export::Exporter<privacy_shared::store::DynamoStore, privacy_shared::sources::AwsPersonalData>,
+}
+
+impl Invoker for Everything {
+    async fn invoke(&self, function: &str, payload: Value) -> Result<Value> {
+        let mut last = Value::Null;
+        for _ in 0..2 {
+            last = match function {
+                "dispatch" => {
+                    let event: StreamEvent = serde_json::from_value(payload.clone())?;
+                    serde_json::to_value(
+                        dispatch::handle(&self.dispatcher, LambdaEvent::new(event, Context::default()))
+                            .await?,
+                    )?
+                }
+                "export" => {
+                    let event: export::SqsEvent = serde_json::from_value(payload.clone())?;
+                    serde_json::to_value(
+                        export::handle(&self.exporter, LambdaEvent::new(event, Context::default())).await?,
+                    )?
+                }
+                other => anyhow::bail!("no function {other}"),
+            };
+        }
+        Ok(last)
+    }
+}
+
+#[tokio::test]
+async fn submit_verify_pump_export_email_download_with_every_delivery_doubled() {
+    use privacy_shared::datamap::DataMap;
+    let stack = Stack::new().await;
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let s3 = devstack::provision::s3_client(&stack.sdk);
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let queue = devstack::provision::create_queue(&sqs, &format!("export-{tag}.fifo"), None).await.unwrap();
+    let map = DataMap::builtin().unwrap().with_name_prefix(&format!("t{tag}-"));
+    devstack::seed::create_sources(&stack.sdk, &map).await.unwrap();
+    let sample = devstack::seed::SampleData::load(&devstack::seed::default_path()).unwrap();
+    devstack::seed::seed(&stack.sdk, &map, &sample).await.unwrap();
+    let bucket = format!("t{tag}-exports");
+    devstack::provision::create_bucket(&s3, &bucket).await.unwrap();
+    let everything = Everything {
+        dispatcher: dispatcher(&stack, &queue, &unique_address("staff")),
+        exporter: export::Exporter {
+            store: stack.deps().store,
+            data: privacy_shared::sources::AwsPersonalData::new(stack.dynamo.clone(), s3.clone()),
+            map,
+            s3: s3.clone(),
+            target: export::ExportTarget { bucket: bucket.clone(), kms_key_id: None },
+            clock: stack.clock.clone(),
+        },
+    };
+    let stream = StreamMapping {
+        reader: StreamReader::open(&stack.sdk, &stack.table).await.unwrap(),
+        function: "dispatch".into(),
+        batch_size: 10,
+        max_retries: 3,
+        on_failure_queue_url: None,
+    };
+    let mapping = QueueMapping {
+        arn: devstack::provision::queue_arn(&sqs, &queue).await.unwrap(),
+        url: queue.clone(),
+        function: "export".into(),
+        batch_size: 1,
+        retry_after_seconds: 0,
+    };
+    let mut pump = Pump::new(everything, &stack.sdk, Some(stream), vec![mapping]);
+
+    submit(&stack.deps(), &submission("carol@example.org", "access", "NL")).await;
+    let (id, token) = link_parts(&stack.mail_to("carol@example.org").await.pop().unwrap());
+    assert_eq!(verify_with(&stack.verifier(), &id, &token).await.0, 200);
+    let total = pump.drain(60).await.unwrap();
+    assert_eq!((total.messages_done, total.stream_records_given_up), (1, 0), "{total:?}");
+
+    let objects = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+    assert_eq!(objects.contents().len(), 1, "one object");
+    let mails = stack.mail_to("carol@example.org").await;
+    let notices: Vec<_> = mails
+        .iter()
+        .filter(|m| m.links().iter().any(|l| l.contains(&format!("{id}/download?token="))))
+        .collect();
+    assert_eq!(notices.len(), 1, "one completion email");
+    let link = notices[0].links().into_iter().find(|l| l.contains("/download?token=")).unwrap();
+    let token = link.split_once("token=").unwrap().1.to_owned();
+    let downloads =
+        download::Downloads { store: stack.deps().store, s3: s3.clone(), bucket, clock: stack.clock.clone() };
+    let request = {
+        use lambda_http::RequestExt;
+        http("GET", &format!("/requests/{id}/download"), None, lambda_http::Body::Empty)
+            .with_path_parameters(std::collections::HashMap::from([("id".to_owned(), id.clone())]))
+            .with_query_string_parameters(std::collections::HashMap::from([("token".to_owned(), token)]))
+    };
+    let response = download::handle(&downloads, request).await.unwrap();
+    assert_eq!(response.status(), 302);
+    let zip =
+        reqwest::get(response.headers()["location"].to_str().unwrap()).await.unwrap().bytes().await.unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip.to_vec())).unwrap();
+    let data: Value = serde_json::from_reader(archive.by_name("data.json").unwrap()).unwrap();
+    assert_eq!(data["sources"]["accounts"]["records"][0]["user_id"], "u-carol");
+    let stored = stack.deps().store.get(privacy_shared::domain::RequestId::parse(&id).unwrap()).await;
+    assert_eq!(stored.unwrap().unwrap().status, privacy_shared::domain::Status::Completed);
 }
