@@ -313,6 +313,18 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// An unconditional write of one item.
+    async fn put<T: Serialize>(&self, item: &T) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(item)?))
+            .send()
+            .await
+            .map_err(aws_error("PutItem"))?;
+        Ok(())
+    }
+
     async fn get_item<T: DeserializeOwned>(&self, pk: String, sk: &str) -> Result<Option<T>, StoreError> {
         let out = self
             .client
@@ -573,14 +585,7 @@ impl RequestStore for DynamoStore {
             expires_at,
             ttl: expires_at.timestamp(),
         };
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&item)?))
-            .send()
-            .await
-            .map_err(aws_error("PutItem"))?;
-        Ok(())
+        self.put(&item).await
     }
 
     async fn download_token(&self, id: RequestId) -> Result<Option<(TokenHash, DateTime<Utc>)>, StoreError> {
@@ -610,14 +615,7 @@ impl RequestStore for DynamoStore {
             audit_sk(request.version),
             at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
         );
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&item)?))
-            .send()
-            .await
-            .map_err(aws_error("PutItem"))?;
-        Ok(())
+        self.put(&item).await
     }
 
     async fn claim_effect(
