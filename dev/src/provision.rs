@@ -252,7 +252,7 @@ pub async fn provision_all(
 
 /// Path-style addressing: the emulator at 127.0.0.1 has no per-bucket host names.
 pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build())
+    privacy_shared::deps::s3_client(sdk, true)
 }
 
 /// An SQS queue (FIFO when the name ends in `.fifo`), optionally with a redrive policy to a

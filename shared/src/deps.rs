@@ -40,3 +40,16 @@ impl AwsDeps {
         }
     }
 }
+
+/// An S3 client, with path-style addressing where asked for: the emulator at 127.0.0.1 has no
+/// per-bucket host names. Off by default, as AWS wants.
+pub fn s3_client(sdk: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk).force_path_style(force_path_style).build(),
+    )
+}
+
+/// `S3_FORCE_PATH_STYLE=true` in the environment.
+pub fn s3_path_style_from_env() -> bool {
+    std::env::var("S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true")
+}

@@ -70,15 +70,12 @@ impl Downloads<DynamoStore> {
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let path_style = get("S3_FORCE_PATH_STYLE").is_some_and(|v| v == "true");
         Ok(Downloads {
             store: DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(&sdk),
                 get("TABLE_NAME").ok_or("TABLE_NAME is not set")?,
             ),
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build(),
-            ),
+            s3: privacy_shared::deps::s3_client(&sdk, privacy_shared::deps::s3_path_style_from_env()),
             bucket: get("EXPORT_BUCKET").ok_or("EXPORT_BUCKET is not set")?,
             clock: Arc::new(SystemClock),
         })

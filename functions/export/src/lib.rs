@@ -85,10 +85,7 @@ impl Exporter<DynamoStore, AwsPersonalData> {
         let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let table = get("TABLE_NAME").ok_or("TABLE_NAME is not set")?;
         let bucket = get("EXPORT_BUCKET").ok_or("EXPORT_BUCKET is not set")?;
-        let path_style = get("S3_FORCE_PATH_STYLE").is_some_and(|v| v == "true");
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build(),
-        );
+        let s3 = privacy_shared::deps::s3_client(&sdk, privacy_shared::deps::s3_path_style_from_env());
         let map = DataMap::builtin()?.with_name_prefix(&get("DATA_NAME_PREFIX").unwrap_or_default());
         Ok(Exporter {
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
