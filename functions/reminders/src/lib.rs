@@ -1,0 +1,1 @@
+//! `reminders`: the daily sweep (skeleton).

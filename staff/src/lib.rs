@@ -1,0 +1,1 @@
+//! The staff command-line client (skeleton).
