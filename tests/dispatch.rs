@@ -130,6 +130,8 @@ async fn completion_sends_the_requester_one_notice_with_the_download_link() {
             actor: Actor::System,
             reason: None,
             consume_token: None,
+            extend_to: None,
+            cost_estimate: None,
         };
         store.transition(&current, change).await.unwrap();
     }

@@ -91,7 +91,11 @@ async fn seed(mib: usize) -> Result<()> {
         due_on: now.date_naive(),
         acknowledge_by: None,
         verified_at: None,
+        acknowledged_at: None,
+        original_due_on: None,
+        extension_reason: None,
         closed_reason: None,
+        cost_estimate: None,
         updated_at: now,
     };
     store
@@ -110,6 +114,8 @@ async fn seed(mib: usize) -> Result<()> {
         actor: Actor::Requester,
         reason: None,
         consume_token: Some(token.hash()),
+        extend_to: None,
+        cost_estimate: None,
     };
     store.transition(&record, change).await?;
     println!("{}", record.id);

@@ -1,7 +1,8 @@
 //! `dispatch`: consumes the requests table's stream (the transactional outbox) and turns each
 //! committed transition into its work: a verified access or portability request becomes an export
-//! job, every verified request a notice to the privacy staff, a completed one a notice to the
-//! requester.
+//! job, every verified request a notice to the privacy staff; completion, an extension, a denial
+//! and an excessive-request decision each a notice to the requester (with the reason, the new date
+//! or the estimate, and where to complain).
 //!
 //! Stream records arrive at least once, so every effect goes through the effect ledger
 //! (claim, perform, finish): a redelivered record finds its effects done. The export queue is FIFO
@@ -100,6 +101,9 @@ pub enum Effect {
     QueueExport,
     NotifyStaff,
     NotifyRequesterCompleted,
+    NotifyRequesterExtended,
+    NotifyRequesterDenied,
+    NotifyRequesterExcessive,
 }
 
 impl Effect {
@@ -109,6 +113,9 @@ impl Effect {
             Effect::QueueExport => "export_queued",
             Effect::NotifyStaff => "staff_notified",
             Effect::NotifyRequesterCompleted => "requester_notified_completed",
+            Effect::NotifyRequesterExtended => "requester_notified_extended",
+            Effect::NotifyRequesterDenied => "requester_notified_denied",
+            Effect::NotifyRequesterExcessive => "requester_notified_excessive",
         };
         format!("{name}#v{version}")
     }
@@ -118,15 +125,19 @@ fn has_export(kind: RequestKind) -> bool {
     matches!(kind, RequestKind::Access | RequestKind::Portability)
 }
 
-/// The whole routing table. Only status changes act; any other write to a request is ignored.
+/// The whole routing table. Status changes act, and so does the one extension a request may get;
+/// any other write to a request (an acknowledgement stamp, say) is ignored.
 pub fn effects(old: Option<&RequestRecord>, new: &RequestRecord) -> Vec<Effect> {
-    if old.is_some_and(|o| o.status == new.status) {
-        return Vec::new();
+    if let Some(old) = old.filter(|o| o.status == new.status) {
+        let extended = old.original_due_on.is_none() && new.original_due_on.is_some();
+        return if extended { vec![Effect::NotifyRequesterExtended] } else { Vec::new() };
     }
     match new.status {
         Status::Verified if has_export(new.kind) => vec![Effect::QueueExport, Effect::NotifyStaff],
         Status::Verified => vec![Effect::NotifyStaff],
         Status::Completed => vec![Effect::NotifyRequesterCompleted],
+        Status::Denied => vec![Effect::NotifyRequesterDenied],
+        Status::Rejected if new.cost_estimate.is_some() => vec![Effect::NotifyRequesterExcessive],
         _ => Vec::new(),
     }
 }
@@ -260,6 +271,11 @@ async fn perform<S: RequestStore, M: Mailer, Q: JobQueue>(
         }
         Effect::NotifyStaff => notify_staff(dispatcher, record).await,
         Effect::NotifyRequesterCompleted => notify_completed(dispatcher, record).await,
+        Effect::NotifyRequesterExtended => notify(dispatcher, dispatcher.deps.templates.extended(record)).await,
+        Effect::NotifyRequesterDenied => notify(dispatcher, dispatcher.deps.templates.denied(record)).await,
+        Effect::NotifyRequesterExcessive => {
+            notify(dispatcher, dispatcher.deps.templates.excessive(record)).await
+        }
     };
     match outcome {
         Ok(()) => {
@@ -280,6 +296,14 @@ async fn notify_staff<S: RequestStore, M: Mailer, Q: JobQueue>(
 ) -> Result<(), DispatchError> {
     let email = dispatcher.deps.templates.staff_notice(&dispatcher.staff, record, has_export(record.kind))?;
     dispatcher.deps.mailer.send(&email).await?;
+    Ok(())
+}
+
+async fn notify<S: RequestStore, M: Mailer, Q: JobQueue>(
+    dispatcher: &Dispatcher<S, M, Q>,
+    email: Result<privacy_shared::mail::OutgoingEmail, MailError>,
+) -> Result<(), DispatchError> {
+    dispatcher.deps.mailer.send(&email?).await?;
     Ok(())
 }
 
@@ -332,7 +356,11 @@ mod tests {
             due_on: at.date_naive(),
             acknowledge_by: None,
             verified_at: None,
+            acknowledged_at: None,
+            original_due_on: None,
+            extension_reason: None,
             closed_reason: None,
+            cost_estimate: None,
             updated_at: at,
         }
     }
@@ -364,9 +392,28 @@ mod tests {
             effects(Some(&record(RequestKind::Access, Status::InProgress)), &done),
             vec![Effect::NotifyRequesterCompleted]
         );
-        for status in [Status::PendingVerification, Status::InProgress, Status::Expired, Status::Denied] {
+        for status in [Status::PendingVerification, Status::InProgress, Status::Expired, Status::Referred] {
             assert!(effects(None, &record(RequestKind::Access, status)).is_empty(), "{status}");
         }
+    }
+
+    #[test]
+    fn refusals_and_the_extension_notify_the_requester() {
+        let verified = record(RequestKind::Rectification, Status::Verified);
+        let mut extended = verified.clone();
+        extended.version += 1;
+        extended.original_due_on = Some(verified.due_on);
+        extended.due_on = verified.due_on + Days::new(30);
+        assert_eq!(effects(Some(&verified), &extended), vec![Effect::NotifyRequesterExtended]);
+        assert!(effects(Some(&extended), &extended).is_empty(), "a later write is not a second extension");
+
+        let denied = record(RequestKind::Rectification, Status::Denied);
+        assert_eq!(effects(Some(&verified), &denied), vec![Effect::NotifyRequesterDenied]);
+
+        let mut excessive = record(RequestKind::Access, Status::Rejected);
+        assert!(effects(Some(&verified), &excessive).is_empty(), "no estimate, no excessive notice");
+        excessive.cost_estimate = Some(privacy_shared::domain::CostEstimate::parse("25.00", "EUR").unwrap());
+        assert_eq!(effects(Some(&verified), &excessive), vec![Effect::NotifyRequesterExcessive]);
     }
 
     #[test]

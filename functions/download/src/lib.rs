@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use privacy_shared::api::{ApiError, path_request_id};
-use privacy_shared::domain::{RequestKind, Status, VerificationToken};
+use privacy_shared::domain::{Actor, Event, RequestKind, Status, VerificationToken};
 use privacy_shared::store::{DynamoStore, RequestStore, StoreError};
 use privacy_shared::{Clock, SystemClock};
 
@@ -153,7 +153,7 @@ async fn redirect<S: RequestStore>(
         .presigned(presigning)
         .await
         .map_err(|_| DownloadError::S3 { operation: "presign", code: "presign".into() })?;
-    downloads.store.record_download(&record, now).await?;
+    downloads.store.record_event(&record, Event::Downloaded, now, Actor::Requester).await?;
     tracing::info!(request_id = %id, "export downloaded");
     Ok(presigned.uri().to_owned())
 }

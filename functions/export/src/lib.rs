@@ -156,6 +156,8 @@ pub async fn export<S: RequestStore, P: PersonalData>(
         actor: Actor::System,
         reason: None,
         consume_token: None,
+        extend_to: None,
+        cost_estimate: None,
     };
     match exporter.store.transition(&request, change).await {
         Ok(_) | Err(StoreError::Conflict) => {
@@ -176,6 +178,8 @@ async fn start<S: RequestStore, P: PersonalData>(
         actor: Actor::System,
         reason: None,
         consume_token: None,
+        extend_to: None,
+        cost_estimate: None,
     };
     match exporter.store.transition(request, change).await {
         Ok(started) => Ok(started),

@@ -174,7 +174,11 @@ async fn submit<S: RequestStore, M: Mailer>(
         due_on: deadlines.due_on,
         acknowledge_by: deadlines.acknowledge_by,
         verified_at: None,
+        acknowledged_at: None,
+        original_due_on: None,
+        extension_reason: None,
         closed_reason: None,
+        cost_estimate: None,
         updated_at: now,
     };
     let token = VerificationToken::generate();
@@ -270,6 +274,11 @@ async fn deliver<S: RequestStore, M: Mailer>(
     })?;
     deps.mailer.send(&email).await?;
     tracing::info!(request_id = %record.id, language = record.language.as_str(), "verification email sent");
+    // This email is also the confirmation of receipt the CCPA asks for within 10 business days;
+    // the daily digest warns staff about requests it never reached.
+    if record.acknowledged_at.is_none() {
+        deps.store.mark_acknowledged(record.id, deps.clock.now()).await?;
+    }
     Ok(())
 }
 

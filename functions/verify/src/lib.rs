@@ -132,6 +132,8 @@ async fn verify<S: RequestStore, M: Mailer>(
         actor: Actor::Requester,
         reason: None,
         consume_token: Some(presented),
+        extend_to: None,
+        cost_estimate: None,
     };
     match deps.store.transition(&record, change).await {
         Ok(verified) => {
@@ -165,6 +167,8 @@ async fn wrong_attempt<S: RequestStore, M: Mailer>(
             actor: Actor::System,
             reason: Some(LOCKED_REASON.to_owned()),
             consume_token: None,
+            extend_to: None,
+            cost_estimate: None,
         };
         match deps.store.transition(&record, change).await {
             Ok(_) => {

@@ -6,6 +6,7 @@ mod kind;
 mod language;
 mod region;
 mod request;
+mod staff;
 mod status;
 mod token;
 
@@ -15,6 +16,7 @@ pub use kind::RequestKind;
 pub use language::Language;
 pub use region::{Regime, Region, RegionError};
 pub use request::{Actor, AuditEvent, RequestId, RequestRecord};
+pub use staff::{CostEstimate, CostEstimateError, ExtensionError, MAX_STAFF_TEXT_CHARS, StaffText, StaffTextError};
 pub use status::{Event, Status, TransitionError};
 pub use token::{TokenHash, VerificationToken};
 

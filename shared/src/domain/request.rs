@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-use super::{EmailAddress, Event, Language, Regime, Region, RequestKind, Status};
+use super::{CostEstimate, EmailAddress, Event, Language, Regime, Region, RequestKind, Status};
 
 /// A request's public identifier: a random UUID, so ids cannot be guessed or enumerated.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -100,8 +100,16 @@ pub struct RequestRecord {
     pub received_on: NaiveDate,
     pub due_on: NaiveDate,
     pub acknowledge_by: Option<NaiveDate>,
+    /// When the confirmation of receipt reached the mail service (it is the verification email).
+    pub acknowledged_at: Option<DateTime<Utc>>,
     pub verified_at: Option<DateTime<Utc>>,
+    /// The due date before the one extension, once there has been one.
+    pub original_due_on: Option<NaiveDate>,
+    pub extension_reason: Option<String>,
+    /// Why it was closed (or, for a completion, the staff's note to the requester).
     pub closed_reason: Option<String>,
+    /// Set when staff mark the request excessive or repetitive.
+    pub cost_estimate: Option<CostEstimate>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -118,8 +126,10 @@ impl fmt::Debug for RequestRecord {
             .field("received_at", &self.received_at)
             .field("due_on", &self.due_on)
             .field("acknowledge_by", &self.acknowledge_by)
+            .field("acknowledged_at", &self.acknowledged_at)
             .field("verified_at", &self.verified_at)
-            .field("closed_reason", &self.closed_reason)
+            .field("original_due_on", &self.original_due_on)
+            .field("cost_estimate", &self.cost_estimate)
             .finish_non_exhaustive()
     }
 }
@@ -147,8 +157,12 @@ mod tests {
             received_on: day,
             due_on: day,
             acknowledge_by: None,
+            acknowledged_at: None,
             verified_at: None,
-            closed_reason: None,
+            original_due_on: None,
+            extension_reason: Some("we need to ask Jan Jansen".into()),
+            closed_reason: Some("Jan Jansen asked twice".into()),
+            cost_estimate: None,
             updated_at: at,
         };
         let shown = format!("{record:?}");

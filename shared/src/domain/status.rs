@@ -33,6 +33,10 @@ pub enum Event {
     Rejected,
     /// The requester fetched their export: audited, but not a change of status.
     Downloaded,
+    /// The due date was moved, once, with a reason: a new version, the same status.
+    Extended,
+    /// The requester was reminded to verify: audited, but not a change of status.
+    Reminded,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -62,6 +66,9 @@ impl Status {
             (S::PendingVerification, E::Verified) => Ok(S::Verified),
             (S::PendingVerification, E::Expired) => Ok(S::Expired),
             (S::Verified, E::WorkStarted) => Ok(S::InProgress),
+            // A manual step (a rectification, say) is done by staff straight from verified.
+            (S::Verified, E::Completed) => Ok(S::Completed),
+            (S::Verified | S::InProgress, E::Extended) => Ok(self),
             (S::Verified | S::InProgress, E::Denied) => Ok(S::Denied),
             (S::Verified, E::Referred) => Ok(S::Referred),
             (S::Verified, E::Rejected) => Ok(S::Rejected),
@@ -90,7 +97,7 @@ impl Status {
 }
 
 impl Event {
-    pub const ALL: [Event; 9] = [
+    pub const ALL: [Event; 11] = [
         Event::Submitted,
         Event::Verified,
         Event::WorkStarted,
@@ -100,6 +107,8 @@ impl Event {
         Event::Referred,
         Event::Rejected,
         Event::Downloaded,
+        Event::Extended,
+        Event::Reminded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -113,6 +122,8 @@ impl Event {
             Event::Referred => "referred",
             Event::Rejected => "rejected",
             Event::Downloaded => "downloaded",
+            Event::Extended => "extended",
+            Event::Reminded => "reminded",
         }
     }
 }
@@ -145,6 +156,9 @@ mod tests {
         (S::Verified, E::Rejected, S::Rejected),
         (S::InProgress, E::Completed, S::Completed),
         (S::InProgress, E::Denied, S::Denied),
+        (S::Verified, E::Completed, S::Completed),
+        (S::Verified, E::Extended, S::Verified),
+        (S::InProgress, E::Extended, S::InProgress),
     ];
 
     #[test]

@@ -6,7 +6,7 @@ use minijinja::{Environment, Value, context};
 
 use super::{MailError, OutgoingEmail};
 use crate::domain::{
-    EmailAddress, Language, Regime, RequestId, RequestKind, RequestRecord, VerificationToken,
+    EmailAddress, Language, Regime, RequestId, RequestKind, RequestRecord, Status, VerificationToken,
 };
 
 macro_rules! templates {
@@ -32,6 +32,26 @@ const FILES: &[(&str, &str)] = templates![
     "completed.nl.subject.txt",
     "completed.nl.txt",
     "completed.nl.html",
+    "notice.html",
+    "reminder.en.subject.txt",
+    "reminder.en.txt",
+    "reminder.nl.subject.txt",
+    "reminder.nl.txt",
+    "extended.en.subject.txt",
+    "extended.en.txt",
+    "extended.nl.subject.txt",
+    "extended.nl.txt",
+    "denied.en.subject.txt",
+    "denied.en.txt",
+    "denied.nl.subject.txt",
+    "denied.nl.txt",
+    "excessive.en.subject.txt",
+    "excessive.en.txt",
+    "excessive.nl.subject.txt",
+    "excessive.nl.txt",
+    "digest.subject.txt",
+    "digest.txt",
+    "digest.html",
 ];
 
 /// The template environment, built once per cold start.
@@ -157,6 +177,7 @@ impl Templates {
             kind_label => kind_label(record.kind, record.language),
             download => download.map(|(url, _)| url.to_owned()),
             available_until => download.map(|(_, until)| long_date(until, record.language)),
+            note => record.closed_reason.clone(),
         };
         let html_links =
             context! { download => download.map(|(url, _)| Value::from_safe_string(escape_attribute(url))) };
@@ -166,6 +187,264 @@ impl Templates {
             html: self.render(&format!("completed.{lang}.html"), context! { ..html_links, ..ctx })?,
             subject,
         })
+    }
+}
+
+/// The sections of the staff digest, most urgent first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DigestSection {
+    Overdue,
+    DueByNextBusinessDay,
+    DueSoon,
+    AcknowledgementDue,
+}
+
+impl DigestSection {
+    pub const ALL: [DigestSection; 4] = [
+        DigestSection::Overdue,
+        DigestSection::DueByNextBusinessDay,
+        DigestSection::DueSoon,
+        DigestSection::AcknowledgementDue,
+    ];
+
+    /// Its name in ledger keys and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestSection::Overdue => "overdue",
+            DigestSection::DueByNextBusinessDay => "due_next_business_day",
+            DigestSection::DueSoon => "due_soon",
+            DigestSection::AcknowledgementDue => "acknowledgement_due",
+        }
+    }
+}
+
+/// One request in the digest: what staff need to find and prioritise it, and no personal data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigestRow {
+    pub request_id: RequestId,
+    pub kind: RequestKind,
+    pub regime: Regime,
+    pub status: Status,
+    pub due_on: NaiveDate,
+    pub original_due_on: Option<NaiveDate>,
+    pub acknowledge_by: Option<NaiveDate>,
+}
+
+pub struct Digest<'a> {
+    pub to: &'a EmailAddress,
+    pub date: NaiveDate,
+    pub zone: &'a str,
+    pub window_days: u64,
+    pub rows: &'a [(DigestSection, DigestRow)],
+}
+
+impl Templates {
+    /// Reminds a requester who has not verified, with a fresh link valid until the request closes.
+    pub fn reminder(
+        &self,
+        record: &RequestRecord,
+        token: &VerificationToken,
+        closes_on: NaiveDate,
+        public_base_url: &str,
+    ) -> Result<OutgoingEmail, MailError> {
+        let verify_page = format!("{public_base_url}/verify");
+        let link = format!("{verify_page}#request_id={}&token={}", record.id, token.expose_secret());
+        let ctx = context! {
+            received_on => long_date(record.received_on, record.language),
+            closes_on => long_date(closes_on, record.language),
+            link => link.clone(),
+            verify_page,
+            code => token.expose_secret(),
+        };
+        self.notice("reminder", record, ctx, Some(token.expose_secret()))
+    }
+
+    /// Tells the requester the due date moved, why, and the new date.
+    pub fn extended(&self, record: &RequestRecord) -> Result<OutgoingEmail, MailError> {
+        let lang = record.language;
+        let ctx = context! {
+            original_due_on => record.original_due_on.map(|d| long_date(d, lang)),
+            due_on => long_date(record.due_on, lang),
+            reason => record.extension_reason.clone(),
+        };
+        self.notice("extended", record, ctx, None)
+    }
+
+    /// Tells the requester their request is refused, why, and where to complain.
+    pub fn denied(&self, record: &RequestRecord) -> Result<OutgoingEmail, MailError> {
+        self.notice("denied", record, context! { reason => record.closed_reason.clone() }, None)
+    }
+
+    /// Tells the requester why their request counts as excessive and what it would cost.
+    pub fn excessive(&self, record: &RequestRecord) -> Result<OutgoingEmail, MailError> {
+        let ctx = context! {
+            reason => record.closed_reason.clone(),
+            cost_estimate => record.cost_estimate.as_ref().map(|c| c.to_string()),
+        };
+        self.notice("excessive", record, ctx, None)
+    }
+
+    /// A requester notice: subject and text from `<name>.<lang>.*`, the HTML built from the text's
+    /// paragraphs (a paragraph that is only a link becomes a button, the code a code block).
+    fn notice(
+        &self,
+        name: &str,
+        record: &RequestRecord,
+        extra: Value,
+        code: Option<&str>,
+    ) -> Result<OutgoingEmail, MailError> {
+        let lang = record.language.as_str();
+        let subject = self.render(&format!("{name}.{lang}.subject.txt"), context! {})?.trim().to_owned();
+        let ctx = context! {
+            request_id => record.id.to_string(),
+            kind_label => kind_label(record.kind, record.language),
+            regime => record.regime.as_str(),
+            complaint => complaint(record),
+            ..extra
+        };
+        let text = self.render(&format!("{name}.{lang}.txt"), ctx)?;
+        let paragraphs: Vec<Value> = text
+            .split("\n\n")
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let is_link = (p.starts_with("https://") || p.starts_with("http://")) && !p.contains(char::is_whitespace);
+                if is_link {
+                    context! { link => Value::from_safe_string(escape_attribute(p)) }
+                } else if code == Some(p) {
+                    context! { code => p }
+                } else {
+                    context! { lines => p.lines().collect::<Vec<_>>() }
+                }
+            })
+            .collect();
+        let link_label = match record.language {
+            Language::En => "Confirm my request",
+            Language::Nl => "Mijn verzoek bevestigen",
+        };
+        let html = self.render("notice.html", context! { lang, title => subject.clone(), paragraphs, link_label })?;
+        Ok(OutgoingEmail { to: record.email.clone(), subject, text, html })
+    }
+
+    /// The staff digest. English; neither the subject nor the body names a requester.
+    pub fn digest(&self, digest: &Digest<'_>) -> Result<OutgoingEmail, MailError> {
+        let date = long_date(digest.date, Language::En);
+        let mut sections = Vec::new();
+        let mut summary = Vec::new();
+        for section in DigestSection::ALL {
+            let rows: Vec<Value> = digest
+                .rows
+                .iter()
+                .filter(|(s, _)| *s == section)
+                .map(|(_, r)| {
+                    context! {
+                        request_id => r.request_id.to_string(),
+                        kind => r.kind.as_str(),
+                        regime => r.regime.as_str().to_uppercase(),
+                        status => r.status.as_str(),
+                        due_on => r.due_on.to_string(),
+                        original_due_on => r.original_due_on.map(|d| d.to_string()),
+                        acknowledge_by => r.acknowledge_by.map(|d| d.to_string()),
+                    }
+                })
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let (title, label, explanation) = match section {
+                DigestSection::Overdue => (
+                    "Overdue".to_owned(),
+                    "overdue".to_owned(),
+                    "The legal deadline has passed: answer now, and record why it was late.".to_owned(),
+                ),
+                DigestSection::DueByNextBusinessDay => (
+                    "Due by the next business day".to_owned(),
+                    "due by the next business day".to_owned(),
+                    "Answer, extend (before the due date, with a reason) or deny.".to_owned(),
+                ),
+                DigestSection::DueSoon => (
+                    format!("Due within {} days", digest.window_days),
+                    format!("due within {} days", digest.window_days),
+                    "Plan the work, or extend now if it cannot be done in time.".to_owned(),
+                ),
+                DigestSection::AcknowledgementDue => (
+                    "CCPA acknowledgement due".to_owned(),
+                    "acknowledgement due".to_owned(),
+                    "No confirmation of receipt has reached these requesters; the CCPA requires one within \
+                     10 business days. Confirm receipt and explain how the request will be handled."
+                        .to_owned(),
+                ),
+            };
+            summary.push(format!("{} {label}", rows.len()));
+            sections.push(context! {
+                title,
+                explanation,
+                rows,
+                acknowledgements => section == DigestSection::AcknowledgementDue,
+            });
+        }
+        let ctx = context! {
+            lang => "en",
+            date,
+            zone => digest.zone,
+            summary => summary.join(", "),
+            sections,
+        };
+        let subject = self.render("digest.subject.txt", ctx.clone())?.trim().to_owned();
+        Ok(OutgoingEmail {
+            to: digest.to.clone(),
+            text: self.render("digest.txt", ctx.clone())?,
+            html: self.render("digest.html", context! { title => subject.clone(), ..ctx })?,
+            subject,
+        })
+    }
+}
+
+/// Where a requester can complain about a refusal or a delay, by regime and country.
+pub fn complaint(record: &RequestRecord) -> &'static str {
+    match (record.language, record.regime, record.region.as_str()) {
+        (Language::Nl, Regime::Gdpr, "NL") => {
+            "U heeft het recht een klacht in te dienen bij de Autoriteit Persoonsgegevens \
+             (autoriteitpersoonsgegevens.nl), of bij de toezichthouder van het land waar u woont of werkt, \
+             en om naar de rechter te stappen."
+        }
+        (Language::Nl, Regime::Gdpr, _) => {
+            "U heeft het recht een klacht in te dienen bij een toezichthoudende autoriteit voor \
+             gegevensbescherming, met name in het land waar u woont of werkt of waar de vermeende inbreuk \
+             plaatsvond, en om naar de rechter te stappen."
+        }
+        (Language::Nl, Regime::Ccpa, _) => {
+            "U kunt contact opnemen met de California Privacy Protection Agency (cppa.ca.gov) of de \
+             Attorney General van Californië (oag.ca.gov/privacy) als u vindt dat wij de wet niet naleven."
+        }
+        (Language::Nl, Regime::Other, _) => {
+            "U kunt een klacht indienen bij de toezichthouder voor gegevensbescherming in het land waar u woont."
+        }
+        (Language::En, Regime::Gdpr, "NL") => {
+            "You have the right to lodge a complaint with the Dutch Data Protection Authority (Autoriteit \
+             Persoonsgegevens, autoriteitpersoonsgegevens.nl) or with the supervisory authority of the \
+             country where you live or work, and to seek a remedy in court."
+        }
+        (Language::En, Regime::Gdpr, "GB") => {
+            "You have the right to lodge a complaint with the Information Commissioner's Office (ico.org.uk), \
+             and to seek a remedy in court."
+        }
+        (Language::En, Regime::Gdpr, "CH") => {
+            "You have the right to lodge a complaint with the Federal Data Protection and Information \
+             Commissioner (edoeb.admin.ch), and to seek a remedy in court."
+        }
+        (Language::En, Regime::Gdpr, _) => {
+            "You have the right to lodge a complaint with a data protection supervisory authority, in \
+             particular in the country where you live or work or where you believe the infringement took \
+             place, and to seek a remedy in court."
+        }
+        (Language::En, Regime::Ccpa, _) => {
+            "If you believe we have not complied with the law, you may contact the California Privacy \
+             Protection Agency (cppa.ca.gov) or the California Attorney General (oag.ca.gov/privacy)."
+        }
+        (Language::En, Regime::Other, _) => {
+            "You may lodge a complaint with the data protection authority of the country where you live."
+        }
     }
 }
 

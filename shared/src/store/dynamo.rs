@@ -8,8 +8,10 @@
 //! | open-request marker | `SUBJ#<subject>`  | `OPEN#<kind>`           |
 //! | mail rate window    | `SUBJ#<subject>`  | `RATE#verification`     |
 //!
-//! Open requests carry `due_pk`/`due_sk`, the keys of the sparse `by_due_date` index; closing a
-//! request removes them, so the index only ever holds open requests.
+//! Open requests carry `due_pk`/`due_sk`, the keys of the sparse `by_due_date` index: one
+//! partition per open status (`OPEN#<status>`), sorted by receipt time while pending verification
+//! (the reminders count from it) and by due date after. Closing a request removes the keys, so the
+//! index only ever holds open requests and a sweep never reads a closed one.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -19,16 +21,18 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-use super::{Change, Claim, Created, RequestStore, StoreError, Verification};
+use super::{
+    Bound, Change, Claim, Created, OpenPage, OpenQuery, OpenRequest, PageKey, RequestStore, StoreError,
+    Verification,
+};
 use crate::domain::{
-    AuditEvent, EmailAddress, Event, Language, Regime, Region, RequestId, RequestKind, RequestRecord, Status,
-    SubjectKey, TokenHash,
+    Actor, AuditEvent, CostEstimate, EmailAddress, Event, Language, Regime, Region, RequestId, RequestKind,
+    RequestRecord, Status, SubjectKey, TokenHash,
 };
 
 type Item = HashMap<String, AttributeValue>;
 
 pub const DUE_INDEX: &str = "by_due_date";
-const OPEN_PARTITION: &str = "OPEN";
 const MAX_SLOT_RETRIES: usize = 4;
 
 #[derive(Clone, Debug)]
@@ -61,9 +65,17 @@ struct RequestItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     acknowledge_by: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    acknowledged_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     verified_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    original_due_on: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    extension_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     closed_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cost_estimate: Option<CostEstimate>,
     updated_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     due_pk: Option<String>,
@@ -216,11 +228,15 @@ impl RequestItem {
             received_on: r.received_on,
             due_on: r.due_on,
             acknowledge_by: r.acknowledge_by,
+            acknowledged_at: r.acknowledged_at,
             verified_at: r.verified_at,
+            original_due_on: r.original_due_on,
+            extension_reason: r.extension_reason.clone(),
             closed_reason: r.closed_reason.clone(),
+            cost_estimate: r.cost_estimate.clone(),
             updated_at: r.updated_at,
-            due_pk: r.status.is_open().then(|| OPEN_PARTITION.to_owned()),
-            due_sk: r.status.is_open().then(|| format!("{}#{}", r.due_on, r.id)),
+            due_pk: due_keys(r).map(|(pk, _)| pk),
+            due_sk: due_keys(r).map(|(_, sk)| sk),
         }
     }
 
@@ -240,11 +256,55 @@ impl RequestItem {
             received_on: self.received_on,
             due_on: self.due_on,
             acknowledge_by: self.acknowledge_by,
+            acknowledged_at: self.acknowledged_at,
             verified_at: self.verified_at,
+            original_due_on: self.original_due_on,
+            extension_reason: self.extension_reason,
             closed_reason: self.closed_reason,
+            cost_estimate: self.cost_estimate,
             updated_at: self.updated_at,
         }
     }
+}
+
+fn due_partition(status: Status) -> String {
+    format!("OPEN#{status}")
+}
+
+/// Fixed width, so the index sorts receipt times as text.
+fn received_key(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The request's keys in the due-date index, or none once it is closed.
+fn due_keys(r: &RequestRecord) -> Option<(String, String)> {
+    match r.status {
+        Status::PendingVerification => {
+            Some((due_partition(r.status), format!("{}#{}", received_key(r.received_at), r.id)))
+        }
+        Status::Verified | Status::InProgress => Some((due_partition(r.status), format!("{}#{}", r.due_on, r.id))),
+        _ => None,
+    }
+}
+
+/// An open request as the index projects it.
+#[derive(Deserialize)]
+struct OpenItem {
+    due_sk: String,
+    request_id: RequestId,
+    status: Status,
+    version: u32,
+    kind: RequestKind,
+    regime: Regime,
+    language: Language,
+    received_at: DateTime<Utc>,
+    due_on: NaiveDate,
+    #[serde(default)]
+    original_due_on: Option<NaiveDate>,
+    #[serde(default)]
+    acknowledge_by: Option<NaiveDate>,
+    #[serde(default)]
+    acknowledged_at: Option<DateTime<Utc>>,
 }
 
 fn verification_item(id: RequestId, v: &Verification) -> VerificationItem {
@@ -460,6 +520,7 @@ impl RequestStore for DynamoStore {
         let to = current.status.apply(change.event)?;
         let next_version = current.version + 1;
         let closing = !to.is_open();
+        let stamp = |at: DateTime<Utc>| s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
 
         let mut updated = current.clone();
         updated.status = to;
@@ -470,10 +531,11 @@ impl RequestStore for DynamoStore {
         let mut values: Item = HashMap::from([
             (":to".to_owned(), s(to.as_str())),
             (":next".to_owned(), n(next_version)),
-            (":at".to_owned(), s(change.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))),
+            (":at".to_owned(), stamp(change.at)),
             (":from".to_owned(), s(current.status.as_str())),
             (":v".to_owned(), n(current.version)),
         ]);
+        let mut condition = "#status = :from AND #version = :v".to_owned();
         if change.event == Event::Verified {
             sets.push("verified_at = :at");
             updated.verified_at = Some(change.at);
@@ -483,15 +545,39 @@ impl RequestStore for DynamoStore {
             values.insert(":reason".to_owned(), s(reason.clone()));
             updated.closed_reason = Some(reason.clone());
         }
-        let mut expression = format!("SET {}", sets.join(", "));
-        if closing {
-            expression.push_str(" REMOVE due_pk, due_sk");
+        if change.event == Event::Extended {
+            let until = change.extend_to.ok_or_else(|| StoreError::Corrupt("extension without a date".into()))?;
+            sets.extend(["due_on = :due", "original_due_on = :original", "extension_reason = :why"]);
+            values.insert(":due".to_owned(), s(until.to_string()));
+            values.insert(":original".to_owned(), s(current.due_on.to_string()));
+            values.insert(":why".to_owned(), s(change.reason.clone().unwrap_or_default()));
+            // Once only, whatever the caller checked.
+            condition.push_str(" AND attribute_not_exists(original_due_on)");
+            updated.original_due_on = Some(current.due_on);
+            updated.due_on = until;
+            updated.extension_reason = change.reason.clone();
         }
+        if let Some(estimate) = &change.cost_estimate {
+            sets.push("cost_estimate = :estimate");
+            let value = serde_dynamo::to_attribute_value(estimate)
+                .map_err(|_| StoreError::Corrupt("cost_estimate".into()))?;
+            values.insert(":estimate".to_owned(), value);
+            updated.cost_estimate = Some(estimate.clone());
+        }
+        let expression = match due_keys(&updated) {
+            Some((pk, sk)) => {
+                sets.extend(["due_pk = :due_pk", "due_sk = :due_sk"]);
+                values.insert(":due_pk".to_owned(), s(pk));
+                values.insert(":due_sk".to_owned(), s(sk));
+                format!("SET {}", sets.join(", "))
+            }
+            None => format!("SET {} REMOVE due_pk, due_sk", sets.join(", ")),
+        };
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(request_pk(current.id), META)))
             .update_expression(expression)
-            .condition_expression("#status = :from AND #version = :v")
+            .condition_expression(condition)
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#version", "version")
             .set_expression_attribute_values(Some(values))
@@ -597,25 +683,111 @@ impl RequestStore for DynamoStore {
         Ok(Some((hash, item.expires_at)))
     }
 
-    async fn record_download(&self, request: &RequestRecord, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let event = AuditEvent {
+    async fn record_event(
+        &self,
+        request: &RequestRecord,
+        event: Event,
+        at: DateTime<Utc>,
+        actor: Actor,
+    ) -> Result<(), StoreError> {
+        let audit = AuditEvent {
             request_id: request.id,
             version: request.version,
-            event: Event::Downloaded,
+            event,
             from: Some(request.status),
             to: request.status,
             at,
-            actor: crate::domain::Actor::Requester,
+            actor,
             reason: None,
         };
-        let mut item = audit_item(event);
+        let mut item = audit_item(audit);
         // After the transition it follows, unique per moment.
         item.sk = format!(
-            "{}#download#{}",
+            "{}#{event}#{}",
             audit_sk(request.version),
             at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
         );
         self.put(&item).await
+    }
+
+    async fn mark_acknowledged(&self, id: RequestId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(request_pk(id), META)))
+            .update_expression("SET acknowledged_at = :at")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(acknowledged_at)")
+            .expression_attribute_values(":at", s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(aws_error("UpdateItem")(err)),
+        }
+    }
+
+    async fn open_requests(&self, query: &OpenQuery) -> Result<OpenPage, StoreError> {
+        if !query.status.is_open() {
+            return Ok(OpenPage::default());
+        }
+        let partition = due_partition(query.status);
+        // `~` sorts after every digit and `#`: "up to and including this key prefix".
+        let upper = query.until.map(|bound| match bound {
+            Bound::ReceivedBy(at) => format!("{}~", received_key(at)),
+            Bound::DueBy(day) => format!("{day}~"),
+        });
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .expression_attribute_values(":pk", s(partition.clone()))
+            .limit(query.limit.clamp(1, 1000) as i32);
+        request = match upper {
+            Some(upper) => request
+                .key_condition_expression("due_pk = :pk AND due_sk <= :upper")
+                .expression_attribute_values(":upper", s(upper)),
+            None => request.key_condition_expression("due_pk = :pk"),
+        };
+        if let Some(after) = &query.after {
+            let id = after
+                .sort_key
+                .rsplit_once('#')
+                .and_then(|(_, id)| RequestId::parse(id).ok())
+                .filter(|_| after.status == query.status)
+                .ok_or_else(|| StoreError::Corrupt("page key".into()))?;
+            request = request.set_exclusive_start_key(Some(HashMap::from([
+                ("due_pk".to_owned(), s(partition.clone())),
+                ("due_sk".to_owned(), s(after.sort_key.clone())),
+                ("pk".to_owned(), s(request_pk(id))),
+                ("sk".to_owned(), s(META)),
+            ])));
+        }
+        let out = request.send().await.map_err(aws_error("Query"))?;
+        let mut page = OpenPage { items_read: out.scanned_count.max(0) as u64, ..OpenPage::default() };
+        for item in out.items.unwrap_or_default() {
+            let open: OpenItem = from_item(item)?;
+            page.requests.push(OpenRequest {
+                id: open.request_id,
+                status: open.status,
+                version: open.version,
+                kind: open.kind,
+                regime: open.regime,
+                language: open.language,
+                received_at: open.received_at,
+                due_on: open.due_on,
+                original_due_on: open.original_due_on,
+                acknowledge_by: open.acknowledge_by,
+                acknowledged_at: open.acknowledged_at,
+            });
+            page.next = Some(PageKey { status: query.status, sort_key: open.due_sk });
+        }
+        if out.last_evaluated_key.is_none_or(|k| k.is_empty()) {
+            page.next = None;
+        }
+        Ok(page)
     }
 
     async fn claim_effect(

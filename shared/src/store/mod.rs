@@ -3,11 +3,12 @@
 
 mod dynamo;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::future::Future;
 
 use crate::domain::{
-    Actor, AuditEvent, Event, RequestId, RequestKind, RequestRecord, SubjectKey, TokenHash, TransitionError,
+    Actor, AuditEvent, CostEstimate, Event, Language, Regime, RequestId, RequestKind, RequestRecord, Status,
+    SubjectKey, TokenHash, TransitionError,
 };
 
 pub use dynamo::{DUE_INDEX, DynamoStore, record_from_image};
@@ -39,6 +40,71 @@ pub struct Change {
     /// Succeeds only if this is still the stored verification hash, which is then deleted:
     /// that makes a token single-use even under concurrent requests.
     pub consume_token: Option<TokenHash>,
+    /// For an extension: the new due date (the old one is kept as the original).
+    pub extend_to: Option<NaiveDate>,
+    /// For a request marked excessive: what doing it would cost.
+    pub cost_estimate: Option<CostEstimate>,
+}
+
+impl Change {
+    pub fn new(event: Event, at: DateTime<Utc>, actor: Actor) -> Change {
+        Change { event, at, actor, reason: None, consume_token: None, extend_to: None, cost_estimate: None }
+    }
+
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Change {
+        self.reason = Some(reason.into());
+        self
+    }
+}
+
+/// An open request as the due-date index holds it: enough to sort, remind and list, and no
+/// personal data (the index never carries an address, a name or free text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenRequest {
+    pub id: RequestId,
+    pub status: Status,
+    pub version: u32,
+    pub kind: RequestKind,
+    pub regime: Regime,
+    pub language: Language,
+    pub received_at: DateTime<Utc>,
+    pub due_on: NaiveDate,
+    pub original_due_on: Option<NaiveDate>,
+    pub acknowledge_by: Option<NaiveDate>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+}
+
+/// Which slice of the due-date index to read. Each open status is its own partition: pending
+/// requests sorted by receipt (their reminders count from it), the others by due date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenQuery {
+    pub status: Status,
+    /// Pending: received at or before this instant. Others: due on or before this day.
+    pub until: Option<Bound>,
+    pub limit: u32,
+    /// Where the previous page ended ([`OpenPage::next`]).
+    pub after: Option<PageKey>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    ReceivedBy(DateTime<Utc>),
+    DueBy(NaiveDate),
+}
+
+/// The position of the last item of a page in the index (its sort key), opaque to callers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageKey {
+    pub status: Status,
+    pub sort_key: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct OpenPage {
+    pub requests: Vec<OpenRequest>,
+    pub next: Option<PageKey>,
+    /// Items DynamoDB read for this page (its `ScannedCount`): what the read cost.
+    pub items_read: u64,
 }
 
 /// The outcome of claiming a side effect (a queue message, an email) in the effect ledger.
@@ -124,12 +190,24 @@ pub trait RequestStore: Send + Sync {
         id: RequestId,
     ) -> impl Future<Output = Result<Option<(TokenHash, DateTime<Utc>)>, StoreError>> + Send;
 
-    /// Adds a download to the audit trail (no status change).
-    fn record_download(
+    /// Adds an event that changes nothing (a download, a reminder) to the audit trail.
+    fn record_event(
         &self,
         request: &RequestRecord,
+        event: Event,
+        at: DateTime<Utc>,
+        actor: Actor,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Notes that the confirmation of receipt went out (the first time only).
+    fn mark_acknowledged(
+        &self,
+        id: RequestId,
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One page of open requests of one status from the sparse due-date index, in index order.
+    fn open_requests(&self, query: &OpenQuery) -> impl Future<Output = Result<OpenPage, StoreError>> + Send;
 
     /// Claims a side effect of a committed transition for a lease; redelivered stream records
     /// find it done, so each effect happens once.
