@@ -1,1 +1,531 @@
-//! `admin`: the staff API (skeleton).
+//! `admin`: the staff API. Behind IAM authorisation on API Gateway (each call signed with a staff
+//! member's AWS credentials); every action is one audited, conditional transition whose notice to
+//! the requester the dispatcher sends from the table's stream.
+//!
+//! | route                                   | what                                         |
+//! |-----------------------------------------|----------------------------------------------|
+//! | `GET /staff/requests`                   | open requests by status and due date, paged  |
+//! | `GET /staff/requests/{id}`              | one request with its audit trail             |
+//! | `POST /staff/requests/{id}/extend`      | move the due date once, with a reason        |
+//! | `POST /staff/requests/{id}/deny`        | refuse, with a reason                        |
+//! | `POST /staff/requests/{id}/excessive`   | refuse as excessive, with a cost estimate    |
+//! | `POST /staff/requests/{id}/complete`    | a manual request is done, with a note        |
+//!
+//! Locally there is no API Gateway to check signatures, so a configured key (`STAFF_LOCAL_KEY`)
+//! stands in; it is refused at start unless the function talks to a loopback AWS endpoint, so a
+//! deployed function cannot be configured to accept it.
+
+mod view;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::NaiveDate;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use privacy_shared::api::{ApiError, json_response, read_json};
+use privacy_shared::domain::{
+    Actor, CostEstimate, Event, ExtensionError, RequestId, RequestKind, RequestRecord, StaffText,
+    StaffTextError, Status, TokenHash,
+};
+use privacy_shared::mail::{Mailer, SesMailer};
+use privacy_shared::store::{Change, DynamoStore, OpenQuery, PageKey, RequestStore, StoreError};
+use privacy_shared::{Clock, Config, ConfigError, Deps};
+
+pub const LOCAL_KEY_HEADER: &str = "x-staff-key";
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 100;
+/// The open statuses, in the order a list without a status walks them.
+const OPEN: [Status; 3] = [Status::PendingVerification, Status::Verified, Status::InProgress];
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Input(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AdminError {
+    fn into_response(self) -> Response<Body> {
+        match self {
+            AdminError::Input(err) => err.into_response(),
+            AdminError::Store(StoreError::Conflict) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "The request changed while this action was being applied. Reload it and try again.",
+            )
+            .into_response(),
+            AdminError::Store(StoreError::Transition(err)) => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_state", format!("Not possible: {err}."))
+                    .into_response()
+            }
+            AdminError::Store(err) => {
+                tracing::error!(error = %err, "request store failed");
+                ApiError::unavailable().into_response()
+            }
+        }
+    }
+}
+
+/// How callers prove they are staff.
+#[derive(Clone, Debug)]
+pub enum Authentication {
+    /// API Gateway verified a SigV4 signature and passes the caller's identity.
+    Iam,
+    /// The local stack only: IAM identities, or this key in the `x-staff-key` header.
+    IamOrLocalKey(TokenHash),
+}
+
+impl Authentication {
+    /// `STAFF_LOCAL_KEY` is honoured only when every AWS call goes to a loopback endpoint (the
+    /// emulator): a deployed function talks to AWS itself and refuses to start with a key.
+    pub fn from_lookup(get: impl Fn(&'static str) -> Option<String>) -> Result<Authentication, ConfigError> {
+        let Some(key) = get("STAFF_LOCAL_KEY").filter(|k| !k.is_empty()) else {
+            return Ok(Authentication::Iam);
+        };
+        let endpoint = get("AWS_ENDPOINT_URL").unwrap_or_default();
+        let host = endpoint.split("://").nth(1).unwrap_or("").split(['/', ':']).next().unwrap_or("");
+        let loopback = endpoint.starts_with("http://")
+            && (host == "127.0.0.1" || host == "localhost" || endpoint.starts_with("http://[::1]"));
+        if !loopback {
+            return Err(ConfigError::Invalid {
+                name: "STAFF_LOCAL_KEY",
+                why: "a local staff key is only accepted with a loopback AWS_ENDPOINT_URL (the local stack)"
+                    .into(),
+            });
+        }
+        if key.len() < 24 {
+            return Err(ConfigError::Invalid {
+                name: "STAFF_LOCAL_KEY",
+                why: "must be at least 24 characters".into(),
+            });
+        }
+        Ok(Authentication::IamOrLocalKey(TokenHash::of_secret(&key)))
+    }
+
+    /// The staff principal making this call, or a refusal.
+    pub fn principal(&self, request: &Request) -> Result<String, ApiError> {
+        if let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() {
+            let iam = context.authorizer.as_ref().and_then(|a| a.iam.as_ref());
+            if let Some(arn) = iam.and_then(|iam| iam.user_arn.clone().or_else(|| iam.caller_id.clone())) {
+                return Ok(arn);
+            }
+        }
+        if let Authentication::IamOrLocalKey(expected) = self {
+            let presented = request.headers().get(LOCAL_KEY_HEADER).and_then(|v| v.to_str().ok());
+            if presented.is_some_and(|key| TokenHash::of_secret(key).matches(expected)) {
+                return Ok("local:staff".to_owned());
+            }
+        }
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Staff calls must be signed with AWS credentials allowed to use the staff API.",
+        ))
+    }
+}
+
+pub struct Admin<S: RequestStore, M: Mailer> {
+    pub deps: Deps<S, M>,
+    pub auth: Authentication,
+}
+
+impl Admin<DynamoStore, SesMailer> {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let auth = Authentication::from_lookup(|name| std::env::var(name).ok())?;
+        Ok(Admin::with_sdk(&sdk, config, Arc::new(privacy_shared::SystemClock), auth))
+    }
+
+    pub fn with_sdk(
+        sdk: &aws_config::SdkConfig,
+        config: Config,
+        clock: Arc<dyn Clock>,
+        auth: Authentication,
+    ) -> Self {
+        Admin { deps: privacy_shared::AwsDeps::with_sdk(sdk, config, clock), auth }
+    }
+}
+
+/// Which route a path names. The id is parsed here: anything but a canonical id is a 404.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    List,
+    Show(RequestId),
+    Act(RequestId, Action),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    Extend,
+    Deny,
+    Excessive,
+    Complete,
+}
+
+fn route(path: &str) -> Option<Route> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let at =
+        segments.iter().rposition(|s| *s == "requests").filter(|i| *i > 0 && segments[i - 1] == "staff")?;
+    let id = |raw: &str| RequestId::parse(raw).ok();
+    match &segments[at + 1..] {
+        [] => Some(Route::List),
+        [raw] => id(raw).map(Route::Show),
+        [raw, action] => {
+            let action = match *action {
+                "extend" => Action::Extend,
+                "deny" => Action::Deny,
+                "excessive" => Action::Excessive,
+                "complete" => Action::Complete,
+                _ => return None,
+            };
+            id(raw).map(|id| Route::Act(id, action))
+        }
+        _ => None,
+    }
+}
+
+pub async fn handle<S: RequestStore, M: Mailer>(
+    admin: &Admin<S, M>,
+    request: Request,
+) -> Result<Response<Body>, Infallible> {
+    Ok(match serve(admin, &request).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    })
+}
+
+async fn serve<S: RequestStore, M: Mailer>(
+    admin: &Admin<S, M>,
+    request: &Request,
+) -> Result<Response<Body>, AdminError> {
+    // Who is asking comes first: an unauthenticated caller learns nothing, not even a 404.
+    let principal = admin.auth.principal(request)?;
+    let route = route(request.uri().path()).ok_or_else(ApiError::not_found)?;
+    let method = request.method();
+    match (route, method) {
+        (Route::List, &Method::GET) => list(admin, request).await,
+        (Route::Show(id), &Method::GET) => show(admin, id).await,
+        (Route::Act(id, action), &Method::POST) => act(admin, request, id, action, principal).await,
+        _ => Err(ApiError::method_not_allowed().into()),
+    }
+}
+
+fn invalid_query(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+}
+
+/// The cursor is the status and sort key where the page ended, base64url: opaque to callers, and
+/// checked on the way back in.
+fn encode_cursor(key: &PageKey) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", key.status, key.sort_key))
+}
+
+fn decode_cursor(raw: &str) -> Result<(Status, Option<PageKey>), ApiError> {
+    let bad = || invalid_query("`cursor` is not one this API handed out.");
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (status, sort_key) = text.split_once('|').ok_or_else(bad)?;
+    let status = OPEN.into_iter().find(|s| s.as_str() == status).ok_or_else(bad)?;
+    if sort_key.is_empty() {
+        return Ok((status, None));
+    }
+    let well_formed = sort_key.len() <= 80
+        && sort_key.rsplit_once('#').is_some_and(|(_, id)| RequestId::parse(id).is_ok())
+        && sort_key.chars().all(|c| c.is_ascii_alphanumeric() || "#-:TZ".contains(c));
+    if !well_formed {
+        return Err(bad());
+    }
+    Ok((status, Some(PageKey { status, sort_key: sort_key.to_owned() })))
+}
+
+async fn list<S: RequestStore, M: Mailer>(
+    admin: &Admin<S, M>,
+    request: &Request,
+) -> Result<Response<Body>, AdminError> {
+    let params = request.query_string_parameters_ref().cloned().unwrap_or_default();
+    let mut status = None;
+    let mut due_before = None;
+    let mut limit = DEFAULT_PAGE;
+    let mut cursor = None;
+    for (name, value) in params.iter() {
+        match name {
+            "status" => {
+                status = Some(OPEN.into_iter().find(|s| s.as_str() == value).ok_or_else(|| {
+                    invalid_query("`status` must be one of pending_verification, verified, in_progress.")
+                })?)
+            }
+            "due_before" => {
+                due_before = Some(
+                    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                        .map_err(|_| invalid_query("`due_before` must be a date like 2026-12-31."))?,
+                )
+            }
+            "limit" => {
+                limit =
+                    value.parse::<u32>().ok().filter(|l| (1..=MAX_PAGE).contains(l)).ok_or_else(|| {
+                        invalid_query(format!("`limit` must be a number from 1 to {MAX_PAGE}."))
+                    })?
+            }
+            "cursor" => cursor = Some(decode_cursor(value)?),
+            _ => {
+                return Err(invalid_query(
+                    "Unknown query parameter; allowed are status, due_before, limit, cursor.",
+                )
+                .into());
+            }
+        }
+    }
+    // Where to start: the cursor's status and position, else the asked status, else the first.
+    let statuses: Vec<Status> = match status {
+        Some(s) => vec![s],
+        None => OPEN.to_vec(),
+    };
+    let (start_status, after) = match cursor {
+        Some((s, after)) if statuses.contains(&s) => (s, after),
+        Some(_) => return Err(invalid_query("`cursor` belongs to another status.").into()),
+        None => (statuses[0], None),
+    };
+    let position = statuses.iter().position(|s| *s == start_status).unwrap_or(0);
+    let current = statuses[position];
+    // Pending requests are indexed by receipt, so a due-date bound is applied to what is read.
+    let until = due_before
+        .filter(|_| current != Status::PendingVerification)
+        .map(privacy_shared::store::Bound::DueBy);
+    let page = admin.deps.store.open_requests(&OpenQuery { status: current, until, limit, after }).await?;
+    let next = match (&page.next, statuses.get(position + 1)) {
+        (Some(key), _) => Some(encode_cursor(key)),
+        (None, Some(following)) => Some(URL_SAFE_NO_PAD.encode(format!("{following}|"))),
+        (None, None) => None,
+    };
+    let requests: Vec<_> = page
+        .requests
+        .iter()
+        .filter(|r| due_before.is_none_or(|d| r.due_on <= d))
+        .map(view::summary)
+        .collect();
+    Ok(json_response(StatusCode::OK, &serde_json::json!({ "requests": requests, "next_cursor": next })))
+}
+
+async fn show<S: RequestStore, M: Mailer>(
+    admin: &Admin<S, M>,
+    id: RequestId,
+) -> Result<Response<Body>, AdminError> {
+    let record = admin.deps.store.get(id).await?.ok_or_else(ApiError::not_found)?;
+    let audit = admin.deps.store.audit_trail(id).await?;
+    Ok(json_response(StatusCode::OK, &serde_json::json!({ "request": view::full(&record), "audit": audit })))
+}
+
+#[derive(Deserialize)]
+struct ExtendBody {
+    until: NaiveDate,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+struct ReasonBody {
+    reason: String,
+}
+
+#[derive(Deserialize)]
+struct EstimateBody {
+    amount: String,
+    currency: String,
+}
+
+#[derive(Deserialize)]
+struct ExcessiveBody {
+    reason: String,
+    cost_estimate: EstimateBody,
+}
+
+#[derive(Deserialize)]
+struct CompleteBody {
+    note: Option<String>,
+}
+
+fn staff_text(field: &str, raw: &str, required: bool) -> Result<StaffText, ApiError> {
+    StaffText::parse(raw).map_err(|err| match err {
+        StaffTextError::Blank if required => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reason_required",
+            format!("`{field}` is required: the requester is told it."),
+        ),
+        other => ApiError::invalid_field(field, &other.to_string()),
+    })
+}
+
+fn unprocessable(code: &'static str, message: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+fn extension_error(err: ExtensionError) -> ApiError {
+    let message = format!("{}{}", capitalise(&err.to_string()), ".");
+    match err {
+        ExtensionError::NotActive => ApiError::new(StatusCode::CONFLICT, "invalid_state", message),
+        ExtensionError::AlreadyExtended => unprocessable("already_extended", message),
+        ExtensionError::TooLate { .. } => unprocessable("extension_too_late", message),
+        ExtensionError::NotLater { .. } => unprocessable("extension_not_later", message),
+        ExtensionError::TooLong { .. } => unprocessable("extension_too_long", message),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+async fn act<S: RequestStore, M: Mailer>(
+    admin: &Admin<S, M>,
+    request: &Request,
+    id: RequestId,
+    action: Action,
+    principal: String,
+) -> Result<Response<Body>, AdminError> {
+    let deps = &admin.deps;
+    let now = deps.clock.now();
+    // The body is checked before anything is read: bad input is refused the same for every id.
+    let mut change = match action {
+        Action::Extend => {
+            let body: ExtendBody = read_json(request, &["until", "reason"])?;
+            let reason = staff_text("reason", &body.reason, true)?;
+            let mut change = Change::new(Event::Extended, now, Actor::Staff(principal.clone()))
+                .with_reason(reason.as_str());
+            change.extend_to = Some(body.until);
+            change
+        }
+        Action::Deny => {
+            let body: ReasonBody = read_json(request, &["reason"])?;
+            let reason = staff_text("reason", &body.reason, true)?;
+            Change::new(Event::Denied, now, Actor::Staff(principal.clone())).with_reason(reason.as_str())
+        }
+        Action::Excessive => {
+            let body: ExcessiveBody = read_json(request, &["reason", "cost_estimate"])?;
+            let reason = staff_text("reason", &body.reason, true)?;
+            let estimate = CostEstimate::parse(&body.cost_estimate.amount, &body.cost_estimate.currency)
+                .map_err(|err| ApiError::invalid_field("cost_estimate", &err.to_string()))?;
+            let mut change = Change::new(Event::Rejected, now, Actor::Staff(principal.clone()))
+                .with_reason(reason.as_str());
+            change.cost_estimate = Some(estimate);
+            change
+        }
+        Action::Complete => {
+            let body: CompleteBody = read_json(request, &["note"])?;
+            let mut change = Change::new(Event::Completed, now, Actor::Staff(principal.clone()));
+            if let Some(note) = body.note.filter(|n| !n.trim().is_empty()) {
+                change.reason = Some(staff_text("note", &note, false)?.as_str().to_owned());
+            }
+            change
+        }
+    };
+    let record = deps.store.get(id).await?.ok_or_else(ApiError::not_found)?;
+    check(admin, &record, action, &change)?;
+    change.at = deps.clock.now();
+    let updated = deps.store.transition(&record, change).await?;
+    tracing::info!(request_id = %id, action = ?action, staff = %principal, version = updated.version, "staff action");
+    Ok(json_response(StatusCode::OK, &serde_json::json!({ "request": view::full(&updated) })))
+}
+
+/// The rules beyond the state machine, with errors that say which one.
+fn check<S: RequestStore, M: Mailer>(
+    admin: &Admin<S, M>,
+    record: &RequestRecord,
+    action: Action,
+    change: &Change,
+) -> Result<(), ApiError> {
+    let calendar = &admin.deps.config.calendar;
+    match action {
+        Action::Extend => {
+            let today = calendar.local_date(admin.deps.clock.now());
+            let until = change.extend_to.unwrap_or(record.due_on);
+            calendar.check_extension(record, today, until).map_err(extension_error)
+        }
+        Action::Complete if matches!(record.kind, RequestKind::Access | RequestKind::Portability) => {
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "automatic_fulfilment",
+                "Access and portability requests are completed by the export, not by hand.",
+            ))
+        }
+        _ => match record.status.apply(change.event) {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                Err(ApiError::new(StatusCode::CONFLICT, "invalid_state", format!("Not possible: {err}.")))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_name_the_request_and_the_action() {
+        let id = RequestId::generate();
+        assert_eq!(route("/staff/requests"), Some(Route::List));
+        assert_eq!(route("/staff/requests/"), Some(Route::List));
+        assert_eq!(route(&format!("/staff/requests/{id}")), Some(Route::Show(id)));
+        assert_eq!(route(&format!("/prod/staff/requests/{id}/extend")), Some(Route::Act(id, Action::Extend)));
+        assert_eq!(
+            route(&format!("/staff/requests/{id}/excessive")),
+            Some(Route::Act(id, Action::Excessive))
+        );
+        for bad in [
+            "/requests".to_owned(),
+            format!("/staff/requests/{id}/delete"),
+            format!("/staff/requests/{}/deny", id.to_string().to_uppercase()),
+            "/staff/requests/../x".to_owned(),
+            format!("/staff/requests/{id}/deny/more"),
+        ] {
+            assert_eq!(route(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_forged_ones_are_refused() {
+        let key =
+            PageKey { status: Status::Verified, sort_key: format!("2026-12-28#{}", RequestId::generate()) };
+        assert_eq!(decode_cursor(&encode_cursor(&key)).unwrap(), (Status::Verified, Some(key)));
+        for forged in [
+            "not base64!".to_owned(),
+            URL_SAFE_NO_PAD.encode("completed|2026-12-28#x"),
+            URL_SAFE_NO_PAD.encode("verified|2026-12-28#not-an-id"),
+            URL_SAFE_NO_PAD.encode("verified"),
+        ] {
+            assert_eq!(decode_cursor(&forged).unwrap_err().code, "invalid_query", "{forged}");
+        }
+    }
+
+    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&'static str) -> Option<String> {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn a_local_key_is_refused_unless_aws_is_the_local_emulator() {
+        const KEY: &str = "0123456789abcdefghijklmnop";
+        assert!(matches!(Authentication::from_lookup(lookup(&[])), Ok(Authentication::Iam)));
+        let local: &'static [(&str, &str)] =
+            &[("STAFF_LOCAL_KEY", KEY), ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")];
+        assert!(matches!(Authentication::from_lookup(lookup(local)), Ok(Authentication::IamOrLocalKey(_))));
+        let refused: [&'static [(&str, &str)]; 4] = [
+            &[("STAFF_LOCAL_KEY", KEY)],
+            &[("STAFF_LOCAL_KEY", KEY), ("AWS_ENDPOINT_URL", "https://dynamodb.eu-west-1.amazonaws.com")],
+            &[("STAFF_LOCAL_KEY", KEY), ("AWS_ENDPOINT_URL", "http://127.0.0.1.evil.test")],
+            &[("STAFF_LOCAL_KEY", "short"), ("AWS_ENDPOINT_URL", "http://localhost:5000")],
+        ];
+        for pairs in refused {
+            let outcome = Authentication::from_lookup(lookup(pairs));
+            assert!(
+                matches!(outcome, Err(ConfigError::Invalid { name: "STAFF_LOCAL_KEY", .. })),
+                "{pairs:?}"
+            );
+        }
+    }
+}

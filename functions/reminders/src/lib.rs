@@ -1,1 +1,509 @@
-//! `reminders`: the daily sweep (skeleton).
+//! `reminders`: the daily sweep that keeps every legal clock visible. Run by EventBridge Scheduler
+//! (locally by the pump's schedule tick, or `make sweep`).
+//!
+//! It reads only the sparse due-date index, never the table: pending requests older than the
+//! reminder age, and verified or in-progress ones due within the digest window or overdue. Then:
+//! - a requester who has not verified after `UNVERIFIED_REMINDER_DAYS` gets one reminder with a
+//!   fresh link; after `UNVERIFIED_EXPIRY_DAYS` the request is closed as expired (audited; the
+//!   transition deletes its verification data);
+//! - the privacy staff get one digest: overdue, due by the next business day, due within the
+//!   window, and CCPA acknowledgements whose deadline is near;
+//! - the number of overdue requests is published as a metric (CloudWatch Embedded Metric Format
+//!   in the log), which the stack's alarm watches.
+//!
+//! Every mail goes through the effect ledger, one entry per request and threshold (the digest
+//! thresholds include the due date, so an extension re-arms them): a second sweep the same day,
+//! or a rerun after a crash, sends nothing twice. An entry another run still holds is deferred,
+//! and the sweep fails so that Lambda retries it once that claim has lapsed.
+
+use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+use std::sync::Arc;
+
+use privacy_shared::domain::{Actor, EmailAddress, Event, RequestRecord, Status, VerificationToken};
+use privacy_shared::mail::templates::{Digest, DigestRow, DigestSection};
+use privacy_shared::mail::{MailError, Mailer, SesMailer};
+use privacy_shared::store::{
+    Bound, Change, Claim, DynamoStore, OpenQuery, OpenRequest, RequestStore, StoreError, Verification,
+};
+use privacy_shared::{Clock, Config, ConfigError, Deps};
+
+/// Why a never-verified request was closed; shown to staff and in the audit trail.
+pub const NOT_VERIFIED_REASON: &str = "not_verified";
+/// How long one run may hold a ledger entry: longer than a sweep takes (its timeout is 60 s).
+const CLAIM_LEASE_SECONDS: i64 = 120;
+const PAGE_SIZE: u32 = 200;
+/// Business days before a CCPA acknowledgement deadline when the digest starts warning.
+const ACKNOWLEDGEMENT_WARNING_BUSINESS_DAYS: u32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    /// Some work is held by another run, or failed; a retry finishes it without repeating the rest.
+    #[error("{0} item(s) left for a retry")]
+    Incomplete(u32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SweepPolicy {
+    pub reminder_after: Duration,
+    pub expire_after: Duration,
+    pub digest_window_days: u64,
+}
+
+impl Default for SweepPolicy {
+    fn default() -> Self {
+        SweepPolicy {
+            reminder_after: Duration::days(3),
+            expire_after: Duration::days(14),
+            digest_window_days: 7,
+        }
+    }
+}
+
+/// Where the overdue count goes: CloudWatch reads it from the log line (Embedded Metric Format).
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    pub namespace: String,
+    pub stack: String,
+}
+
+pub struct Sweeper<S: RequestStore, M: Mailer> {
+    pub deps: Deps<S, M>,
+    pub staff: EmailAddress,
+    pub policy: SweepPolicy,
+    pub metrics: Option<Metrics>,
+}
+
+/// What one sweep did; returned to the invoker and logged (counts only, no personal data).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    /// Items the index queries read (their `ScannedCount`): the cost of finding the work.
+    pub index_items_read: u64,
+    /// Requests read in full, only those a requester mail or an expiry needs.
+    pub requests_read: u64,
+    pub reminded: u32,
+    pub expired: u32,
+    pub digest_items: u32,
+    pub overdue: u32,
+    /// Held by another run, or failed: left for the retry.
+    pub deferred: u32,
+}
+
+impl Sweeper<DynamoStore, SesMailer> {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Sweeper::with_sdk(&sdk, config, Arc::new(privacy_shared::SystemClock), |name| {
+            std::env::var(name).ok()
+        })
+    }
+
+    pub fn with_sdk(
+        sdk: &aws_config::SdkConfig,
+        config: Config,
+        clock: Arc<dyn Clock>,
+        get: impl Fn(&'static str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let staff = get("STAFF_ADDRESS").ok_or(ConfigError::Missing("STAFF_ADDRESS"))?;
+        let staff = EmailAddress::parse(&staff).map_err(|_| ConfigError::Invalid {
+            name: "STAFF_ADDRESS",
+            why: "not an email address".into(),
+        })?;
+        let days = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(raw) => raw.trim().parse::<u64>().ok().filter(|d| (1..=365).contains(d)).ok_or(
+                    ConfigError::Invalid { name, why: "must be a whole number of days from 1 to 365".into() },
+                ),
+            }
+        };
+        let defaults = SweepPolicy::default();
+        let reminder = days("UNVERIFIED_REMINDER_DAYS", defaults.reminder_after.num_days() as u64)?;
+        let expiry = days("UNVERIFIED_EXPIRY_DAYS", defaults.expire_after.num_days() as u64)?;
+        if reminder >= expiry {
+            return Err(ConfigError::Invalid {
+                name: "UNVERIFIED_REMINDER_DAYS",
+                why: "the reminder must come before the expiry (UNVERIFIED_EXPIRY_DAYS)".into(),
+            });
+        }
+        let policy = SweepPolicy {
+            reminder_after: Duration::days(reminder as i64),
+            expire_after: Duration::days(expiry as i64),
+            digest_window_days: days("DIGEST_WINDOW_DAYS", defaults.digest_window_days)?,
+        };
+        let metrics = get("METRICS_NAMESPACE").filter(|n| !n.trim().is_empty()).map(|namespace| Metrics {
+            namespace,
+            stack: get("STACK_NAME").unwrap_or_else(|| "local".to_owned()),
+        });
+        Ok(Sweeper { deps: privacy_shared::AwsDeps::with_sdk(sdk, config, clock), staff, policy, metrics })
+    }
+}
+
+/// The scheduler's event carries nothing the sweep needs: it works from the clock.
+pub async fn handle<S: RequestStore, M: Mailer>(
+    sweeper: &Sweeper<S, M>,
+    _event: LambdaEvent<serde_json::Value>,
+) -> Result<SweepReport, SweepError> {
+    let report = sweep(sweeper).await?;
+    tracing::info!(
+        index_items_read = report.index_items_read,
+        requests_read = report.requests_read,
+        reminded = report.reminded,
+        expired = report.expired,
+        digest_items = report.digest_items,
+        overdue = report.overdue,
+        deferred = report.deferred,
+        "sweep finished"
+    );
+    if let Some(metrics) = &sweeper.metrics {
+        println!("{}", overdue_metric(metrics, sweeper.deps.clock.now(), report.overdue));
+    }
+    if report.deferred > 0 {
+        return Err(SweepError::Incomplete(report.deferred));
+    }
+    Ok(report)
+}
+
+/// One CloudWatch Embedded Metric Format record: `OverdueRequests`, by stack.
+pub fn overdue_metric(metrics: &Metrics, at: DateTime<Utc>, overdue: u32) -> serde_json::Value {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": at.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": metrics.namespace,
+                "Dimensions": [["Stack"]],
+                "Metrics": [{"Name": "OverdueRequests", "Unit": "Count"}],
+            }],
+        },
+        "Stack": metrics.stack,
+        "OverdueRequests": overdue,
+    })
+}
+
+/// What a verified or in-progress request due on `due_on` calls for on `today`, if anything.
+pub fn due_section(
+    calendar: &privacy_shared::domain::BusinessCalendar,
+    today: NaiveDate,
+    due_on: NaiveDate,
+    window_days: u64,
+) -> Option<DigestSection> {
+    let next_business_day = calendar.add_business_days(today, 1);
+    if due_on < today {
+        Some(DigestSection::Overdue)
+    } else if due_on <= next_business_day {
+        Some(DigestSection::DueByNextBusinessDay)
+    } else if due_on <= today + Days::new(window_days) {
+        Some(DigestSection::DueSoon)
+    } else {
+        None
+    }
+}
+
+/// The ledger key of a digest line: per section and per date, so a moved date counts afresh.
+fn digest_key(section: DigestSection, request: &OpenRequest) -> String {
+    let date = match section {
+        DigestSection::AcknowledgementDue => request.acknowledge_by.unwrap_or(request.due_on),
+        _ => request.due_on,
+    };
+    format!("digest#{}#{date}", section.as_str())
+}
+
+const REMINDER_KEY: &str = "reminder#verification";
+
+pub async fn sweep<S: RequestStore, M: Mailer>(sweeper: &Sweeper<S, M>) -> Result<SweepReport, SweepError> {
+    let deps = &sweeper.deps;
+    let now = deps.clock.now();
+    let calendar = &deps.config.calendar;
+    let today = calendar.local_date(now);
+    let mut report = SweepReport::default();
+    let mut digest: Vec<(DigestSection, OpenRequest)> = Vec::new();
+
+    // Pending requests old enough for a reminder (and, among them, those to close).
+    let pending = read_all(
+        deps,
+        Status::PendingVerification,
+        Bound::ReceivedBy(now - sweeper.policy.reminder_after),
+        &mut report,
+    )
+    .await?;
+    let acknowledgement_horizon = calendar.add_business_days(today, ACKNOWLEDGEMENT_WARNING_BUSINESS_DAYS);
+    for request in pending {
+        let outcome = if now - request.received_at >= sweeper.policy.expire_after {
+            expire(sweeper, &request, &mut report).await
+        } else {
+            remind(sweeper, &request, &mut report).await
+        };
+        match outcome {
+            Ok(Some(acknowledged)) if !acknowledged => {
+                if request.acknowledge_by.is_some_and(|by| by <= acknowledgement_horizon) {
+                    digest.push((DigestSection::AcknowledgementDue, request));
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::error!(request_id = %request.id, error = %err, "pending request left for the retry");
+                report.deferred += 1;
+            }
+        }
+    }
+
+    // Verified and in-progress requests due within the window, or overdue.
+    for status in [Status::Verified, Status::InProgress] {
+        let bound = Bound::DueBy(today + Days::new(sweeper.policy.digest_window_days));
+        for request in read_all(deps, status, bound, &mut report).await? {
+            let Some(section) =
+                due_section(calendar, today, request.due_on, sweeper.policy.digest_window_days)
+            else {
+                continue;
+            };
+            if section == DigestSection::Overdue {
+                report.overdue += 1;
+            }
+            digest.push((section, request));
+        }
+    }
+    send_digest(sweeper, digest, today, &mut report).await?;
+    Ok(report)
+}
+
+async fn read_all<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    status: Status,
+    bound: Bound,
+    report: &mut SweepReport,
+) -> Result<Vec<OpenRequest>, StoreError> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let query = OpenQuery { status, until: Some(bound), limit: PAGE_SIZE, after };
+        let page = deps.store.open_requests(&query).await?;
+        report.index_items_read += page.items_read;
+        all.extend(page.requests);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Closes a request never verified. `Some(true)`: nothing more to say about it.
+async fn expire<S: RequestStore, M: Mailer>(
+    sweeper: &Sweeper<S, M>,
+    request: &OpenRequest,
+    report: &mut SweepReport,
+) -> Result<Option<bool>, SweepError> {
+    let deps = &sweeper.deps;
+    report.requests_read += 1;
+    let Some(record) = deps.store.get(request.id).await? else { return Ok(Some(true)) };
+    if record.status != Status::PendingVerification {
+        return Ok(Some(true));
+    }
+    let change =
+        Change::new(Event::Expired, deps.clock.now(), Actor::System).with_reason(NOT_VERIFIED_REASON);
+    match deps.store.transition(&record, change).await {
+        Ok(_) => {
+            tracing::info!(request_id = %record.id, "unverified request expired");
+            report.expired += 1;
+            Ok(Some(true))
+        }
+        // Verified (or closed) at this very moment: nothing to expire.
+        Err(StoreError::Conflict) => Ok(Some(true)),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Sends the one verification reminder. Returns whether a confirmation of receipt has reached the
+/// requester by now (this reminder counts as one).
+async fn remind<S: RequestStore, M: Mailer>(
+    sweeper: &Sweeper<S, M>,
+    request: &OpenRequest,
+    report: &mut SweepReport,
+) -> Result<Option<bool>, SweepError> {
+    let deps = &sweeper.deps;
+    let now = deps.clock.now();
+    let acknowledged = request.acknowledged_at.is_some();
+    match deps
+        .store
+        .claim_effect(request.id, REMINDER_KEY, now, Duration::seconds(CLAIM_LEASE_SECONDS))
+        .await?
+    {
+        Claim::AlreadyDone => return Ok(Some(acknowledged)),
+        Claim::InProgress => {
+            report.deferred += 1;
+            return Ok(Some(acknowledged));
+        }
+        Claim::Acquired => {}
+    }
+    match send_reminder(sweeper, request, report).await {
+        Ok(sent) => {
+            deps.store.finish_effect(request.id, REMINDER_KEY).await?;
+            Ok(Some(acknowledged || sent))
+        }
+        Err(err) => {
+            deps.store.release_effect(request.id, REMINDER_KEY).await?;
+            Err(err)
+        }
+    }
+}
+
+/// A fresh token (the first has long expired), valid until the request would close.
+async fn send_reminder<S: RequestStore, M: Mailer>(
+    sweeper: &Sweeper<S, M>,
+    request: &OpenRequest,
+    report: &mut SweepReport,
+) -> Result<bool, SweepError> {
+    let deps = &sweeper.deps;
+    report.requests_read += 1;
+    let Some(record) = deps.store.get(request.id).await? else { return Ok(false) };
+    if record.status != Status::PendingVerification {
+        return Ok(false);
+    }
+    let closes_at = record.received_at + sweeper.policy.expire_after;
+    let token = VerificationToken::generate();
+    let verification = Verification { token_hash: token.hash(), expires_at: closes_at, wrong_attempts: 0 };
+    if !deps.store.replace_verification(record.id, &verification).await? {
+        return Ok(false);
+    }
+    let closes_on = deps.config.calendar.local_date(closes_at);
+    let email = deps.templates.reminder(&record, &token, closes_on, &deps.config.public_base_url)?;
+    deps.mailer.send(&email).await?;
+    let now = deps.clock.now();
+    deps.store.record_event(&record, Event::Reminded, now, Actor::System).await?;
+    acknowledge(deps, &record, now).await?;
+    tracing::info!(request_id = %record.id, "verification reminder sent");
+    report.reminded += 1;
+    Ok(true)
+}
+
+async fn acknowledge<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    record: &RequestRecord,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if record.acknowledged_at.is_none() { deps.store.mark_acknowledged(record.id, now).await } else { Ok(()) }
+}
+
+/// One digest for every line not reported before; the lines are claimed first and finished once
+/// the mail is accepted, or released if it is not.
+async fn send_digest<S: RequestStore, M: Mailer>(
+    sweeper: &Sweeper<S, M>,
+    candidates: Vec<(DigestSection, OpenRequest)>,
+    today: NaiveDate,
+    report: &mut SweepReport,
+) -> Result<(), SweepError> {
+    let deps = &sweeper.deps;
+    let now = deps.clock.now();
+    let mut claimed = Vec::new();
+    for (section, request) in candidates {
+        let key = digest_key(section, &request);
+        match deps.store.claim_effect(request.id, &key, now, Duration::seconds(CLAIM_LEASE_SECONDS)).await? {
+            Claim::Acquired => claimed.push((section, request, key)),
+            Claim::AlreadyDone => {}
+            Claim::InProgress => report.deferred += 1,
+        }
+    }
+    if claimed.is_empty() {
+        return Ok(());
+    }
+    claimed.sort_by(|a, b| (a.0, a.1.due_on, a.1.id.to_string()).cmp(&(b.0, b.1.due_on, b.1.id.to_string())));
+    let rows: Vec<(DigestSection, DigestRow)> = claimed
+        .iter()
+        .map(|(section, r, _)| {
+            let row = DigestRow {
+                request_id: r.id,
+                kind: r.kind,
+                regime: r.regime,
+                status: r.status,
+                due_on: r.due_on,
+                original_due_on: r.original_due_on,
+                acknowledge_by: r.acknowledge_by,
+            };
+            (*section, row)
+        })
+        .collect();
+    let digest = Digest {
+        to: &sweeper.staff,
+        date: today,
+        zone: deps.config.calendar.zone_name(),
+        window_days: sweeper.policy.digest_window_days,
+        rows: &rows,
+    };
+    let sent = match deps.templates.digest(&digest) {
+        Ok(email) => deps.mailer.send(&email).await,
+        Err(err) => Err(err),
+    };
+    match sent {
+        Ok(()) => {
+            for (_, request, key) in &claimed {
+                deps.store.finish_effect(request.id, key).await?;
+            }
+            report.digest_items += claimed.len() as u32;
+            tracing::info!(items = claimed.len(), "staff digest sent");
+            Ok(())
+        }
+        Err(err) => {
+            for (_, request, key) in &claimed {
+                deps.store.release_effect(request.id, key).await?;
+            }
+            Err(err.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use privacy_shared::domain::BusinessCalendar;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn sections_follow_the_days_left() {
+        let calendar = BusinessCalendar::parse("Europe/Amsterdam", "2026-12-25").unwrap();
+        let today = d("2026-12-02"); // a Wednesday
+        assert_eq!(due_section(&calendar, today, d("2026-12-01"), 7), Some(DigestSection::Overdue));
+        assert_eq!(
+            due_section(&calendar, today, d("2026-12-02"), 7),
+            Some(DigestSection::DueByNextBusinessDay)
+        );
+        assert_eq!(
+            due_section(&calendar, today, d("2026-12-03"), 7),
+            Some(DigestSection::DueByNextBusinessDay)
+        );
+        assert_eq!(due_section(&calendar, today, d("2026-12-04"), 7), Some(DigestSection::DueSoon));
+        assert_eq!(due_section(&calendar, today, d("2026-12-09"), 7), Some(DigestSection::DueSoon));
+        assert_eq!(due_section(&calendar, today, d("2026-12-10"), 7), None);
+    }
+
+    #[test]
+    fn on_a_friday_the_next_business_day_is_monday() {
+        let calendar = BusinessCalendar::parse("Europe/Amsterdam", "").unwrap();
+        let friday = d("2026-12-04");
+        assert_eq!(
+            due_section(&calendar, friday, d("2026-12-07"), 7),
+            Some(DigestSection::DueByNextBusinessDay)
+        );
+        assert_eq!(due_section(&calendar, friday, d("2026-12-08"), 7), Some(DigestSection::DueSoon));
+    }
+
+    #[test]
+    fn the_overdue_metric_is_embedded_metric_format() {
+        let metrics = Metrics { namespace: "PrivacyRequests".into(), stack: "prod".into() };
+        let at = DateTime::from_timestamp(1_795_860_000, 0).unwrap();
+        let line = overdue_metric(&metrics, at, 3);
+        assert_eq!(line["OverdueRequests"], 3);
+        assert_eq!(line["Stack"], "prod");
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "PrivacyRequests");
+        assert_eq!(directive["Dimensions"][0][0], "Stack");
+        assert_eq!(directive["Metrics"][0]["Name"], "OverdueRequests");
+        assert_eq!(line["_aws"]["Timestamp"], 1_795_860_000_000_i64);
+    }
+}

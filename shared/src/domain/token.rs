@@ -52,6 +52,11 @@ impl fmt::Debug for VerificationToken {
 pub struct TokenHash([u8; 32]);
 
 impl TokenHash {
+    /// The hash of any other secret we only compare (a configured key, say).
+    pub fn of_secret(secret: &str) -> TokenHash {
+        TokenHash(Sha256::digest(secret.as_bytes()).into())
+    }
+
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
