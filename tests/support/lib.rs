@@ -219,3 +219,92 @@ pub fn dispatcher(stack: &Stack, export_queue_url: &str, staff: &str) -> AwsDisp
     })
     .expect("dispatcher settings are valid")
 }
+
+pub type AwsSweeper = reminders::Sweeper<privacy_shared::store::DynamoStore, privacy_shared::mail::SesMailer>;
+
+/// The real daily sweep of this stack, reporting to `staff`.
+pub fn sweeper(stack: &Stack, staff: &str) -> AwsSweeper {
+    let settings = [("STAFF_ADDRESS", staff.to_owned())];
+    reminders::Sweeper::with_sdk(&stack.sdk, stack.config(), stack.clock.clone(), |name| {
+        settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    })
+    .expect("sweep settings are valid")
+}
+
+/// Runs the sweep as the scheduler would invoke it.
+pub async fn run_sweep(sweeper: &AwsSweeper) -> Result<reminders::SweepReport, reminders::SweepError> {
+    let event = lambda_runtime::LambdaEvent::new(serde_json::json!({"sweep": "daily"}), Default::default());
+    reminders::handle(sweeper, event).await
+}
+
+pub type AwsAdmin = admin::Admin<privacy_shared::store::DynamoStore, privacy_shared::mail::SesMailer>;
+
+pub const STAFF_ARN: &str = "arn:aws:iam::123456789012:user/privacy-officer";
+
+/// The staff API of this stack as deployed: IAM only.
+pub fn staff_api(stack: &Stack) -> AwsAdmin {
+    admin::Admin::with_sdk(&stack.sdk, stack.config(), stack.clock.clone(), admin::Authentication::Iam)
+}
+
+/// A staff API call as API Gateway delivers it (payload 2.0). With `caller`, the request context
+/// carries the IAM identity API Gateway verified; without, it is unsigned.
+pub fn staff_call(method: &str, path_and_query: &str, body: Option<&Value>, caller: Option<&str>) -> Request {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let query_params: serde_json::Map<String, Value> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+        .collect();
+    let mut context = serde_json::json!({
+        "accountId": "123456789012",
+        "apiId": "staffapi",
+        "domainName": "staff.example.test",
+        "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "staff"},
+        "requestId": "test",
+        "routeKey": format!("{method} {path}"),
+        "stage": "$default",
+        "time": "28/Nov/2026:09:00:00 +0000",
+        "timeEpoch": 1795856400000_i64,
+    });
+    if let Some(arn) = caller {
+        context["authorizer"] = serde_json::json!({"iam": {
+            "accessKey": "AKIDSTAFF", "accountId": "123456789012", "callerId": "AIDASTAFF",
+            "userArn": arn, "userId": "AIDASTAFF"
+        }});
+    }
+    let event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {"content-type": "application/json", "host": "staff.example.test"},
+        "queryStringParameters": if query_params.is_empty() { Value::Null } else { Value::Object(query_params) },
+        "requestContext": context,
+        "body": body.map(|b| b.to_string()),
+        "isBase64Encoded": false,
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+}
+
+/// Calls the staff API as the privacy officer; returns the status and the JSON body.
+pub async fn staff(admin: &AwsAdmin, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let response =
+        admin::handle(admin, staff_call(method, path, body.as_ref(), Some(STAFF_ARN))).await.unwrap();
+    (response.status().as_u16(), json_of(&response))
+}
+
+/// Submits and verifies a request through the real handlers; returns its id.
+pub async fn verified_request(
+    stack: &Stack,
+    address: &str,
+    kind: &str,
+    region: &str,
+) -> privacy_shared::domain::RequestId {
+    let (status, _) = submit(&stack.deps(), &submission(address, kind, region)).await;
+    assert_eq!(status, 202);
+    let mails = stack.mail_to(address).await;
+    let (id, token) = link_parts(mails.last().expect("a verification email"));
+    assert_eq!(verify_with(&stack.verifier(), &id, &token).await.0, 200);
+    privacy_shared::domain::RequestId::parse(&id).unwrap()
+}
