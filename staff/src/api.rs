@@ -1,0 +1,82 @@
+//! Which HTTP call each command makes: pure, so that the contract with the staff API can be
+//! tested without a server.
+
+use http::Method;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::{Value, json};
+
+use crate::cli::{Command, ListArgs};
+
+/// One call to the staff API, relative to the endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiCall {
+    pub method: Method,
+    /// Starts with `/`; the query, if any, is already percent-encoded.
+    pub path_and_query: String,
+    /// The JSON body of a POST.
+    pub body: Option<Value>,
+}
+
+/// SigV4's unreserved set: anything else is percent-encoded, so the signed query is exactly the
+/// one API Gateway canonicalises (a `+` would be read as a space by one side and not the other).
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+pub fn api_call(command: &Command) -> ApiCall {
+    match command {
+        Command::List(args) => list_call(args, args.cursor.as_deref()),
+        Command::Show { id } => ApiCall { method: Method::GET, path_and_query: request_path(id), body: None },
+        Command::Extend { id, until, reason } => {
+            post(id, "extend", json!({ "until": until.format("%Y-%m-%d").to_string(), "reason": reason }))
+        }
+        Command::Deny { id, reason } => post(id, "deny", json!({ "reason": reason })),
+        Command::Excessive { id, reason, amount, currency } => post(
+            id,
+            "excessive",
+            json!({ "reason": reason, "cost_estimate": { "amount": amount, "currency": currency } }),
+        ),
+        Command::Complete { id, note } => {
+            let body = match note {
+                Some(note) => json!({ "note": note }),
+                None => json!({}),
+            };
+            post(id, "complete", body)
+        }
+    }
+}
+
+/// One page of the list; `cursor` overrides the one on the command line when following pages.
+pub fn list_call(args: &ListArgs, cursor: Option<&str>) -> ApiCall {
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if let Some(status) = args.status {
+        query.push(("status", status.as_str().to_string()));
+    }
+    if let Some(date) = args.due_before {
+        query.push(("due_before", date.format("%Y-%m-%d").to_string()));
+    }
+    if let Some(limit) = args.limit {
+        query.push(("limit", limit.to_string()));
+    }
+    if let Some(cursor) = cursor {
+        query.push(("cursor", cursor.to_string()));
+    }
+    let mut path_and_query = "/staff/requests".to_string();
+    for (i, (name, value)) in query.iter().enumerate() {
+        path_and_query.push(if i == 0 { '?' } else { '&' });
+        path_and_query.push_str(name);
+        path_and_query.push('=');
+        path_and_query.extend(utf8_percent_encode(value, QUERY_VALUE));
+    }
+    ApiCall { method: Method::GET, path_and_query, body: None }
+}
+
+fn request_path(id: &uuid::Uuid) -> String {
+    format!("/staff/requests/{}", id.hyphenated())
+}
+
+fn post(id: &uuid::Uuid, action: &str, body: Value) -> ApiCall {
+    ApiCall {
+        method: Method::POST,
+        path_and_query: format!("{}/{action}", request_path(id)),
+        body: Some(body),
+    }
+}

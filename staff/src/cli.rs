@@ -1,0 +1,223 @@
+//! The command line: what a staff member types, checked locally so that mistakes get a clear
+//! message before anything is sent. The server remains the authority on every rule.
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use uuid::Uuid;
+
+/// The privacy staff's client for the staff API: list and inspect privacy requests, extend
+/// their deadline, deny them, mark them excessive or complete them.
+///
+/// Deployed, requests are signed with your AWS credentials (the standard chain: environment,
+/// profiles, SSO). Against the local dev stack pass --local-key instead.
+// No Debug derive: the parsed command line holds the local key, which must never be printed.
+#[derive(Parser)]
+#[command(name = "staff", version)]
+pub struct Cli {
+    /// Base URL of the staff API, including the stage path if it has one.
+    #[arg(long, env = "STAFF_API_URL", value_name = "URL")]
+    pub endpoint: String,
+
+    /// AWS region to sign for [default: the region of your AWS profile].
+    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Key of the local dev stack: sent as `x-staff-key` instead of signing with AWS credentials.
+    #[arg(long, env = "STAFF_LOCAL_KEY", value_name = "KEY", hide_env_values = true)]
+    pub local_key: Option<String>,
+
+    /// Print the server's JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// List open requests.
+    List(ListArgs),
+    /// Show one request and its audit trail.
+    Show {
+        /// The request's id (a UUID).
+        #[arg(value_parser = parse_id)]
+        id: Uuid,
+    },
+    /// Extend a request's deadline (once, within the legal maximum).
+    Extend {
+        #[arg(value_parser = parse_id)]
+        id: Uuid,
+        /// The new due date, YYYY-MM-DD.
+        #[arg(long, value_parser = parse_date, value_name = "DATE")]
+        until: NaiveDate,
+        /// Why more time is needed.
+        #[arg(long, value_parser = parse_text, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Deny a request.
+    Deny {
+        #[arg(value_parser = parse_id)]
+        id: Uuid,
+        /// Why the request is denied.
+        #[arg(long, value_parser = parse_text, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Mark a request manifestly unfounded or excessive, with the fee it would cost.
+    Excessive {
+        #[arg(value_parser = parse_id)]
+        id: Uuid,
+        /// Why the request is excessive.
+        #[arg(long, value_parser = parse_text, value_name = "TEXT")]
+        reason: String,
+        /// The cost estimate, with exactly two decimals, e.g. 25.00.
+        #[arg(long, value_parser = parse_amount)]
+        amount: String,
+        /// ISO 4217 currency code, e.g. EUR.
+        #[arg(long, value_parser = parse_currency)]
+        currency: String,
+    },
+    /// Complete a request that staff fulfil by hand.
+    Complete {
+        #[arg(value_parser = parse_id)]
+        id: Uuid,
+        /// A note for the audit trail.
+        #[arg(long, value_parser = parse_text, value_name = "TEXT")]
+        note: Option<String>,
+    },
+}
+
+#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListArgs {
+    /// Only requests in this status [default: every open one].
+    #[arg(long)]
+    pub status: Option<OpenStatus>,
+    /// Only requests due on or before this date, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date, value_name = "DATE")]
+    pub due_before: Option<NaiveDate>,
+    /// Requests per page, 1 to 100 [server default: 50].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100), value_name = "N")]
+    pub limit: Option<u8>,
+    /// Start at this page (the `next_cursor` of a previous page).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Follow the pages to the end.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// The statuses of an open request, the only ones the list filters on.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+#[value(rename_all = "snake_case")]
+pub enum OpenStatus {
+    PendingVerification,
+    Verified,
+    InProgress,
+}
+
+impl OpenStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpenStatus::PendingVerification => "pending_verification",
+            OpenStatus::Verified => "verified",
+            OpenStatus::InProgress => "in_progress",
+        }
+    }
+}
+
+pub fn parse_id(value: &str) -> Result<Uuid, String> {
+    // Only the hyphenated form: that is how ids appear in emails, lists and the audit trail.
+    if value.len() != 36 {
+        return Err("expected a request id like 3f2b8c1e-5d4a-4b7e-9c21-7a1e0d9f6b52".into());
+    }
+    Uuid::parse_str(value)
+        .map_err(|_| "expected a request id like 3f2b8c1e-5d4a-4b7e-9c21-7a1e0d9f6b52".to_string())
+}
+
+pub fn parse_date(value: &str) -> Result<NaiveDate, String> {
+    let shaped = value.len() == 10
+        && value.char_indices().all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() });
+    if !shaped {
+        return Err("expected a date as YYYY-MM-DD, e.g. 2027-02-26".into());
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| format!("{value} is not a calendar date"))
+}
+
+/// Reasons and notes reach the requester or the audit trail; blank ones say nothing.
+pub fn parse_text(value: &str) -> Result<String, String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(trimmed.to_string())
+}
+
+pub fn parse_amount(value: &str) -> Result<String, String> {
+    let valid = match value.split_once('.') {
+        Some((units, cents)) => {
+            !units.is_empty()
+                && units.bytes().all(|b| b.is_ascii_digit())
+                && cents.len() == 2
+                && cents.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    };
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err("expected an amount with exactly two decimals, e.g. 25.00".into())
+    }
+}
+
+pub fn parse_currency(value: &str) -> Result<String, String> {
+    let upper = value.to_ascii_uppercase();
+    if upper.len() == 3 && upper.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(upper)
+    } else {
+        Err("expected a three-letter currency code, e.g. EUR".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_must_be_hyphenated_uuids() {
+        assert!(parse_id("3f2b8c1e-5d4a-4b7e-9c21-7a1e0d9f6b52").is_ok());
+        assert!(parse_id("3f2b8c1e5d4a4b7e9c217a1e0d9f6b52").is_err());
+        assert!(parse_id("not-an-id").is_err());
+    }
+
+    #[test]
+    fn dates_must_be_real_calendar_days_written_in_full() {
+        assert_eq!(parse_date("2027-02-26"), Ok(NaiveDate::from_ymd_opt(2027, 2, 26).unwrap()));
+        assert!(parse_date("2027-2-26").is_err());
+        assert!(parse_date("2027-02-30").unwrap_err().contains("not a calendar date"));
+        assert!(parse_date("26-02-2027").is_err());
+    }
+
+    #[test]
+    fn amounts_need_exactly_two_decimals() {
+        assert_eq!(parse_amount("25.00"), Ok("25.00".into()));
+        assert_eq!(parse_amount("0.50"), Ok("0.50".into()));
+        for bad in ["25", "25.0", "25.000", "-1.00", ".50", "2a.00", "25,00"] {
+            assert!(parse_amount(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn currencies_are_three_letters_and_upper_cased() {
+        assert_eq!(parse_currency("EUR"), Ok("EUR".into()));
+        assert_eq!(parse_currency("usd"), Ok("USD".into()));
+        for bad in ["EU", "EURO", "E1R", ""] {
+            assert!(parse_currency(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn blank_reasons_are_refused_and_others_trimmed() {
+        assert!(parse_text("   ").is_err());
+        assert_eq!(parse_text("  identity unclear "), Ok("identity unclear".into()));
+    }
+}
