@@ -271,7 +271,9 @@ async fn perform<S: RequestStore, M: Mailer, Q: JobQueue>(
         }
         Effect::NotifyStaff => notify_staff(dispatcher, record).await,
         Effect::NotifyRequesterCompleted => notify_completed(dispatcher, record).await,
-        Effect::NotifyRequesterExtended => notify(dispatcher, dispatcher.deps.templates.extended(record)).await,
+        Effect::NotifyRequesterExtended => {
+            notify(dispatcher, dispatcher.deps.templates.extended(record)).await
+        }
         Effect::NotifyRequesterDenied => notify(dispatcher, dispatcher.deps.templates.denied(record)).await,
         Effect::NotifyRequesterExcessive => {
             notify(dispatcher, dispatcher.deps.templates.excessive(record)).await

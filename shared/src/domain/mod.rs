@@ -16,7 +16,9 @@ pub use kind::RequestKind;
 pub use language::Language;
 pub use region::{Regime, Region, RegionError};
 pub use request::{Actor, AuditEvent, RequestId, RequestRecord};
-pub use staff::{CostEstimate, CostEstimateError, ExtensionError, MAX_STAFF_TEXT_CHARS, StaffText, StaffTextError};
+pub use staff::{
+    CostEstimate, CostEstimateError, ExtensionError, MAX_STAFF_TEXT_CHARS, StaffText, StaffTextError,
+};
 pub use status::{Event, Status, TransitionError};
 pub use token::{TokenHash, VerificationToken};
 

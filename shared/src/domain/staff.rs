@@ -99,7 +99,8 @@ impl CostEstimate {
             return Err(CostEstimateError::Currency);
         }
         let (whole, cents) = amount.split_once('.').ok_or(CostEstimateError::Amount)?;
-        let digits = |s: &str, max: usize| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            |s: &str, max: usize| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
         if !digits(whole, 6) || cents.len() != 2 || !digits(cents, 2) {
             return Err(CostEstimateError::Amount);
         }

@@ -308,7 +308,8 @@ impl Templates {
             .map(str::trim)
             .filter(|p| !p.is_empty())
             .map(|p| {
-                let is_link = (p.starts_with("https://") || p.starts_with("http://")) && !p.contains(char::is_whitespace);
+                let is_link = (p.starts_with("https://") || p.starts_with("http://"))
+                    && !p.contains(char::is_whitespace);
                 if is_link {
                     context! { link => Value::from_safe_string(escape_attribute(p)) }
                 } else if code == Some(p) {
@@ -322,7 +323,8 @@ impl Templates {
             Language::En => "Confirm my request",
             Language::Nl => "Mijn verzoek bevestigen",
         };
-        let html = self.render("notice.html", context! { lang, title => subject.clone(), paragraphs, link_label })?;
+        let html =
+            self.render("notice.html", context! { lang, title => subject.clone(), paragraphs, link_label })?;
         Ok(OutgoingEmail { to: record.email.clone(), subject, text, html })
     }
 

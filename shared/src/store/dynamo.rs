@@ -282,7 +282,9 @@ fn due_keys(r: &RequestRecord) -> Option<(String, String)> {
         Status::PendingVerification => {
             Some((due_partition(r.status), format!("{}#{}", received_key(r.received_at), r.id)))
         }
-        Status::Verified | Status::InProgress => Some((due_partition(r.status), format!("{}#{}", r.due_on, r.id))),
+        Status::Verified | Status::InProgress => {
+            Some((due_partition(r.status), format!("{}#{}", r.due_on, r.id)))
+        }
         _ => None,
     }
 }
@@ -546,7 +548,8 @@ impl RequestStore for DynamoStore {
             updated.closed_reason = Some(reason.clone());
         }
         if change.event == Event::Extended {
-            let until = change.extend_to.ok_or_else(|| StoreError::Corrupt("extension without a date".into()))?;
+            let until =
+                change.extend_to.ok_or_else(|| StoreError::Corrupt("extension without a date".into()))?;
             sets.extend(["due_on = :due", "original_due_on = :original", "extension_reason = :why"]);
             values.insert(":due".to_owned(), s(until.to_string()));
             values.insert(":original".to_owned(), s(current.due_on.to_string()));
