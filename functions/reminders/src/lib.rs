@@ -48,6 +48,17 @@ pub enum SweepError {
     Incomplete(u32),
 }
 
+/// What Lambda records when a sweep fails; the message holds counts and error codes only.
+impl From<SweepError> for lambda_runtime::Diagnostic {
+    fn from(err: SweepError) -> Self {
+        let error_type = match err {
+            SweepError::Incomplete(_) => "SweepIncomplete",
+            SweepError::Store(_) | SweepError::Mail(_) => "SweepFailed",
+        };
+        lambda_runtime::Diagnostic { error_type: error_type.to_owned(), error_message: err.to_string() }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SweepPolicy {
     pub reminder_after: Duration,
@@ -239,10 +250,8 @@ pub async fn sweep<S: RequestStore, M: Mailer>(sweeper: &Sweeper<S, M>) -> Resul
             remind(sweeper, &request, &mut report).await
         };
         match outcome {
-            Ok(Some(acknowledged)) if !acknowledged => {
-                if request.acknowledge_by.is_some_and(|by| by <= acknowledgement_horizon) {
-                    digest.push((DigestSection::AcknowledgementDue, request));
-                }
+            Ok(false) if request.acknowledge_by.is_some_and(|by| by <= acknowledgement_horizon) => {
+                digest.push((DigestSection::AcknowledgementDue, request));
             }
             Ok(_) => {}
             Err(err) => {
@@ -291,17 +300,17 @@ async fn read_all<S: RequestStore, M: Mailer>(
     }
 }
 
-/// Closes a request never verified. `Some(true)`: nothing more to say about it.
+/// Closes a request never verified. Returns true: a closed request needs no acknowledgement.
 async fn expire<S: RequestStore, M: Mailer>(
     sweeper: &Sweeper<S, M>,
     request: &OpenRequest,
     report: &mut SweepReport,
-) -> Result<Option<bool>, SweepError> {
+) -> Result<bool, SweepError> {
     let deps = &sweeper.deps;
     report.requests_read += 1;
-    let Some(record) = deps.store.get(request.id).await? else { return Ok(Some(true)) };
+    let Some(record) = deps.store.get(request.id).await? else { return Ok(true) };
     if record.status != Status::PendingVerification {
-        return Ok(Some(true));
+        return Ok(true);
     }
     let change =
         Change::new(Event::Expired, deps.clock.now(), Actor::System).with_reason(NOT_VERIFIED_REASON);
@@ -309,10 +318,10 @@ async fn expire<S: RequestStore, M: Mailer>(
         Ok(_) => {
             tracing::info!(request_id = %record.id, "unverified request expired");
             report.expired += 1;
-            Ok(Some(true))
+            Ok(true)
         }
         // Verified (or closed) at this very moment: nothing to expire.
-        Err(StoreError::Conflict) => Ok(Some(true)),
+        Err(StoreError::Conflict) => Ok(true),
         Err(err) => Err(err.into()),
     }
 }
@@ -323,7 +332,7 @@ async fn remind<S: RequestStore, M: Mailer>(
     sweeper: &Sweeper<S, M>,
     request: &OpenRequest,
     report: &mut SweepReport,
-) -> Result<Option<bool>, SweepError> {
+) -> Result<bool, SweepError> {
     let deps = &sweeper.deps;
     let now = deps.clock.now();
     let acknowledged = request.acknowledged_at.is_some();
@@ -332,17 +341,17 @@ async fn remind<S: RequestStore, M: Mailer>(
         .claim_effect(request.id, REMINDER_KEY, now, Duration::seconds(CLAIM_LEASE_SECONDS))
         .await?
     {
-        Claim::AlreadyDone => return Ok(Some(acknowledged)),
+        Claim::AlreadyDone => return Ok(acknowledged),
         Claim::InProgress => {
             report.deferred += 1;
-            return Ok(Some(acknowledged));
+            return Ok(acknowledged);
         }
         Claim::Acquired => {}
     }
     match send_reminder(sweeper, request, report).await {
         Ok(sent) => {
             deps.store.finish_effect(request.id, REMINDER_KEY).await?;
-            Ok(Some(acknowledged || sent))
+            Ok(acknowledged || sent)
         }
         Err(err) => {
             deps.store.release_effect(request.id, REMINDER_KEY).await?;
@@ -410,7 +419,7 @@ async fn send_digest<S: RequestStore, M: Mailer>(
     if claimed.is_empty() {
         return Ok(());
     }
-    claimed.sort_by(|a, b| (a.0, a.1.due_on, a.1.id.to_string()).cmp(&(b.0, b.1.due_on, b.1.id.to_string())));
+    claimed.sort_by_key(|(section, request, _)| (*section, request.due_on, request.id.to_string()));
     let rows: Vec<(DigestSection, DigestRow)> = claimed
         .iter()
         .map(|(section, r, _)| {

@@ -91,7 +91,7 @@ pub enum CostEstimateError {
 }
 
 /// Keeps an estimate plausible: a fee for handling a request, not a typo with six zeros.
-const MAX_MINOR_UNITS: u64 = 100_000_00;
+const MAX_MINOR_UNITS: u64 = 100_000 * 100;
 
 impl CostEstimate {
     pub fn parse(amount: &str, currency: &str) -> Result<CostEstimate, CostEstimateError> {
