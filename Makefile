@@ -1,4 +1,4 @@
-.PHONY: dev test mailbox bench bench-export build
+.PHONY: dev test mailbox sweep staff bench bench-export build
 
 # Bring up the whole local stack: emulator, resources, functions on 127.0.0.1:9000.
 dev:
@@ -11,6 +11,14 @@ test:
 # Print the mail the local emulator received (optionally: make mailbox TO=someone@example.com).
 mailbox:
 	dev/bin/mailbox $(TO)
+
+# Run the daily sweep once in the local stack (the pump also runs it hourly) and print its result.
+sweep:
+	dev/bin/sweep
+
+# The staff CLI against the local stack, with the local key of `make dev`: make staff ARGS="list".
+staff:
+	dev/bin/staff $(ARGS)
 
 # Release builds, sizes, cold start and peak RSS against the floors (figures, not a test).
 bench:

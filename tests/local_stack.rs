@@ -4,6 +4,7 @@
 use devstack::template::{self, Template};
 use integration_tests::*;
 use privacy_shared::store::DUE_INDEX;
+use serde_norway::Value;
 
 #[tokio::test]
 async fn the_provisioned_table_matches_the_template() {
@@ -116,7 +117,17 @@ fn the_functions_environment_is_declared_for_every_function() {
         assert!(vars.contains_key(name), "{name} is not set for the deployed functions");
     }
     let functions = template.resources_of_type("AWS::Serverless::Function");
-    assert_eq!(functions.len(), 5);
+    assert_eq!(functions.len(), 7);
+    let mut binaries: Vec<&str> = functions
+        .iter()
+        .map(|id| {
+            template.raw()["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    binaries.sort_unstable();
+    assert_eq!(binaries, ["admin", "dispatch", "download", "export", "intake", "reminders", "verify"]);
 }
 
 #[tokio::test]
@@ -179,5 +190,291 @@ fn the_export_role_may_read_every_source_of_the_data_map_and_nothing_else_is_nee
         for arn in needed {
             assert!(text.contains(&arn), "ExportRole lacks {arn:?} for data map source {}", source.id);
         }
+    }
+}
+
+// ------------------------------------------------------------------ the sweep and the staff API
+
+/// `!Tag value` as (tag, value), for the template's intrinsic functions.
+fn intrinsic(value: &Value) -> Option<(&str, &str)> {
+    match value {
+        Value::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let tag = tag.trim_start_matches('!');
+            let known = ["Ref", "GetAtt", "Sub"].into_iter().find(|k| *k == tag)?;
+            Some((known, t.value.as_str()?))
+        }
+        _ => None,
+    }
+}
+
+fn resource<'a>(template: &'a Template, id: &str) -> &'a Value {
+    let resource = &template.raw()["Resources"][id];
+    assert!(!resource.is_null(), "the template has no {id}");
+    resource
+}
+
+/// A value or a list of values as a list.
+fn one_or_many(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Sequence(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        one => vec![one],
+    }
+}
+
+/// Every HttpApi event of every function: (function logical id, event properties).
+fn http_api_events(template: &Template) -> Vec<(String, Value)> {
+    let mut events = Vec::new();
+    for id in template.resources_of_type("AWS::Serverless::Function") {
+        if let Some(map) = resource(template, &id)["Properties"]["Events"].as_mapping() {
+            for (_, event) in map {
+                if event["Type"].as_str() == Some("HttpApi") {
+                    events.push((id.clone(), event["Properties"].clone()));
+                }
+            }
+        }
+    }
+    events
+}
+
+const STAFF_ROUTES: [(&str, &str); 6] = [
+    ("GET", "/staff/requests"),
+    ("GET", "/staff/requests/{id}"),
+    ("POST", "/staff/requests/{id}/extend"),
+    ("POST", "/staff/requests/{id}/deny"),
+    ("POST", "/staff/requests/{id}/excessive"),
+    ("POST", "/staff/requests/{id}/complete"),
+];
+
+#[test]
+fn every_staff_api_route_requires_aws_iam() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let api = resource(&template, "StaffApi");
+    assert_eq!(api["Type"].as_str(), Some("AWS::Serverless::HttpApi"));
+    assert_eq!(api["Properties"]["Auth"]["DefaultAuthorizer"].as_str(), Some("AWS_IAM"));
+    assert_eq!(api["Properties"]["Auth"]["EnableIamAuthorizer"].as_bool(), Some(true));
+
+    let mut staff_routes = Vec::new();
+    for (function, event) in http_api_events(&template) {
+        let path = event["Path"].as_str().unwrap().to_owned();
+        let method = event["Method"].as_str().unwrap().to_uppercase();
+        let on_staff_api = intrinsic(&event["ApiId"]) == Some(("Ref", "StaffApi"));
+        assert_eq!(on_staff_api, path.starts_with("/staff/"), "{method} {path} is on the wrong API");
+        if !on_staff_api {
+            continue;
+        }
+        assert_eq!(function, "AdminFunction", "{method} {path}");
+        // No route overrides the default with another authoriser (or NONE).
+        let authorizer = &event["Auth"]["Authorizer"];
+        assert!(
+            authorizer.is_null() || authorizer.as_str() == Some("AWS_IAM"),
+            "{method} {path} overrides the AWS_IAM authoriser"
+        );
+        staff_routes.push((method, path));
+    }
+    staff_routes.sort();
+    let mut expected: Vec<(String, String)> =
+        STAFF_ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    expected.sort();
+    assert_eq!(staff_routes, expected);
+
+    // The policy the staff get allows exactly those routes of that API.
+    let policy = resource(&template, "StaffInvokePolicy");
+    let statements = policy["Properties"]["PolicyDocument"]["Statement"].as_sequence().unwrap();
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Action"].as_str(), Some("execute-api:Invoke"));
+    let mut granted: Vec<String> = one_or_many(&statements[0]["Resource"])
+        .into_iter()
+        .map(|r| {
+            let (tag, arn) = intrinsic(r).expect("an ARN built with !Sub");
+            assert_eq!(tag, "Sub");
+            arn.split_once(":${StaffApi}/*/").expect("an ARN of StaffApi, any stage").1.to_owned()
+        })
+        .collect();
+    granted.sort();
+    let mut routes: Vec<String> =
+        STAFF_ROUTES.iter().map(|(m, p)| format!("{m}{}", p.replace("{id}", "*"))).collect();
+    routes.sort();
+    assert_eq!(granted, routes);
+}
+
+#[test]
+fn no_function_of_the_deployed_stack_sets_the_local_staff_key_or_an_endpoint() {
+    const LOCAL_ONLY: [&str; 2] = ["STAFF_LOCAL_KEY", "AWS_ENDPOINT_URL"];
+    let text = std::fs::read_to_string(template::default_path()).unwrap();
+    for name in LOCAL_ONLY {
+        assert!(!text.contains(name), "the template mentions {name}");
+    }
+    let template = Template::load(&template::default_path()).unwrap();
+    let mut environments = vec![template.raw()["Globals"]["Function"]["Environment"]["Variables"].clone()];
+    for kind in ["AWS::Serverless::Function", "AWS::Lambda::Function"] {
+        for id in template.resources_of_type(kind) {
+            environments.push(resource(&template, &id)["Properties"]["Environment"]["Variables"].clone());
+        }
+    }
+    for variables in &environments {
+        for name in LOCAL_ONLY {
+            assert!(variables.get(name).is_none(), "a function's environment sets {name}");
+        }
+    }
+}
+
+#[test]
+fn the_reminders_schedule_invokes_the_sweep_daily_with_retries_and_a_dead_letter_queue() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let schedules = template.resources_of_type("AWS::Scheduler::Schedule");
+    assert_eq!(schedules.len(), 1);
+    let schedule = &resource(&template, &schedules[0])["Properties"];
+    assert_eq!(schedule["ScheduleExpression"].as_str(), Some("cron(0 7 * * ? *)"));
+    assert_eq!(intrinsic(&schedule["ScheduleExpressionTimezone"]), Some(("Ref", "BusinessTimeZone")));
+    let target = &schedule["Target"];
+    assert_eq!(intrinsic(&target["Arn"]), Some(("GetAtt", "RemindersFunction.Arn")));
+    let input: serde_json::Value = serde_json::from_str(target["Input"].as_str().unwrap()).unwrap();
+    assert_eq!(input, serde_json::json!({"sweep": "daily"}));
+    assert!(target["RetryPolicy"]["MaximumRetryAttempts"].as_u64().is_some_and(|n| n > 0));
+    assert!(target["RetryPolicy"]["MaximumEventAgeInSeconds"].as_u64().is_some());
+    let (_, dlq) = intrinsic(&target["DeadLetterConfig"]["Arn"]).expect("a dead-letter queue");
+    let dlq = dlq.strip_suffix(".Arn").unwrap();
+    assert_eq!(dlq, "RemindersDeadLetterQueue");
+    let queue = resource(&template, dlq);
+    assert_eq!(queue["Type"].as_str(), Some("AWS::SQS::Queue"));
+    assert!(!queue["Properties"]["KmsMasterKeyId"].is_null(), "the dead-letter queue is encrypted");
+    assert!(queue["Properties"]["FifoQueue"].is_null(), "the scheduler needs a standard queue");
+
+    // The scheduler's role may invoke that one function (and describe a failure in the DLQ).
+    let (_, role) = intrinsic(&target["RoleArn"]).unwrap();
+    let role = resource(&template, role.strip_suffix(".Arn").unwrap());
+    let invoke: Vec<&Value> = statements(role)
+        .into_iter()
+        .filter(|s| actions(s).contains(&"lambda:InvokeFunction".to_owned()))
+        .collect();
+    assert_eq!(invoke.len(), 1);
+    let resources = one_or_many(&invoke[0]["Resource"]);
+    assert_eq!(resources.len(), 1);
+    assert_eq!(intrinsic(resources[0]), Some(("GetAtt", "RemindersFunction.Arn")));
+
+    // Never two sweeps at once; a failed sweep is retried by Lambda, then dead-lettered.
+    let function = &resource(&template, "RemindersFunction")["Properties"];
+    assert_eq!(function["ReservedConcurrentExecutions"].as_u64(), Some(1));
+    assert_eq!(function["EventInvokeConfig"]["MaximumRetryAttempts"].as_u64(), Some(2));
+    assert!(function["EventInvokeConfig"]["MaximumEventAgeInSeconds"].as_u64().is_some());
+    assert_eq!(
+        intrinsic(&function["DeadLetterQueue"]["TargetArn"]),
+        Some(("GetAtt", "RemindersDeadLetterQueue.Arn"))
+    );
+}
+
+#[test]
+fn the_overdue_alarm_watches_the_metric_the_sweep_publishes() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let env = &resource(&template, "RemindersFunction")["Properties"]["Environment"]["Variables"];
+    let alarm = &resource(&template, "OverdueRequestsAlarm")["Properties"];
+    assert_eq!(alarm["Namespace"].as_str(), env["METRICS_NAMESPACE"].as_str());
+    assert_eq!(alarm["Namespace"].as_str(), Some("PrivacyRequests"));
+    assert_eq!(alarm["MetricName"].as_str(), Some("OverdueRequests"));
+    let dimensions = alarm["Dimensions"].as_sequence().unwrap();
+    assert_eq!(dimensions.len(), 1);
+    assert_eq!(dimensions[0]["Name"].as_str(), Some("Stack"));
+    assert_eq!(intrinsic(&dimensions[0]["Value"]), Some(("Ref", "AWS::StackName")));
+    assert_eq!(intrinsic(&env["STACK_NAME"]), Some(("Ref", "AWS::StackName")));
+}
+
+#[test]
+fn the_due_date_index_projects_no_personal_data() {
+    let spec = Template::load(&template::default_path()).unwrap().the_table().unwrap();
+    let index = spec.global_secondary_indexes.iter().find(|g| g.index_name == DUE_INDEX).unwrap();
+    assert_eq!(index.projection.projection_type, "INCLUDE", "never ALL: the item holds personal data");
+    let projected = &index.projection.non_key_attributes;
+    for personal in ["email", "name", "details", "subject", "address"] {
+        assert!(
+            !projected.iter().any(|a| a.contains(personal)),
+            "the index projects personal data ({personal}): {projected:?}"
+        );
+    }
+    for needed in [
+        "request_id",
+        "status",
+        "kind",
+        "regime",
+        "language",
+        "received_at",
+        "due_on",
+        "original_due_on",
+        "acknowledge_by",
+        "acknowledged_at",
+        "updated_at",
+        "version",
+    ] {
+        assert!(projected.iter().any(|a| a == needed), "the index does not project {needed}");
+    }
+}
+
+fn statements(role: &Value) -> Vec<&Value> {
+    role["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_sequence().unwrap().iter())
+        .collect()
+}
+
+fn actions(statement: &Value) -> Vec<String> {
+    one_or_many(&statement["Action"]).into_iter().map(|a| a.as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn the_admin_and_reminders_roles_grant_no_wildcard_action_or_resource() {
+    let template = Template::load(&template::default_path()).unwrap();
+    for (function, role) in [
+        ("AdminFunction", "AdminRole"),
+        ("RemindersFunction", "RemindersRole"),
+        ("", "RemindersScheduleRole"),
+    ] {
+        if !function.is_empty() {
+            let uses = &resource(&template, function)["Properties"]["Role"];
+            assert_eq!(intrinsic(uses), Some(("GetAtt", format!("{role}.Arn").as_str())));
+        }
+        for statement in statements(resource(&template, role)) {
+            assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{role}");
+            assert!(statement["NotAction"].is_null() && statement["NotResource"].is_null(), "{role}");
+            for action in actions(statement) {
+                assert!(!action.contains('*'), "{role} grants {action}");
+                assert_ne!(action, "cloudwatch:PutMetricData", "{role}: metrics go through the log (EMF)");
+            }
+            for resource in one_or_many(&statement["Resource"]) {
+                let arn = match intrinsic(resource) {
+                    Some((_, arn)) => arn.to_owned(),
+                    None => resource.as_str().unwrap().to_owned(),
+                };
+                // Only a log group's streams (`${…Logs.Arn}:*`) end in a wildcard.
+                let log_streams = arn.starts_with("${") && arn.ends_with("Logs.Arn}:*");
+                assert!(!arn.contains('*') || log_streams, "{role} grants {arn}");
+            }
+        }
+    }
+    let admin = statements(resource(&template, "AdminRole"));
+    assert!(
+        !admin.iter().any(|s| actions(s).iter().any(|a| a.starts_with("ses:"))),
+        "the admin sends no mail"
+    );
+}
+
+#[test]
+fn every_api_route_of_the_template_is_routed_locally_to_its_function() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let manifest =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"))
+            .unwrap();
+    let router = manifest.split("[workspace.metadata.lambda.watch.router]").nth(1).expect("a local router");
+    for (function, event) in http_api_events(&template) {
+        let binary =
+            resource(&template, &function)["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let route = format!(
+            "\"{}\" = [{{ method = \"{}\", function = \"{binary}\" }}]",
+            event["Path"].as_str().unwrap(),
+            event["Method"].as_str().unwrap().to_uppercase()
+        );
+        assert!(router.contains(&route), "the local router lacks {route}");
     }
 }

@@ -1,5 +1,6 @@
 //! `devstack provision` creates the local resources; `devstack mailbox [ADDRESS]` prints the mail
-//! the emulator received; `devstack wait` waits until the emulator answers.
+//! the emulator received; `devstack wait` waits until the emulator answers; `devstack pump` plays
+//! the event source mappings and the daily schedule; `devstack sweep` runs the daily sweep once.
 
 use anyhow::{Context, Result, bail};
 use devstack::{endpoint, mailbox, provision, template};
@@ -14,7 +15,8 @@ async fn main() -> Result<()> {
         Some("wait") => wait_for_emulator().await,
         Some("seed") => seed().await,
         Some("pump") => pump().await,
-        _ => bail!("usage: devstack provision | seed | pump | mailbox [ADDRESS] | wait"),
+        Some("sweep") => sweep().await,
+        _ => bail!("usage: devstack provision | seed | pump | sweep | mailbox [ADDRESS] | wait"),
     }
 }
 
@@ -88,14 +90,46 @@ async fn seed() -> Result<()> {
     Ok(())
 }
 
-/// Delivers the table's stream to `dispatch` through `cargo lambda watch` (LAMBDA_INVOKE_URL),
-/// until stopped. Queue consumers join as their functions arrive.
+fn invoke_url() -> String {
+    std::env::var("LAMBDA_INVOKE_URL").unwrap_or_else(|_| "http://127.0.0.1:9000".to_owned())
+}
+
+/// What the deployed schedule (RemindersSchedule) sends the sweep.
+fn daily_sweep_payload() -> serde_json::Value {
+    serde_json::json!({"sweep": "daily"})
+}
+
+fn seconds_from_env(name: &str, default: u64) -> Result<u64> {
+    match std::env::var(name) {
+        Ok(value) => {
+            value.trim().parse().with_context(|| format!("{name}={value:?} is not a number of seconds"))
+        }
+        Err(_) => Ok(default),
+    }
+}
+
+/// Invokes the daily sweep once through `cargo lambda watch` (LAMBDA_INVOKE_URL) and prints its
+/// answer.
+async fn sweep() -> Result<()> {
+    use devstack::pump::Invoker;
+    let result = devstack::pump::HttpInvoker::new(invoke_url())
+        .invoke("reminders", daily_sweep_payload())
+        .await
+        .context("the sweep failed (is the local stack running? make dev)")?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
+}
+
+/// Delivers the table's stream to `dispatch` and the export queue to `export` through
+/// `cargo lambda watch` (LAMBDA_INVOKE_URL), and invokes the daily sweep at start and every
+/// SWEEP_INTERVAL_SECONDS (default 3600; 0 turns it off), until stopped.
 async fn pump() -> Result<()> {
     wait_for_emulator().await?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "privacy-requests".to_owned());
-    let invoke_url =
-        std::env::var("LAMBDA_INVOKE_URL").unwrap_or_else(|_| "http://127.0.0.1:9000".to_owned());
+    let invoke_url = invoke_url();
+    let sweep_every = seconds_from_env("SWEEP_INTERVAL_SECONDS", 3600)?;
+    let sweep_retry = seconds_from_env("SWEEP_RETRY_SECONDS", 60)?;
     let failure_queue = std::env::var("DISPATCH_FAILURE_QUEUE_URL").ok();
     let stream = devstack::pump::StreamMapping {
         reader: devstack::stream::StreamReader::open(&sdk, &table).await?,
@@ -118,9 +152,27 @@ async fn pump() -> Result<()> {
     let mut pump =
         devstack::pump::Pump::new(devstack::pump::HttpInvoker::new(invoke_url), &sdk, Some(stream), queues);
     println!("pump: delivering the stream of {table} to dispatch, and the export queue to export");
+    if sweep_every > 0 {
+        // The local stand-in for RemindersSchedule (EventBridge Scheduler is not emulated).
+        pump = pump.with_schedule(devstack::pump::ScheduleMapping {
+            function: "reminders".to_owned(),
+            payload: daily_sweep_payload(),
+            every: Duration::from_secs(sweep_every),
+            retry_after: Duration::from_secs(sweep_retry),
+        });
+        println!(
+            "pump: invoking reminders with {} now and every {sweep_every} s (a failure: again after {sweep_retry} s)",
+            daily_sweep_payload()
+        );
+    }
     loop {
         match pump.tick().await {
-            Ok(tick) if !tick.idle() => println!("pump: {tick:?}"),
+            Ok(tick) if !tick.idle() => {
+                if let Some(error) = &tick.scheduled_error {
+                    eprintln!("pump: the scheduled sweep failed, retrying on a later tick: {error}");
+                }
+                println!("pump: {tick:?}");
+            }
             Ok(_) => tokio::time::sleep(Duration::from_millis(300)).await,
             Err(err) => {
                 eprintln!("pump: {err:#}");

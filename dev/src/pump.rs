@@ -5,11 +5,16 @@
 //!
 //! It invokes real function code through an [`Invoker`]: `cargo lambda watch`'s invoke endpoint in
 //! the dev stack, the handlers themselves in tests.
+//!
+//! It also stands in for the EventBridge Scheduler schedule (not emulated locally): a
+//! [`ScheduleMapping`] invokes its function with a fixed payload when due — at the first tick,
+//! then every interval — the way the deployed schedule invokes the daily sweep.
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use crate::stream::StreamReader;
 
@@ -67,6 +72,52 @@ pub struct StreamMapping {
     pub on_failure_queue_url: Option<String>,
 }
 
+/// A schedule and the function it invokes (the deployed stack's `AWS::Scheduler::Schedule`).
+pub struct ScheduleMapping {
+    pub function: String,
+    pub payload: Value,
+    /// Fires at the first tick, then this long after each successful invocation.
+    pub every: Duration,
+    /// A failed invocation (the function reports an error, or is not reachable yet) is tried
+    /// again at the first tick this long afterwards (capped at `every`), as Lambda retries a
+    /// failed asynchronous invocation.
+    pub retry_after: Duration,
+}
+
+/// When a [`ScheduleMapping`] is due; the time is passed in, so it is testable without waiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleClock {
+    next: Option<Instant>,
+}
+
+impl ScheduleClock {
+    /// Due at the first check.
+    pub fn new() -> ScheduleClock {
+        ScheduleClock { next: None }
+    }
+
+    pub fn is_due(&self, now: Instant) -> bool {
+        self.next.is_none_or(|next| now >= next)
+    }
+
+    /// Records the outcome of the invocation made at `now` and sets the next due time. A late
+    /// tick does not make the schedule fire several times to catch up.
+    pub fn fired(&mut self, now: Instant, succeeded: bool, every: Duration, retry_after: Duration) {
+        let wait = if succeeded { every } else { retry_after.min(every) };
+        self.next = Some(now + wait);
+    }
+
+    pub fn next_due(&self) -> Option<Instant> {
+        self.next
+    }
+}
+
+impl Default for ScheduleClock {
+    fn default() -> Self {
+        ScheduleClock::new()
+    }
+}
+
 pub struct Pump<I: Invoker> {
     invoker: I,
     sqs: aws_sdk_sqs::Client,
@@ -76,6 +127,7 @@ pub struct Pump<I: Invoker> {
     attempts: u32,
     queues: Vec<QueueMapping>,
     region: String,
+    schedule: Option<(ScheduleMapping, ScheduleClock)>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -84,6 +136,13 @@ pub struct Tick {
     pub stream_records_given_up: usize,
     pub messages_done: usize,
     pub messages_failed: usize,
+    /// Scheduled invocations that succeeded / failed (failed ones are retried, see
+    /// [`ScheduleMapping::retry_after`]).
+    pub scheduled_done: usize,
+    pub scheduled_failed: usize,
+    /// What the last scheduled invocation of the tick answered, or why it failed.
+    pub scheduled_result: Option<Value>,
+    pub scheduled_error: Option<String>,
 }
 
 impl Tick {
@@ -117,12 +176,25 @@ impl<I: Invoker> Pump<I> {
             attempts: 0,
             queues,
             region,
+            schedule: None,
         }
     }
 
-    /// One pass: a stream batch, then one receive per queue.
+    /// Adds a schedule: its function is invoked at the first tick, then every `every`.
+    pub fn with_schedule(mut self, schedule: ScheduleMapping) -> Self {
+        self.schedule = Some((schedule, ScheduleClock::new()));
+        self
+    }
+
+    /// One pass: the schedule if due, a stream batch, then one receive per queue.
     pub async fn tick(&mut self) -> Result<Tick> {
+        self.tick_at(Instant::now()).await
+    }
+
+    /// [`Pump::tick`] as if it were `now` (for the schedule; the stream and queues are read now).
+    pub async fn tick_at(&mut self, now: Instant) -> Result<Tick> {
         let mut tick = Tick::default();
+        self.tick_schedule(now, &mut tick).await;
         self.tick_stream(&mut tick).await?;
         for index in 0..self.queues.len() {
             self.tick_queue(index, &mut tick).await?;
@@ -142,8 +214,33 @@ impl<I: Invoker> Pump<I> {
             total.stream_records_given_up += tick.stream_records_given_up;
             total.messages_done += tick.messages_done;
             total.messages_failed += tick.messages_failed;
+            total.scheduled_done += tick.scheduled_done;
+            total.scheduled_failed += tick.scheduled_failed;
+            total.scheduled_result = tick.scheduled_result.or(total.scheduled_result);
+            total.scheduled_error = tick.scheduled_error.or(total.scheduled_error);
         }
         Ok(total)
+    }
+
+    /// Invokes the scheduled function if it is due. Its failure is reported in the tick and tried
+    /// again later, never an error of the pump (the stream and queues go on).
+    async fn tick_schedule(&mut self, now: Instant, tick: &mut Tick) {
+        let Some((mapping, clock)) = self.schedule.as_mut() else { return };
+        if !clock.is_due(now) {
+            return;
+        }
+        let outcome = self.invoker.invoke(&mapping.function, mapping.payload.clone()).await;
+        clock.fired(now, outcome.is_ok(), mapping.every, mapping.retry_after);
+        match outcome {
+            Ok(result) => {
+                tick.scheduled_done += 1;
+                tick.scheduled_result = Some(result);
+            }
+            Err(err) => {
+                tick.scheduled_failed += 1;
+                tick.scheduled_error = Some(format!("{err:#}"));
+            }
+        }
     }
 
     async fn tick_stream(&mut self, tick: &mut Tick) -> Result<()> {
@@ -246,5 +343,103 @@ impl<I: Invoker> Pump<I> {
             tick.messages_done += 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn a_schedule_is_due_at_once_then_after_its_interval() {
+        let start = Instant::now();
+        let (every, retry) = (Duration::from_secs(3600), Duration::from_secs(60));
+        let mut clock = ScheduleClock::new();
+        assert!(clock.is_due(start), "fires at pump start");
+        clock.fired(start, true, every, retry);
+        assert!(!clock.is_due(start));
+        assert!(!clock.is_due(start + Duration::from_secs(3599)));
+        assert!(clock.is_due(start + every));
+        // A late tick fires once, and the interval counts from then (no catch-up burst).
+        let late = start + every * 3;
+        clock.fired(late, true, every, retry);
+        assert_eq!(clock.next_due(), Some(late + every));
+    }
+
+    #[test]
+    fn a_failed_scheduled_invocation_is_retried_soon_but_never_later_than_the_interval() {
+        let start = Instant::now();
+        let mut clock = ScheduleClock::new();
+        clock.fired(start, false, Duration::from_secs(3600), Duration::from_secs(60));
+        assert!(!clock.is_due(start + Duration::from_secs(59)));
+        assert!(clock.is_due(start + Duration::from_secs(60)));
+        clock.fired(start, false, Duration::from_secs(30), Duration::from_secs(60));
+        assert_eq!(clock.next_due(), Some(start + Duration::from_secs(30)));
+    }
+
+    /// Records its invocations; fails while `failing` is set.
+    struct Recorder {
+        calls: Mutex<Vec<(String, Value)>>,
+        failing: Mutex<bool>,
+    }
+
+    impl Invoker for &Recorder {
+        async fn invoke(&self, function: &str, payload: Value) -> Result<Value> {
+            self.calls.lock().unwrap().push((function.to_owned(), payload));
+            if *self.failing.lock().unwrap() {
+                anyhow::bail!("{function} is not reachable yet");
+            }
+            Ok(json!({"reminded": 0}))
+        }
+    }
+
+    fn offline_sdk() -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .build()
+    }
+
+    fn sweep() -> ScheduleMapping {
+        ScheduleMapping {
+            function: "reminders".to_owned(),
+            payload: json!({"sweep": "daily"}),
+            every: Duration::from_secs(3600),
+            retry_after: Duration::from_secs(60),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_pump_fires_its_schedule_when_due_and_retries_a_failure() {
+        let recorder = Recorder { calls: Mutex::new(Vec::new()), failing: Mutex::new(true) };
+        let mut pump = Pump::new(&recorder, &offline_sdk(), None, Vec::new()).with_schedule(sweep());
+        let start = Instant::now();
+
+        let tick = pump.tick_at(start).await.unwrap();
+        assert_eq!((tick.scheduled_done, tick.scheduled_failed), (0, 1));
+        assert!(tick.scheduled_error.unwrap().contains("not reachable"));
+        assert!(pump.tick_at(start + Duration::from_secs(30)).await.unwrap().idle());
+
+        *recorder.failing.lock().unwrap() = false;
+        let tick = pump.tick_at(start + Duration::from_secs(61)).await.unwrap();
+        assert_eq!((tick.scheduled_done, tick.scheduled_failed), (1, 0));
+        assert_eq!(tick.scheduled_result, Some(json!({"reminded": 0})));
+        assert!(pump.tick_at(start + Duration::from_secs(1800)).await.unwrap().idle());
+        let tick = pump.tick_at(start + Duration::from_secs(61 + 3600)).await.unwrap();
+        assert_eq!(tick.scheduled_done, 1);
+
+        let calls = recorder.calls.lock().unwrap();
+        assert_eq!(calls.len(), 3);
+        assert!(calls.iter().all(|(f, p)| f == "reminders" && *p == json!({"sweep": "daily"})));
+    }
+
+    #[tokio::test]
+    async fn a_pump_without_a_schedule_invokes_nothing() {
+        let recorder = Recorder { calls: Mutex::new(Vec::new()), failing: Mutex::new(false) };
+        let mut pump = Pump::new(&recorder, &offline_sdk(), None, Vec::new());
+        assert!(pump.tick_at(Instant::now()).await.unwrap().idle());
+        assert!(pump.drain(3).await.unwrap().idle());
+        assert!(recorder.calls.lock().unwrap().is_empty());
     }
 }
