@@ -1,4 +1,4 @@
-.PHONY: dev test mailbox sweep staff bench bench-export build
+.PHONY: dev test mailbox sweep staff bench bench-export bench-sweep build
 
 # Bring up the whole local stack: emulator, resources, functions on 127.0.0.1:9000.
 dev:
@@ -31,3 +31,7 @@ build:
 # The export of a person with ~1 GiB of recordings vs a bare multipart upload (figures).
 bench-export:
 	dev/bin/bench-export
+
+# The daily sweep over 10,000 and 100,000 requests with 50 due: index items read and time (figures).
+bench-sweep:
+	dev/bin/bench-sweep

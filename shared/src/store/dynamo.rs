@@ -365,6 +365,12 @@ impl DynamoStore {
         &self.table
     }
 
+    /// A request exactly as `create` stores it (index keys included), for bulk loads: the
+    /// benchmarks fill tables with BatchWriteItem rather than one transaction per request.
+    pub fn request_item(record: &RequestRecord) -> Result<Item, StoreError> {
+        to_item(&RequestItem::from_record(record))
+    }
+
     fn put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
