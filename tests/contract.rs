@@ -8,7 +8,11 @@ use std::path::Path;
 use integration_tests::*;
 
 fn openapi() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/openapi.yaml");
+    document("openapi.yaml")
+}
+
+fn document(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../api").join(name);
     serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -88,4 +92,84 @@ fn the_documented_submission_fields_are_exactly_the_accepted_ones() {
         schema["properties"]["kind"]["enum"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     let ours: Vec<&str> = privacy_shared::domain::RequestKind::ALL.iter().map(|k| k.as_str()).collect();
     assert_eq!(kinds, ours);
+}
+
+#[tokio::test]
+async fn every_staff_api_response_matches_the_staff_openapi_document() {
+    let doc = document("staff-openapi.yaml");
+    let stack = Stack::new().await;
+    let api = staff_api(&stack);
+    let gdpr = verified_request(&stack, &unique_address("contract-staff"), "rectification", "NL").await;
+    let other = verified_request(&stack, &unique_address("contract-staff2"), "objection", "US-CA").await;
+    let third = verified_request(&stack, &unique_address("contract-staff3"), "restriction", "DE").await;
+    let access = verified_request(&stack, &unique_address("contract-staff4"), "access", "NL").await;
+    submit(&stack.deps(), &submission(&unique_address("contract-pending"), "deletion", "NL")).await;
+
+    let calls: Vec<(&str, String, &str, Option<Value>)> = vec![
+        ("get", "/staff/requests".into(), "/staff/requests", None),
+        ("get", "/staff/requests?status=verified&limit=1".into(), "/staff/requests", None),
+        ("get", "/staff/requests?limit=1000".into(), "/staff/requests", None),
+        ("get", format!("/staff/requests/{gdpr}"), "/staff/requests/{id}", None),
+        (
+            "get",
+            format!("/staff/requests/{}", privacy_shared::domain::RequestId::generate()),
+            "/staff/requests/{id}",
+            None,
+        ),
+        (
+            "post",
+            format!("/staff/requests/{gdpr}/extend"),
+            "/staff/requests/{id}/extend",
+            Some(json!({"until": "2027-01-30", "reason": "Three systems to search."})),
+        ),
+        (
+            "post",
+            format!("/staff/requests/{gdpr}/extend"),
+            "/staff/requests/{id}/extend",
+            Some(json!({"until": "2027-02-01", "reason": "Again."})),
+        ),
+        (
+            "post",
+            format!("/staff/requests/{gdpr}/extend"),
+            "/staff/requests/{id}/extend",
+            Some(json!({"until": 5})),
+        ),
+        ("get", format!("/staff/requests/{gdpr}"), "/staff/requests/{id}", None),
+        (
+            "post",
+            format!("/staff/requests/{other}/deny"),
+            "/staff/requests/{id}/deny",
+            Some(json!({"reason": "No."})),
+        ),
+        (
+            "post",
+            format!("/staff/requests/{other}/deny"),
+            "/staff/requests/{id}/deny",
+            Some(json!({"reason": "No."})),
+        ),
+        (
+            "post",
+            format!("/staff/requests/{third}/excessive"),
+            "/staff/requests/{id}/excessive",
+            Some(json!({"reason": "Sixth time.", "cost_estimate": {"amount": "30.00", "currency": "EUR"}})),
+        ),
+        (
+            "post",
+            format!("/staff/requests/{gdpr}/complete"),
+            "/staff/requests/{id}/complete",
+            Some(json!({"note": "Done."})),
+        ),
+        (
+            "post",
+            format!("/staff/requests/{access}/complete"),
+            "/staff/requests/{id}/complete",
+            Some(json!({})),
+        ),
+    ];
+    for (method, path, template, body) in calls {
+        let (status, response) = staff(&api, &method.to_uppercase(), &path, body).await;
+        assert_documented(&doc, template, method, status, &response);
+    }
+    let unsigned = admin::handle(&api, staff_call("GET", "/staff/requests", None, None)).await.unwrap();
+    assert_documented(&doc, "/staff/requests", "get", unsigned.status().as_u16(), &json_of(&unsigned));
 }

@@ -318,7 +318,7 @@ async fn show<S: RequestStore, M: Mailer>(
     id: RequestId,
 ) -> Result<Response<Body>, AdminError> {
     let record = admin.deps.store.get(id).await?.ok_or_else(ApiError::not_found)?;
-    let audit = admin.deps.store.audit_trail(id).await?;
+    let audit: Vec<_> = admin.deps.store.audit_trail(id).await?.iter().map(view::audit).collect();
     Ok(json_response(StatusCode::OK, &serde_json::json!({ "request": view::full(&record), "audit": audit })))
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use privacy_shared::domain::RequestRecord;
+use privacy_shared::domain::{AuditEvent, RequestRecord};
 use privacy_shared::store::OpenRequest;
 
 pub fn summary(r: &OpenRequest) -> Value {
@@ -43,5 +43,18 @@ pub fn full(r: &RequestRecord) -> Value {
         "closed_reason": r.closed_reason,
         "cost_estimate": r.cost_estimate,
         "updated_at": r.updated_at,
+    })
+}
+
+/// An audit entry without the request id it sits under.
+pub fn audit(e: &AuditEvent) -> Value {
+    json!({
+        "version": e.version,
+        "event": e.event,
+        "from": e.from,
+        "to": e.to,
+        "at": e.at,
+        "actor": e.actor,
+        "reason": e.reason,
     })
 }
