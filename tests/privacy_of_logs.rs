@@ -69,3 +69,36 @@ async fn logs_never_carry_the_address_name_details_or_token() {
         assert!(!logs.contains(secret), "the logs carry {secret:?}:\n{logs}");
     }
 }
+
+#[tokio::test]
+async fn the_sweep_and_the_staff_api_log_no_address_name_reason_or_token() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = privacy_shared::telemetry::subscriber(move || writer.clone(), Some("trace"), true);
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let stack = Stack::new().await;
+    let name = "Quentin Quietname";
+    let verified = unique_address("Quiet.Verified");
+    let id = verified_request(&stack, &verified, "rectification", "NL").await;
+    stack.clock.set(start_time() + chrono::Duration::days(20));
+    let pending = unique_address("Quiet.Pending");
+    let body = json!({"email": pending, "kind": "objection", "region": "NL", "name": name});
+    submit(&stack.deps(), &body.to_string()).await;
+    stack.clock.set(start_time() + chrono::Duration::days(24));
+    let report = run_sweep(&sweeper(&stack, &unique_address("staff"))).await.unwrap();
+    assert_eq!((report.reminded, report.digest_items), (1, 1));
+    let (_, reminder_token) = link_parts(stack.mail_to(&pending).await.last().unwrap());
+    stack.clock.set(start_time() + chrono::Duration::days(4));
+    let api = staff_api(&stack);
+    let reason = "Quentin asked about invoice 55501-SECRET";
+    staff(&api, "GET", &format!("/staff/requests/{id}"), None).await;
+    let extend = json!({"until": "2027-01-20", "reason": reason});
+    assert_eq!(staff(&api, "POST", &format!("/staff/requests/{id}/extend"), Some(extend)).await.0, 200);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("sweep finished") && logs.contains("staff action"), "the functions did log: {logs}");
+    for secret in [pending.as_str(), verified.as_str(), "Quentin", "Quietname", "55501", &reminder_token] {
+        assert!(!logs.contains(secret), "the logs carry {secret:?}:\n{logs}");
+    }
+}
