@@ -97,7 +97,10 @@ async fn the_sweep_and_the_staff_api_log_no_address_name_reason_or_token() {
     assert_eq!(staff(&api, "POST", &format!("/staff/requests/{id}/extend"), Some(extend)).await.0, 200);
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("sweep finished") && logs.contains("staff action"), "the functions did log: {logs}");
+    assert!(
+        logs.contains("sweep finished") && logs.contains("staff action"),
+        "the functions did log: {logs}"
+    );
     for secret in [pending.as_str(), verified.as_str(), "Quentin", "Quietname", "55501", &reminder_token] {
         assert!(!logs.contains(secret), "the logs carry {secret:?}:\n{logs}");
     }
