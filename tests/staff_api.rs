@@ -107,9 +107,17 @@ async fn staff_list_open_requests_by_status_and_due_date_page_by_page() {
         staff(&api, "GET", "/staff/requests?status=verified&due_before=2027-01-05", None).await;
     assert_eq!(ids(&due_soon), vec![nl.to_string(), de.to_string()]);
 
-    let (_, all) = staff(&api, "GET", "/staff/requests", None).await;
-    assert_eq!(ids(&all), vec![pending["request_id"].as_str().unwrap().to_owned()], "pending first");
-    assert_eq!(all["requests"][0]["status"], "pending_verification");
+    // Without a status a page fills from verified, then in progress, then pending requests.
+    let pending_id = pending["request_id"].as_str().unwrap().to_owned();
+    let (_, all) = staff(&api, "GET", "/staff/requests?limit=3", None).await;
+    assert_eq!(ids(&all), vec![nl.to_string(), de.to_string(), ccpa.to_string()]);
+    let cursor = all["next_cursor"].as_str().expect("more follow");
+    let (_, rest) = staff(&api, "GET", &format!("/staff/requests?cursor={cursor}"), None).await;
+    assert_eq!(ids(&rest), vec![pending_id.clone()]);
+    assert_eq!(rest["requests"][0]["status"], "pending_verification");
+    assert!(rest["next_cursor"].is_null());
+    let (_, everything) = staff(&api, "GET", "/staff/requests", None).await;
+    assert_eq!(ids(&everything), vec![nl.to_string(), de.to_string(), ccpa.to_string(), pending_id]);
     let text = all.to_string() + &first.to_string();
     assert!(!text.contains("list-") && !text.contains("@"), "the list holds no personal data: {text}");
 

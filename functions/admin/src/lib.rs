@@ -39,8 +39,8 @@ use privacy_shared::{Clock, Config, ConfigError, Deps};
 pub const LOCAL_KEY_HEADER: &str = "x-staff-key";
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 100;
-/// The open statuses, in the order a list without a status walks them.
-const OPEN: [Status; 3] = [Status::PendingVerification, Status::Verified, Status::InProgress];
+/// The open statuses, in the order a list without a status walks them: what staff act on first.
+const OPEN: [Status; 3] = [Status::Verified, Status::InProgress, Status::PendingVerification];
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -292,24 +292,32 @@ async fn list<S: RequestStore, M: Mailer>(
         Some(_) => return Err(invalid_query("`cursor` belongs to another status.").into()),
         None => (statuses[0], None),
     };
-    let position = statuses.iter().position(|s| *s == start_status).unwrap_or(0);
-    let current = statuses[position];
-    // Pending requests are indexed by receipt, so a due-date bound is applied to what is read.
-    let until = due_before
-        .filter(|_| current != Status::PendingVerification)
-        .map(privacy_shared::store::Bound::DueBy);
-    let page = admin.deps.store.open_requests(&OpenQuery { status: current, until, limit, after }).await?;
-    let next = match (&page.next, statuses.get(position + 1)) {
-        (Some(key), _) => Some(encode_cursor(key)),
-        (None, Some(following)) => Some(URL_SAFE_NO_PAD.encode(format!("{following}|"))),
-        (None, None) => None,
+    // A page fills from one status after the other; the cursor says where it stopped.
+    let mut position = statuses.iter().position(|s| *s == start_status).unwrap_or(0);
+    let mut after = after;
+    let mut requests = Vec::new();
+    let next = loop {
+        let current = statuses[position];
+        // Pending requests are indexed by receipt, so a due-date bound is applied to what is read.
+        let until = due_before
+            .filter(|_| current != Status::PendingVerification)
+            .map(privacy_shared::store::Bound::DueBy);
+        let room = limit - requests.len() as u32;
+        let page =
+            admin.deps.store.open_requests(&OpenQuery { status: current, until, limit: room, after }).await?;
+        requests.extend(
+            page.requests.iter().filter(|r| due_before.is_none_or(|d| r.due_on <= d)).map(view::summary),
+        );
+        if let Some(key) = page.next {
+            break Some(encode_cursor(&key));
+        }
+        position += 1;
+        let Some(following) = statuses.get(position) else { break None };
+        if requests.len() as u32 >= limit {
+            break Some(URL_SAFE_NO_PAD.encode(format!("{following}|")));
+        }
+        after = None;
     };
-    let requests: Vec<_> = page
-        .requests
-        .iter()
-        .filter(|r| due_before.is_none_or(|d| r.due_on <= d))
-        .map(view::summary)
-        .collect();
     Ok(json_response(StatusCode::OK, &serde_json::json!({ "requests": requests, "next_cursor": next })))
 }
 
