@@ -208,3 +208,57 @@ async fn a_sweep_that_dies_halfway_sends_nothing_twice_when_it_runs_again() {
     }
     assert_eq!(stack.mail_to(&staff).await.len(), 1, "exactly one digest");
 }
+
+/// The real SES mailer, except that mail to one address bounces.
+struct Bounces {
+    inner: privacy_shared::mail::SesMailer,
+    address: String,
+}
+
+impl Mailer for Bounces {
+    async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError> {
+        if email.to.as_str() == self.address {
+            return Err(MailError::Send { code: "MessageRejected".into() });
+        }
+        self.inner.send(email).await
+    }
+}
+
+#[tokio::test]
+async fn a_ccpa_request_that_no_confirmation_of_receipt_reached_is_flagged_before_its_deadline() {
+    let stack = Stack::with_env(&[("VERIFICATION_EMAILS_PER_HOUR", "1")]).await;
+    let staff = unique_address("staff");
+    let address = unique_address("unacknowledged");
+    submit(&stack.deps(), &submission(&address, "access", "US-CA")).await; // confirmed by its email
+    let (_, held) = submit(&stack.deps(), &submission(&address, "deletion", "US-CA")).await; // flood guard
+    assert_eq!(stack.mail_to(&address).await.len(), 1, "the second email was held back");
+
+    let real = sweeper(&stack, &staff);
+    let deps = stack.deps();
+    let bouncing = reminders::Sweeper {
+        deps: Deps {
+            store: deps.store,
+            mailer: Bounces { inner: deps.mailer, address: address.clone() },
+            clock: deps.clock,
+            config: deps.config,
+            templates: deps.templates,
+        },
+        staff: real.staff.clone(),
+        policy: real.policy,
+        metrics: None,
+    };
+    // Received Saturday 28 November: acknowledge by Friday 11 December (10 business days).
+    stack.clock.set(at(2026, 12, 8));
+    let report = reminders::sweep(&bouncing).await.unwrap();
+    assert_eq!((report.digest_items, report.deferred), (0, 2), "reminders bounce; not near yet: {report:?}");
+    stack.clock.set(at(2026, 12, 9));
+    let report = reminders::sweep(&bouncing).await.unwrap();
+    assert_eq!(report.digest_items, 1, "{report:?}");
+
+    let digest = stack.mail_to(&staff).await.pop().expect("a digest");
+    assert!(digest.subject.ends_with(": 1 acknowledgement due"), "{}", digest.subject);
+    let held = held["request_id"].as_str().unwrap();
+    assert!(digest.body.contains(held) && digest.body.contains("2026-12-11"), "{}", digest.body);
+    stack.clock.set(at(2026, 12, 10));
+    assert_eq!(reminders::sweep(&bouncing).await.unwrap().digest_items, 0, "once");
+}

@@ -249,15 +249,17 @@ pub async fn sweep<S: RequestStore, M: Mailer>(sweeper: &Sweeper<S, M>) -> Resul
         } else {
             remind(sweeper, &request, &mut report).await
         };
-        match outcome {
-            Ok(false) if request.acknowledge_by.is_some_and(|by| by <= acknowledgement_horizon) => {
-                digest.push((DigestSection::AcknowledgementDue, request));
-            }
-            Ok(_) => {}
+        let acknowledged = match outcome {
+            Ok(acknowledged) => acknowledged,
             Err(err) => {
                 tracing::error!(request_id = %request.id, error = %err, "pending request left for the retry");
                 report.deferred += 1;
+                request.acknowledged_at.is_some()
             }
+        };
+        // No mail of ours has reached this requester: staff must confirm receipt another way.
+        if !acknowledged && request.acknowledge_by.is_some_and(|by| by <= acknowledgement_horizon) {
+            digest.push((DigestSection::AcknowledgementDue, request));
         }
     }
 
