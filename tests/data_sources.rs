@@ -1,23 +1,51 @@
 //! The data map against the emulator: the synthetic people are seeded into the map's tables and
-//! bucket, and each person's data is found in every source, complete and nobody else's.
+//! bucket, each person's data is found in every source, complete and nobody else's, and erasing,
+//! anonymising or correcting one person's data changes theirs only, however often it runs.
 
-use serde_json::Value;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use chrono::TimeZone;
+use serde_json::{Value, json};
+use std::sync::Arc;
 
 use devstack::seed::{self, SampleData};
 use integration_tests::*;
-use privacy_shared::datamap::{DataMap, Location};
+use privacy_shared::ManualClock;
+use privacy_shared::datamap::{DataMap, ErasurePolicy, Location, Source};
 use privacy_shared::domain::EmailAddress;
-use privacy_shared::sources::{AwsPersonalData, Person, PersonalData, find_user_id};
+use privacy_shared::sources::{
+    AwsPersonalData, Person, PersonalData, SourceError, delete_all_versions, find_user_id,
+};
 
-async fn seeded() -> (DataMap, AwsPersonalData, SampleData) {
+struct Seeded {
+    map: DataMap,
+    sources: AwsPersonalData,
+    data: SampleData,
+    dynamo: aws_sdk_dynamodb::Client,
+    s3: aws_sdk_s3::Client,
+}
+
+/// The instant the changes in these tests are stamped with.
+fn stamp() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap()
+}
+
+async fn seeded_sources() -> Seeded {
     let (sdk, _) = emulator_sdk().await;
     let prefix = format!("t{}-", uuid::Uuid::new_v4().simple());
     let map = DataMap::builtin().unwrap().with_name_prefix(&prefix);
     let data = SampleData::load(&seed::default_path()).unwrap();
     seed::create_sources(&sdk, &map).await.unwrap();
     seed::seed(&sdk, &map, &data).await.unwrap();
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let s3 = devstack::provision::s3_client(&sdk);
     let sources =
-        AwsPersonalData::new(aws_sdk_dynamodb::Client::new(&sdk), devstack::provision::s3_client(&sdk));
+        AwsPersonalData::new(dynamo.clone(), s3.clone()).with_clock(Arc::new(ManualClock::new(stamp())));
+    Seeded { map, sources, data, dynamo, s3 }
+}
+
+async fn seeded() -> (DataMap, AwsPersonalData, SampleData) {
+    let Seeded { map, sources, data, .. } = seeded_sources().await;
     (map, sources, data)
 }
 
@@ -93,4 +121,287 @@ async fn an_unknown_person_has_no_user_id_and_no_records() {
             assert_eq!(sources.records(source, key).await.unwrap(), Vec::<Value>::new(), "{}", source.id);
         }
     }
+}
+
+fn table_of(source: &Source) -> (&str, &str) {
+    match &source.location {
+        Location::Table { table, table_key, .. } => (table, table_key),
+        Location::Objects { .. } => panic!("{} is not a table", source.id),
+    }
+}
+
+fn bucket_of(source: &Source) -> &str {
+    match &source.location {
+        Location::Objects { bucket, .. } => bucket,
+        Location::Table { .. } => panic!("{} is not a bucket", source.id),
+    }
+}
+
+/// The record as stored, by its table key, or `None` if it is gone.
+async fn stored(s: &Seeded, source: &Source, key: &str) -> Option<Value> {
+    let (table, table_key) = table_of(source);
+    let item = s
+        .dynamo
+        .get_item()
+        .table_name(table)
+        .key(table_key, AttributeValue::S(key.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item?;
+    Some(serde_dynamo::from_item(item).unwrap())
+}
+
+/// Every version and delete marker of exactly this key.
+async fn versions_of(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> usize {
+    let out = s3.list_object_versions().bucket(bucket).prefix(key).send().await.unwrap();
+    let versions = out.versions().iter().filter(|v| v.key() == Some(key)).count();
+    let markers = out.delete_markers().iter().filter(|m| m.key() == Some(key)).count();
+    versions + markers
+}
+
+async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &'static [u8]) {
+    s3.put_object().bucket(bucket).key(key).body(body.to_vec().into()).send().await.unwrap();
+}
+
+async fn turn_versioning_on(s3: &aws_sdk_s3::Client, bucket: &str) {
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Erases one person from every table as the map says: delete, or anonymise.
+async fn erase_records(s: &Seeded, person: &Person) {
+    for source in s.map.sources().iter().filter(|s| matches!(s.location, Location::Table { .. })) {
+        let Some(key) = person.key_for(source.find_by()) else { continue };
+        for record in s.sources.records(source, key).await.unwrap() {
+            match &source.erasure {
+                ErasurePolicy::Delete => s.sources.delete_record(source, &record).await.unwrap(),
+                ErasurePolicy::Anonymise { attributes, .. } => {
+                    s.sources.anonymise_record(source, &record, attributes).await.unwrap()
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn erasing_one_persons_records_leaves_everyone_elses_and_keeps_anonymised_records_unfindable() {
+    let s = seeded_sources().await;
+    let alice = person(&s.map, &s.sources, "alice@example.com").await;
+    let bob = person(&s.map, &s.sources, "bob@example.com").await;
+    let cdrs = s.map.source("call_detail_records").unwrap();
+    let alices_calls: Vec<Value> = s.sources.records(cdrs, "u-alice").await.unwrap();
+    assert_eq!(alices_calls.len(), 3);
+
+    erase_records(&s, &alice).await;
+
+    for source in s.map.sources().iter().filter(|s| matches!(s.location, Location::Table { .. })) {
+        let attribute = if source.find_by() == privacy_shared::datamap::SubjectAttribute::Email {
+            "email"
+        } else {
+            "user_id"
+        };
+        let alices_key = alice.key_for(source.find_by()).unwrap();
+        assert_eq!(
+            s.sources.records(source, alices_key).await.unwrap(),
+            Vec::<Value>::new(),
+            "{}",
+            source.id
+        );
+        let bobs_key = bob.key_for(source.find_by()).unwrap();
+        let bobs = s.sources.records(source, bobs_key).await.unwrap();
+        assert_eq!(bobs.len(), expected(&s.data, &source.id, attribute, bobs_key), "bob's {}", source.id);
+        assert!(bobs.iter().all(|r| r.get("anonymised_at").is_none()), "bob's {} untouched", source.id);
+    }
+    // The call records are kept for the stated reason, without what named her.
+    let ErasurePolicy::Anonymise { attributes, .. } = &cdrs.erasure else { panic!("cdrs are anonymised") };
+    for call in &alices_calls {
+        let call_id = call["call_id"].as_str().unwrap();
+        let kept = stored(&s, cdrs, call_id).await.expect("the anonymised record is kept");
+        for attribute in attributes {
+            assert!(kept.get(attribute).is_none(), "{attribute} still in {call_id}");
+        }
+        assert_eq!(kept["anonymised_at"], "2026-12-01T10:00:00Z");
+        assert_eq!(kept["duration_seconds"], call["duration_seconds"]);
+        assert_eq!(kept["quality"], call["quality"]);
+    }
+    // Her account is gone, so her address no longer leads to a user id either.
+    assert_eq!(person(&s.map, &s.sources, "alice@example.com").await.user_id, None);
+}
+
+#[tokio::test]
+async fn delete_object_removes_every_version_from_a_versioned_bucket_and_only_that_key() {
+    let s = seeded_sources().await;
+    let recordings = s.map.source("recordings").unwrap();
+    let bucket = bucket_of(recordings);
+    turn_versioning_on(&s.s3, bucket).await;
+    let key = "recordings/u-alice/2026-11-30-retake.mp4";
+    let lookalike = "recordings/u-alice/2026-11-30-retake.mp4.part";
+    put(&s.s3, bucket, key, b"first take").await;
+    put(&s.s3, bucket, key, b"second take").await;
+    put(&s.s3, bucket, lookalike, b"partial").await;
+    // A plain delete in a versioned bucket leaves the versions behind a delete marker.
+    s.s3.delete_object().bucket(bucket).key(key).send().await.unwrap();
+    assert_eq!(versions_of(&s.s3, bucket, key).await, 3);
+    // Seeded before versioning was on: its one version is the `null` version.
+    let seeded_key = "recordings/u-alice/2026-10-02-design-review.mp4";
+
+    s.sources.delete_object(recordings, "u-alice", key).await.unwrap();
+    s.sources.delete_object(recordings, "u-alice", seeded_key).await.unwrap();
+
+    assert_eq!(versions_of(&s.s3, bucket, key).await, 0, "every version and marker is gone");
+    assert_eq!(versions_of(&s.s3, bucket, seeded_key).await, 0);
+    assert_eq!(versions_of(&s.s3, bucket, lookalike).await, 1, "a longer key is another object");
+    let left: Vec<String> =
+        s.sources.objects(recordings, "u-alice").await.unwrap().into_iter().map(|o| o.key).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.iter().any(|k| k == key || k == seeded_key), "{left:?}");
+}
+
+#[tokio::test]
+async fn delete_object_refuses_a_key_outside_the_persons_prefix() {
+    let s = seeded_sources().await;
+    let recordings = s.map.source("recordings").unwrap();
+    let bucket = bucket_of(recordings);
+    for outside in [
+        "recordings/u-alice-2/not-alices.mp4",
+        "recordings/u-bob/2026-10-02-design-review.mp4",
+        "recordings/u-alice/../u-bob/2026-10-02-design-review.mp4",
+        "recordings/u-alice/",
+    ] {
+        let err = s.sources.delete_object(recordings, "u-alice", outside).await.unwrap_err();
+        assert!(matches!(err, SourceError::NotThePersons(ref id) if id == "recordings"), "{outside}: {err}");
+        assert!(!err.to_string().contains("u-"), "the error names no key: {err}");
+    }
+    assert_eq!(versions_of(&s.s3, bucket, "recordings/u-alice-2/not-alices.mp4").await, 1);
+    assert_eq!(versions_of(&s.s3, bucket, "recordings/u-bob/2026-10-02-design-review.mp4").await, 1);
+    let err = s.sources.delete_object(recordings, "u-alice/..", "recordings/u-alice/x").await.unwrap_err();
+    assert!(matches!(err, SourceError::UnsafeKey(_)), "{err}");
+    let err = s.sources.delete_object(s.map.source("accounts").unwrap(), "u-alice", "x").await.unwrap_err();
+    assert!(matches!(err, SourceError::WrongKind(_)), "{err}");
+}
+
+#[tokio::test]
+async fn correct_changes_only_correctable_attributes_and_refuses_others() {
+    let s = seeded_sources().await;
+    let accounts = s.map.source("accounts").unwrap();
+    let before = stored(&s, accounts, "alice@example.com").await.unwrap();
+    let change = |pairs: Value| pairs.as_object().unwrap().clone();
+
+    for refused in [
+        json!({"plan": "enterprise"}),
+        json!({"job_title": "Lead designer", "user_id": "u-mallory"}),
+        json!({"email": "mallory@example.com"}),
+    ] {
+        let err = s.sources.correct(accounts, &before, &change(refused.clone())).await.unwrap_err();
+        assert!(matches!(err, SourceError::NotCorrectable(ref id) if id == "accounts"), "{refused}: {err}");
+        assert!(!err.to_string().contains("mallory"), "{err}");
+    }
+    assert_eq!(
+        stored(&s, accounts, "alice@example.com").await.unwrap(),
+        before,
+        "nothing of a refusal is written"
+    );
+
+    s.sources
+        .correct(
+            accounts,
+            &before,
+            &change(json!({"job_title": "Lead designer", "name": "Alice Jansen-Smit", "phone": null})),
+        )
+        .await
+        .unwrap();
+    let after = stored(&s, accounts, "alice@example.com").await.unwrap();
+    assert_eq!(after["job_title"], "Lead designer");
+    assert_eq!(after["name"], "Alice Jansen-Smit");
+    assert!(after.get("phone").is_none(), "null removes the attribute");
+    assert_eq!(after["corrected_at"], "2026-12-01T10:00:00Z");
+    let untouched = |v: &Value| {
+        let mut v = v.as_object().unwrap().clone();
+        for a in ["job_title", "name", "phone", "corrected_at"] {
+            v.remove(a);
+        }
+        v
+    };
+    assert_eq!(untouched(&after), untouched(&before));
+    let bobs = stored(&s, accounts, "bob@example.com").await.unwrap();
+    assert!(bobs.get("corrected_at").is_none());
+
+    // A source with nothing correctable refuses everything.
+    let cdrs = s.map.source("call_detail_records").unwrap();
+    let call = stored(&s, cdrs, "c-1001").await.unwrap();
+    let err = s.sources.correct(cdrs, &call, &change(json!({"network": "5g"}))).await.unwrap_err();
+    assert!(matches!(err, SourceError::NotCorrectable(_)), "{err}");
+}
+
+#[tokio::test]
+async fn deleting_anonymising_and_correcting_twice_or_after_deletion_is_fine() {
+    let s = seeded_sources().await;
+    let devices = s.map.source("devices").unwrap();
+    let device = stored(&s, devices, "d-alice-laptop").await.unwrap();
+    s.sources.delete_record(devices, &device).await.unwrap();
+    s.sources.delete_record(devices, &device).await.unwrap();
+    assert_eq!(stored(&s, devices, "d-alice-laptop").await, None);
+
+    let cdrs = s.map.source("call_detail_records").unwrap();
+    let ErasurePolicy::Anonymise { attributes, .. } = &cdrs.erasure else { panic!("cdrs are anonymised") };
+    let call = stored(&s, cdrs, "c-1001").await.unwrap();
+    s.sources.anonymise_record(cdrs, &call, attributes).await.unwrap();
+    let once = stored(&s, cdrs, "c-1001").await.unwrap();
+    s.sources.anonymise_record(cdrs, &call, attributes).await.unwrap();
+    assert_eq!(stored(&s, cdrs, "c-1001").await.unwrap(), once);
+    // Anonymising or correcting a record deleted meanwhile does not bring it back.
+    s.sources.delete_record(cdrs, &call).await.unwrap();
+    s.sources.anonymise_record(cdrs, &call, attributes).await.unwrap();
+    assert_eq!(stored(&s, cdrs, "c-1001").await, None);
+    let accounts = s.map.source("accounts").unwrap();
+    let account = stored(&s, accounts, "carol@example.org").await.unwrap();
+    s.sources.delete_record(accounts, &account).await.unwrap();
+    let change = json!({"job_title": "x"}).as_object().unwrap().clone();
+    s.sources.correct(accounts, &account, &change).await.unwrap();
+    assert_eq!(stored(&s, accounts, "carol@example.org").await, None);
+
+    // A record without its key cannot be deleted: nothing would say which.
+    let err = s.sources.delete_record(devices, &json!({"user_id": "u-alice"})).await.unwrap_err();
+    assert!(matches!(err, SourceError::Unreadable(_)), "{err}");
+
+    // Objects in an unversioned bucket, twice.
+    let recordings = s.map.source("recordings").unwrap();
+    let key = "recordings/u-alice/2024-06-01-solo-practice.mp4";
+    s.sources.delete_object(recordings, "u-alice", key).await.unwrap();
+    s.sources.delete_object(recordings, "u-alice", key).await.unwrap();
+    assert_eq!(versions_of(&s.s3, bucket_of(recordings), key).await, 0);
+}
+
+#[tokio::test]
+async fn delete_all_versions_empties_one_prefix_of_a_versioned_bucket() {
+    let s = seeded_sources().await;
+    let bucket = format!("exports-{}", uuid::Uuid::new_v4().simple());
+    devstack::provision::create_bucket(&s.s3, &bucket).await.unwrap();
+    turn_versioning_on(&s.s3, &bucket).await;
+    for key in ["exports/req-1/export.zip", "exports/req-1/manifest.json"] {
+        put(&s.s3, &bucket, key, b"one").await;
+        put(&s.s3, &bucket, key, b"two").await;
+    }
+    put(&s.s3, &bucket, "exports/req-10/export.zip", b"another request").await;
+    s.s3.delete_object().bucket(&bucket).key("exports/req-1/manifest.json").send().await.unwrap();
+
+    assert_eq!(
+        delete_all_versions(&s.s3, &bucket, "exports/req-1/").await.unwrap(),
+        5,
+        "4 versions, 1 marker"
+    );
+    assert_eq!(delete_all_versions(&s.s3, &bucket, "exports/req-1/").await.unwrap(), 0);
+    let left = s.s3.list_object_versions().bucket(&bucket).send().await.unwrap();
+    let keys: Vec<&str> = left.versions().iter().filter_map(|v| v.key()).collect();
+    assert_eq!(keys, ["exports/req-10/export.zip"]);
+    assert!(left.delete_markers().is_empty());
+    assert!(matches!(delete_all_versions(&s.s3, &bucket, "").await, Err(SourceError::EmptyPrefix)));
 }

@@ -1,9 +1,11 @@
 //! The data map (`config/datamap.yaml`): where personal data lives, how to find one person in
-//! each place, and what the policy discloses about it. Checked completely at load, so a bad map
-//! fails at cold start with the entry named, never halfway through an export.
+//! each place, what the policy discloses about it, what erasure does to it (delete, or keep an
+//! anonymised record for a stated legal reason), and which attributes a requester may correct
+//! themselves. Checked completely at load, so a bad map fails at cold start with the entry named,
+//! never halfway through an export or an erasure.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 const BUILTIN: &str = include_str!("../../config/datamap.yaml");
@@ -120,6 +122,26 @@ pub struct Disclosure {
     pub retention: String,
 }
 
+/// What erasing a person does to a source's records or objects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasurePolicy {
+    /// The person's records (or objects, every version) are deleted.
+    Delete,
+    /// The record is kept for a legal reason, without these attributes. Checked at load: the
+    /// attribute the person is found by is always among them (so the kept record can never be
+    /// found for the person again), the table key never (the record must stay addressable).
+    Anonymise {
+        attributes: Vec<String>,
+        /// What was kept and why, in words the requester is shown.
+        reason: String,
+    },
+}
+
+/// Attributes the erasure and rectification write themselves, so no policy may name them.
+pub const WRITTEN_ON_ERASURE: &str = "anonymised_at";
+pub const WRITTEN_ON_CORRECTION: &str = "corrected_at";
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
     pub id: String,
@@ -128,6 +150,10 @@ pub struct Source {
     /// The attribute of this source's record that holds the person's user id.
     pub provides_user_id: Option<String>,
     pub disclosure: Disclosure,
+    pub erasure: ErasurePolicy,
+    /// Attributes a requester may correct themselves (only tables found by email: the address is
+    /// what the requester proved). Never the table key, the find attribute or the user id.
+    pub correctable: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,7 +209,20 @@ struct RawSource {
     recipients: Vec<Recipient>,
     ccpa_disclosure: CcpaDisclosure,
     retention: String,
+    /// `delete` or `{anonymise: [...], reason: ...}`; read by hand so a mistake gets a message
+    /// that shows both shapes rather than serde's "did not match any variant".
+    erasure: Option<serde_norway::Value>,
+    correctable: Option<Vec<String>>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnonymise {
+    anonymise: Vec<String>,
+    reason: String,
+}
+
+const ERASURE_SHAPE: &str = "`delete` or `{anonymise: [attribute, ...], reason: ...}`";
 
 fn problem(entry: &str, text: impl Into<String>) -> DataMapError {
     DataMapError { entry: entry.to_owned(), problem: text.into() }
@@ -198,6 +237,119 @@ fn forbidden(entry: &str, store: &str, fields: &[(&str, bool)]) -> Result<(), Da
         Some((name, _)) => Err(problem(entry, format!("`{name}` does not apply to a {store} source"))),
         None => Ok(()),
     }
+}
+
+/// Every name non-empty, none twice, none of the attributes the system writes itself.
+fn attribute_list(entry: &str, list: &str, names: &[String]) -> Result<(), DataMapError> {
+    let mut seen = BTreeSet::new();
+    for name in names {
+        if name.trim().is_empty() {
+            return Err(problem(entry, format!("`{list}` has an empty attribute name")));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(problem(entry, format!("`{list}` names `{name}` twice")));
+        }
+        if name == WRITTEN_ON_ERASURE || name == WRITTEN_ON_CORRECTION {
+            return Err(problem(
+                entry,
+                format!("`{list}` must not name `{name}`: it is written by the system"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn erasure_policy(
+    entry: &str,
+    raw: Option<serde_norway::Value>,
+    location: &Location,
+) -> Result<ErasurePolicy, DataMapError> {
+    let raw = raw.ok_or_else(|| problem(entry, format!("`erasure` is required: {ERASURE_SHAPE}")))?;
+    let anonymise = match raw {
+        serde_norway::Value::String(word) if word == "delete" => return Ok(ErasurePolicy::Delete),
+        serde_norway::Value::Mapping(_) => serde_norway::from_value::<RawAnonymise>(raw)
+            .map_err(|err| problem(entry, format!("`erasure`: {err}")))?,
+        _ => return Err(problem(entry, format!("`erasure` must be {ERASURE_SHAPE}"))),
+    };
+    let Location::Table { find_by, table_key, .. } = location else {
+        return Err(problem(
+            entry,
+            "`erasure` of an s3 source must be `delete`: objects cannot be anonymised",
+        ));
+    };
+    if anonymise.reason.trim().is_empty() {
+        return Err(problem(
+            entry,
+            "`erasure.reason` must not be empty: the requester is told what was kept and why",
+        ));
+    }
+    attribute_list(entry, "erasure.anonymise", &anonymise.anonymise)?;
+    if anonymise.anonymise.contains(table_key) {
+        return Err(problem(
+            entry,
+            format!(
+                "`erasure.anonymise` must not include the table key `{table_key}`: a kept record keeps \
+                 its key (use `erasure: delete` to remove the record)"
+            ),
+        ));
+    }
+    let find_attribute = subject_attribute_name(*find_by);
+    if !anonymise.anonymise.iter().any(|a| a == find_attribute) {
+        return Err(problem(
+            entry,
+            format!(
+                "`erasure.anonymise` must include `{find_attribute}`, the attribute the person is found \
+                 by, so the kept record can never be found for them again"
+            ),
+        ));
+    }
+    Ok(ErasurePolicy::Anonymise { attributes: anonymise.anonymise, reason: anonymise.reason })
+}
+
+fn correctable_attributes(
+    entry: &str,
+    correctable: Vec<String>,
+    location: &Location,
+    provides_user_id: Option<&str>,
+) -> Result<Vec<String>, DataMapError> {
+    // S3 sources never get here with a list: `forbidden` refused it already.
+    let Location::Table { find_by, table_key, .. } = location else { return Ok(correctable) };
+    if correctable.is_empty() {
+        return Ok(correctable);
+    }
+    if *find_by != SubjectAttribute::Email {
+        return Err(problem(
+            entry,
+            "`correctable` needs a source found by email: the requester proved their address only",
+        ));
+    }
+    attribute_list(entry, "correctable", &correctable)?;
+    let find_attribute = subject_attribute_name(*find_by);
+    for attribute in &correctable {
+        if attribute == table_key {
+            return Err(problem(
+                entry,
+                format!("`correctable` must not include the table key `{table_key}`"),
+            ));
+        }
+        if attribute == find_attribute {
+            return Err(problem(
+                entry,
+                format!(
+                    "`correctable` must not include `{find_attribute}`, the attribute the person is found by"
+                ),
+            ));
+        }
+        if Some(attribute.as_str()) == provides_user_id {
+            return Err(problem(
+                entry,
+                format!(
+                    "`correctable` must not include `{attribute}`, the user id that links the other sources"
+                ),
+            ));
+        }
+    }
+    Ok(correctable)
 }
 
 impl RawSource {
@@ -259,6 +411,7 @@ impl RawSource {
                     e,
                     "s3",
                     &[
+                        ("correctable", self.correctable.is_some()),
                         ("table", self.table.is_some()),
                         ("find_by", self.find_by.is_some()),
                         ("table_key", self.table_key.is_some()),
@@ -283,11 +436,20 @@ impl RawSource {
                 Location::Objects { bucket, prefix, find_by }
             }
         };
+        let erasure = erasure_policy(e, self.erasure, &location)?;
+        let correctable = correctable_attributes(
+            e,
+            self.correctable.unwrap_or_default(),
+            &location,
+            self.provides_user_id.as_deref(),
+        )?;
         Ok(Source {
             id: self.id,
             description: self.description,
             location,
             provides_user_id: self.provides_user_id,
+            erasure,
+            correctable,
             disclosure: Disclosure {
                 categories: self.categories,
                 ccpa_categories: self.ccpa_categories,
@@ -359,6 +521,19 @@ impl DataMap {
         {
             return Err(problem(&needs.id, "is found by user_id, but no source provides the user id"));
         }
+        // One source per correctable attribute, so a requested correction has exactly one place
+        // to go.
+        let mut correctable_in: BTreeMap<&str, &str> = BTreeMap::new();
+        for source in &sources {
+            for attribute in &source.correctable {
+                if let Some(first) = correctable_in.insert(attribute, &source.id) {
+                    return Err(problem(
+                        &source.id,
+                        format!("`correctable` attribute `{attribute}` is already correctable in `{first}`"),
+                    ));
+                }
+            }
+        }
         Ok(DataMap { sources })
     }
 
@@ -386,6 +561,18 @@ impl DataMap {
     /// The source that maps an address to a user id, if any source needs one.
     pub fn user_id_source(&self) -> Option<&Source> {
         self.sources.iter().find(|s| s.provides_user_id.is_some())
+    }
+
+    /// Every attribute a requester may correct themselves, with the source that holds it, in map
+    /// order.
+    pub fn correctable_fields(&self) -> Vec<(&Source, &str)> {
+        self.sources.iter().flat_map(|s| s.correctable.iter().map(move |a| (s, a.as_str()))).collect()
+    }
+
+    /// The one source where `field` may be corrected, or `None` if it is not self-service
+    /// correctable anywhere (the load check makes the source unique).
+    pub fn correction_source(&self, field: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.correctable.iter().any(|a| a == field))
     }
 }
 
@@ -418,18 +605,71 @@ mod tests {
         assert_eq!(both_lists.len(), 2, "the policy's two CCPA lists both have entries");
     }
 
+    #[test]
+    fn the_checked_in_map_says_what_erasure_keeps_and_what_may_be_corrected() {
+        let map = DataMap::builtin().unwrap();
+        for source in map.sources() {
+            match &source.erasure {
+                ErasurePolicy::Delete => assert_ne!(source.id, "call_detail_records"),
+                ErasurePolicy::Anonymise { attributes, reason } => {
+                    assert_eq!(source.id, "call_detail_records");
+                    assert_eq!(attributes, &["user_id", "participants"]);
+                    assert!(reason.contains("25 months") && reason.contains("tax"), "{reason}");
+                }
+            }
+        }
+        let fields: Vec<(&str, &str)> =
+            map.correctable_fields().into_iter().map(|(s, a)| (s.id.as_str(), a)).collect();
+        assert_eq!(
+            fields,
+            ["name", "employer", "job_title", "phone", "locale"].map(|a| ("accounts", a)).to_vec()
+        );
+        assert_eq!(map.correction_source("job_title").map(|s| s.id.as_str()), Some("accounts"));
+        for not_self_service in ["email", "user_id", "plan", "participants", "corrected_at"] {
+            assert!(map.correction_source(not_self_service).is_none(), "{not_self_service}");
+        }
+    }
+
     fn with_entry(entry: &str) -> String {
         format!(
-            "version: 1\nsources:\n  - id: accounts\n    description: a\n    store: dynamodb\n    table: accounts\n    find_by: email\n    table_key: email\n    provides_user_id: user_id\n    categories: [identifiers]\n    ccpa_categories: [identifiers]\n    purposes: [security]\n    origins: [the_person]\n    recipients: [affiliates]\n    ccpa_disclosure: business_purpose\n    retention: r\n{entry}"
+            "version: 1\nsources:\n  - id: accounts\n    description: a\n    store: dynamodb\n    table: accounts\n    find_by: email\n    table_key: email\n    provides_user_id: user_id\n    categories: [identifiers]\n    ccpa_categories: [identifiers]\n    purposes: [security]\n    origins: [the_person]\n    recipients: [affiliates]\n    ccpa_disclosure: business_purpose\n    retention: r\n    erasure: delete\n{entry}"
         )
     }
 
-    const GOOD_ENTRY: &str = "  - id: cdrs\n    description: d\n    store: dynamodb\n    table: cdrs\n    find_by: user_id\n    table_key: call_id\n    index: by_user\n    categories: [call_detail_records]\n    ccpa_categories: [internet_activity]\n    purposes: [quality_control]\n    origins: [automatic_collection]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: r\n";
+    const GOOD_ENTRY: &str = "  - id: cdrs\n    description: d\n    store: dynamodb\n    table: cdrs\n    find_by: user_id\n    table_key: call_id\n    index: by_user\n    categories: [call_detail_records]\n    ccpa_categories: [internet_activity]\n    purposes: [quality_control]\n    origins: [automatic_collection]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: r\n    erasure: delete\n";
+
+    const GOOD_RECORDINGS: &str = "  - id: recs\n    description: d\n    store: s3\n    bucket: b\n    prefix: 'recordings/{user_id}/'\n    categories: [recordings]\n    ccpa_categories: [sensitive_personal_information]\n    purposes: [providing_services]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: r\n    erasure: delete\n";
+
+    /// Found by email through an index: the table key and the find attribute differ.
+    const GOOD_NEWSLETTER: &str = "  - id: newsletter\n    description: d\n    store: dynamodb\n    table: newsletter\n    find_by: email\n    table_key: contact_id\n    index: by_email\n    categories: [marketing]\n    ccpa_categories: [identifiers]\n    purposes: [advertising]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: sold_or_shared\n    retention: r\n    erasure: delete\n    correctable: [first_name]\n";
+
+    const KEPT_CDRS: &str = "    erasure:\n      anonymise: [user_id, participants]\n      reason: billing\n";
 
     #[test]
     fn a_good_entry_parses() {
         let map = DataMap::parse(&with_entry(GOOD_ENTRY)).unwrap();
         assert_eq!(map.sources().len(), 2);
+        assert_eq!(map.source("cdrs").unwrap().erasure, ErasurePolicy::Delete);
+        assert!(map.source("cdrs").unwrap().correctable.is_empty());
+    }
+
+    #[test]
+    fn good_erasure_and_correction_entries_parse() {
+        let text = with_entry(&format!(
+            "{}{GOOD_RECORDINGS}{GOOD_NEWSLETTER}",
+            GOOD_ENTRY.replace("    erasure: delete\n", KEPT_CDRS)
+        ));
+        let map = DataMap::parse(&text).unwrap();
+        assert_eq!(
+            map.source("cdrs").unwrap().erasure,
+            ErasurePolicy::Anonymise {
+                attributes: vec!["user_id".into(), "participants".into()],
+                reason: "billing".into()
+            }
+        );
+        assert_eq!(map.source("recs").unwrap().erasure, ErasurePolicy::Delete);
+        assert_eq!(map.correction_source("first_name").map(|s| s.id.as_str()), Some("newsletter"));
+        assert_eq!(map.correction_source("user_id"), None);
     }
 
     #[test]
@@ -455,6 +695,73 @@ mod tests {
                 "must end with `/`",
             ),
             ("  - description: no id\n".to_owned(), "#2", "missing field `id`"),
+            // Erasure policy.
+            (GOOD_ENTRY.replace("    erasure: delete\n", ""), "cdrs", "`erasure` is required"),
+            (GOOD_ENTRY.replace("erasure: delete", "erasure: erase"), "cdrs", "`erasure` must be `delete` or"),
+            (GOOD_ENTRY.replace("erasure: delete", "erasure: [delete]"), "cdrs", "`erasure` must be `delete` or"),
+            (
+                GOOD_ENTRY.replace("    erasure: delete\n", &KEPT_CDRS.replace("[user_id, participants]", "[participants]")),
+                "cdrs",
+                "must include `user_id`, the attribute the person is found by",
+            ),
+            (
+                GOOD_ENTRY.replace("    erasure: delete\n", &KEPT_CDRS.replace("participants]", "call_id]")),
+                "cdrs",
+                "must not include the table key `call_id`",
+            ),
+            (
+                GOOD_ENTRY.replace("    erasure: delete\n", &KEPT_CDRS.replace("reason: billing", "reason: ' '")),
+                "cdrs",
+                "`erasure.reason` must not be empty",
+            ),
+            (
+                GOOD_ENTRY.replace("    erasure: delete\n", &KEPT_CDRS.replace("      reason: billing\n", "")),
+                "cdrs",
+                "missing field `reason`",
+            ),
+            (
+                GOOD_ENTRY.replace("    erasure: delete\n", &KEPT_CDRS.replace("reason:", "because:")),
+                "cdrs",
+                "unknown field `because`",
+            ),
+            (
+                GOOD_ENTRY.replace("    erasure: delete\n", &KEPT_CDRS.replace("participants]", "user_id]")),
+                "cdrs",
+                "names `user_id` twice",
+            ),
+            (
+                GOOD_ENTRY.replace("    erasure: delete\n", &KEPT_CDRS.replace("participants]", "anonymised_at]")),
+                "cdrs",
+                "must not name `anonymised_at`",
+            ),
+            (
+                GOOD_RECORDINGS.replace("    erasure: delete\n", KEPT_CDRS),
+                "recs",
+                "`erasure` of an s3 source must be `delete`",
+            ),
+            // Self-service correction.
+            (format!("{GOOD_ENTRY}    correctable: [network]\n"), "cdrs", "needs a source found by email"),
+            (format!("{GOOD_RECORDINGS}    correctable: [title]\n"), "recs", "`correctable` does not apply"),
+            (
+                GOOD_NEWSLETTER.replace("[first_name]", "[first_name, contact_id]"),
+                "newsletter",
+                "must not include the table key `contact_id`",
+            ),
+            (
+                GOOD_NEWSLETTER.replace("[first_name]", "[email]"),
+                "newsletter",
+                "must not include `email`, the attribute the person is found by",
+            ),
+            (
+                GOOD_NEWSLETTER.replace("[first_name]", "[first_name, corrected_at]"),
+                "newsletter",
+                "must not name `corrected_at`",
+            ),
+            (
+                format!("{GOOD_NEWSLETTER}{}", GOOD_NEWSLETTER.replace("id: newsletter", "id: newsletter_2")),
+                "newsletter_2",
+                "`first_name` is already correctable in `newsletter`",
+            ),
         ];
         for (entry, named, says) in cases {
             let err = DataMap::parse(&with_entry(&entry)).unwrap_err();
@@ -462,6 +769,36 @@ mod tests {
             assert!(err.problem.contains(says), "{err} should say {says:?}");
             assert!(err.to_string().starts_with(&format!("data map entry `{named}`")));
         }
+    }
+
+    #[test]
+    fn the_account_source_may_not_offer_its_key_or_the_user_id_for_correction() {
+        for (list, says) in [
+            ("[name, email]", "must not include the table key `email`"),
+            ("[name, user_id]", "must not include `user_id`, the user id that links"),
+        ] {
+            let text = with_entry(GOOD_ENTRY).replacen(
+                "    erasure: delete\n",
+                &format!("    erasure: delete\n    correctable: {list}\n"),
+                1,
+            );
+            let err = DataMap::parse(&text).unwrap_err();
+            assert_eq!(err.entry, "accounts");
+            assert!(err.problem.contains(says), "{err} should say {says:?}");
+        }
+    }
+
+    #[test]
+    fn a_table_found_by_its_key_cannot_be_anonymised() {
+        // The find attribute is the key: keeping the record would keep it findable.
+        let text = with_entry(GOOD_ENTRY).replacen(
+            "    erasure: delete\n",
+            "    erasure: {anonymise: [email, name], reason: kept}\n",
+            1,
+        );
+        let err = DataMap::parse(&text).unwrap_err();
+        assert_eq!(err.entry, "accounts");
+        assert!(err.problem.contains("must not include the table key `email`"), "{err}");
     }
 
     #[test]

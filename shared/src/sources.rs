@@ -1,15 +1,25 @@
-//! Reading one person's data from the data map's sources: the port the export (and later
-//! erasure) collects through, and its one AWS implementation (DynamoDB tables, S3 prefixes).
+//! Reading and changing one person's data in the data map's sources: the port the export
+//! collects through and the erasure deletes, anonymises and corrects through, and its one AWS
+//! implementation (DynamoDB tables, S3 prefixes).
+//!
+//! Every change is idempotent, because a worker that crashes halfway runs again: deleting what is
+//! gone, anonymising or correcting a record deleted meanwhile, all succeed. Objects are deleted
+//! with every version and delete marker, so a versioned bucket keeps nothing to restore. Errors
+//! name the source, the operation and the service's error code, never a key, address or value.
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 
-use crate::datamap::{DataMap, Location, Source, SubjectAttribute};
+use crate::datamap::{
+    DataMap, Location, Source, SubjectAttribute, WRITTEN_ON_CORRECTION, WRITTEN_ON_ERASURE,
+};
 use crate::domain::EmailAddress;
+use crate::{Clock, SystemClock};
 
 /// Who we are collecting for: the verified address and, once looked up, the user id.
 #[derive(Clone)]
@@ -56,6 +66,20 @@ pub enum SourceError {
     WrongKind(String),
     #[error("source `{0}`: the person's key cannot be used in a prefix")]
     UnsafeKey(String),
+    /// An object key outside the person's prefix, or one a path normaliser could move out of it.
+    #[error("source `{0}`: the object is not under the person's prefix")]
+    NotThePersons(String),
+    #[error("source `{0}`: only the map's correctable attributes may be corrected")]
+    NotCorrectable(String),
+    #[error("source `{0}`: the table key cannot be removed or changed")]
+    KeyAttribute(String),
+    #[error("source `{0}`: a corrected value cannot be stored")]
+    UnstorableValue(String),
+    /// An S3 operation outside any source (the export bucket).
+    #[error("{operation} failed: {code}")]
+    Storage { operation: &'static str, code: String },
+    #[error("refusing to delete under an empty prefix")]
+    EmptyPrefix,
 }
 
 pub trait PersonalData: Send + Sync {
@@ -72,6 +96,42 @@ pub trait PersonalData: Send + Sync {
         source: &Source,
         key: &str,
     ) -> impl Future<Output = Result<Vec<StoredObject>, SourceError>> + Send;
+
+    /// Deletes one record (as `records` returned it) by the source's table key. Deleting a
+    /// record that is already gone succeeds.
+    fn delete_record(
+        &self,
+        source: &Source,
+        record: &Value,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+
+    /// Keeps the record without `attributes` and stamps `anonymised_at`. A record deleted
+    /// meanwhile is left alone (success): there is nothing left to anonymise.
+    fn anonymise_record(
+        &self,
+        source: &Source,
+        record: &Value,
+        attributes: &[String],
+    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+
+    /// Deletes every version and delete marker of one object of the person (`person_key` as for
+    /// `objects`); refuses a key outside the person's prefix. An absent object succeeds.
+    fn delete_object(
+        &self,
+        source: &Source,
+        person_key: &str,
+        object_key: &str,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+
+    /// Sets the changed attributes (each one the map's `correctable` for the source; JSON null
+    /// removes the attribute) and stamps `corrected_at`. A record deleted meanwhile is not
+    /// recreated (success: it holds nothing inaccurate any more).
+    fn correct(
+        &self,
+        source: &Source,
+        record: &Value,
+        changes: &serde_json::Map<String, Value>,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send;
 }
 
 /// Looks the person's user id up in the map's account source (if the map has one).
@@ -87,16 +147,119 @@ pub async fn find_user_id<P: PersonalData>(
 }
 
 /// The DynamoDB and S3 implementation.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AwsPersonalData {
     dynamo: aws_sdk_dynamodb::Client,
     s3: aws_sdk_s3::Client,
+    /// Stamps `anonymised_at` and `corrected_at`.
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AwsPersonalData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsPersonalData").finish_non_exhaustive()
+    }
 }
 
 impl AwsPersonalData {
     pub fn new(dynamo: aws_sdk_dynamodb::Client, s3: aws_sdk_s3::Client) -> AwsPersonalData {
-        AwsPersonalData { dynamo, s3 }
+        AwsPersonalData { dynamo, s3, clock: Arc::new(SystemClock) }
     }
+
+    /// The same, stamping changes with this clock (the worker's, so tests control the time).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> AwsPersonalData {
+        AwsPersonalData { clock, ..self }
+    }
+
+    fn now(&self) -> AttributeValue {
+        AttributeValue::S(self.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true))
+    }
+}
+
+/// The table and the record's key in it. Only strings and numbers can be DynamoDB keys.
+fn record_key<'a>(
+    source: &'a Source,
+    record: &Value,
+) -> Result<(&'a str, &'a str, AttributeValue), SourceError> {
+    let Location::Table { table, table_key, .. } = &source.location else {
+        return Err(SourceError::WrongKind(source.id.clone()));
+    };
+    let value = match record.get(table_key) {
+        Some(Value::String(s)) if !s.is_empty() => AttributeValue::S(s.clone()),
+        Some(Value::Number(n)) => AttributeValue::N(n.to_string()),
+        _ => return Err(SourceError::Unreadable(source.id.clone())),
+    };
+    Ok((table, table_key, value))
+}
+
+/// Deletes every version and delete marker under `prefix` (only those of exactly `exact_key`
+/// when given), a page at a time. Returns how many were deleted, or the failed operation and
+/// the service's error code.
+async fn delete_versions(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    exact_key: Option<&str>,
+) -> Result<u64, (&'static str, String)> {
+    let code = |e: &dyn ProvideErrorMetadata| e.code().unwrap_or("dispatch_failure").to_owned();
+    let mut deleted = 0;
+    let mut key_marker: Option<String> = None;
+    let mut version_marker: Option<String> = None;
+    loop {
+        let page = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+            .map_err(|e| ("ListObjectVersions", code(&e)))?;
+        let versions = page.versions().iter().map(|v| (v.key(), v.version_id()));
+        let markers = page.delete_markers().iter().map(|m| (m.key(), m.version_id()));
+        for (key, version) in versions.chain(markers) {
+            let Some(key) = key else { continue };
+            // The prefix of one key also matches longer keys (`a.mp4` and `a.mp4.part`).
+            if exact_key.is_some_and(|exact| exact != key) {
+                continue;
+            }
+            // Deleting by version id removes that version for good; without one, a versioned
+            // bucket would only add a delete marker. Deleting after the page is listed leaves
+            // the markers of the next page valid: they point past what was deleted.
+            s3.delete_object()
+                .bucket(bucket)
+                .key(key)
+                .set_version_id(version.map(str::to_owned))
+                .send()
+                .await
+                .map_err(|e| ("DeleteObject", code(&e)))?;
+            deleted += 1;
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            return Ok(deleted);
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        version_marker = page.next_version_id_marker().map(str::to_owned);
+        if key_marker.is_none() {
+            return Ok(deleted);
+        }
+    }
+}
+
+/// Deletes every object under `prefix` in `bucket` with all its versions and delete markers (the
+/// export bucket, outside the data map). Returns how many object versions were deleted. An
+/// empty prefix is refused: it would be the whole bucket.
+pub async fn delete_all_versions(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<u64, SourceError> {
+    if prefix.is_empty() {
+        return Err(SourceError::EmptyPrefix);
+    }
+    delete_versions(s3, bucket, prefix, None)
+        .await
+        .map_err(|(operation, code)| SourceError::Storage { operation, code })
 }
 
 fn aws_error<E: ProvideErrorMetadata>(source: &Source, operation: &'static str, err: &E) -> SourceError {
@@ -104,6 +267,16 @@ fn aws_error<E: ProvideErrorMetadata>(source: &Source, operation: &'static str, 
         source_id: source.id.clone(),
         operation,
         code: err.code().unwrap_or("dispatch_failure").to_owned(),
+    }
+}
+
+/// Whether `object_key` lies under the person's prefix for good: not merely a string prefix
+/// match, but with no `.` or `..` segment a path normaliser on the way could resolve into
+/// another person's prefix.
+fn is_under(prefix: &str, object_key: &str) -> bool {
+    match object_key.strip_prefix(prefix) {
+        Some(rest) => !rest.is_empty() && !rest.split('/').any(|segment| segment == "." || segment == ".."),
+        None => false,
     }
 }
 
@@ -189,6 +362,138 @@ impl PersonalData for AwsPersonalData {
             }
         }
     }
+
+    async fn delete_record(&self, source: &Source, record: &Value) -> Result<(), SourceError> {
+        let (table, table_key, key) = record_key(source, record)?;
+        // DeleteItem of an absent item succeeds, so a rerun is harmless.
+        self.dynamo
+            .delete_item()
+            .table_name(table)
+            .key(table_key, key)
+            .send()
+            .await
+            .map_err(|e| aws_error(source, "DeleteItem", &e))?;
+        Ok(())
+    }
+
+    async fn anonymise_record(
+        &self,
+        source: &Source,
+        record: &Value,
+        attributes: &[String],
+    ) -> Result<(), SourceError> {
+        let (table, table_key, key) = record_key(source, record)?;
+        if attributes.iter().any(|a| a == table_key) {
+            return Err(SourceError::KeyAttribute(source.id.clone()));
+        }
+        let mut names = HashMap::from([("#k".to_owned(), table_key.to_owned())]);
+        let mut removed = Vec::new();
+        for (i, attribute) in attributes.iter().filter(|a| *a != WRITTEN_ON_ERASURE).enumerate() {
+            // Placeholders, because attribute names like `name` are reserved words.
+            names.insert(format!("#r{i}"), attribute.clone());
+            removed.push(format!("#r{i}"));
+        }
+        names.insert("#at".to_owned(), WRITTEN_ON_ERASURE.to_owned());
+        let mut expression = "SET #at = :now".to_owned();
+        if !removed.is_empty() {
+            expression.push_str(" REMOVE ");
+            expression.push_str(&removed.join(", "));
+        }
+        let result = self
+            .dynamo
+            .update_item()
+            .table_name(table)
+            .key(table_key, key)
+            .update_expression(expression)
+            // Without the condition, an update of a deleted record would recreate it.
+            .condition_expression("attribute_exists(#k)")
+            .set_expression_attribute_names(Some(names))
+            .expression_attribute_values(":now", self.now())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Ok(())
+            }
+            Err(e) => Err(aws_error(source, "UpdateItem", &e)),
+        }
+    }
+
+    async fn delete_object(
+        &self,
+        source: &Source,
+        person_key: &str,
+        object_key: &str,
+    ) -> Result<(), SourceError> {
+        let prefix = person_prefix(source, person_key)?;
+        let Location::Objects { bucket, .. } = &source.location else {
+            return Err(SourceError::WrongKind(source.id.clone()));
+        };
+        if !is_under(&prefix, object_key) {
+            return Err(SourceError::NotThePersons(source.id.clone()));
+        }
+        delete_versions(&self.s3, bucket, object_key, Some(object_key)).await.map_err(
+            |(operation, code)| SourceError::Aws { source_id: source.id.clone(), operation, code },
+        )?;
+        Ok(())
+    }
+
+    async fn correct(
+        &self,
+        source: &Source,
+        record: &Value,
+        changes: &serde_json::Map<String, Value>,
+    ) -> Result<(), SourceError> {
+        let (table, table_key, key) = record_key(source, record)?;
+        if changes.keys().any(|attribute| !source.correctable.contains(attribute)) {
+            return Err(SourceError::NotCorrectable(source.id.clone()));
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut names = HashMap::from([
+            ("#k".to_owned(), table_key.to_owned()),
+            ("#at".to_owned(), WRITTEN_ON_CORRECTION.to_owned()),
+        ]);
+        let mut values = HashMap::from([(":now".to_owned(), self.now())]);
+        let mut set = vec!["#at = :now".to_owned()];
+        let mut removed = Vec::new();
+        for (i, (attribute, value)) in changes.iter().enumerate() {
+            names.insert(format!("#c{i}"), attribute.clone());
+            if value.is_null() {
+                removed.push(format!("#c{i}"));
+            } else {
+                let stored = serde_dynamo::to_attribute_value(value)
+                    .map_err(|_| SourceError::UnstorableValue(source.id.clone()))?;
+                values.insert(format!(":c{i}"), stored);
+                set.push(format!("#c{i} = :c{i}"));
+            }
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !removed.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removed.join(", ")));
+        }
+        let result = self
+            .dynamo
+            .update_item()
+            .table_name(table)
+            .key(table_key, key)
+            .update_expression(expression)
+            // A correction must not recreate a record erased meanwhile.
+            .condition_expression("attribute_exists(#k)")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Ok(())
+            }
+            Err(e) => Err(aws_error(source, "UpdateItem", &e)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +509,53 @@ mod tests {
             assert!(person_prefix(recordings, bad).is_err(), "{bad:?}");
         }
         assert!(person_prefix(map.source("accounts").unwrap(), "x").is_err());
+    }
+
+    #[test]
+    fn an_object_key_must_stay_under_the_persons_prefix() {
+        let prefix = "recordings/u-alice/";
+        assert!(is_under(prefix, "recordings/u-alice/a.mp4"));
+        assert!(is_under(prefix, "recordings/u-alice/2026/a.mp4"));
+        for outside in [
+            "recordings/u-alice-2/not-alices.mp4",
+            "recordings/u-alice/",
+            "recordings/u-alice/../u-bob/b.mp4",
+            "recordings/u-alice/./x",
+            "recordings/u-bob/b.mp4",
+            "u-alice/a.mp4",
+        ] {
+            assert!(!is_under(prefix, outside), "{outside}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_source_and_never_the_data() {
+        let shown = [
+            SourceError::NotCorrectable("accounts".into()),
+            SourceError::NotThePersons("recordings".into()),
+            SourceError::Storage { operation: "DeleteObject", code: "AccessDenied".into() },
+        ]
+        .map(|e| e.to_string());
+        assert_eq!(shown[0], "source `accounts`: only the map's correctable attributes may be corrected");
+        assert_eq!(shown[2], "DeleteObject failed: AccessDenied");
+    }
+
+    #[test]
+    fn a_record_key_is_taken_from_the_record() {
+        let map = DataMap::builtin().unwrap();
+        let cdrs = map.source("call_detail_records").unwrap();
+        let (table, key_name, key) = record_key(cdrs, &serde_json::json!({"call_id": "c-1"})).unwrap();
+        assert_eq!(
+            (table, key_name, key),
+            ("call_detail_records", "call_id", AttributeValue::S("c-1".into()))
+        );
+        for bad in [serde_json::json!({"user_id": "u-1"}), serde_json::json!({"call_id": ["c-1"]})] {
+            assert!(matches!(record_key(cdrs, &bad), Err(SourceError::Unreadable(_))), "{bad}");
+        }
+        assert!(matches!(
+            record_key(map.source("recordings").unwrap(), &serde_json::json!({"call_id": "c-1"})),
+            Err(SourceError::WrongKind(_))
+        ));
     }
 
     #[test]
