@@ -117,7 +117,7 @@ fn the_functions_environment_is_declared_for_every_function() {
         assert!(vars.contains_key(name), "{name} is not set for the deployed functions");
     }
     let functions = template.resources_of_type("AWS::Serverless::Function");
-    assert_eq!(functions.len(), 7);
+    assert_eq!(functions.len(), 8);
     let mut binaries: Vec<&str> = functions
         .iter()
         .map(|id| {
@@ -127,7 +127,10 @@ fn the_functions_environment_is_declared_for_every_function() {
         })
         .collect();
     binaries.sort_unstable();
-    assert_eq!(binaries, ["admin", "dispatch", "download", "export", "intake", "reminders", "verify"]);
+    assert_eq!(
+        binaries,
+        ["admin", "dispatch", "download", "erasure", "export", "intake", "reminders", "verify"]
+    );
 }
 
 #[tokio::test]
@@ -141,6 +144,11 @@ async fn the_provisioned_queues_match_the_template() {
     let specs = template.queues().unwrap();
     assert_eq!(created.len(), specs.len());
     assert!(specs.iter().any(|q| q.logical_id == "ExportQueue" && q.fifo && q.redrive.is_some()));
+    let erasure =
+        specs.iter().find(|q| q.logical_id == "ErasureQueue").expect("the template has ErasureQueue");
+    assert!(erasure.fifo);
+    assert_eq!(erasure.redrive, Some(("ErasureDeadLetterQueue".to_owned(), 5)));
+    assert!(specs.iter().any(|q| q.logical_id == "ErasureDeadLetterQueue" && q.fifo && q.redrive.is_none()));
 
     for spec in &specs {
         let url = &created.iter().find(|(id, _)| *id == spec.logical_id).unwrap().1;
@@ -238,14 +246,18 @@ fn http_api_events(template: &Template) -> Vec<(String, Value)> {
     events
 }
 
-const STAFF_ROUTES: [(&str, &str); 6] = [
+const STAFF_ROUTES: [(&str, &str); 7] = [
     ("GET", "/staff/requests"),
     ("GET", "/staff/requests/{id}"),
     ("POST", "/staff/requests/{id}/extend"),
     ("POST", "/staff/requests/{id}/deny"),
     ("POST", "/staff/requests/{id}/excessive"),
     ("POST", "/staff/requests/{id}/complete"),
+    ("POST", "/staff/suppressions/check"),
 ];
+
+/// The one route other systems may call (SuppressionCheckPolicy).
+const SUPPRESSION_CHECK: (&str, &str) = ("POST", "/staff/suppressions/check");
 
 #[test]
 fn every_staff_api_route_requires_aws_iam() {
@@ -477,4 +489,366 @@ fn every_api_route_of_the_template_is_routed_locally_to_its_function() {
         );
         assert!(router.contains(&route), "the local router lacks {route}");
     }
+}
+
+// ------------------------------------------------------------------ erasure, triage, suppression check
+
+/// A resource of a policy statement as text: the `!Sub` string, `X.Arn` of a `!GetAtt`, or the
+/// literal.
+fn arn_text(resource: &Value) -> String {
+    match intrinsic(resource) {
+        Some((_, arn)) => arn.to_owned(),
+        None => resource.as_str().expect("a resource is a string or an intrinsic").to_owned(),
+    }
+}
+
+/// The resources `action` is allowed on by `role`'s statements, and each statement's condition.
+fn granted<'a>(role: &'a Value, action: &str) -> Vec<(String, &'a Value)> {
+    statements(role)
+        .into_iter()
+        .filter(|s| actions(s).iter().any(|a| a == action))
+        .flat_map(|s| one_or_many(&s["Resource"]).into_iter().map(move |r| (arn_text(r), &s["Condition"])))
+        .collect()
+}
+
+/// The `s3:prefix` values a statement's `StringLike` condition allows.
+fn prefix_condition(condition: &Value) -> Vec<String> {
+    one_or_many(&condition["StringLike"]["s3:prefix"])
+        .into_iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// (table ARN suffix, read ARN suffix) of a data map table, or (bucket, objects under the fixed
+/// part of the prefix, that fixed part) of an S3 source.
+enum MapResource {
+    Table { table: String, read: String },
+    Objects { bucket: String, objects: String, prefix: String },
+}
+
+fn data_map_resources() -> Vec<(String, MapResource)> {
+    use privacy_shared::datamap::{DataMap, Location};
+    DataMap::builtin()
+        .unwrap()
+        .sources()
+        .iter()
+        .map(|source| {
+            let resource = match &source.location {
+                Location::Table { table, index, .. } => MapResource::Table {
+                    table: format!(":table/{table}"),
+                    read: match index {
+                        None => format!(":table/{table}"),
+                        Some(index) => format!(":table/{table}/index/{index}"),
+                    },
+                },
+                Location::Objects { bucket, prefix, .. } => {
+                    let fixed = prefix.split('{').next().unwrap_or_default().to_owned();
+                    MapResource::Objects {
+                        bucket: format!("s3:::{bucket}"),
+                        objects: format!("s3:::{bucket}/{fixed}*"),
+                        prefix: fixed,
+                    }
+                }
+            };
+            (source.id.clone(), resource)
+        })
+        .collect()
+}
+
+#[test]
+fn the_erasure_role_may_delete_in_every_source_of_the_data_map() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let function = &resource(&template, "ErasureFunction")["Properties"];
+    assert_eq!(intrinsic(&function["Role"]), Some(("GetAtt", "ErasureRole.Arn")));
+    let role = resource(&template, "ErasureRole");
+    let on =
+        |action: &str, suffix: &str| granted(role, action).into_iter().any(|(arn, _)| arn.ends_with(suffix));
+    for (id, location) in data_map_resources() {
+        match location {
+            MapResource::Table { table, read } => {
+                assert!(on("dynamodb:Query", &read), "ErasureRole cannot find the person in {id} ({read})");
+                for action in ["dynamodb:DeleteItem", "dynamodb:UpdateItem"] {
+                    assert!(
+                        on(action, &table),
+                        "ErasureRole lacks {action} on {table} (data map source {id})"
+                    );
+                }
+            }
+            MapResource::Objects { bucket, objects, prefix } => {
+                for action in ["s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"] {
+                    assert!(
+                        on(action, &objects),
+                        "ErasureRole lacks {action} on {objects} (data map source {id})"
+                    );
+                }
+                for action in ["s3:ListBucket", "s3:ListBucketVersions"] {
+                    let lists: Vec<_> =
+                        granted(role, action).into_iter().filter(|(arn, _)| arn.ends_with(&bucket)).collect();
+                    assert!(
+                        !lists.is_empty(),
+                        "ErasureRole lacks {action} on {bucket} (data map source {id})"
+                    );
+                    for (_, condition) in lists {
+                        assert_eq!(
+                            prefix_condition(condition),
+                            [format!("{prefix}*")],
+                            "{action} on {bucket} is limited to the source's prefix"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_erasure_role_deletes_in_the_data_map_and_the_export_buckets_exports_prefix_only() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let role = resource(&template, "ErasureRole");
+    let map = data_map_resources();
+    const EXPORTS: &str = "${ExportBucket.Arn}/exports/*";
+
+    // The person's exports: every version, under exports/ only, listed under exports/ only.
+    for action in ["s3:DeleteObject", "s3:DeleteObjectVersion"] {
+        assert!(
+            granted(role, action).iter().any(|(arn, _)| arn == EXPORTS),
+            "ErasureRole lacks {action} on {EXPORTS}"
+        );
+    }
+    for action in ["s3:ListBucket", "s3:ListBucketVersions"] {
+        let lists: Vec<_> =
+            granted(role, action).into_iter().filter(|(arn, _)| arn == "ExportBucket.Arn").collect();
+        assert_eq!(lists.len(), 1, "ErasureRole lists the export bucket ({action})");
+        assert_eq!(prefix_condition(lists[0].1), ["exports/*"], "{action} on the export bucket");
+    }
+
+    // Nothing else may be deleted, changed or listed: only the map's sources, the requests
+    // table, the exports.
+    let in_map_table = |arn: &str| {
+        map.iter()
+            .any(|(_, r)| matches!(r, MapResource::Table { table, .. } if arn.ends_with(table.as_str())))
+    };
+    for action in ["dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:PutItem"] {
+        for (arn, _) in granted(role, action) {
+            assert!(arn == "RequestsTable.Arn" || in_map_table(&arn), "ErasureRole grants {action} on {arn}");
+        }
+    }
+    for action in ["s3:DeleteObject", "s3:DeleteObjectVersion"] {
+        for (arn, _) in granted(role, action) {
+            let in_map = map.iter().any(
+                |(_, r)| matches!(r, MapResource::Objects { objects, .. } if arn.ends_with(objects.as_str())),
+            );
+            assert!(arn == EXPORTS || in_map, "ErasureRole grants {action} on {arn}");
+        }
+    }
+    for action in ["s3:ListBucket", "s3:ListBucketVersions"] {
+        for (arn, condition) in granted(role, action) {
+            assert!(!prefix_condition(condition).is_empty(), "ErasureRole lists all of {arn}");
+        }
+    }
+    for statement in statements(role) {
+        assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+        assert!(statement["NotAction"].is_null() && statement["NotResource"].is_null());
+        for action in actions(statement) {
+            assert!(!action.contains('*'), "ErasureRole grants {action}");
+            assert!(!action.starts_with("ses:"), "the erasure sends no mail (dispatch sends the receipt)");
+            assert!(!action.starts_with("s3:Put"), "the erasure writes no object");
+        }
+        for resource in one_or_many(&statement["Resource"]) {
+            let arn = arn_text(resource);
+            // Only a log group's streams and object prefixes end in a wildcard.
+            let allowed = arn == "${ErasureLogs.Arn}:*"
+                || arn == EXPORTS
+                || map.iter().any(|(_, r)| matches!(r, MapResource::Objects { objects, .. } if arn.ends_with(objects.as_str())));
+            assert!(!arn.contains('*') || allowed, "ErasureRole grants {arn}");
+        }
+    }
+}
+
+#[test]
+fn the_erasure_queue_feeds_the_erasure_function_one_job_at_a_time() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let sources = template.queue_event_sources().unwrap();
+    let erasure: Vec<_> = sources.iter().filter(|s| s.queue == "ErasureQueue").collect();
+    assert_eq!(erasure.len(), 1);
+    assert_eq!((erasure[0].binary.as_str(), erasure[0].batch_size), ("erasure", Some(1)));
+    assert!(erasure[0].reports_batch_item_failures);
+    let queue = &resource(&template, "ErasureQueue")["Properties"];
+    assert_eq!(queue["FifoQueue"].as_bool(), Some(true));
+    assert_eq!(
+        queue["ContentBasedDeduplication"].as_bool(),
+        Some(false),
+        "the sender sets the deduplication id"
+    );
+    let function = &resource(&template, "ErasureFunction")["Properties"];
+    assert_eq!(function["Timeout"].as_u64(), Some(300));
+    assert!(function["ReservedConcurrentExecutions"].as_u64().is_some_and(|n| (1..=5).contains(&n)));
+    assert_eq!(
+        intrinsic(&function["Environment"]["Variables"]["EXPORT_BUCKET"]),
+        Some(("Ref", "ExportBucket"))
+    );
+}
+
+/// Every queue a function consumes follows the queue conventions (infra/README.md).
+#[test]
+fn every_worker_queue_is_encrypted_outlasts_its_consumer_and_has_an_alarmed_dead_letter_queue() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let alarms: Vec<&Value> = template
+        .resources_of_type("AWS::CloudWatch::Alarm")
+        .iter()
+        .map(|id| &resource(&template, id)["Properties"])
+        .collect();
+    let alarmed = |namespace: &str, dimension: &str, value: (&str, &str)| {
+        alarms.iter().any(|a| {
+            a["Namespace"].as_str() == Some(namespace)
+                && one_or_many(&a["Dimensions"])
+                    .iter()
+                    .any(|d| d["Name"].as_str() == Some(dimension) && intrinsic(&d["Value"]) == Some(value))
+                && one_or_many(&a["AlarmActions"]).iter().any(|t| intrinsic(t) == Some(("Ref", "AlarmTopic")))
+        })
+    };
+    let global_timeout = template.raw()["Globals"]["Function"]["Timeout"].as_u64().unwrap();
+    let sources = template.queue_event_sources().unwrap();
+    assert!(sources.len() >= 2, "the export and erasure queues");
+    for source in sources {
+        let queue = &resource(&template, &source.queue)["Properties"];
+        let function = &resource(&template, &source.function)["Properties"];
+        assert_eq!(intrinsic(&queue["KmsMasterKeyId"]), Some(("Ref", "DataKey")), "{}", source.queue);
+        let timeout = function["Timeout"].as_u64().unwrap_or(global_timeout);
+        let visibility = queue["VisibilityTimeout"].as_u64().unwrap();
+        assert!(visibility >= 6 * timeout, "{}: visibility {visibility} s < 6 x {timeout} s", source.queue);
+        assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64(), Some(5), "{}", source.queue);
+        let (_, dlq) = intrinsic(&queue["RedrivePolicy"]["deadLetterTargetArn"]).unwrap();
+        let dlq = dlq.strip_suffix(".Arn").unwrap();
+        let dead_letters = &resource(&template, dlq)["Properties"];
+        assert_eq!(dead_letters["FifoQueue"], queue["FifoQueue"], "{dlq}");
+        assert_eq!(intrinsic(&dead_letters["KmsMasterKeyId"]), Some(("Ref", "DataKey")), "{dlq}");
+        assert_eq!(dead_letters["MessageRetentionPeriod"].as_u64(), Some(1_209_600), "{dlq}");
+        let queue_name = format!("{dlq}.QueueName");
+        assert!(alarmed("AWS/SQS", "QueueName", ("GetAtt", &queue_name)), "no alarm on {dlq}");
+        assert!(
+            alarmed("AWS/Lambda", "FunctionName", ("Ref", &source.function)),
+            "no Errors alarm on {}",
+            source.function
+        );
+    }
+}
+
+#[test]
+fn dispatch_may_read_the_accounts_source_but_write_no_source_of_the_data_map() {
+    use privacy_shared::datamap::{DataMap, Location};
+    let template = Template::load(&template::default_path()).unwrap();
+    let role = resource(&template, "DispatchRole");
+    let map = DataMap::builtin().unwrap();
+    let Location::Table { table: accounts, .. } =
+        &map.source("accounts").expect("the accounts source").location
+    else {
+        panic!("the accounts source is a table");
+    };
+    let accounts = format!(":table/{accounts}");
+    for action in ["dynamodb:GetItem", "dynamodb:Query"] {
+        assert!(
+            granted(role, action).iter().any(|(arn, _)| arn.ends_with(&accounts)),
+            "DispatchRole lacks {action} on {accounts}"
+        );
+    }
+    // On the map's sources: reading the accounts, nothing more (no write, no other source).
+    for statement in statements(role) {
+        for resource in one_or_many(&statement["Resource"]) {
+            let arn = arn_text(resource);
+            assert!(!arn.contains(":table/*") && !arn.contains(":s3:::*"), "DispatchRole grants {arn}");
+            for (id, location) in data_map_resources() {
+                let touches = match &location {
+                    MapResource::Table { table, read } => {
+                        arn.ends_with(table.as_str())
+                            || arn.ends_with(read.as_str())
+                            || arn.contains(&format!("{table}/"))
+                    }
+                    MapResource::Objects { bucket, .. } => arn.contains(bucket.as_str()),
+                };
+                if !touches {
+                    continue;
+                }
+                assert_eq!(id, "accounts", "DispatchRole may touch {arn} (data map source {id})");
+                for action in actions(statement) {
+                    assert!(
+                        ["dynamodb:GetItem", "dynamodb:Query"].contains(&action.as_str()),
+                        "DispatchRole grants {action} on {arn} (data map source {id})"
+                    );
+                }
+            }
+        }
+    }
+    // And it hands erasure jobs to the erasure queue.
+    let env = &resource(&template, "DispatchFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(intrinsic(&env["ERASURE_QUEUE_URL"]), Some(("Ref", "ErasureQueue")));
+    assert!(granted(role, "sqs:SendMessage").iter().any(|(arn, _)| arn == "ErasureQueue.Arn"));
+}
+
+#[test]
+fn the_suppression_check_route_requires_aws_iam_and_its_policy_grants_only_it() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let (method, path) = SUPPRESSION_CHECK;
+    let events: Vec<(String, Value)> = http_api_events(&template)
+        .into_iter()
+        .filter(|(_, e)| {
+            e["Path"].as_str() == Some(path)
+                && e["Method"].as_str().map(str::to_uppercase).as_deref() == Some(method)
+        })
+        .collect();
+    assert_eq!(events.len(), 1, "one {method} {path} route");
+    let (function, event) = &events[0];
+    assert_eq!(function, "AdminFunction");
+    assert_eq!(intrinsic(&event["ApiId"]), Some(("Ref", "StaffApi")));
+    let authorizer = &event["Auth"]["Authorizer"];
+    assert!(
+        authorizer.is_null() || authorizer.as_str() == Some("AWS_IAM"),
+        "{method} {path} overrides AWS_IAM"
+    );
+    assert_eq!(
+        resource(&template, "StaffApi")["Properties"]["Auth"]["DefaultAuthorizer"].as_str(),
+        Some("AWS_IAM")
+    );
+
+    let policy = resource(&template, "SuppressionCheckPolicy");
+    assert_eq!(policy["Type"].as_str(), Some("AWS::IAM::ManagedPolicy"));
+    let statements = policy["Properties"]["PolicyDocument"]["Statement"].as_sequence().unwrap();
+    assert_eq!(statements.len(), 1);
+    let statement = &statements[0];
+    assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+    assert!(statement["NotAction"].is_null() && statement["NotResource"].is_null());
+    assert_eq!(actions(statement), ["execute-api:Invoke"]);
+    let resources = one_or_many(&statement["Resource"]);
+    assert_eq!(resources.len(), 1, "SuppressionCheckPolicy grants one route");
+    let (tag, arn) = intrinsic(resources[0]).expect("an ARN built with !Sub");
+    assert_eq!(tag, "Sub");
+    assert!(arn.starts_with("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"), "{arn}");
+    assert_eq!(
+        arn.split_once(":${StaffApi}/*/").map(|(_, route)| route),
+        Some("POST/staff/suppressions/check")
+    );
+    let output = &template.raw()["Outputs"]["SuppressionCheckPolicyArn"]["Value"];
+    assert_eq!(intrinsic(output), Some(("Ref", "SuppressionCheckPolicy")));
+}
+
+#[test]
+fn the_recipient_confirmation_route_goes_to_verify_and_is_throttled_like_verification() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let events = http_api_events(&template);
+    let route = |path: &str| {
+        events
+            .iter()
+            .find(|(_, e)| e["Path"].as_str() == Some(path) && e["Method"].as_str() == Some("POST"))
+            .unwrap_or_else(|| panic!("no POST {path}"))
+    };
+    let (function, event) = route("/requests/{id}/recipient");
+    assert_eq!(function, "VerifyFunction");
+    assert_eq!(intrinsic(&event["ApiId"]), Some(("Ref", "PublicApi")));
+    let (verify, _) = route("/requests/{id}/verify");
+    assert_eq!(verify, "VerifyFunction");
+    let settings = &resource(&template, "PublicApi")["Properties"]["RouteSettings"];
+    assert_eq!(
+        settings["POST /requests/{id}/recipient"], settings["POST /requests/{id}/verify"],
+        "the recipient confirmation is throttled like the verification"
+    );
 }

@@ -48,19 +48,11 @@ async fn provision() -> Result<()> {
         .context("no SES_CONFIGURATION_SET and no SesConfigurationSetName default in the template")?,
     };
     let queues = provision::provision_all(&sdk, &template, &names).await?;
-    // The settings the functions need that only exist once the resources do.
+    // The settings the functions need that only exist once the resources do (the export and
+    // erasure queue URLs, the dispatcher's failure queue).
     if let Ok(path) = std::env::var("RESOURCES_ENV_OUT") {
-        let url_of =
-            |id: &str| queues.iter().find(|(q, _)| q == id).map(|(_, url)| url.clone()).unwrap_or_default();
-        std::fs::write(
-            &path,
-            format!(
-                "EXPORT_QUEUE_URL={}\nDISPATCH_FAILURE_QUEUE_URL={}\n",
-                url_of("ExportQueue"),
-                url_of("DispatchFailureQueue")
-            ),
-        )
-        .with_context(|| format!("writing {path}"))?;
+        std::fs::write(&path, provision::resources_env(&queues)?)
+            .with_context(|| format!("writing {path}"))?;
     }
     println!(
         "provisioned at {}: table {} (stream, indexes, TTL), bucket {} (versioning, lifecycle, public access block), \
@@ -120,7 +112,8 @@ async fn sweep() -> Result<()> {
     Ok(())
 }
 
-/// Delivers the table's stream to `dispatch` and the export queue to `export` through
+/// Delivers the table's stream to `dispatch`, the export queue to `export` and the erasure queue
+/// to `erasure` (each queue whose URL is set: EXPORT_QUEUE_URL, ERASURE_QUEUE_URL) through
 /// `cargo lambda watch` (LAMBDA_INVOKE_URL), and invokes the daily sweep at start and every
 /// SWEEP_INTERVAL_SECONDS (default 3600; 0 turns it off), until stopped.
 async fn pump() -> Result<()> {
@@ -139,19 +132,28 @@ async fn pump() -> Result<()> {
         on_failure_queue_url: failure_queue,
     };
     let mut queues = Vec::new();
-    if let Ok(url) = std::env::var("EXPORT_QUEUE_URL") {
+    let mut delivering = vec![format!("the stream of {table} to dispatch")];
+    for worker in devstack::pump::QUEUE_WORKERS {
+        let Some(url) = std::env::var(worker.url_variable).ok().filter(|url| !url.is_empty()) else {
+            println!(
+                "pump: {} is not set, so nothing delivers {} to {}",
+                worker.url_variable, worker.queue, worker.function
+            );
+            continue;
+        };
         let arn = devstack::provision::queue_arn(&aws_sdk_sqs::Client::new(&sdk), &url).await?;
+        delivering.push(format!("{} to {}", worker.queue, worker.function));
         queues.push(devstack::pump::QueueMapping {
             url,
             arn,
-            function: "export".to_owned(),
-            batch_size: 1,
+            function: worker.function.to_owned(),
+            batch_size: worker.batch_size,
             retry_after_seconds: 5,
         });
     }
     let mut pump =
         devstack::pump::Pump::new(devstack::pump::HttpInvoker::new(invoke_url), &sdk, Some(stream), queues);
-    println!("pump: delivering the stream of {table} to dispatch, and the export queue to export");
+    println!("pump: delivering {}", delivering.join(", "));
     if sweep_every > 0 {
         // The local stand-in for RemindersSchedule (EventBridge Scheduler is not emulated).
         pump = pump.with_schedule(devstack::pump::ScheduleMapping {

@@ -235,6 +235,25 @@ pub async fn create_queues(
     Ok(created)
 }
 
+/// The settings that only exist once the queues do, as `NAME=value` lines (RESOURCES_ENV_OUT):
+/// each worker queue's URL under its [`QueueWorker::url_variable`](crate::pump::QueueWorker),
+/// and the dispatcher's failure queue. `queues` is what [`create_queues`] returned.
+pub fn resources_env(queues: &[(String, String)]) -> Result<String> {
+    let url_of = |id: &str| {
+        queues
+            .iter()
+            .find(|(queue, _)| queue == id)
+            .map(|(_, url)| url.as_str())
+            .with_context(|| format!("the template has no queue {id}"))
+    };
+    let mut lines = String::new();
+    for worker in crate::pump::QUEUE_WORKERS {
+        lines.push_str(&format!("{}={}\n", worker.url_variable, url_of(worker.queue)?));
+    }
+    lines.push_str(&format!("DISPATCH_FAILURE_QUEUE_URL={}\n", url_of("DispatchFailureQueue")?));
+    Ok(lines)
+}
+
 pub async fn provision_all(
     sdk: &aws_config::SdkConfig,
     template: &crate::template::Template,
@@ -290,4 +309,34 @@ pub async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String
         .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
         .cloned()
         .context("no queue ARN")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resources_env_names_every_worker_queue_and_the_failure_queue() {
+        let template = crate::template::Template::load(&crate::template::default_path()).unwrap();
+        let queues: Vec<(String, String)> = template
+            .queues()
+            .unwrap()
+            .into_iter()
+            .map(|q| (q.logical_id.clone(), format!("http://127.0.0.1:5000/000000000000/{}", q.local_name())))
+            .collect();
+        let env = resources_env(&queues).unwrap();
+        let lines: Vec<&str> = env.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "EXPORT_QUEUE_URL=http://127.0.0.1:5000/000000000000/ExportQueue.fifo",
+                "ERASURE_QUEUE_URL=http://127.0.0.1:5000/000000000000/ErasureQueue.fifo",
+                "DISPATCH_FAILURE_QUEUE_URL=http://127.0.0.1:5000/000000000000/DispatchFailureQueue",
+            ]
+        );
+        let without_erasure: Vec<(String, String)> =
+            queues.into_iter().filter(|(id, _)| id != "ErasureQueue").collect();
+        let err = resources_env(&without_erasure).unwrap_err();
+        assert!(err.to_string().contains("ErasureQueue"), "{err}");
+    }
 }

@@ -63,6 +63,30 @@ pub struct QueueMapping {
     pub retry_after_seconds: i32,
 }
 
+/// A queue of the template and the worker its event source mapping invokes, as the pump plays it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueWorker {
+    /// The queue's logical id in the template.
+    pub queue: &'static str,
+    /// The setting that holds the queue's URL: what the senders get (`!Ref <queue>`), what
+    /// `devstack provision` writes to RESOURCES_ENV_OUT, and what `devstack pump` reads.
+    pub url_variable: &'static str,
+    /// The binary the mapping invokes.
+    pub function: &'static str,
+    pub batch_size: i32,
+}
+
+/// Every queue event source of the template (a test holds the two in step).
+pub const QUEUE_WORKERS: [QueueWorker; 2] = [
+    QueueWorker { queue: "ExportQueue", url_variable: "EXPORT_QUEUE_URL", function: "export", batch_size: 1 },
+    QueueWorker {
+        queue: "ErasureQueue",
+        url_variable: "ERASURE_QUEUE_URL",
+        function: "erasure",
+        batch_size: 1,
+    },
+];
+
 pub struct StreamMapping {
     pub reader: StreamReader,
     pub function: String,
@@ -350,6 +374,32 @@ impl<I: Invoker> Pump<I> {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    #[test]
+    fn the_pumps_queue_workers_are_the_templates_queue_event_sources() {
+        let template = crate::template::Template::load(&crate::template::default_path()).unwrap();
+        let sources = template.queue_event_sources().unwrap();
+        let mut declared: Vec<(String, String, Option<u64>)> =
+            sources.iter().map(|s| (s.queue.clone(), s.binary.clone(), s.batch_size)).collect();
+        declared.sort();
+        let mut played: Vec<(String, String, Option<u64>)> = QUEUE_WORKERS
+            .iter()
+            .map(|w| (w.queue.to_owned(), w.function.to_owned(), Some(w.batch_size as u64)))
+            .collect();
+        played.sort();
+        assert_eq!(played, declared);
+        assert!(sources.iter().all(|s| s.reports_batch_item_failures), "{sources:?}");
+        for worker in QUEUE_WORKERS {
+            assert_eq!(
+                template.variables_referring_to(worker.queue),
+                [worker.url_variable],
+                "the senders of {} get its URL as {}",
+                worker.queue,
+                worker.url_variable
+            );
+        }
+        assert!(QUEUE_WORKERS.iter().any(|w| w.queue == "ErasureQueue" && w.function == "erasure"));
+    }
 
     #[test]
     fn a_schedule_is_due_at_once_then_after_its_interval() {

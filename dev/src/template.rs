@@ -139,6 +139,18 @@ impl QueueSpec {
     }
 }
 
+/// A queue event source of a function (`Events: {Type: SQS}`): what Lambda polls and invokes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueEventSource {
+    /// The queue's logical id (`Queue: !GetAtt <id>.Arn`).
+    pub queue: String,
+    /// The function's logical id and the binary it runs.
+    pub function: String,
+    pub binary: String,
+    pub batch_size: Option<u64>,
+    pub reports_batch_item_failures: bool,
+}
+
 impl Template {
     pub fn load(path: &Path) -> Result<Template> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -235,6 +247,64 @@ impl Template {
         }
         queues.sort_by_key(|q| q.redrive.is_some());
         Ok(queues)
+    }
+
+    /// Every function's SQS event sources, in file order.
+    pub fn queue_event_sources(&self) -> Result<Vec<QueueEventSource>> {
+        let mut sources = Vec::new();
+        for function in self.resources_of_type("AWS::Serverless::Function") {
+            let resource = &self.root["Resources"][function.as_str()];
+            let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
+            for (name, event) in events {
+                if event["Type"].as_str() != Some("SQS") {
+                    continue;
+                }
+                let properties = &event["Properties"];
+                let queue = match &properties["Queue"] {
+                    Value::Tagged(t) if t.tag == "GetAtt" => {
+                        t.value.as_str().and_then(|s| s.strip_suffix(".Arn")).map(str::to_owned)
+                    }
+                    _ => None,
+                }
+                .with_context(|| format!("{function} event {name:?}: Queue must be !GetAtt <Queue>.Arn"))?;
+                let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+                    .as_str()
+                    .with_context(|| format!("{function} has no BuildProperties.Binary"))?
+                    .to_owned();
+                let reports_batch_item_failures = properties["FunctionResponseTypes"]
+                    .as_sequence()
+                    .is_some_and(|types| types.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures")));
+                sources.push(QueueEventSource {
+                    queue,
+                    function: function.clone(),
+                    binary,
+                    batch_size: properties["BatchSize"].as_u64(),
+                    reports_batch_item_failures,
+                });
+            }
+        }
+        Ok(sources)
+    }
+
+    /// The environment variables (of `Globals` or any function) set to `!Ref <logical_id>`.
+    pub fn variables_referring_to(&self, logical_id: &str) -> Vec<String> {
+        let mut environments = vec![&self.root["Globals"]["Function"]["Environment"]["Variables"]];
+        for function in self.resources_of_type("AWS::Serverless::Function") {
+            environments
+                .push(&self.root["Resources"][function.as_str()]["Properties"]["Environment"]["Variables"]);
+        }
+        let mut names: Vec<String> = environments
+            .into_iter()
+            .filter_map(Value::as_mapping)
+            .flat_map(|variables| variables.iter())
+            .filter(|(_, value)| {
+                matches!(value, Value::Tagged(t) if t.tag == "Ref" && t.value.as_str() == Some(logical_id))
+            })
+            .filter_map(|(name, _)| name.as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     pub fn parameter_default(&self, name: &str) -> Option<String> {
