@@ -31,7 +31,7 @@ async fn setup() -> Setup {
     .await
     .unwrap();
     let staff = unique_address("staff");
-    let dispatcher = dispatcher(&stack, &queue_url, &staff);
+    let dispatcher = dispatcher(&stack, &queue_url, &staff).await;
     Setup { stack, dispatcher, sqs, queue_url, staff }
 }
 
@@ -88,9 +88,15 @@ async fn a_verified_access_request_becomes_one_export_job_and_one_staff_notice_e
 
     assert_eq!(deliver(&setup, &records).await, BatchResponse::default());
     assert_eq!(deliver(&setup, &records).await, BatchResponse::default(), "redelivery is harmless");
+    let triaged = stream.poll().await.unwrap();
+    let triage: Vec<_> = triaged.iter().filter(|r| r["dynamodb"]["NewImage"]["triage"].is_object()).collect();
+    assert_eq!(triage.len(), 1, "the triage is one more committed transition");
+    assert_eq!(triage[0]["dynamodb"]["NewImage"]["triage"]["M"]["has_account"]["BOOL"], false);
+    assert_eq!(deliver(&setup, &triaged).await, BatchResponse::default());
+    assert_eq!(deliver(&setup, &triaged).await, BatchResponse::default(), "redelivery is harmless");
 
     let jobs = queued_jobs(&setup).await;
-    assert_eq!(jobs, vec![ExportJob { request_id: RequestId::parse(&id).unwrap(), version: 2 }]);
+    assert_eq!(jobs, vec![ExportJob { request_id: RequestId::parse(&id).unwrap(), version: 3 }]);
     let notices = setup.stack.mail_to(&setup.staff).await;
     assert_eq!(notices.len(), 1, "one staff notice");
     assert!(
@@ -104,14 +110,28 @@ async fn a_verified_access_request_becomes_one_export_job_and_one_staff_notice_e
 }
 
 #[tokio::test]
-async fn a_verified_deletion_request_only_notifies_the_staff() {
+async fn a_verified_objection_only_notifies_the_staff() {
     let setup = setup().await;
     let mut stream = StreamReader::open(&setup.stack.sdk, &setup.stack.table).await.unwrap();
-    verified_request(&setup, "deletion").await;
-    let records = stream.poll().await.unwrap();
-    deliver(&setup, &records).await;
+    verified_request(&setup, "objection").await;
+    deliver_until_quiet(&setup, &mut stream).await;
     assert!(queued_jobs(&setup).await.is_empty());
-    assert_eq!(setup.stack.mail_to(&setup.staff).await.len(), 1);
+    let notices = setup.stack.mail_to(&setup.staff).await;
+    assert_eq!(notices.len(), 1);
+    assert!(notices[0].body.contains("This request needs a person"), "{}", notices[0].body);
+}
+
+/// Delivers the stream to the dispatcher (each batch twice) until it has nothing more to say.
+async fn deliver_until_quiet(setup: &Setup, stream: &mut StreamReader) {
+    for _ in 0..10 {
+        let records = stream.poll().await.unwrap();
+        if records.is_empty() {
+            return;
+        }
+        assert_eq!(deliver(setup, &records).await, BatchResponse::default());
+        assert_eq!(deliver(setup, &records).await, BatchResponse::default());
+    }
+    panic!("the stream did not settle");
 }
 
 #[tokio::test]
@@ -125,13 +145,9 @@ async fn completion_sends_the_requester_one_notice_with_the_download_link() {
     for event in [Event::WorkStarted, Event::Completed] {
         let current = store.get(request_id).await.unwrap().unwrap();
         let change = Change {
-            event,
-            at: setup.stack.clock.now(),
-            actor: Actor::System,
             reason: None,
             consume_token: None,
-            extend_to: None,
-            cost_estimate: None,
+            ..Change::new(event, setup.stack.clock.now(), Actor::System)
         };
         store.transition(&current, change).await.unwrap();
     }
@@ -153,14 +169,14 @@ async fn a_failing_effect_is_reported_and_released_for_the_retry() {
     let setup = setup().await;
     let mut stream = StreamReader::open(&setup.stack.sdk, &setup.stack.table).await.unwrap();
     let (_, id) = verified_request(&setup, "access").await;
+    deliver(&setup, &stream.poll().await.unwrap()).await;
     let records = stream.poll().await.unwrap();
 
     // The same dispatcher, pointed at a queue that does not exist.
-    let broken = dispatcher(&setup.stack, &format!("{}-missing.fifo", setup.queue_url), &setup.staff);
+    let broken = dispatcher(&setup.stack, &format!("{}-missing.fifo", setup.queue_url), &setup.staff).await;
     let event: StreamEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
     let response = dispatch::handle(&broken, LambdaEvent::new(event, Context::default())).await.unwrap();
-    let verified_record =
-        records.iter().find(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "verified").unwrap();
+    let verified_record = records.iter().find(|r| r["dynamodb"]["NewImage"]["triage"].is_object()).unwrap();
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(
         response.batch_item_failures[0].item_identifier,

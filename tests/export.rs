@@ -183,7 +183,7 @@ async fn download_link(world: &World, address: &str) -> String {
     let mut stream =
         devstack::stream::StreamReader::open(&world.stack.sdk, &world.stack.table).await.unwrap();
     let records = stream.poll().await.unwrap();
-    let dispatcher = dispatcher(&world.stack, "unused", &unique_address("staff"));
+    let dispatcher = dispatcher(&world.stack, "unused", &unique_address("staff")).await;
     let completed: Vec<Value> =
         records.into_iter().filter(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "completed").collect();
     let event: dispatch::StreamEvent =

@@ -57,7 +57,7 @@ async fn the_pump_delivers_verified_requests_to_dispatch_which_queues_one_export
             .unwrap();
     let staff = unique_address("staff");
     let direct = Direct {
-        dispatcher: dispatcher(&stack, &queue, &staff),
+        dispatcher: dispatcher(&stack, &queue, &staff).await,
         consumer_calls: AtomicUsize::new(0),
         seen: Mutex::new(Vec::new()),
     };
@@ -98,7 +98,7 @@ async fn a_record_that_keeps_failing_goes_to_the_failure_queue_and_the_stream_mo
     let missing_queue = format!("{}/missing.fifo", stack.endpoint);
     let staff = unique_address("staff");
     let direct = Direct {
-        dispatcher: dispatcher(&stack, &missing_queue, &staff),
+        dispatcher: dispatcher(&stack, &missing_queue, &staff).await,
         consumer_calls: AtomicUsize::new(0),
         seen: Mutex::new(Vec::new()),
     };
@@ -136,7 +136,7 @@ async fn queue_messages_are_retried_until_they_succeed_and_poison_goes_to_the_de
         sqs.send_message().queue_url(&queue).message_body(body).send().await.unwrap();
     }
     let direct = Direct {
-        dispatcher: dispatcher(&stack, &queue, &unique_address("staff")),
+        dispatcher: dispatcher(&stack, &queue, &unique_address("staff")).await,
         consumer_calls: AtomicUsize::new(0),
         seen: Mutex::new(Vec::new()),
     };
@@ -205,7 +205,7 @@ async fn submit_verify_pump_export_email_download_with_every_delivery_doubled() 
     let bucket = format!("t{tag}-exports");
     devstack::provision::create_bucket(&s3, &bucket).await.unwrap();
     let everything = Everything {
-        dispatcher: dispatcher(&stack, &queue, &unique_address("staff")),
+        dispatcher: dispatcher(&stack, &queue, &unique_address("staff")).await,
         exporter: export::Exporter {
             store: stack.deps().store,
             data: privacy_shared::sources::AwsPersonalData::new(stack.dynamo.clone(), s3.clone()),

@@ -15,7 +15,8 @@ use privacy_shared::store::RequestStore;
 /// Delivers whatever the stream holds to the real dispatcher (twice, as Lambda may).
 async fn dispatch_stream(stack: &Stack, stream: &mut StreamReader) {
     let records = stream.poll().await.unwrap();
-    let dispatcher = dispatcher(stack, "http://127.0.0.1:1/unused-queue.fifo", &unique_address("staff"));
+    let dispatcher =
+        dispatcher(stack, "http://127.0.0.1:1/unused-queue.fifo", &unique_address("staff")).await;
     for _ in 0..2 {
         let event: StreamEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
         let response =

@@ -96,6 +96,12 @@ async fn seed(mib: usize) -> Result<()> {
         extension_reason: None,
         closed_reason: None,
         cost_estimate: None,
+        triage: None,
+        referral_contact: None,
+        recipient: None,
+        recipient_confirmed_at: None,
+        corrections: None,
+        receipt: None,
         updated_at: now,
     };
     store
@@ -108,15 +114,8 @@ async fn seed(mib: usize) -> Result<()> {
             },
         )
         .await?;
-    let change = Change {
-        event: Event::Verified,
-        at: now,
-        actor: Actor::Requester,
-        reason: None,
-        consume_token: Some(token.hash()),
-        extend_to: None,
-        cost_estimate: None,
-    };
+    let change =
+        Change { consume_token: Some(token.hash()), ..Change::new(Event::Verified, now, Actor::Requester) };
     store.transition(&record, change).await?;
     println!("{}", record.id);
     Ok(())

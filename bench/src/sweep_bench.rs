@@ -65,6 +65,12 @@ fn record(i: usize, due: usize, calendar: &privacy_shared::domain::BusinessCalen
         extension_reason: None,
         closed_reason: None,
         cost_estimate: None,
+        triage: None,
+        referral_contact: None,
+        recipient: None,
+        recipient_confirmed_at: None,
+        corrections: None,
+        receipt: None,
         updated_at: received_at,
     }
 }

@@ -30,6 +30,9 @@ pub struct Stack {
     pub table: String,
     pub clock: Arc<ManualClock>,
     pub endpoint: String,
+    /// The name prefix of this stack's copy of the data map's sources (made on first use).
+    pub data_prefix: String,
+    sources: tokio::sync::OnceCell<privacy_shared::datamap::DataMap>,
     env: Vec<(String, String)>,
 }
 
@@ -73,7 +76,32 @@ impl Stack {
             ("BUSINESS_HOLIDAYS".to_owned(), "2026-12-25,2026-12-26".to_owned()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Stack { sdk, dynamo, table, clock: Arc::new(ManualClock::new(start_time())), endpoint, env }
+        let data_prefix = format!("d{}-", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        Stack {
+            sdk,
+            dynamo,
+            table,
+            clock: Arc::new(ManualClock::new(start_time())),
+            endpoint,
+            data_prefix,
+            sources: tokio::sync::OnceCell::new(),
+            env,
+        }
+    }
+
+    /// This stack's data map, its sources created and seeded with the sample people.
+    pub async fn data_map(&self) -> privacy_shared::datamap::DataMap {
+        self.sources
+            .get_or_init(|| async {
+                let map =
+                    privacy_shared::datamap::DataMap::builtin().unwrap().with_name_prefix(&self.data_prefix);
+                devstack::seed::create_sources(&self.sdk, &map).await.expect("data map sources");
+                let sample = devstack::seed::SampleData::load(&devstack::seed::default_path()).unwrap();
+                devstack::seed::seed(&self.sdk, &map, &sample).await.expect("sample people");
+                map
+            })
+            .await
+            .clone()
     }
 
     pub fn config(&self) -> Config {
@@ -209,11 +237,31 @@ pub type AwsDispatcher = dispatch::Dispatcher<
     privacy_shared::store::DynamoStore,
     privacy_shared::mail::SesMailer,
     dispatch::SqsJobQueue,
+    privacy_shared::sources::AwsPersonalData,
 >;
 
-/// The real dispatcher of this stack, with its staff address and export queue.
-pub fn dispatcher(stack: &Stack, export_queue_url: &str, staff: &str) -> AwsDispatcher {
-    let settings = [("STAFF_ADDRESS", staff.to_owned()), ("EXPORT_QUEUE_URL", export_queue_url.to_owned())];
+/// The real dispatcher of this stack, with its staff address, export queue and a fresh erasure
+/// queue; it triages against this stack's seeded data map.
+pub async fn dispatcher(stack: &Stack, export_queue_url: &str, staff: &str) -> AwsDispatcher {
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let name = format!("erasure-{}.fifo", uuid::Uuid::new_v4().simple());
+    let erasure = devstack::provision::create_queue(&sqs, &name, None).await.expect("erasure queue");
+    dispatcher_with(stack, export_queue_url, &erasure, staff).await
+}
+
+pub async fn dispatcher_with(
+    stack: &Stack,
+    export_queue_url: &str,
+    erasure_queue_url: &str,
+    staff: &str,
+) -> AwsDispatcher {
+    stack.data_map().await;
+    let settings = [
+        ("STAFF_ADDRESS", staff.to_owned()),
+        ("EXPORT_QUEUE_URL", export_queue_url.to_owned()),
+        ("ERASURE_QUEUE_URL", erasure_queue_url.to_owned()),
+        ("DATA_NAME_PREFIX", stack.data_prefix.clone()),
+    ];
     dispatch::Dispatcher::with_sdk(&stack.sdk, stack.config(), stack.clock.clone(), |name| {
         settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
     })

@@ -1,11 +1,15 @@
 //! `dispatch`: consumes the requests table's stream (the transactional outbox) and turns each
-//! committed transition into its work: a verified access or portability request becomes an export
-//! job, every verified request a notice to the privacy staff; completion, an extension, a denial
-//! and an excessive-request decision each a notice to the requester (with the reason, the new date
-//! or the estimate, and where to complain).
+//! committed transition into its work.
+//!
+//! A verified request is first triaged against the data map's account source: an
+//! enterprise-managed account is referred to its administrator, a third CCPA right-to-know
+//! request within 12 months is rejected, and otherwise the request is cleared (noting a child
+//! under 16). A cleared request becomes its work: an export job, an erasure or self-service
+//! correction job, the confirmation of a third-party recipient, and a notice to the privacy staff.
+//! Completion, an extension, a refusal and a referral each become a notice to the requester.
 //!
 //! Stream records arrive at least once, so every effect goes through the effect ledger
-//! (claim, perform, finish): a redelivered record finds its effects done. The export queue is FIFO
+//! (claim, perform, finish): a redelivered record finds its effects done. The job queues are FIFO
 //! with a deduplication id per job as a second guard. A failing record is reported as the batch's
 //! first failure; Lambda redelivers from there (`ReportBatchItemFailures`).
 
@@ -17,11 +21,16 @@ use std::convert::Infallible;
 use std::future::Future;
 
 use privacy_shared::Deps;
+use privacy_shared::datamap::DataMap;
 use privacy_shared::domain::{
-    EmailAddress, RequestId, RequestKind, RequestRecord, Status, VerificationToken,
+    Actor, EmailAddress, Event, Regime, RequestId, RequestKind, RequestRecord, Status, Triage,
+    VerificationToken,
 };
 use privacy_shared::mail::{MailError, Mailer, SesMailer};
-use privacy_shared::store::{Claim, DynamoStore, RequestStore, StoreError, record_from_image};
+use privacy_shared::sources::{AwsPersonalData, PersonalData, SourceError};
+use privacy_shared::store::{
+    Change, Claim, DynamoStore, RequestStore, StoreError, TokenSlot, Verification, record_from_image,
+};
 
 /// How long one delivery may hold an effect before a redelivery may take it over.
 const EFFECT_LEASE_SECONDS: i64 = 300;
@@ -34,6 +43,8 @@ pub enum DispatchError {
     Mail(#[from] MailError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
     #[error("effect {0} is being performed by another delivery")]
     Busy(String),
 }
@@ -44,13 +55,34 @@ pub struct QueueError {
     pub code: String,
 }
 
-/// The export queue port.
+/// The job queues port: exports, and the jobs that change a person's data (erasure, correction).
 pub trait JobQueue: Send + Sync {
     fn enqueue_export(
         &self,
         id: RequestId,
         version: u32,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    fn enqueue_erasure(&self, job: &ErasureJob) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// What the erasure worker is asked to do to one person's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataChange {
+    /// Delete (or anonymise, where the data map says why) everything, and prove it.
+    Erase,
+    /// Apply the requester's self-service corrections.
+    Correct,
+}
+
+/// The job an erasure worker receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureJob {
+    pub request_id: RequestId,
+    /// The version of the request that cleared the work (its `triaged` transition).
+    pub version: u32,
+    pub change: DataChange,
 }
 
 /// The job an export worker receives.
@@ -61,29 +93,30 @@ pub struct ExportJob {
     pub version: u32,
 }
 
-/// SQS FIFO: one message group per request, deduplicated per job.
+/// SQS FIFO queues: one message group per request, deduplicated per job.
 #[derive(Clone, Debug)]
 pub struct SqsJobQueue {
     client: aws_sdk_sqs::Client,
-    url: String,
+    export_url: String,
+    erasure_url: String,
 }
 
 impl SqsJobQueue {
-    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> SqsJobQueue {
-        SqsJobQueue { client, url: url.into() }
+    pub fn new(
+        client: aws_sdk_sqs::Client,
+        export_url: impl Into<String>,
+        erasure_url: impl Into<String>,
+    ) -> SqsJobQueue {
+        SqsJobQueue { client, export_url: export_url.into(), erasure_url: erasure_url.into() }
     }
-}
 
-impl JobQueue for SqsJobQueue {
-    async fn enqueue_export(&self, id: RequestId, version: u32) -> Result<(), QueueError> {
-        let body = serde_json::to_string(&ExportJob { request_id: id, version })
-            .map_err(|_| QueueError { code: "serialize".into() })?;
+    async fn send(&self, url: &str, body: String, group: String, dedup: String) -> Result<(), QueueError> {
         self.client
             .send_message()
-            .queue_url(&self.url)
+            .queue_url(url)
             .message_body(body)
-            .message_group_id(id.to_string())
-            .message_deduplication_id(format!("{id}-export-v{version}"))
+            .message_group_id(group)
+            .message_deduplication_id(dedup)
             .send()
             .await
             .map_err(|e| QueueError {
@@ -95,49 +128,111 @@ impl JobQueue for SqsJobQueue {
     }
 }
 
+impl JobQueue for SqsJobQueue {
+    async fn enqueue_export(&self, id: RequestId, version: u32) -> Result<(), QueueError> {
+        let body = serde_json::to_string(&ExportJob { request_id: id, version })
+            .map_err(|_| QueueError { code: "serialize".into() })?;
+        self.send(&self.export_url, body, id.to_string(), format!("{id}-export-v{version}")).await
+    }
+
+    async fn enqueue_erasure(&self, job: &ErasureJob) -> Result<(), QueueError> {
+        let body = serde_json::to_string(job).map_err(|_| QueueError { code: "serialize".into() })?;
+        let dedup = format!("{}-{:?}-v{}", job.request_id, job.change, job.version);
+        self.send(&self.erasure_url, body, job.request_id.to_string(), dedup).await
+    }
+}
+
 /// What a committed transition asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Effect {
+    Triage,
     QueueExport,
+    QueueErasure,
+    QueueCorrection,
+    ConfirmRecipient,
     NotifyStaff,
     NotifyRequesterCompleted,
+    NotifyRecipient,
     NotifyRequesterExtended,
     NotifyRequesterDenied,
     NotifyRequesterExcessive,
+    NotifyRequesterReferred,
+    NotifyRequesterLimit,
 }
 
 impl Effect {
     /// The ledger key: one per effect per transition.
     fn ledger_key(self, version: u32) -> String {
         let name = match self {
+            Effect::Triage => "triaged",
             Effect::QueueExport => "export_queued",
+            Effect::QueueErasure => "erasure_queued",
+            Effect::QueueCorrection => "correction_queued",
+            Effect::ConfirmRecipient => "recipient_confirmation_sent",
             Effect::NotifyStaff => "staff_notified",
             Effect::NotifyRequesterCompleted => "requester_notified_completed",
+            Effect::NotifyRecipient => "recipient_notified",
             Effect::NotifyRequesterExtended => "requester_notified_extended",
             Effect::NotifyRequesterDenied => "requester_notified_denied",
             Effect::NotifyRequesterExcessive => "requester_notified_excessive",
+            Effect::NotifyRequesterReferred => "requester_notified_referred",
+            Effect::NotifyRequesterLimit => "requester_notified_limit",
         };
         format!("{name}#v{version}")
     }
 }
 
+/// Why a request was referred, or rejected for the limit; shown to staff and in the audit trail.
+pub const ENTERPRISE_REASON: &str = "enterprise_managed";
+pub const LIMIT_REASON: &str = "right_to_know_limit";
+/// Right-to-know requests a person may make in 12 months (CCPA; policy section 12).
+pub const RIGHT_TO_KNOW_PER_YEAR: usize = 2;
+/// How long a third-party recipient confirmation link stays valid.
+const RECIPIENT_CONFIRMATION_DAYS: i64 = 7;
+
 fn has_export(kind: RequestKind) -> bool {
     matches!(kind, RequestKind::Access | RequestKind::Portability)
 }
 
-/// The whole routing table. Status changes act, and so does the one extension a request may get;
-/// any other write to a request (an acknowledgement stamp, say) is ignored.
+/// The work a cleared request becomes, besides the staff notice.
+fn work(request: &RequestRecord) -> Vec<Effect> {
+    match request.kind {
+        RequestKind::Portability if request.recipient.is_some() => vec![Effect::ConfirmRecipient],
+        RequestKind::Access | RequestKind::Portability => vec![Effect::QueueExport],
+        RequestKind::Deletion => vec![Effect::QueueErasure],
+        RequestKind::Rectification if request.corrections.is_some() => vec![Effect::QueueCorrection],
+        _ => Vec::new(),
+    }
+}
+
+/// The whole routing table. Status changes act, and so do the three changes that keep the
+/// status: the triage, a confirmed recipient and the one extension; any other write to a request
+/// (an acknowledgement stamp, say) is ignored.
 pub fn effects(old: Option<&RequestRecord>, new: &RequestRecord) -> Vec<Effect> {
     if let Some(old) = old.filter(|o| o.status == new.status) {
+        if old.triage.is_none() && new.triage.is_some() && new.status == Status::Verified {
+            let mut effects = work(new);
+            effects.push(Effect::NotifyStaff);
+            return effects;
+        }
+        if old.recipient_confirmed_at.is_none() && new.recipient_confirmed_at.is_some() {
+            return vec![Effect::QueueExport];
+        }
         let extended = old.original_due_on.is_none() && new.original_due_on.is_some();
         return if extended { vec![Effect::NotifyRequesterExtended] } else { Vec::new() };
     }
     match new.status {
-        Status::Verified if has_export(new.kind) => vec![Effect::QueueExport, Effect::NotifyStaff],
-        Status::Verified => vec![Effect::NotifyStaff],
+        Status::Verified => vec![Effect::Triage],
+        Status::Completed if new.recipient_confirmed_at.is_some() => {
+            vec![Effect::NotifyRequesterCompleted, Effect::NotifyRecipient]
+        }
         Status::Completed => vec![Effect::NotifyRequesterCompleted],
         Status::Denied => vec![Effect::NotifyRequesterDenied],
         Status::Rejected if new.cost_estimate.is_some() => vec![Effect::NotifyRequesterExcessive],
+        Status::Rejected if new.closed_reason.as_deref() == Some(LIMIT_REASON) => {
+            vec![Effect::NotifyRequesterLimit]
+        }
+        Status::Referred => vec![Effect::NotifyRequesterReferred],
         _ => Vec::new(),
     }
 }
@@ -177,14 +272,17 @@ pub struct ItemFailure {
     pub item_identifier: String,
 }
 
-pub struct Dispatcher<S: RequestStore, M: Mailer, Q: JobQueue> {
+pub struct Dispatcher<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData> {
     pub deps: Deps<S, M>,
     pub queue: Q,
     pub staff: EmailAddress,
     pub export_retention_days: u64,
+    /// The data map's account source is read to triage a verified request.
+    pub data: P,
+    pub map: DataMap,
 }
 
-impl Dispatcher<DynamoStore, SesMailer, SqsJobQueue> {
+impl Dispatcher<DynamoStore, SesMailer, SqsJobQueue, AwsPersonalData> {
     pub async fn from_env() -> Result<Self, privacy_shared::ConfigError> {
         let config = privacy_shared::Config::from_env()?;
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -205,6 +303,10 @@ impl Dispatcher<DynamoStore, SesMailer, SqsJobQueue> {
             why: "not an email address".into(),
         })?;
         let url = get("EXPORT_QUEUE_URL").ok_or(ConfigError::Missing("EXPORT_QUEUE_URL"))?;
+        let erasure_url = get("ERASURE_QUEUE_URL").ok_or(ConfigError::Missing("ERASURE_QUEUE_URL"))?;
+        let map = DataMap::builtin()
+            .map_err(|e| ConfigError::Invalid { name: "DATA_MAP", why: e.to_string() })?
+            .with_name_prefix(&get("DATA_NAME_PREFIX").unwrap_or_default());
         let export_retention_days = match get("EXPORT_RETENTION_DAYS") {
             None => 30,
             Some(raw) => raw.trim().parse().ok().filter(|d| *d > 0).ok_or(ConfigError::Invalid {
@@ -214,15 +316,20 @@ impl Dispatcher<DynamoStore, SesMailer, SqsJobQueue> {
         };
         Ok(Dispatcher {
             deps: privacy_shared::AwsDeps::with_sdk(sdk, config, clock),
-            queue: SqsJobQueue::new(aws_sdk_sqs::Client::new(sdk), url),
+            queue: SqsJobQueue::new(aws_sdk_sqs::Client::new(sdk), url, erasure_url),
             staff,
             export_retention_days,
+            data: AwsPersonalData::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                privacy_shared::deps::s3_client(sdk, privacy_shared::deps::s3_path_style_from_env()),
+            ),
+            map,
         })
     }
 }
 
-pub async fn handle<S: RequestStore, M: Mailer, Q: JobQueue>(
-    dispatcher: &Dispatcher<S, M, Q>,
+pub async fn handle<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
     event: LambdaEvent<StreamEvent>,
 ) -> Result<BatchResponse, Infallible> {
     let mut response = BatchResponse::default();
@@ -238,8 +345,8 @@ pub async fn handle<S: RequestStore, M: Mailer, Q: JobQueue>(
     Ok(response)
 }
 
-async fn process<S: RequestStore, M: Mailer, Q: JobQueue>(
-    dispatcher: &Dispatcher<S, M, Q>,
+async fn process<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
     record: StreamRecord,
 ) -> Result<(), DispatchError> {
     let Some(new) = record.dynamodb.new_image.and_then(record_from_image) else {
@@ -252,8 +359,8 @@ async fn process<S: RequestStore, M: Mailer, Q: JobQueue>(
     Ok(())
 }
 
-async fn perform<S: RequestStore, M: Mailer, Q: JobQueue>(
-    dispatcher: &Dispatcher<S, M, Q>,
+async fn perform<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
     effect: Effect,
     record: &RequestRecord,
 ) -> Result<(), DispatchError> {
@@ -265,12 +372,23 @@ async fn perform<S: RequestStore, M: Mailer, Q: JobQueue>(
         Claim::InProgress => return Err(DispatchError::Busy(key)),
         Claim::Acquired => {}
     }
+    let templates = &dispatcher.deps.templates;
     let outcome = match effect {
+        Effect::Triage => triage(dispatcher, record).await,
         Effect::QueueExport => {
             dispatcher.queue.enqueue_export(record.id, record.version).await.map_err(DispatchError::from)
         }
+        Effect::QueueErasure | Effect::QueueCorrection => {
+            let change = if effect == Effect::QueueErasure { DataChange::Erase } else { DataChange::Correct };
+            let job = ErasureJob { request_id: record.id, version: record.version, change };
+            dispatcher.queue.enqueue_erasure(&job).await.map_err(DispatchError::from)
+        }
+        Effect::ConfirmRecipient => confirm_recipient(dispatcher, record).await,
         Effect::NotifyStaff => notify_staff(dispatcher, record).await,
         Effect::NotifyRequesterCompleted => notify_completed(dispatcher, record).await,
+        Effect::NotifyRecipient => notify_recipient(dispatcher, record).await,
+        Effect::NotifyRequesterReferred => notify(dispatcher, templates.referred(record)).await,
+        Effect::NotifyRequesterLimit => notify(dispatcher, templates.limit_reached(record)).await,
         Effect::NotifyRequesterExtended => {
             notify(dispatcher, dispatcher.deps.templates.extended(record)).await
         }
@@ -292,8 +410,8 @@ async fn perform<S: RequestStore, M: Mailer, Q: JobQueue>(
     }
 }
 
-async fn notify_staff<S: RequestStore, M: Mailer, Q: JobQueue>(
-    dispatcher: &Dispatcher<S, M, Q>,
+async fn notify_staff<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
     record: &RequestRecord,
 ) -> Result<(), DispatchError> {
     let email = dispatcher.deps.templates.staff_notice(&dispatcher.staff, record, has_export(record.kind))?;
@@ -301,8 +419,117 @@ async fn notify_staff<S: RequestStore, M: Mailer, Q: JobQueue>(
     Ok(())
 }
 
-async fn notify<S: RequestStore, M: Mailer, Q: JobQueue>(
-    dispatcher: &Dispatcher<S, M, Q>,
+/// Looks the requester up in the account source and decides: referred, rejected for the limit,
+/// or cleared (with what the work needs to know). One conditional transition either way.
+async fn triage<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    record: &RequestRecord,
+) -> Result<(), DispatchError> {
+    let deps = &dispatcher.deps;
+    let account = match dispatcher.map.user_id_source() {
+        Some(source) => dispatcher.data.records(source, record.email.normalized()).await?.into_iter().next(),
+        None => None,
+    };
+    let text =
+        |name: &str| account.as_ref().and_then(|a| a.get(name)).and_then(|v| v.as_str()).map(str::to_owned);
+    let now = deps.clock.now();
+    let change = if text("account_type").as_deref() == Some("enterprise_managed") {
+        let mut change = Change::new(Event::Referred, now, Actor::System).with_reason(ENTERPRISE_REASON);
+        change.referral_contact = text("administrator_contact");
+        change
+    } else if over_limit(dispatcher, record).await? {
+        Change::new(Event::Rejected, now, Actor::System).with_reason(LIMIT_REASON)
+    } else {
+        let today = deps.config.calendar.local_date(now);
+        let child = text("birth_date").is_some_and(|born| under_16(&born, today));
+        let mut change = Change::new(Event::Triaged, now, Actor::System);
+        change.triage = Some(Triage { has_account: account.is_some(), child });
+        change
+    };
+    tracing::info!(request_id = %record.id, outcome = %change.event, "request triaged");
+    match deps.store.transition(record, change).await {
+        Ok(_) => Ok(()),
+        // Changed meanwhile (staff acted, or another delivery triaged it): nothing left to decide.
+        Err(StoreError::Conflict) => match deps.store.get(record.id).await? {
+            Some(now) if now.status == Status::Verified && now.triage.is_none() => {
+                Err(StoreError::Conflict.into())
+            }
+            _ => Ok(()),
+        },
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// A third right-to-know request within 12 months, under the CCPA (the policy's California
+/// section allows two; elsewhere a repeat is for staff to judge as excessive).
+async fn over_limit<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    record: &RequestRecord,
+) -> Result<bool, DispatchError> {
+    if record.regime != Regime::Ccpa || !has_export(record.kind) {
+        return Ok(false);
+    }
+    let since = record.received_at - Duration::days(365);
+    let earlier = dispatcher
+        .deps
+        .store
+        .history(&record.email.subject_key())
+        .await?
+        .into_iter()
+        .filter(|past| past.id != record.id && has_export(past.kind))
+        .filter(|past| past.received_at > since && past.received_at <= record.received_at)
+        .count();
+    Ok(earlier >= RIGHT_TO_KNOW_PER_YEAR)
+}
+
+/// Under 16 on `today`, from a `YYYY-MM-DD` birth date; an unreadable date is not a child.
+pub fn under_16(born: &str, today: chrono::NaiveDate) -> bool {
+    chrono::NaiveDate::parse_from_str(born, "%Y-%m-%d")
+        .ok()
+        .and_then(|born| born.checked_add_months(chrono::Months::new(16 * 12)))
+        .is_some_and(|sixteenth| today < sixteenth)
+}
+
+/// The second verification: the requester confirms the third party the export may go to.
+async fn confirm_recipient<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    record: &RequestRecord,
+) -> Result<(), DispatchError> {
+    let deps = &dispatcher.deps;
+    let token = VerificationToken::generate();
+    let expires_at = deps.clock.now() + Duration::days(RECIPIENT_CONFIRMATION_DAYS);
+    let secret = Verification { token_hash: token.hash(), expires_at, wrong_attempts: 0 };
+    deps.store.put_secret(record.id, TokenSlot::Recipient, &secret).await?;
+    let valid_until = deps.config.calendar.local_date(expires_at);
+    let email =
+        deps.templates.recipient_confirmation(record, &token, valid_until, &deps.config.public_base_url)?;
+    deps.mailer.send(&email).await?;
+    Ok(())
+}
+
+/// The confirmed third party gets its own download link (its own token; only the hash is kept).
+async fn notify_recipient<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    record: &RequestRecord,
+) -> Result<(), DispatchError> {
+    let deps = &dispatcher.deps;
+    let Some(recipient) = &record.recipient else { return Ok(()) };
+    let token = VerificationToken::generate();
+    let expires_at = record.updated_at + Duration::days(dispatcher.export_retention_days as i64);
+    deps.store.put_download_token(record.id, TokenSlot::Recipient, &token.hash(), expires_at).await?;
+    let link = download_link(&deps.config.public_base_url, record.id, &token);
+    let until = deps.config.calendar.local_date(expires_at);
+    let email = deps.templates.recipient_delivery(record, recipient, &link, until)?;
+    deps.mailer.send(&email).await?;
+    Ok(())
+}
+
+fn download_link(base: &str, id: RequestId, token: &VerificationToken) -> String {
+    format!("{base}/requests/{id}/download?token={}", token.expose_secret())
+}
+
+async fn notify<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
     email: Result<privacy_shared::mail::OutgoingEmail, MailError>,
 ) -> Result<(), DispatchError> {
     dispatcher.deps.mailer.send(&email?).await?;
@@ -311,8 +538,8 @@ async fn notify<S: RequestStore, M: Mailer, Q: JobQueue>(
 
 /// The completion notice; for an export it carries a download link with a fresh token (only its
 /// hash is stored), valid as long as the export is kept.
-async fn notify_completed<S: RequestStore, M: Mailer, Q: JobQueue>(
-    dispatcher: &Dispatcher<S, M, Q>,
+async fn notify_completed<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
     record: &RequestRecord,
 ) -> Result<(), DispatchError> {
     let deps = &dispatcher.deps;
@@ -320,13 +547,8 @@ async fn notify_completed<S: RequestStore, M: Mailer, Q: JobQueue>(
     if has_export(record.kind) {
         let token = VerificationToken::generate();
         let expires_at = record.updated_at + Duration::days(dispatcher.export_retention_days as i64);
-        deps.store.put_download_token(record.id, &token.hash(), expires_at).await?;
-        link = Some(format!(
-            "{}/requests/{}/download?token={}",
-            deps.config.public_base_url,
-            record.id,
-            token.expose_secret()
-        ));
+        deps.store.put_download_token(record.id, TokenSlot::Requester, &token.hash(), expires_at).await?;
+        link = Some(download_link(&deps.config.public_base_url, record.id, &token));
     }
     let until =
         deps.config.calendar.local_date(record.updated_at) + Days::new(dispatcher.export_retention_days);
@@ -363,6 +585,12 @@ mod tests {
             extension_reason: None,
             closed_reason: None,
             cost_estimate: None,
+            triage: None,
+            referral_contact: None,
+            recipient: None,
+            recipient_confirmed_at: None,
+            corrections: None,
+            receipt: None,
             updated_at: at,
         }
     }

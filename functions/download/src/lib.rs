@@ -121,10 +121,16 @@ async fn redirect<S: RequestStore>(
     {
         return Err(DownloadError::Refused);
     }
-    let (stored, expires_at) = downloads.store.download_token(id).await?.ok_or(DownloadError::Refused)?;
-    if !stored.matches(&token.hash()) {
-        return Err(DownloadError::Refused);
+    // The requester's link, or a confirmed third party's: each its own token.
+    let presented = token.hash();
+    let tokens = downloads.store.download_tokens(id).await?;
+    let mut matched = None;
+    for (stored, expires_at) in tokens {
+        if stored.matches(&presented) {
+            matched = Some(expires_at);
+        }
     }
+    let expires_at = matched.ok_or(DownloadError::Refused)?;
     let now = downloads.clock.now();
     if now >= expires_at {
         return Err(DownloadError::Expired);

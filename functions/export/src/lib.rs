@@ -151,13 +151,9 @@ pub async fn export<S: RequestStore, P: PersonalData>(
     let document = collect(exporter, &request).await?;
     write_archive(exporter, &request, &document).await?;
     let change = Change {
-        event: Event::Completed,
-        at: exporter.clock.now(),
-        actor: Actor::System,
         reason: None,
         consume_token: None,
-        extend_to: None,
-        cost_estimate: None,
+        ..Change::new(Event::Completed, exporter.clock.now(), Actor::System)
     };
     match exporter.store.transition(&request, change).await {
         Ok(_) | Err(StoreError::Conflict) => {
@@ -173,13 +169,9 @@ async fn start<S: RequestStore, P: PersonalData>(
     request: &RequestRecord,
 ) -> Result<RequestRecord, ExportError> {
     let change = Change {
-        event: Event::WorkStarted,
-        at: exporter.clock.now(),
-        actor: Actor::System,
         reason: None,
         consume_token: None,
-        extend_to: None,
-        cost_estimate: None,
+        ..Change::new(Event::WorkStarted, exporter.clock.now(), Actor::System)
     };
     match exporter.store.transition(request, change).await {
         Ok(started) => Ok(started),

@@ -3,6 +3,14 @@
 //!
 //! Answers never reveal whether an address is known: a new request, a repeat of an open one and
 //! a request whose email was held back by the flood guard all get the same 202.
+//!
+//! An opt-out of sale and an unsubscribe need no verification (the CCPA forbids requiring it):
+//! the address goes on the suppression list in the same transaction that records the request as
+//! completed, and `dispatch` acknowledges it by email. A repeat changes nothing and sends nothing.
+//!
+//! A portability request may name a third-party `recipient` (the export goes there only after a
+//! second confirmation), and a rectification may carry `corrections` of the fields the data map
+//! marks as self-service correctable.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -17,12 +25,27 @@ use privacy_shared::domain::{
 };
 use privacy_shared::mail::templates::VerificationEmail;
 use privacy_shared::mail::{MailError, Mailer};
-use privacy_shared::store::{Created, RequestStore, StoreError, Verification};
+use privacy_shared::store::{Created, RequestStore, StoreError, SuppressionList, Verification};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 /// The body fields `POST /requests` accepts; anything else is refused.
-pub const FIELDS: &[&str] = &["email", "kind", "region", "name", "language", "details"];
+pub const FIELDS: &[&str] =
+    &["email", "kind", "region", "name", "language", "details", "recipient", "corrections"];
 const MAX_NAME_CHARS: usize = 200;
 const MAX_DETAILS_CHARS: usize = 5000;
+const MAX_CORRECTIONS: usize = 10;
+const MAX_CORRECTION_CHARS: usize = 200;
+
+/// The fields a requester may correct themselves, from the compiled-in data map.
+fn correctable() -> &'static [String] {
+    static FIELDS: OnceLock<Vec<String>> = OnceLock::new();
+    FIELDS.get_or_init(|| {
+        privacy_shared::datamap::DataMap::builtin()
+            .map(|map| map.correctable_fields().into_iter().map(|(_, field)| field.to_owned()).collect())
+            .unwrap_or_default()
+    })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -60,6 +83,8 @@ struct RawSubmission {
     name: Option<String>,
     language: Option<String>,
     details: Option<String>,
+    recipient: Option<String>,
+    corrections: Option<BTreeMap<String, String>>,
 }
 
 /// A request that passed every check at the edge.
@@ -70,6 +95,8 @@ pub struct Submission {
     pub language: Language,
     pub name: Option<String>,
     pub details: Option<String>,
+    pub recipient: Option<EmailAddress>,
+    pub corrections: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Serialize)]
@@ -87,6 +114,7 @@ impl Submission {
             ("name", raw.name.as_ref()),
             ("language", raw.language.as_ref()),
             ("details", raw.details.as_ref()),
+            ("recipient", raw.recipient.as_ref()),
         ] {
             if value.is_some_and(|v| has_control_chars(v)) {
                 return Err(ApiError::invalid_field(
@@ -115,8 +143,57 @@ impl Submission {
         };
         let name = optional_text(raw.name, "name", MAX_NAME_CHARS)?;
         let details = optional_text(raw.details, "details", MAX_DETAILS_CHARS)?;
-        Ok(Submission { email, kind, region, language, name, details })
+        let recipient = match raw.recipient.filter(|r| !r.trim().is_empty()) {
+            None => None,
+            Some(_) if kind != RequestKind::Portability => {
+                return Err(ApiError::invalid_field("recipient", "is only for portability requests."));
+            }
+            Some(raw) => {
+                let recipient = EmailAddress::parse(&raw)
+                    .map_err(|_| ApiError::invalid_field("recipient", "is not a valid email address."))?;
+                if recipient.normalized() == email.normalized() {
+                    return Err(ApiError::invalid_field("recipient", "must be someone else's address."));
+                }
+                Some(recipient)
+            }
+        };
+        let corrections = match raw.corrections {
+            None => None,
+            Some(_) if kind != RequestKind::Rectification => {
+                return Err(ApiError::invalid_field("corrections", "is only for rectification requests."));
+            }
+            Some(corrections) => Some(parse_corrections(corrections)?),
+        };
+        Ok(Submission { email, kind, region, language, name, details, recipient, corrections })
     }
+}
+
+fn parse_corrections(corrections: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+    if corrections.is_empty() || corrections.len() > MAX_CORRECTIONS {
+        return Err(ApiError::invalid_field(
+            "corrections",
+            &format!("must hold 1 to {MAX_CORRECTIONS} fields."),
+        ));
+    }
+    let allowed = correctable();
+    let mut parsed = BTreeMap::new();
+    for (field, value) in corrections {
+        if !allowed.contains(&field) {
+            return Err(ApiError::invalid_field(
+                "corrections",
+                &format!("may only correct {}; describe other corrections in `details`.", allowed.join(", ")),
+            ));
+        }
+        let value = value.trim().to_owned();
+        if value.is_empty() || value.chars().count() > MAX_CORRECTION_CHARS || has_control_chars(&value) {
+            return Err(ApiError::invalid_field(
+                &format!("corrections.{field}"),
+                &format!("must be 1 to {MAX_CORRECTION_CHARS} characters without control characters."),
+            ));
+        }
+        parsed.insert(field, value);
+    }
+    Ok(parsed)
 }
 
 fn optional_text(value: Option<String>, field: &str, max_chars: usize) -> Result<Option<String>, ApiError> {
@@ -134,10 +211,7 @@ pub async fn handle<S: RequestStore, M: Mailer>(
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
     Ok(match submit(deps, &request).await {
-        Ok(id) => json_response(
-            StatusCode::ACCEPTED,
-            &Accepted { request_id: id, status: Status::PendingVerification },
-        ),
+        Ok((id, status)) => json_response(StatusCode::ACCEPTED, &Accepted { request_id: id, status }),
         Err(err) => err.into_response(),
     })
 }
@@ -145,15 +219,18 @@ pub async fn handle<S: RequestStore, M: Mailer>(
 async fn submit<S: RequestStore, M: Mailer>(
     deps: &Deps<S, M>,
     request: &Request,
-) -> Result<RequestId, IntakeError> {
+) -> Result<(RequestId, Status), IntakeError> {
     if request.method() != lambda_http::http::Method::POST {
         return Err(ApiError::method_not_allowed().into());
     }
     let submission = Submission::parse(read_json::<RawSubmission>(request, FIELDS)?)?;
     let now = deps.clock.now();
 
+    if let Some(list) = SuppressionList::for_kind(submission.kind) {
+        return opt_out(deps, submission, list).await.map(|id| (id, Status::Completed));
+    }
     if let Some(existing) = deps.store.open_request(&submission.email.subject_key(), submission.kind).await? {
-        return resubmitted(deps, existing).await;
+        return resubmitted(deps, existing).await.map(|id| (id, Status::PendingVerification));
     }
 
     let regime = submission.region.regime();
@@ -179,6 +256,12 @@ async fn submit<S: RequestStore, M: Mailer>(
         extension_reason: None,
         closed_reason: None,
         cost_estimate: None,
+        triage: None,
+        referral_contact: None,
+        recipient: submission.recipient,
+        recipient_confirmed_at: None,
+        corrections: submission.corrections,
+        receipt: None,
         updated_at: now,
     };
     let token = VerificationToken::generate();
@@ -186,9 +269,72 @@ async fn submit<S: RequestStore, M: Mailer>(
         Created::New => {
             tracing::info!(request_id = %record.id, kind = %record.kind, regime = regime.as_str(), "request submitted");
             send_verification(deps, &record, &token).await?;
+            Ok((record.id, Status::PendingVerification))
+        }
+        Created::AlreadyOpen(existing) => {
+            resubmitted(deps, existing).await.map(|id| (id, Status::PendingVerification))
+        }
+    }
+}
+
+/// Suppresses the address at once and records the request as completed; the acknowledgement
+/// goes out from the stream. A repeat answers with the first request and sends nothing more.
+async fn opt_out<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    submission: Submission,
+    list: SuppressionList,
+) -> Result<RequestId, IntakeError> {
+    let subject = submission.email.subject_key();
+    let earlier = deps.store.suppressions(&subject).await?.into_iter().find(|s| s.list == list);
+    if let Some(earlier) = earlier {
+        tracing::info!(request_id = %earlier.request_id, list = list.as_str(), "repeat of an opt-out");
+        return Ok(earlier.request_id);
+    }
+    let now = deps.clock.now();
+    let regime = submission.region.regime();
+    let deadlines = deps.config.calendar.deadlines(regime, now);
+    let record = RequestRecord {
+        id: RequestId::generate(),
+        status: Status::Completed,
+        version: 1,
+        kind: submission.kind,
+        region: submission.region,
+        regime,
+        language: submission.language,
+        email: submission.email,
+        name: submission.name,
+        details: submission.details,
+        received_at: now,
+        received_on: deadlines.received_on,
+        due_on: deadlines.received_on,
+        acknowledge_by: None,
+        acknowledged_at: None,
+        verified_at: None,
+        original_due_on: None,
+        extension_reason: None,
+        closed_reason: None,
+        cost_estimate: None,
+        triage: None,
+        referral_contact: None,
+        recipient: None,
+        recipient_confirmed_at: None,
+        corrections: None,
+        receipt: None,
+        updated_at: now,
+    };
+    match deps.store.create_opt_out(&record, list).await {
+        Ok(()) => {
+            tracing::info!(request_id = %record.id, list = list.as_str(), "address suppressed");
             Ok(record.id)
         }
-        Created::AlreadyOpen(existing) => resubmitted(deps, existing).await,
+        // The same person opting out twice at the same moment: the other one won.
+        Err(StoreError::Conflict) => {
+            match deps.store.suppressions(&subject).await?.into_iter().find(|s| s.list == list) {
+                Some(earlier) => Ok(earlier.request_id),
+                None => Err(StoreError::Conflict.into()),
+            }
+        }
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -294,6 +440,51 @@ mod tests {
             name: None,
             language: None,
             details: None,
+            recipient: None,
+            corrections: None,
+        }
+    }
+
+    fn code_of(raw: RawSubmission) -> String {
+        let err = Submission::parse(raw).err().expect("refused");
+        format!("{}: {}", err.code, err.message)
+    }
+
+    #[test]
+    fn a_recipient_is_only_for_portability_and_must_be_someone_else() {
+        let mut ok = raw("a@b.nl", "portability", "NL");
+        ok.recipient = Some("new-provider@example.org".into());
+        assert_eq!(Submission::parse(ok).unwrap().recipient.unwrap().as_str(), "new-provider@example.org");
+        let mut wrong_kind = raw("a@b.nl", "access", "NL");
+        wrong_kind.recipient = Some("new-provider@example.org".into());
+        assert!(code_of(wrong_kind).contains("only for portability"));
+        let mut self_sent = raw("a@b.nl", "portability", "NL");
+        self_sent.recipient = Some("A@B.NL".into());
+        assert!(code_of(self_sent).contains("someone else"));
+        let mut bad = raw("a@b.nl", "portability", "NL");
+        bad.recipient = Some("not an address".into());
+        assert!(code_of(bad).contains("not a valid email address"));
+    }
+
+    #[test]
+    fn corrections_are_only_for_rectification_and_only_of_correctable_fields() {
+        let corrections = |pairs: &[(&str, &str)]| {
+            Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>())
+        };
+        let mut ok = raw("a@b.nl", "rectification", "NL");
+        ok.corrections = corrections(&[("job_title", "  Senior designer ")]);
+        assert_eq!(Submission::parse(ok).unwrap().corrections.unwrap()["job_title"], "Senior designer");
+        for (kind, pairs, expected) in [
+            ("access", vec![("job_title", "x")], "only for rectification"),
+            ("rectification", vec![("email", "x@y.z")], "may only correct"),
+            ("rectification", vec![("user_id", "u-x")], "may only correct"),
+            ("rectification", vec![("name", "")], "corrections.name"),
+            ("rectification", vec![("name", "a\nb")], "corrections.name"),
+            ("rectification", vec![], "1 to 10"),
+        ] {
+            let mut submission = raw("a@b.nl", kind, "NL");
+            submission.corrections = corrections(&pairs);
+            assert!(code_of(submission).contains(expected), "{kind} {pairs:?}");
         }
     }
 

@@ -16,7 +16,7 @@ use privacy_shared::Deps;
 use privacy_shared::api::{ApiError, json_response, path_request_id, read_json};
 use privacy_shared::domain::{Actor, Event, RequestId, RequestRecord, Status, VerificationToken};
 use privacy_shared::mail::Mailer;
-use privacy_shared::store::{Change, RequestStore, StoreError};
+use privacy_shared::store::{Change, RequestStore, StoreError, TokenSlot};
 
 pub use page::Page;
 
@@ -91,6 +91,14 @@ pub async fn handle<S: RequestStore, M: Mailer>(
 ) -> Result<Response<Body>, Infallible> {
     Ok(match *request.method() {
         Method::GET | Method::HEAD => verifier.page.respond(&request),
+        Method::POST if request.uri().path().trim_end_matches('/').ends_with("/recipient") => {
+            match confirm_recipient(&verifier.deps, &request).await {
+                Ok(record) => {
+                    json_response(StatusCode::OK, &Verified { request_id: record.id, status: record.status })
+                }
+                Err(err) => err.into_response(),
+            }
+        }
         Method::POST => match verify(&verifier.deps, &request).await {
             Ok(record) => {
                 json_response(StatusCode::OK, &Verified { request_id: record.id, status: record.status })
@@ -127,13 +135,9 @@ async fn verify<S: RequestStore, M: Mailer>(
         return Err(wrong_attempt(deps, record).await);
     }
     let change = Change {
-        event: Event::Verified,
-        at: now,
-        actor: Actor::Requester,
         reason: None,
         consume_token: Some(presented),
-        extend_to: None,
-        cost_estimate: None,
+        ..Change::new(Event::Verified, now, Actor::Requester)
     };
     match deps.store.transition(&record, change).await {
         Ok(verified) => {
@@ -141,6 +145,46 @@ async fn verify<S: RequestStore, M: Mailer>(
             Ok(verified)
         }
         // Someone else used this token (or closed the request) first.
+        Err(StoreError::Conflict) => Err(VerifyError::Failed),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `POST /requests/{id}/recipient`: the second verification of a portability request that names
+/// a third party. The same uniform refusal as the first; no lock-out counter, as the request is
+/// already verified and a 256-bit token cannot be guessed.
+async fn confirm_recipient<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    request: &Request,
+) -> Result<RequestRecord, VerifyError> {
+    let id = path_request_id(request, "recipient")?;
+    let body: TokenBody = read_json(request, &["token"])?;
+    let token = VerificationToken::parse(&body.token).ok_or(VerifyError::Failed)?;
+    let record = deps.store.get(id).await?.ok_or(VerifyError::Failed)?;
+    if record.status != Status::Verified
+        || record.recipient.is_none()
+        || record.recipient_confirmed_at.is_some()
+    {
+        return Err(VerifyError::Failed);
+    }
+    let stored = deps.store.secret(id, TokenSlot::Recipient).await?.ok_or(VerifyError::Failed)?;
+    let now = deps.clock.now();
+    let presented = token.hash();
+    let matches = stored.token_hash.matches(&presented);
+    let fresh = now < stored.expires_at;
+    if !(matches & fresh) {
+        return Err(VerifyError::Failed);
+    }
+    let change = Change {
+        consume_token: Some(presented),
+        token_slot: TokenSlot::Recipient,
+        ..Change::new(Event::RecipientConfirmed, now, Actor::Requester)
+    };
+    match deps.store.transition(&record, change).await {
+        Ok(confirmed) => {
+            tracing::info!(request_id = %id, "third-party recipient confirmed");
+            Ok(confirmed)
+        }
         Err(StoreError::Conflict) => Err(VerifyError::Failed),
         Err(err) => Err(err.into()),
     }
@@ -162,13 +206,9 @@ async fn wrong_attempt<S: RequestStore, M: Mailer>(
     }
     for _ in 0..MAX_LOCK_RETRIES {
         let change = Change {
-            event: Event::Expired,
-            at: deps.clock.now(),
-            actor: Actor::System,
             reason: Some(LOCKED_REASON.to_owned()),
             consume_token: None,
-            extend_to: None,
-            cost_estimate: None,
+            ..Change::new(Event::Expired, deps.clock.now(), Actor::System)
         };
         match deps.store.transition(&record, change).await {
             Ok(_) => {

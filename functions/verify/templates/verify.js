@@ -8,9 +8,13 @@
     status.className = "status " + outcome;
   }
 
+  // The first confirmation proves the address; a second one (from the link that names a
+  // third-party recipient) confirms where an export may go.
+  var action = "verify";
+
   function confirm(requestId, token) {
     show("pending");
-    fetch("requests/" + encodeURIComponent(requestId) + "/verify", {
+    fetch("requests/" + encodeURIComponent(requestId) + "/" + action, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ token: token }),
@@ -41,6 +45,9 @@
   }
   var requestId = params.get("request_id");
   var token = params.get("token");
+  if (params.get("confirm") === "recipient") {
+    action = "recipient";
+  }
   if (requestId && token) {
     form.elements.request_id.value = requestId;
     confirm(requestId, token);

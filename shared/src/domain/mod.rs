@@ -15,7 +15,7 @@ pub use email::{EmailAddress, EmailError, SubjectKey};
 pub use kind::RequestKind;
 pub use language::Language;
 pub use region::{Regime, Region, RegionError};
-pub use request::{Actor, AuditEvent, RequestId, RequestRecord};
+pub use request::{Actor, AuditEvent, ErasedSource, ErasureReceipt, RequestId, RequestRecord, Triage};
 pub use staff::{
     CostEstimate, CostEstimateError, ExtensionError, MAX_STAFF_TEXT_CHARS, StaffText, StaffTextError,
 };

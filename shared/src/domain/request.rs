@@ -83,6 +83,38 @@ pub struct AuditEvent {
     pub reason: Option<String>,
 }
 
+/// What dispatch learnt about the requester from the data map before any work started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Triage {
+    /// The address has an account with us.
+    pub has_account: bool,
+    /// A source shows a birth date under 16: the staff notice flags it, deletion is offered.
+    pub child: bool,
+}
+
+/// What an erasure did in one source of the data map: counts and categories, never the data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasedSource {
+    pub source: String,
+    pub description: String,
+    pub categories: Vec<String>,
+    pub deleted: u32,
+    pub anonymised: u32,
+    /// Why anonymised records were kept rather than deleted (the policy promises to say why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_because: Option<String>,
+}
+
+/// The erasure's receipt, kept on the request: proof it was honoured, with no copy of the data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureReceipt {
+    pub sources: Vec<ErasedSource>,
+    /// Earlier exports of this person's data (and their download links) that were deleted.
+    pub exports_deleted: u32,
+    /// Recipient categories the data map names as processors, instructed to delete too.
+    pub processors_instructed: Vec<String>,
+}
+
 /// A request as stored. `Debug` leaves out the requester's address, name and free text.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RequestRecord {
@@ -110,6 +142,15 @@ pub struct RequestRecord {
     pub closed_reason: Option<String>,
     /// Set when staff mark the request excessive or repetitive.
     pub cost_estimate: Option<CostEstimate>,
+    pub triage: Option<Triage>,
+    /// For a referral: the enterprise customer's administrator, whom the requester should ask.
+    pub referral_contact: Option<String>,
+    /// Portability to a third party: where the export may go, once the requester confirms it.
+    pub recipient: Option<EmailAddress>,
+    pub recipient_confirmed_at: Option<DateTime<Utc>>,
+    /// Self-service rectification: attribute -> corrected value, checked against the data map.
+    pub corrections: Option<std::collections::BTreeMap<String, String>>,
+    pub receipt: Option<ErasureReceipt>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -130,6 +171,9 @@ impl fmt::Debug for RequestRecord {
             .field("verified_at", &self.verified_at)
             .field("original_due_on", &self.original_due_on)
             .field("cost_estimate", &self.cost_estimate)
+            .field("triage", &self.triage)
+            .field("recipient_confirmed_at", &self.recipient_confirmed_at)
+            .field("receipt", &self.receipt)
             .finish_non_exhaustive()
     }
 }
@@ -163,6 +207,12 @@ mod tests {
             extension_reason: Some("we need to ask Jan Jansen".into()),
             closed_reason: Some("Jan Jansen asked twice".into()),
             cost_estimate: None,
+            triage: None,
+            referral_contact: None,
+            recipient: None,
+            recipient_confirmed_at: None,
+            corrections: None,
+            receipt: None,
             updated_at: at,
         };
         let shown = format!("{record:?}");

@@ -37,6 +37,10 @@ pub enum Event {
     Extended,
     /// The requester was reminded to verify: audited, but not a change of status.
     Reminded,
+    /// Dispatch looked the requester up (account, age, limits) and cleared the work to start.
+    Triaged,
+    /// The requester confirmed, with a second token, the third party an export may go to.
+    RecipientConfirmed,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -69,6 +73,7 @@ impl Status {
             // A manual step (a rectification, say) is done by staff straight from verified.
             (S::Verified, E::Completed) => Ok(S::Completed),
             (S::Verified | S::InProgress, E::Extended) => Ok(self),
+            (S::Verified, E::Triaged | E::RecipientConfirmed) => Ok(self),
             (S::Verified | S::InProgress, E::Denied) => Ok(S::Denied),
             (S::Verified, E::Referred) => Ok(S::Referred),
             (S::Verified, E::Rejected) => Ok(S::Rejected),
@@ -97,7 +102,7 @@ impl Status {
 }
 
 impl Event {
-    pub const ALL: [Event; 11] = [
+    pub const ALL: [Event; 13] = [
         Event::Submitted,
         Event::Verified,
         Event::WorkStarted,
@@ -109,6 +114,8 @@ impl Event {
         Event::Downloaded,
         Event::Extended,
         Event::Reminded,
+        Event::Triaged,
+        Event::RecipientConfirmed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,6 +131,8 @@ impl Event {
             Event::Downloaded => "downloaded",
             Event::Extended => "extended",
             Event::Reminded => "reminded",
+            Event::Triaged => "triaged",
+            Event::RecipientConfirmed => "recipient_confirmed",
         }
     }
 }
@@ -159,6 +168,8 @@ mod tests {
         (S::Verified, E::Completed, S::Completed),
         (S::Verified, E::Extended, S::Verified),
         (S::InProgress, E::Extended, S::InProgress),
+        (S::Verified, E::Triaged, S::Verified),
+        (S::Verified, E::RecipientConfirmed, S::Verified),
     ];
 
     #[test]

@@ -28,10 +28,22 @@ const FILES: &[(&str, &str)] = templates![
     "staff_notice.html",
     "completed.en.subject.txt",
     "completed.en.txt",
-    "completed.en.html",
     "completed.nl.subject.txt",
     "completed.nl.txt",
-    "completed.nl.html",
+    "referred.en.subject.txt",
+    "referred.en.txt",
+    "referred.nl.subject.txt",
+    "referred.nl.txt",
+    "limit.en.subject.txt",
+    "limit.en.txt",
+    "limit.nl.subject.txt",
+    "limit.nl.txt",
+    "recipient_confirmation.en.subject.txt",
+    "recipient_confirmation.en.txt",
+    "recipient_confirmation.nl.subject.txt",
+    "recipient_confirmation.nl.txt",
+    "recipient_delivery.en.subject.txt",
+    "recipient_delivery.en.txt",
     "notice.html",
     "reminder.en.subject.txt",
     "reminder.en.txt",
@@ -152,6 +164,8 @@ impl Templates {
             name => record.name.clone(),
             details => record.details.clone(),
             automatic,
+            child => record.triage.as_ref().is_some_and(|t| t.child),
+            has_account => record.triage.as_ref().map(|t| t.has_account),
         };
         let subject = self.render("staff_notice.subject.txt", ctx.clone())?.trim().to_owned();
         Ok(OutgoingEmail {
@@ -162,31 +176,123 @@ impl Templates {
         })
     }
 
-    /// Tells the requester their request is done; with a download link where there is an export.
+    /// Tells the requester their request is done: with a download link where there is an export,
+    /// the receipt of an erasure, the suppression of an opt-out, and the offer to delete a child's
+    /// data.
     pub fn completed(
         &self,
         record: &RequestRecord,
         download: Option<(&str, NaiveDate)>,
     ) -> Result<OutgoingEmail, MailError> {
-        let lang = record.language.as_str();
-        let subject = self.render(&format!("completed.{lang}.subject.txt"), context! {})?.trim().to_owned();
-        let ctx = context! {
-            lang,
-            title => subject,
-            request_id => record.id.to_string(),
-            kind_label => kind_label(record.kind, record.language),
-            download => download.map(|(url, _)| url.to_owned()),
-            available_until => download.map(|(_, until)| long_date(until, record.language)),
-            note => record.closed_reason.clone(),
+        let lang = record.language;
+        let receipt = record.receipt.as_ref().filter(|_| record.kind == RequestKind::Deletion);
+        let line = |s: &crate::domain::ErasedSource| {
+            let categories: Vec<String> = s.categories.iter().map(|c| c.replace('_', " ")).collect();
+            format!("{} ({})", s.description.trim_end_matches('.'), categories.join(", "))
         };
-        let html_links =
-            context! { download => download.map(|(url, _)| Value::from_safe_string(escape_attribute(url))) };
-        Ok(OutgoingEmail {
-            to: record.email.clone(),
-            text: self.render(&format!("completed.{lang}.txt"), ctx.clone())?,
-            html: self.render(&format!("completed.{lang}.html"), context! { ..html_links, ..ctx })?,
-            subject,
-        })
+        let deleted: Vec<String> = receipt
+            .map(|r| {
+                r.sources
+                    .iter()
+                    .filter(|s| s.deleted > 0)
+                    .map(|s| format!("{}: {}", line(s), s.deleted))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let kept: Vec<String> = receipt
+            .map(|r| {
+                r.sources
+                    .iter()
+                    .filter(|s| s.anonymised > 0)
+                    .map(|s| {
+                        format!(
+                            "{}: {}. {}",
+                            line(s),
+                            s.anonymised,
+                            s.kept_because.as_deref().unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ctx = context! {
+            note => record.closed_reason.clone(),
+            download => download.map(|(url, _)| url.to_owned()),
+            available_until => download.map(|(_, until)| long_date(until, lang)),
+            suppressed => crate::store::SuppressionList::for_kind(record.kind).map(|l| l.as_str()),
+            suppressed_since => long_date(record.received_on, lang),
+            receipt_nothing => receipt.is_some() && deleted.is_empty() && kept.is_empty(),
+            receipt_deleted => deleted,
+            receipt_kept => kept,
+            receipt_exports => receipt.map(|r| r.exports_deleted).filter(|n| *n > 0),
+            receipt_processors => receipt.map(|r| r.processors_instructed.iter().map(|p| p.replace('_', " ")).collect::<Vec<_>>().join(", ")).filter(|p| !p.is_empty()),
+            child => record.triage.as_ref().is_some_and(|t| t.child) && record.kind != RequestKind::Deletion,
+        };
+        let label = match lang {
+            Language::En => "Download my data",
+            Language::Nl => "Mijn gegevens downloaden",
+        };
+        self.notice("completed", record, ctx, None, label)
+    }
+
+    /// Sends the requester of an enterprise-managed account to its administrator.
+    pub fn referred(&self, record: &RequestRecord) -> Result<OutgoingEmail, MailError> {
+        let ctx = context! { contact => record.referral_contact.clone() };
+        self.notice("referred", record, ctx, None, "")
+    }
+
+    /// Refuses a third CCPA right-to-know request within 12 months.
+    pub fn limit_reached(&self, record: &RequestRecord) -> Result<OutgoingEmail, MailError> {
+        self.notice("limit", record, context! {}, None, "")
+    }
+
+    /// The second verification: the requester confirms the third party their export may go to.
+    pub fn recipient_confirmation(
+        &self,
+        record: &RequestRecord,
+        token: &VerificationToken,
+        valid_until: NaiveDate,
+        public_base_url: &str,
+    ) -> Result<OutgoingEmail, MailError> {
+        let verify_page = format!("{public_base_url}/verify");
+        let link = format!(
+            "{verify_page}#request_id={}&token={}&confirm=recipient",
+            record.id,
+            token.expose_secret()
+        );
+        let ctx = context! {
+            recipient => record.recipient.as_ref().map(|r| r.as_str().to_owned()),
+            link,
+            verify_page,
+            code => token.expose_secret(),
+            valid_until => long_date(valid_until, record.language),
+        };
+        let label = match record.language {
+            Language::En => "Confirm this recipient",
+            Language::Nl => "Deze ontvanger bevestigen",
+        };
+        self.notice("recipient_confirmation", record, ctx, Some(token.expose_secret()), label)
+    }
+
+    /// Delivers a confirmed portability export to the third party. English: we do not know the
+    /// recipient's language.
+    pub fn recipient_delivery(
+        &self,
+        record: &RequestRecord,
+        recipient: &EmailAddress,
+        link: &str,
+        until: NaiveDate,
+    ) -> Result<OutgoingEmail, MailError> {
+        let ctx = context! {
+            requester => record.email.as_str(),
+            link,
+            available_until => long_date(until, Language::En),
+        };
+        let mut as_english = record.clone();
+        as_english.language = Language::En;
+        let mut email = self.notice("recipient_delivery", &as_english, ctx, None, "Download the data")?;
+        email.to = recipient.clone();
+        Ok(email)
     }
 }
 
@@ -256,7 +362,11 @@ impl Templates {
             verify_page,
             code => token.expose_secret(),
         };
-        self.notice("reminder", record, ctx, Some(token.expose_secret()))
+        let label = match record.language {
+            Language::En => "Confirm my request",
+            Language::Nl => "Mijn verzoek bevestigen",
+        };
+        self.notice("reminder", record, ctx, Some(token.expose_secret()), label)
     }
 
     /// Tells the requester the due date moved, why, and the new date.
@@ -267,12 +377,12 @@ impl Templates {
             due_on => long_date(record.due_on, lang),
             reason => record.extension_reason.clone(),
         };
-        self.notice("extended", record, ctx, None)
+        self.notice("extended", record, ctx, None, "")
     }
 
     /// Tells the requester their request is refused, why, and where to complain.
     pub fn denied(&self, record: &RequestRecord) -> Result<OutgoingEmail, MailError> {
-        self.notice("denied", record, context! { reason => record.closed_reason.clone() }, None)
+        self.notice("denied", record, context! { reason => record.closed_reason.clone() }, None, "")
     }
 
     /// Tells the requester why their request counts as excessive and what it would cost.
@@ -281,7 +391,7 @@ impl Templates {
             reason => record.closed_reason.clone(),
             cost_estimate => record.cost_estimate.as_ref().map(|c| c.to_string()),
         };
-        self.notice("excessive", record, ctx, None)
+        self.notice("excessive", record, ctx, None, "")
     }
 
     /// A requester notice: subject and text from `<name>.<lang>.*`, the HTML built from the text's
@@ -292,6 +402,7 @@ impl Templates {
         record: &RequestRecord,
         extra: Value,
         code: Option<&str>,
+        link_label: &str,
     ) -> Result<OutgoingEmail, MailError> {
         let lang = record.language.as_str();
         let subject = self.render(&format!("{name}.{lang}.subject.txt"), context! {})?.trim().to_owned();
@@ -319,10 +430,6 @@ impl Templates {
                 }
             })
             .collect();
-        let link_label = match record.language {
-            Language::En => "Confirm my request",
-            Language::Nl => "Mijn verzoek bevestigen",
-        };
         let html =
             self.render("notice.html", context! { lang, title => subject.clone(), paragraphs, link_label })?;
         Ok(OutgoingEmail { to: record.email.clone(), subject, text, html })

@@ -5,8 +5,14 @@
 //! | request             | `REQ#<id>`        | `META`                  |
 //! | audit event         | `REQ#<id>`        | `AUDIT#<version:06>`    |
 //! | verification secret | `REQ#<id>`        | `VERIFY`                |
+//! | recipient secret    | `REQ#<id>`        | `VERIFY#recipient`      |
+//! | download token(s)   | `REQ#<id>`        | `DOWNLOAD`, `DOWNLOAD#recipient` |
+//! | effect ledger entry | `REQ#<id>`        | `EFFECT#<effect>`       |
+//! | erasure progress    | `REQ#<id>`        | `ERASURE`               |
 //! | open-request marker | `SUBJ#<subject>`  | `OPEN#<kind>`           |
 //! | mail rate window    | `SUBJ#<subject>`  | `RATE#verification`     |
+//! | verified request    | `SUBJ#<subject>`  | `REQ#<received>#<id>`   |
+//! | suppression         | `SUBJ#<subject>`  | `SUPPRESS#<list>`       |
 //!
 //! Open requests carry `due_pk`/`due_sk`, the keys of the sparse `by_due_date` index: one
 //! partition per open status (`OPEN#<status>`), sorted by receipt time while pending verification
@@ -22,12 +28,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use super::{
-    Bound, Change, Claim, Created, OpenPage, OpenQuery, OpenRequest, PageKey, RequestStore, StoreError,
-    Verification,
+    Bound, Change, Claim, Created, ErasureProgress, OpenPage, OpenQuery, OpenRequest, PageKey, PastRequest,
+    RequestStore, StoreError, Suppression, SuppressionList, TokenSlot, Verification,
 };
 use crate::domain::{
-    Actor, AuditEvent, CostEstimate, EmailAddress, Event, Language, Regime, Region, RequestId, RequestKind,
-    RequestRecord, Status, SubjectKey, TokenHash,
+    Actor, AuditEvent, CostEstimate, EmailAddress, ErasedSource, ErasureReceipt, Event, Language, Regime,
+    Region, RequestId, RequestKind, RequestRecord, Status, SubjectKey, TokenHash, Triage,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -76,6 +82,18 @@ struct RequestItem {
     closed_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cost_estimate: Option<CostEstimate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    triage: Option<Triage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    referral_contact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recipient: Option<EmailAddress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recipient_confirmed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    corrections: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    receipt: Option<ErasureReceipt>,
     updated_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     due_pk: Option<String>,
@@ -141,6 +159,63 @@ fn open_sk(kind: RequestKind) -> String {
 
 const META: &str = "META";
 const VERIFY: &str = "VERIFY";
+const ERASURE: &str = "ERASURE";
+
+fn secret_sk(slot: TokenSlot) -> &'static str {
+    match slot {
+        TokenSlot::Requester => VERIFY,
+        TokenSlot::Recipient => "VERIFY#recipient",
+    }
+}
+
+fn download_sk(slot: TokenSlot) -> &'static str {
+    match slot {
+        TokenSlot::Requester => DOWNLOAD,
+        TokenSlot::Recipient => "DOWNLOAD#recipient",
+    }
+}
+
+fn history_sk(received_at: DateTime<Utc>, id: RequestId) -> String {
+    format!("REQ#{}#{id}", received_key(received_at))
+}
+
+fn suppression_sk(list: SuppressionList) -> String {
+    format!("SUPPRESS#{}", list.as_str())
+}
+
+#[derive(Serialize, Deserialize)]
+struct HistoryItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    request_id: RequestId,
+    kind: RequestKind,
+    received_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SuppressionItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    list: String,
+    since: DateTime<Utc>,
+    request_id: RequestId,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProgressItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    sources: Vec<ErasedSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exports_deleted: Option<u32>,
+    /// A safety net: progress of a job that never finishes is swept after 30 days.
+    ttl: i64,
+}
 const RATE_VERIFICATION: &str = "RATE#verification";
 const DOWNLOAD: &str = "DOWNLOAD";
 
@@ -171,6 +246,10 @@ fn n(value: impl ToString) -> AttributeValue {
 
 fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
     serde_dynamo::to_item(value).map_err(|_| StoreError::Corrupt(std::any::type_name::<T>().to_owned()))
+}
+
+fn attribute<T: Serialize>(value: &T, name: &str) -> Result<AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(value).map_err(|_| StoreError::Corrupt(name.to_owned()))
 }
 
 fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
@@ -234,6 +313,12 @@ impl RequestItem {
             extension_reason: r.extension_reason.clone(),
             closed_reason: r.closed_reason.clone(),
             cost_estimate: r.cost_estimate.clone(),
+            triage: r.triage.clone(),
+            referral_contact: r.referral_contact.clone(),
+            recipient: r.recipient.clone(),
+            recipient_confirmed_at: r.recipient_confirmed_at,
+            corrections: r.corrections.clone(),
+            receipt: r.receipt.clone(),
             updated_at: r.updated_at,
             due_pk: due_keys(r).map(|(pk, _)| pk),
             due_sk: due_keys(r).map(|(_, sk)| sk),
@@ -262,6 +347,12 @@ impl RequestItem {
             extension_reason: self.extension_reason,
             closed_reason: self.closed_reason,
             cost_estimate: self.cost_estimate,
+            triage: self.triage,
+            referral_contact: self.referral_contact,
+            recipient: self.recipient,
+            recipient_confirmed_at: self.recipient_confirmed_at,
+            corrections: self.corrections,
+            receipt: self.receipt,
             updated_at: self.updated_at,
         }
     }
@@ -391,6 +482,31 @@ impl DynamoStore {
             .await
             .map_err(aws_error("PutItem"))?;
         Ok(())
+    }
+
+    /// Every item of one partition whose sort key starts with `prefix`, strongly consistent.
+    async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(aws_error("Query"))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
     }
 
     async fn get_item<T: DeserializeOwned>(&self, pk: String, sk: &str) -> Result<Option<T>, StoreError> {
@@ -573,6 +689,25 @@ impl RequestStore for DynamoStore {
             values.insert(":estimate".to_owned(), value);
             updated.cost_estimate = Some(estimate.clone());
         }
+        if let Some(triage) = &change.triage {
+            sets.push("triage = :triage");
+            values.insert(":triage".to_owned(), attribute(triage, "triage")?);
+            updated.triage = Some(triage.clone());
+        }
+        if let Some(contact) = &change.referral_contact {
+            sets.push("referral_contact = :contact");
+            values.insert(":contact".to_owned(), s(contact.clone()));
+            updated.referral_contact = Some(contact.clone());
+        }
+        if let Some(receipt) = &change.receipt {
+            sets.push("receipt = :receipt");
+            values.insert(":receipt".to_owned(), attribute(receipt, "receipt")?);
+            updated.receipt = Some(receipt.clone());
+        }
+        if change.event == Event::RecipientConfirmed {
+            sets.push("recipient_confirmed_at = :at");
+            updated.recipient_confirmed_at = Some(change.at);
+        }
         let expression = match due_keys(&updated) {
             Some((pk, sk)) => {
                 sets.extend(["due_pk = :due_pk", "due_sk = :due_sk"]);
@@ -609,8 +744,10 @@ impl RequestStore for DynamoStore {
         ];
         // Verification data is kept only while it can still be used.
         if change.consume_token.is_some() || closing {
-            let mut delete =
-                Delete::builder().table_name(&self.table).set_key(Some(key(request_pk(current.id), VERIFY)));
+            let slot = if change.consume_token.is_some() { change.token_slot } else { TokenSlot::Requester };
+            let mut delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(request_pk(current.id), secret_sk(slot))));
             if let Some(hash) = &change.consume_token {
                 delete = delete
                     .condition_expression("token_hash = :h")
@@ -621,6 +758,23 @@ impl RequestStore for DynamoStore {
                     .delete(delete.build().map_err(build_error("TransactWriteItems"))?)
                     .build(),
             );
+        }
+        if closing && change.consume_token.is_some() && change.token_slot == TokenSlot::Recipient {
+            // A closing change never consumes the recipient secret; keep the two apart.
+            return Err(StoreError::Corrupt("recipient token on a closing change".into()));
+        }
+        if change.event == Event::Verified {
+            // The per-person history of verified requests: the right-to-know limit counts it,
+            // and an erasure finds the person's earlier exports through it.
+            let entry = HistoryItem {
+                pk: subject_pk(&current.email.subject_key()),
+                sk: history_sk(current.received_at, current.id),
+                entity: "history".to_owned(),
+                request_id: current.id,
+                kind: current.kind,
+                received_at: current.received_at,
+            };
+            items.push(self.put_new(to_item(&entry)?)?);
         }
         if closing {
             let delete = Delete::builder()
@@ -669,12 +823,13 @@ impl RequestStore for DynamoStore {
     async fn put_download_token(
         &self,
         id: RequestId,
+        slot: TokenSlot,
         hash: &TokenHash,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let item = DownloadItem {
             pk: request_pk(id),
-            sk: DOWNLOAD.to_owned(),
+            sk: download_sk(slot).to_owned(),
             entity: "download_token".to_owned(),
             token_hash: hash.to_hex(),
             expires_at,
@@ -683,13 +838,156 @@ impl RequestStore for DynamoStore {
         self.put(&item).await
     }
 
-    async fn download_token(&self, id: RequestId) -> Result<Option<(TokenHash, DateTime<Utc>)>, StoreError> {
-        let Some(item) = self.get_item::<DownloadItem>(request_pk(id), DOWNLOAD).await? else {
+    async fn download_tokens(&self, id: RequestId) -> Result<Vec<(TokenHash, DateTime<Utc>)>, StoreError> {
+        let mut tokens = Vec::new();
+        for slot in [TokenSlot::Requester, TokenSlot::Recipient] {
+            if let Some(item) = self.get_item::<DownloadItem>(request_pk(id), download_sk(slot)).await? {
+                let hash = TokenHash::from_hex(&item.token_hash)
+                    .ok_or_else(|| StoreError::Corrupt("token_hash".into()))?;
+                tokens.push((hash, item.expires_at));
+            }
+        }
+        Ok(tokens)
+    }
+
+    async fn create_opt_out(&self, request: &RequestRecord, list: SuppressionList) -> Result<(), StoreError> {
+        let submitted = AuditEvent {
+            request_id: request.id,
+            version: request.version,
+            event: Event::Submitted,
+            from: None,
+            to: request.status,
+            at: request.received_at,
+            actor: Actor::Requester,
+            reason: Some("no_verification_required".to_owned()),
+        };
+        // The earliest moment counts: a repeat keeps the address on the list since the first.
+        let suppression = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(subject_pk(&request.email.subject_key()), &suppression_sk(list))))
+            .update_expression(
+                "SET since = if_not_exists(since, :at), request_id = if_not_exists(request_id, :id), \
+                 #list = :list, entity = :entity",
+            )
+            .expression_attribute_values(":id", s(request.id.to_string()))
+            .expression_attribute_names("#list", "list")
+            .expression_attribute_values(
+                ":at",
+                s(request.received_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            )
+            .expression_attribute_values(":list", s(list.as_str()))
+            .expression_attribute_values(":entity", s("suppression"))
+            .build()
+            .map_err(build_error("TransactWriteItems"))?;
+        let items = vec![
+            self.put_new(to_item(&RequestItem::from_record(request))?)?,
+            self.put_new(to_item(&audit_item(submitted))?)?,
+            TransactWriteItem::builder().update(suppression).build(),
+        ];
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Err(StoreError::Conflict),
+            Err(err) => Err(aws_error("TransactWriteItems")(err)),
+        }
+    }
+
+    async fn suppressions(&self, subject: &SubjectKey) -> Result<Vec<Suppression>, StoreError> {
+        let items = self.query_prefix(subject_pk(subject), "SUPPRESS#").await?;
+        let mut lists = Vec::new();
+        for item in items {
+            let item: SuppressionItem = from_item(item)?;
+            let list = match item.list.as_str() {
+                "marketing" => SuppressionList::Marketing,
+                "sale" => SuppressionList::Sale,
+                _ => return Err(StoreError::Corrupt("suppression list".into())),
+            };
+            lists.push(Suppression { list, since: item.since, request_id: item.request_id });
+        }
+        Ok(lists)
+    }
+
+    async fn history(&self, subject: &SubjectKey) -> Result<Vec<PastRequest>, StoreError> {
+        let items = self.query_prefix(subject_pk(subject), "REQ#").await?;
+        items
+            .into_iter()
+            .map(|item| {
+                let entry: HistoryItem = from_item(item)?;
+                Ok(PastRequest { id: entry.request_id, kind: entry.kind, received_at: entry.received_at })
+            })
+            .collect()
+    }
+
+    async fn put_secret(&self, id: RequestId, slot: TokenSlot, v: &Verification) -> Result<(), StoreError> {
+        let mut item = verification_item(id, v);
+        item.sk = secret_sk(slot).to_owned();
+        self.put(&item).await
+    }
+
+    async fn secret(&self, id: RequestId, slot: TokenSlot) -> Result<Option<Verification>, StoreError> {
+        let Some(item) = self.get_item::<VerificationItem>(request_pk(id), secret_sk(slot)).await? else {
             return Ok(None);
         };
-        let hash =
+        let token_hash =
             TokenHash::from_hex(&item.token_hash).ok_or_else(|| StoreError::Corrupt("token_hash".into()))?;
-        Ok(Some((hash, item.expires_at)))
+        Ok(Some(Verification {
+            token_hash,
+            expires_at: item.expires_at,
+            wrong_attempts: item.wrong_attempts,
+        }))
+    }
+
+    async fn erasure_progress(&self, id: RequestId) -> Result<Option<ErasureProgress>, StoreError> {
+        Ok(self.get_item::<ProgressItem>(request_pk(id), ERASURE).await?.map(|item| ErasureProgress {
+            user_id: item.user_id,
+            sources: item.sources,
+            exports_deleted: item.exports_deleted,
+        }))
+    }
+
+    async fn save_erasure_progress(
+        &self,
+        id: RequestId,
+        progress: &ErasureProgress,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let item = ProgressItem {
+            pk: request_pk(id),
+            sk: ERASURE.to_owned(),
+            entity: "erasure_progress".to_owned(),
+            user_id: progress.user_id.clone(),
+            sources: progress.sources.clone(),
+            exports_deleted: progress.exports_deleted,
+            ttl: (now + Duration::days(30)).timestamp(),
+        };
+        self.put(&item).await
+    }
+
+    async fn scrub_request(&self, id: RequestId) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(request_pk(id), META)))
+            .update_expression("REMOVE #name, details, corrections, recipient")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#name", "name")
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(err) if is_condition_failure(&err) => {}
+            Err(err) => return Err(aws_error("UpdateItem")(err)),
+        }
+        for sk in [VERIFY, "VERIFY#recipient", DOWNLOAD, "DOWNLOAD#recipient", ERASURE] {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(request_pk(id), sk)))
+                .send()
+                .await
+                .map_err(aws_error("DeleteItem"))?;
+        }
+        Ok(())
     }
 
     async fn record_event(

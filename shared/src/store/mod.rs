@@ -7,8 +7,8 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::future::Future;
 
 use crate::domain::{
-    Actor, AuditEvent, CostEstimate, Event, Language, Regime, RequestId, RequestKind, RequestRecord, Status,
-    SubjectKey, TokenHash, TransitionError,
+    Actor, AuditEvent, CostEstimate, ErasedSource, ErasureReceipt, Event, Language, Regime, RequestId,
+    RequestKind, RequestRecord, Status, SubjectKey, TokenHash, TransitionError, Triage,
 };
 
 pub use dynamo::{DUE_INDEX, DynamoStore, record_from_image};
@@ -44,11 +44,99 @@ pub struct Change {
     pub extend_to: Option<NaiveDate>,
     /// For a request marked excessive: what doing it would cost.
     pub cost_estimate: Option<CostEstimate>,
+    /// Which stored secret `consume_token` must match (the requester's, or the recipient one).
+    pub token_slot: TokenSlot,
+    pub triage: Option<Triage>,
+    pub referral_contact: Option<String>,
+    pub receipt: Option<ErasureReceipt>,
+}
+
+/// Where a one-time secret of a request lives: the requester's verification, or the second
+/// verification that confirms a third-party recipient.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TokenSlot {
+    #[default]
+    Requester,
+    Recipient,
+}
+
+/// A verified request of one person, as the per-person history keeps it (for the right-to-know
+/// limit, and for erasure to find the person's earlier exports).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PastRequest {
+    pub id: RequestId,
+    pub kind: RequestKind,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The lists an address can be on without any verification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SuppressionList {
+    /// Unsubscribed from marketing email.
+    Marketing,
+    /// Opted out of the sale or sharing of personal data.
+    Sale,
+}
+
+impl SuppressionList {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionList::Marketing => "marketing",
+            SuppressionList::Sale => "sale",
+        }
+    }
+
+    pub fn for_kind(kind: RequestKind) -> Option<SuppressionList> {
+        match kind {
+            RequestKind::Unsubscribe => Some(SuppressionList::Marketing),
+            RequestKind::OptOutOfSale => Some(SuppressionList::Sale),
+            _ => None,
+        }
+    }
+}
+
+/// One address on one suppression list: since when, and through which request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suppression {
+    pub list: SuppressionList,
+    pub since: DateTime<Utc>,
+    pub request_id: RequestId,
+}
+
+/// How far an erasure has come: what each finished source gave, so a redelivered job resumes
+/// where the last one stopped. Holds the person's user id while the job runs (the account that
+/// maps the address to it is deleted on the way), so `Debug` hides it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ErasureProgress {
+    pub user_id: Option<String>,
+    pub sources: Vec<ErasedSource>,
+    pub exports_deleted: Option<u32>,
+}
+
+impl std::fmt::Debug for ErasureProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErasureProgress")
+            .field("sources", &self.sources.len())
+            .field("exports_deleted", &self.exports_deleted)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Change {
     pub fn new(event: Event, at: DateTime<Utc>, actor: Actor) -> Change {
-        Change { event, at, actor, reason: None, consume_token: None, extend_to: None, cost_estimate: None }
+        Change {
+            event,
+            at,
+            actor,
+            reason: None,
+            consume_token: None,
+            extend_to: None,
+            cost_estimate: None,
+            token_slot: TokenSlot::Requester,
+            triage: None,
+            referral_contact: None,
+            receipt: None,
+        }
     }
 
     pub fn with_reason(mut self, reason: impl Into<String>) -> Change {
@@ -177,18 +265,21 @@ pub trait RequestStore: Send + Sync {
 
     fn audit_trail(&self, id: RequestId) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
 
-    /// Stores the hash of a download token for a completed export (replacing any earlier one).
+    /// Stores the hash of a download token for a completed export (replacing any earlier one);
+    /// the recipient slot holds a third party's link.
     fn put_download_token(
         &self,
         id: RequestId,
+        slot: TokenSlot,
         hash: &TokenHash,
         expires_at: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    fn download_token(
+    /// The download tokens of a request (the requester's and a recipient's, where there is one).
+    fn download_tokens(
         &self,
         id: RequestId,
-    ) -> impl Future<Output = Result<Option<(TokenHash, DateTime<Utc>)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(TokenHash, DateTime<Utc>)>, StoreError>> + Send;
 
     /// Adds an event that changes nothing (a download, a reminder) to the audit trail.
     fn record_event(
@@ -231,6 +322,56 @@ pub trait RequestStore: Send + Sync {
         id: RequestId,
         effect: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes a request that needs no verification (an opt-out or unsubscribe) as completed,
+    /// with its audit event, and puts the address on the suppression list at once.
+    fn create_opt_out(
+        &self,
+        request: &RequestRecord,
+        list: SuppressionList,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The suppression lists this person is on.
+    fn suppressions(
+        &self,
+        subject: &SubjectKey,
+    ) -> impl Future<Output = Result<Vec<Suppression>, StoreError>> + Send;
+
+    /// This person's verified requests, oldest first.
+    fn history(
+        &self,
+        subject: &SubjectKey,
+    ) -> impl Future<Output = Result<Vec<PastRequest>, StoreError>> + Send;
+
+    /// Stores a one-time secret in a slot (replacing one that is there).
+    fn put_secret(
+        &self,
+        id: RequestId,
+        slot: TokenSlot,
+        verification: &Verification,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn secret(
+        &self,
+        id: RequestId,
+        slot: TokenSlot,
+    ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
+
+    fn erasure_progress(
+        &self,
+        id: RequestId,
+    ) -> impl Future<Output = Result<Option<ErasureProgress>, StoreError>> + Send;
+
+    fn save_erasure_progress(
+        &self,
+        id: RequestId,
+        progress: &ErasureProgress,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes what an erased person's earlier requests still hold of them: the name and free
+    /// text, and any secrets and download links. The requests and their audit trails stay.
+    fn scrub_request(&self, id: RequestId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Takes one of `limit` slots in the sliding `window` for mail to this person. False when
     /// all are taken: the caller must not send.

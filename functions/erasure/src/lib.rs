@@ -1,0 +1,326 @@
+//! `erasure`: the worker that changes a person's data, from the erasure queue fed by `dispatch`.
+//!
+//! An erasure deletes the person's records and objects in every source of the data map, or
+//! anonymises them where the map says a record must be kept for a legal reason (and why), then
+//! reads every source again to prove nothing of the person is left. Their earlier exports (every
+//! version of the objects), download links and secrets go too, and their earlier requests keep no
+//! name or free text. The request completes with a receipt (counts per source, what was kept and
+//! why, which recipients were instructed) and no copy of the data; `dispatch` mails it.
+//!
+//! Jobs are delivered at least once and may die halfway: progress is kept per source in the
+//! table (with the user id, looked up before the account that maps the address to it is
+//! deleted), so a redelivery resumes where the last delivery stopped and never touches anyone
+//! else: every read and write is by the person's own key.
+//!
+//! A correction applies a requester's self-service corrections to the sources the data map marks
+//! as correctable, then completes the request.
+
+use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use dispatch::{BatchResponse, DataChange, ErasureJob, ItemFailure};
+use privacy_shared::datamap::{DataMap, ErasurePolicy, Location};
+use privacy_shared::domain::{
+    Actor, ErasedSource, ErasureReceipt, Event, RequestKind, RequestRecord, Status,
+};
+use privacy_shared::sources::{AwsPersonalData, Person, PersonalData, SourceError, find_user_id};
+use privacy_shared::store::{Change, DynamoStore, ErasureProgress, RequestStore, StoreError};
+use privacy_shared::{Clock, SystemClock};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ErasureError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The proof failed: a source still returns something for the person.
+    #[error("source `{0}` still holds the person's data after erasure")]
+    Leftover(String),
+    #[error("the job message is not readable")]
+    BadJob,
+}
+
+/// Recipient categories that are told to delete too (art 19); authorities are not processors.
+const NOT_INSTRUCTED: [&str; 2] = ["government_regulators", "law_enforcement"];
+
+pub struct Eraser<S: RequestStore, P: PersonalData> {
+    pub store: S,
+    pub data: P,
+    pub map: DataMap,
+    pub s3: aws_sdk_s3::Client,
+    /// Where exports live (`exports/<request id>/…`).
+    pub export_bucket: String,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Eraser<DynamoStore, AwsPersonalData> {
+    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let table = get("TABLE_NAME").ok_or("TABLE_NAME is not set")?;
+        let bucket = get("EXPORT_BUCKET").ok_or("EXPORT_BUCKET is not set")?;
+        let s3 = privacy_shared::deps::s3_client(&sdk, privacy_shared::deps::s3_path_style_from_env());
+        let map = DataMap::builtin()?.with_name_prefix(&get("DATA_NAME_PREFIX").unwrap_or_default());
+        Ok(Eraser {
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+            data: AwsPersonalData::new(aws_sdk_dynamodb::Client::new(&sdk), s3.clone()),
+            map,
+            s3,
+            export_bucket: bucket,
+            clock: Arc::new(SystemClock),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SqsEvent {
+    #[serde(rename = "Records", default)]
+    pub records: Vec<SqsMessage>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SqsMessage {
+    #[serde(rename = "messageId")]
+    pub message_id: String,
+    pub body: String,
+}
+
+pub async fn handle<S: RequestStore, P: PersonalData>(
+    eraser: &Eraser<S, P>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<BatchResponse, Infallible> {
+    let mut response = BatchResponse::default();
+    for message in event.payload.records {
+        let outcome = match serde_json::from_str::<ErasureJob>(&message.body) {
+            Ok(job) => run(eraser, &job).await,
+            Err(_) => Err(ErasureError::BadJob),
+        };
+        if let Err(err) = outcome {
+            tracing::error!(error = %err, message_id = %message.message_id, "job failed; the message will be retried");
+            response.batch_item_failures.push(ItemFailure { item_identifier: message.message_id });
+        }
+    }
+    Ok(response)
+}
+
+/// Runs one job to completion; a failure leaves what was done recorded for the retry.
+pub async fn run<S: RequestStore, P: PersonalData>(
+    eraser: &Eraser<S, P>,
+    job: &ErasureJob,
+) -> Result<(), ErasureError> {
+    let Some(record) = eraser.store.get(job.request_id).await? else { return Ok(()) };
+    match job.change {
+        DataChange::Erase if record.kind == RequestKind::Deletion => erase(eraser, record).await,
+        DataChange::Correct if record.kind == RequestKind::Rectification => correct(eraser, record).await,
+        _ => Err(ErasureError::BadJob),
+    }
+}
+
+/// Moves a verified request to in progress (once), or returns it as it is.
+async fn start<S: RequestStore, P: PersonalData>(
+    eraser: &Eraser<S, P>,
+    record: RequestRecord,
+) -> Result<Option<RequestRecord>, ErasureError> {
+    match record.status {
+        Status::InProgress => Ok(Some(record)),
+        Status::Verified => {
+            let change = Change::new(Event::WorkStarted, eraser.clock.now(), Actor::System);
+            match eraser.store.transition(&record, change).await {
+                Ok(started) => Ok(Some(started)),
+                Err(StoreError::Conflict) => match eraser.store.get(record.id).await? {
+                    Some(fresh) if fresh.status == Status::InProgress => Ok(Some(fresh)),
+                    _ => Ok(None),
+                },
+                Err(err) => Err(err.into()),
+            }
+        }
+        // Done before, or closed by staff meanwhile: nothing to do.
+        _ => Ok(None),
+    }
+}
+
+async fn erase<S: RequestStore, P: PersonalData>(
+    eraser: &Eraser<S, P>,
+    record: RequestRecord,
+) -> Result<(), ErasureError> {
+    let Some(request) = start(eraser, record).await? else { return Ok(()) };
+    let store = &eraser.store;
+    // The user id first: the account that maps the address to it is among what goes.
+    let mut progress = match store.erasure_progress(request.id).await? {
+        Some(progress) => progress,
+        None => {
+            let user_id = find_user_id(&eraser.data, &eraser.map, &request.email).await?;
+            let progress = ErasureProgress { user_id, ..ErasureProgress::default() };
+            store.save_erasure_progress(request.id, &progress, eraser.clock.now()).await?;
+            progress
+        }
+    };
+    let person = Person { email: request.email.clone(), user_id: progress.user_id.clone() };
+
+    for source in eraser.map.sources() {
+        if progress.sources.iter().any(|done| done.source == source.id) {
+            continue;
+        }
+        let mut erased = ErasedSource {
+            source: source.id.clone(),
+            description: source.description.clone(),
+            categories: source.disclosure.categories.iter().map(wire_name).collect(),
+            deleted: 0,
+            anonymised: 0,
+            kept_because: None,
+        };
+        if let Some(key) = person.key_for(source.find_by()) {
+            match (&source.location, &source.erasure) {
+                (Location::Table { .. }, ErasurePolicy::Delete) => {
+                    for record in eraser.data.records(source, key).await? {
+                        eraser.data.delete_record(source, &record).await?;
+                        erased.deleted += 1;
+                    }
+                }
+                (Location::Table { .. }, ErasurePolicy::Anonymise { attributes, reason }) => {
+                    for record in eraser.data.records(source, key).await? {
+                        eraser.data.anonymise_record(source, &record, attributes).await?;
+                        erased.anonymised += 1;
+                    }
+                    erased.kept_because = (erased.anonymised > 0).then(|| reason.clone());
+                }
+                (Location::Objects { .. }, _) => {
+                    for object in eraser.data.objects(source, key).await? {
+                        eraser.data.delete_object(source, key, &object.key).await?;
+                        erased.deleted += 1;
+                    }
+                }
+            }
+        }
+        progress.sources.push(erased);
+        store.save_erasure_progress(request.id, &progress, eraser.clock.now()).await?;
+        tracing::info!(request_id = %request.id, source = %source.id, "source erased");
+    }
+
+    prove_nothing_left(eraser, &person).await?;
+
+    let exports_deleted = match progress.exports_deleted {
+        Some(n) => n,
+        None => {
+            let n = erase_earlier_requests(eraser, &request).await?;
+            progress.exports_deleted = Some(n);
+            store.save_erasure_progress(request.id, &progress, eraser.clock.now()).await?;
+            n
+        }
+    };
+    let receipt = receipt(eraser, &progress, exports_deleted);
+    let mut change = Change::new(Event::Completed, eraser.clock.now(), Actor::System);
+    change.receipt = Some(receipt);
+    match store.transition(&request, change).await {
+        Ok(_) => {}
+        Err(StoreError::Conflict) => {
+            if store.get(request.id).await?.is_some_and(|r| r.status == Status::InProgress) {
+                return Err(StoreError::Conflict.into());
+            }
+        }
+        Err(err) => return Err(err.into()),
+    }
+    // Last: the progress (with the user id), and the request's own name and free text.
+    store.scrub_request(request.id).await?;
+    tracing::info!(request_id = %request.id, "erasure completed");
+    Ok(())
+}
+
+/// Reads every source again with the person's keys: anything found fails the job (and so the
+/// retry runs the erasure of that source again).
+async fn prove_nothing_left<S: RequestStore, P: PersonalData>(
+    eraser: &Eraser<S, P>,
+    person: &Person,
+) -> Result<(), ErasureError> {
+    for source in eraser.map.sources() {
+        let Some(key) = person.key_for(source.find_by()) else { continue };
+        let left = match &source.location {
+            Location::Table { .. } => !eraser.data.records(source, key).await?.is_empty(),
+            Location::Objects { .. } => !eraser.data.objects(source, key).await?.is_empty(),
+        };
+        if left {
+            return Err(ErasureError::Leftover(source.id.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// The person's earlier exports (every object version) and what their earlier requests still
+/// hold of them. Returns how many exports were deleted.
+async fn erase_earlier_requests<S: RequestStore, P: PersonalData>(
+    eraser: &Eraser<S, P>,
+    request: &RequestRecord,
+) -> Result<u32, ErasureError> {
+    let mut exports = 0;
+    for past in eraser.store.history(&request.email.subject_key()).await? {
+        if past.id == request.id {
+            continue;
+        }
+        let prefix = format!("exports/{}/", past.id);
+        let deleted =
+            privacy_shared::sources::delete_all_versions(&eraser.s3, &eraser.export_bucket, &prefix).await?;
+        if deleted > 0 {
+            exports += 1;
+        }
+        eraser.store.scrub_request(past.id).await?;
+    }
+    Ok(exports)
+}
+
+/// A vocabulary term as the data map spells it (`contact_data`).
+fn wire_name<T: serde::Serialize>(term: &T) -> String {
+    serde_json::to_value(term).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn receipt<S: RequestStore, P: PersonalData>(
+    eraser: &Eraser<S, P>,
+    progress: &ErasureProgress,
+    exports_deleted: u32,
+) -> ErasureReceipt {
+    let mut instructed: Vec<String> = Vec::new();
+    for done in progress.sources.iter().filter(|s| s.deleted + s.anonymised > 0) {
+        let Some(source) = eraser.map.sources().iter().find(|s| s.id == done.source) else { continue };
+        for recipient in &source.disclosure.recipients {
+            let name = wire_name(recipient);
+            if !NOT_INSTRUCTED.contains(&name.as_str()) && !instructed.contains(&name) {
+                instructed.push(name);
+            }
+        }
+    }
+    ErasureReceipt { sources: progress.sources.clone(), exports_deleted, processors_instructed: instructed }
+}
+
+/// Applies the requester's corrections to the correctable sources and completes the request.
+async fn correct<S: RequestStore, P: PersonalData>(
+    eraser: &Eraser<S, P>,
+    record: RequestRecord,
+) -> Result<(), ErasureError> {
+    if record.status != Status::Verified && record.status != Status::InProgress {
+        return Ok(());
+    }
+    let corrections = record.corrections.clone().unwrap_or_default();
+    let person = Person { email: record.email.clone(), user_id: None };
+    let mut changed = Vec::new();
+    for (field, value) in &corrections {
+        let Some(source) = eraser.map.correction_source(field) else { continue };
+        let Some(key) = person.key_for(source.find_by()) else { continue };
+        let mut changes = serde_json::Map::new();
+        changes.insert(field.clone(), serde_json::Value::String(value.clone()));
+        for found in eraser.data.records(source, key).await? {
+            eraser.data.correct(source, &found, &changes).await?;
+        }
+        changed.push(field.clone());
+    }
+    let note = if changed.is_empty() {
+        "We found no record of yours with these details to correct.".to_owned()
+    } else {
+        format!("Corrected: {}.", changed.join(", ").replace('_', " "))
+    };
+    let change = Change::new(Event::Completed, eraser.clock.now(), Actor::System).with_reason(note);
+    match eraser.store.transition(&record, change).await {
+        Ok(_) | Err(StoreError::Conflict) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
