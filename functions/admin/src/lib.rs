@@ -10,6 +10,7 @@
 //! | `POST /staff/requests/{id}/deny`        | refuse, with a reason                        |
 //! | `POST /staff/requests/{id}/excessive`   | refuse as excessive, with a cost estimate    |
 //! | `POST /staff/requests/{id}/complete`    | a manual request is done, with a note        |
+//! | `POST /staff/suppressions/check`        | is an address unsubscribed / opted out?      |
 //!
 //! Locally there is no API Gateway to check signatures, so a configured key (`STAFF_LOCAL_KEY`)
 //! stands in; it is refused at start unless the function talks to a loopback AWS endpoint, so a
@@ -29,11 +30,13 @@ use std::sync::Arc;
 
 use privacy_shared::api::{ApiError, json_response, read_json};
 use privacy_shared::domain::{
-    Actor, CostEstimate, Event, ExtensionError, RequestId, RequestKind, RequestRecord, StaffText,
-    StaffTextError, Status, TokenHash,
+    Actor, CostEstimate, EmailAddress, Event, ExtensionError, RequestId, RequestKind, RequestRecord,
+    StaffText, StaffTextError, Status, TokenHash,
 };
 use privacy_shared::mail::{Mailer, SesMailer};
-use privacy_shared::store::{Change, DynamoStore, OpenQuery, PageKey, RequestStore, StoreError};
+use privacy_shared::store::{
+    Change, DynamoStore, OpenQuery, PageKey, RequestStore, StoreError, SuppressionList,
+};
 use privacy_shared::{Clock, Config, ConfigError, Deps};
 
 pub const LOCAL_KEY_HEADER: &str = "x-staff-key";
@@ -156,6 +159,7 @@ impl Admin<DynamoStore, SesMailer> {
 /// Which route a path names. The id is parsed here: anything but a canonical id is a 404.
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
+    SuppressionCheck,
     List,
     Show(RequestId),
     Act(RequestId, Action),
@@ -171,6 +175,9 @@ enum Action {
 
 fn route(path: &str) -> Option<Route> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    if segments.ends_with(&["staff", "suppressions", "check"]) {
+        return Some(Route::SuppressionCheck);
+    }
     let at =
         segments.iter().rposition(|s| *s == "requests").filter(|i| *i > 0 && segments[i - 1] == "staff")?;
     let id = |raw: &str| RequestId::parse(raw).ok();
@@ -210,6 +217,7 @@ async fn serve<S: RequestStore, M: Mailer>(
     let route = route(request.uri().path()).ok_or_else(ApiError::not_found)?;
     let method = request.method();
     match (route, method) {
+        (Route::SuppressionCheck, &Method::POST) => suppression_check(admin, request).await,
         (Route::List, &Method::GET) => list(admin, request).await,
         (Route::Show(id), &Method::GET) => show(admin, id).await,
         (Route::Act(id, action), &Method::POST) => act(admin, request, id, action, principal).await,
@@ -328,6 +336,31 @@ async fn show<S: RequestStore, M: Mailer>(
     let record = admin.deps.store.get(id).await?.ok_or_else(ApiError::not_found)?;
     let audit: Vec<_> = admin.deps.store.audit_trail(id).await?.iter().map(view::audit).collect();
     Ok(json_response(StatusCode::OK, &serde_json::json!({ "request": view::full(&record), "audit": audit })))
+}
+
+#[derive(Deserialize)]
+struct CheckBody {
+    email: String,
+}
+
+/// Whether an address is on each suppression list. The address travels in the body (never in a
+/// URL that a log could keep) and is not echoed back.
+async fn suppression_check<S: RequestStore, M: Mailer>(
+    admin: &Admin<S, M>,
+    request: &Request,
+) -> Result<Response<Body>, AdminError> {
+    let body: CheckBody = read_json(request, &["email"])?;
+    let email = EmailAddress::parse(&body.email)
+        .map_err(|_| ApiError::invalid_field("email", "is not a valid email address."))?;
+    let lists = admin.deps.store.suppressions(&email.subject_key()).await?;
+    let on = |list: SuppressionList| lists.iter().find(|s| s.list == list).map(|s| s.since);
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({
+            "marketing": { "suppressed": on(SuppressionList::Marketing).is_some(), "since": on(SuppressionList::Marketing) },
+            "sale": { "suppressed": on(SuppressionList::Sale).is_some(), "since": on(SuppressionList::Sale) },
+        }),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -470,15 +470,19 @@ async fn over_limit<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
         return Ok(false);
     }
     let since = record.received_at - Duration::days(365);
-    let earlier = dispatcher
-        .deps
-        .store
-        .history(&record.email.subject_key())
-        .await?
-        .into_iter()
-        .filter(|past| past.id != record.id && has_export(past.kind))
-        .filter(|past| past.received_at > since && past.received_at <= record.received_at)
-        .count();
+    let store = &dispatcher.deps.store;
+    let mut earlier = 0;
+    for past in store.history(&record.email.subject_key()).await? {
+        let in_window = past.received_at > since && past.received_at <= record.received_at;
+        if past.id == record.id || !has_export(past.kind) || !in_window {
+            continue;
+        }
+        // A request we turned down (for this very limit, say) was not answered, so it does not count.
+        let answered = store.get(past.id).await?.is_some_and(|p| {
+            !matches!(p.status, Status::Rejected | Status::Referred | Status::Denied | Status::Expired)
+        });
+        earlier += usize::from(answered);
+    }
     Ok(earlier >= RIGHT_TO_KNOW_PER_YEAR)
 }
 

@@ -103,6 +103,16 @@ pub struct Suppression {
     pub request_id: RequestId,
 }
 
+/// Whether other systems must leave this address alone for `list`: the library call behind the
+/// staff API's suppression check, for systems that read the table directly.
+pub async fn is_suppressed<S: RequestStore>(
+    store: &S,
+    email: &crate::domain::EmailAddress,
+    list: SuppressionList,
+) -> Result<bool, StoreError> {
+    Ok(store.suppressions(&email.subject_key()).await?.iter().any(|s| s.list == list))
+}
+
 /// How far an erasure has come: what each finished source gave, so a redelivered job resumes
 /// where the last one stopped. Holds the person's user id while the job runs (the account that
 /// maps the address to it is deleted on the way), so `Debug` hides it.
