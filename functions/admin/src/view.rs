@@ -42,6 +42,12 @@ pub fn full(r: &RequestRecord) -> Value {
         "verified_at": r.verified_at,
         "closed_reason": r.closed_reason,
         "cost_estimate": r.cost_estimate,
+        "triage": r.triage,
+        "referral_contact": r.referral_contact,
+        "recipient": r.recipient.as_ref().map(|e| e.as_str()),
+        "recipient_confirmed_at": r.recipient_confirmed_at,
+        "corrections": r.corrections,
+        "receipt": r.receipt,
         "updated_at": r.updated_at,
     })
 }
