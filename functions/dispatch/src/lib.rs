@@ -599,24 +599,50 @@ mod tests {
         }
     }
 
+    /// The same request after the triage cleared it.
+    fn triaged(kind: RequestKind) -> (RequestRecord, RequestRecord) {
+        let verified = record(kind, Status::Verified);
+        let mut cleared = verified.clone();
+        cleared.version += 1;
+        cleared.triage = Some(Triage::default());
+        (verified, cleared)
+    }
+
     #[test]
-    fn verified_access_and_portability_get_an_export_and_a_staff_notice() {
-        for kind in [RequestKind::Access, RequestKind::Portability] {
+    fn a_verified_request_is_triaged_before_anything_else() {
+        for kind in RequestKind::ALL {
             let old = record(kind, Status::PendingVerification);
-            let new = record(kind, Status::Verified);
-            assert_eq!(effects(Some(&old), &new), vec![Effect::QueueExport, Effect::NotifyStaff]);
+            assert_eq!(effects(Some(&old), &record(kind, Status::Verified)), vec![Effect::Triage], "{kind}");
         }
     }
 
     #[test]
-    fn other_verified_kinds_only_notify_the_staff() {
-        for kind in RequestKind::ALL.into_iter().filter(|k| !has_export(*k)) {
-            let new = record(kind, Status::Verified);
-            assert_eq!(
-                effects(Some(&record(kind, Status::PendingVerification)), &new),
-                vec![Effect::NotifyStaff]
-            );
+    fn a_cleared_request_becomes_its_work_and_a_staff_notice() {
+        use Effect as E;
+        use RequestKind as K;
+        for (kind, work) in [
+            (K::Access, vec![E::QueueExport]),
+            (K::Portability, vec![E::QueueExport]),
+            (K::Deletion, vec![E::QueueErasure]),
+            (K::Rectification, vec![]),
+            (K::Restriction, vec![]),
+            (K::Objection, vec![]),
+            (K::WithdrawConsent, vec![]),
+        ] {
+            let (old, new) = triaged(kind);
+            let mut expected = work;
+            expected.push(E::NotifyStaff);
+            assert_eq!(effects(Some(&old), &new), expected, "{kind}");
         }
+        let (old, mut corrections) = triaged(K::Rectification);
+        corrections.corrections = Some([("job_title".to_owned(), "Lead".to_owned())].into());
+        assert_eq!(effects(Some(&old), &corrections), vec![E::QueueCorrection, E::NotifyStaff]);
+        let (old, mut third_party) = triaged(K::Portability);
+        third_party.recipient = Some(EmailAddress::parse("new@example.org").unwrap());
+        assert_eq!(effects(Some(&old), &third_party), vec![E::ConfirmRecipient, E::NotifyStaff]);
+        let mut confirmed = third_party.clone();
+        confirmed.recipient_confirmed_at = Some(confirmed.updated_at);
+        assert_eq!(effects(Some(&third_party), &confirmed), vec![E::QueueExport], "export once confirmed");
     }
 
     #[test]
@@ -626,9 +652,35 @@ mod tests {
             effects(Some(&record(RequestKind::Access, Status::InProgress)), &done),
             vec![Effect::NotifyRequesterCompleted]
         );
-        for status in [Status::PendingVerification, Status::InProgress, Status::Expired, Status::Referred] {
+        let mut delivered = done.clone();
+        delivered.recipient_confirmed_at = Some(done.updated_at);
+        assert_eq!(
+            effects(Some(&record(RequestKind::Access, Status::InProgress)), &delivered),
+            vec![Effect::NotifyRequesterCompleted, Effect::NotifyRecipient]
+        );
+        for status in [Status::PendingVerification, Status::InProgress, Status::Expired] {
             assert!(effects(None, &record(RequestKind::Access, status)).is_empty(), "{status}");
         }
+    }
+
+    #[test]
+    fn a_referral_and_the_limit_are_told_to_the_requester() {
+        let verified = record(RequestKind::Access, Status::Verified);
+        let referred = record(RequestKind::Access, Status::Referred);
+        assert_eq!(effects(Some(&verified), &referred), vec![Effect::NotifyRequesterReferred]);
+        let mut limited = record(RequestKind::Access, Status::Rejected);
+        limited.closed_reason = Some(LIMIT_REASON.to_owned());
+        assert_eq!(effects(Some(&verified), &limited), vec![Effect::NotifyRequesterLimit]);
+    }
+
+    #[test]
+    fn sixteen_is_counted_from_the_birthday() {
+        let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert!(under_16("2012-05-01", day("2028-04-30")));
+        assert!(!under_16("2012-05-01", day("2028-05-01")));
+        assert!(!under_16("1990-01-01", day("2026-11-28")));
+        assert!(under_16("2012-02-29", day("2028-02-28")), "a leap-day birthday counts on 29 February");
+        assert!(!under_16("not a date", day("2026-11-28")), "unreadable is not a child");
     }
 
     #[test]
