@@ -23,7 +23,8 @@ def _robust_model_data(self, request, full_url, headers):  # type: ignore[no-unt
 
     moto only skips TypeError/AttributeError/ValueError; after an S3 multipart upload a tracked
     part's `status` property raises MissingBucket and the whole dump fails, which would take the
-    mailbox (sent mail is read from this dump) down with it.
+    mailbox (sent mail is read from this dump) down with it. Each value is copied as it is checked,
+    so a concurrent S3 request cannot change it before the dump.
     """
     from moto.core.model_instances import model_data
 
@@ -38,8 +39,9 @@ def _robust_model_data(self, request, full_url, headers):  # type: ignore[no-unt
                     if attr.startswith("_"):
                         continue
                     try:
-                        value = getattr(instance, attr)
-                        json.dumps(value)
+                        # A snapshot, not the live object: S3 requests run concurrently and may
+                        # add a non-serialisable key to a container between check and dump.
+                        value = json.loads(json.dumps(getattr(instance, attr)))
                     except Exception:  # noqa: BLE001 - any failing attribute is left out
                         continue
                     fields[attr] = value
