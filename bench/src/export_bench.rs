@@ -11,8 +11,7 @@ use std::time::Instant;
 
 use privacy_shared::datamap::{DataMap, Location};
 use privacy_shared::domain::{
-    Actor, EmailAddress, Event, Language, Region, RequestId, RequestKind, RequestRecord, Status,
-    VerificationToken,
+    Actor, EmailAddress, Event, Language, Region, RequestId, RequestKind, RequestRecord, VerificationToken,
 };
 use privacy_shared::store::{Change, DynamoStore, RequestStore, Verification};
 
@@ -75,35 +74,18 @@ async fn seed(mib: usize) -> Result<()> {
     let now = chrono::Utc::now();
     let email = EmailAddress::parse(ADDRESS)?;
     let token = VerificationToken::generate();
-    let record = RequestRecord {
-        id: RequestId::generate(),
-        status: Status::PendingVerification,
-        version: 1,
-        kind: RequestKind::Access,
-        region: Region::parse("NL")?,
-        regime: privacy_shared::domain::Regime::Gdpr,
-        language: Language::En,
+    let day = now.date_naive();
+    let deadlines = privacy_shared::domain::Deadlines { received_on: day, due_on: day, acknowledge_by: None };
+    let region = Region::parse("NL")?;
+    let record = RequestRecord::received(
+        RequestId::generate(),
+        RequestKind::Access,
+        region,
+        Language::En,
         email,
-        name: None,
-        details: None,
-        received_at: now,
-        received_on: now.date_naive(),
-        due_on: now.date_naive(),
-        acknowledge_by: None,
-        verified_at: None,
-        acknowledged_at: None,
-        original_due_on: None,
-        extension_reason: None,
-        closed_reason: None,
-        cost_estimate: None,
-        triage: None,
-        referral_contact: None,
-        recipient: None,
-        recipient_confirmed_at: None,
-        corrections: None,
-        receipt: None,
-        updated_at: now,
-    };
+        now,
+        deadlines,
+    );
     store
         .create(
             &record,

@@ -44,34 +44,29 @@ fn record(i: usize, due: usize, calendar: &privacy_shared::domain::BusinessCalen
             ),
         }
     };
-    RequestRecord {
-        id: RequestId::generate(),
-        status,
-        version: 2,
-        kind: RequestKind::ALL[i % RequestKind::ALL.len()],
-        regime: region.regime(),
-        language: Language::default_for(&region),
-        region,
-        email: EmailAddress::parse(&format!("person{i}@example.com")).unwrap(),
-        name: Some(format!("Person {i}")),
-        details: None,
-        received_at,
+    let deadlines = privacy_shared::domain::Deadlines {
         received_on: calendar.local_date(received_at),
         due_on,
         acknowledge_by: None,
+    };
+    let language = Language::default_for(&region);
+    let email = EmailAddress::parse(&format!("person{i}@example.com")).unwrap();
+    let kind = RequestKind::ALL[i % RequestKind::ALL.len()];
+    RequestRecord {
+        status,
+        version: 2,
+        name: Some(format!("Person {i}")),
         acknowledged_at: Some(received_at),
         verified_at: (status != Status::PendingVerification).then_some(received_at),
-        original_due_on: None,
-        extension_reason: None,
-        closed_reason: None,
-        cost_estimate: None,
-        triage: None,
-        referral_contact: None,
-        recipient: None,
-        recipient_confirmed_at: None,
-        corrections: None,
-        receipt: None,
-        updated_at: received_at,
+        ..RequestRecord::received(
+            RequestId::generate(),
+            kind,
+            region,
+            language,
+            email,
+            received_at,
+            deadlines,
+        )
     }
 }
 

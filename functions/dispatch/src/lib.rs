@@ -259,6 +259,20 @@ pub struct StreamData {
     pub old_image: Option<HashMap<String, serde_dynamo::AttributeValue>>,
 }
 
+/// An SQS batch as Lambda delivers it to the job workers (`export`, `erasure`).
+#[derive(Debug, Deserialize)]
+pub struct SqsEvent {
+    #[serde(rename = "Records", default)]
+    pub records: Vec<SqsMessage>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SqsMessage {
+    #[serde(rename = "messageId")]
+    pub message_id: String,
+    pub body: String,
+}
+
 /// `ReportBatchItemFailures` response.
 #[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchResponse {
@@ -564,39 +578,18 @@ async fn notify_completed<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalDa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use privacy_shared::domain::{Language, Regime, Region};
+    use privacy_shared::domain::{Language, Region};
 
     fn record(kind: RequestKind, status: Status) -> RequestRecord {
         let at = chrono::DateTime::from_timestamp(1_795_860_000, 0).unwrap();
-        RequestRecord {
-            id: RequestId::generate(),
-            status,
-            version: 2,
-            kind,
-            region: Region::parse("NL").unwrap(),
-            regime: Regime::Gdpr,
-            language: Language::Nl,
-            email: EmailAddress::parse("a@example.com").unwrap(),
-            name: None,
-            details: None,
-            received_at: at,
-            received_on: at.date_naive(),
-            due_on: at.date_naive(),
-            acknowledge_by: None,
-            verified_at: None,
-            acknowledged_at: None,
-            original_due_on: None,
-            extension_reason: None,
-            closed_reason: None,
-            cost_estimate: None,
-            triage: None,
-            referral_contact: None,
-            recipient: None,
-            recipient_confirmed_at: None,
-            corrections: None,
-            receipt: None,
-            updated_at: at,
-        }
+        let day = at.date_naive();
+        let deadlines =
+            privacy_shared::domain::Deadlines { received_on: day, due_on: day, acknowledge_by: None };
+        let email = EmailAddress::parse("a@example.com").unwrap();
+        let region = Region::parse("NL").unwrap();
+        let received =
+            RequestRecord::received(RequestId::generate(), kind, region, Language::Nl, email, at, deadlines);
+        RequestRecord { status, version: 2, ..received }
     }
 
     /// The same request after the triage cleared it.

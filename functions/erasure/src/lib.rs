@@ -16,10 +16,10 @@
 //! as correctable, then completes the request.
 
 use lambda_runtime::LambdaEvent;
-use serde::Deserialize;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+pub use dispatch::SqsEvent;
 use dispatch::{BatchResponse, DataChange, ErasureJob, ItemFailure};
 use privacy_shared::datamap::{DataMap, ErasurePolicy, Location};
 use privacy_shared::domain::{
@@ -72,19 +72,6 @@ impl Eraser<DynamoStore, AwsPersonalData> {
             clock: Arc::new(SystemClock),
         })
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct SqsEvent {
-    #[serde(rename = "Records", default)]
-    pub records: Vec<SqsMessage>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct SqsMessage {
-    #[serde(rename = "messageId")]
-    pub message_id: String,
-    pub body: String,
 }
 
 pub async fn handle<S: RequestStore, P: PersonalData>(

@@ -16,13 +16,13 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncry
 use chrono::{DateTime, Months, Utc};
 use futures_lite::io::AsyncWriteExt as _;
 use lambda_runtime::LambdaEvent;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub use dispatch::SqsEvent;
 use dispatch::{BatchResponse, ExportJob, ItemFailure};
 use privacy_shared::datamap::{CcpaDisclosure, DataMap, Location, Source};
 use privacy_shared::domain::{Actor, Event, Regime, RequestRecord, Status};
@@ -96,19 +96,6 @@ impl Exporter<DynamoStore, AwsPersonalData> {
             clock: Arc::new(SystemClock),
         })
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct SqsEvent {
-    #[serde(rename = "Records", default)]
-    pub records: Vec<SqsMessage>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct SqsMessage {
-    #[serde(rename = "messageId")]
-    pub message_id: String,
-    pub body: String,
 }
 
 pub async fn handle<S: RequestStore, P: PersonalData>(

@@ -234,35 +234,12 @@ async fn submit<S: RequestStore, M: Mailer>(
     }
 
     let regime = submission.region.regime();
-    let deadlines = deps.config.calendar.deadlines(regime, now);
     let record = RequestRecord {
-        id: RequestId::generate(),
-        status: Status::PendingVerification,
-        version: 1,
-        kind: submission.kind,
-        region: submission.region,
-        regime,
-        language: submission.language,
-        email: submission.email,
         name: submission.name,
         details: submission.details,
-        received_at: now,
-        received_on: deadlines.received_on,
-        due_on: deadlines.due_on,
-        acknowledge_by: deadlines.acknowledge_by,
-        verified_at: None,
-        acknowledged_at: None,
-        original_due_on: None,
-        extension_reason: None,
-        closed_reason: None,
-        cost_estimate: None,
-        triage: None,
-        referral_contact: None,
         recipient: submission.recipient,
-        recipient_confirmed_at: None,
         corrections: submission.corrections,
-        receipt: None,
-        updated_at: now,
+        ..new_record(deps, submission.kind, submission.region, submission.language, submission.email, now)
     };
     let token = VerificationToken::generate();
     match deps.store.create(&record, &fresh_verification(deps, &token)).await? {
@@ -275,6 +252,19 @@ async fn submit<S: RequestStore, M: Mailer>(
             resubmitted(deps, existing).await.map(|id| (id, Status::PendingVerification))
         }
     }
+}
+
+/// A new request with its deadlines, counted in the business calendar from `now`.
+fn new_record<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    kind: RequestKind,
+    region: Region,
+    language: Language,
+    email: EmailAddress,
+    now: chrono::DateTime<chrono::Utc>,
+) -> RequestRecord {
+    let deadlines = deps.config.calendar.deadlines(region.regime(), now);
+    RequestRecord::received(RequestId::generate(), kind, region, language, email, now, deadlines)
 }
 
 /// Suppresses the address at once and records the request as completed; the acknowledgement
@@ -291,36 +281,16 @@ async fn opt_out<S: RequestStore, M: Mailer>(
         return Ok(earlier.request_id);
     }
     let now = deps.clock.now();
-    let regime = submission.region.regime();
-    let deadlines = deps.config.calendar.deadlines(regime, now);
+    let received =
+        new_record(deps, submission.kind, submission.region, submission.language, submission.email, now);
+    // Done the moment it is stored: nothing to verify, no clock to run.
     let record = RequestRecord {
-        id: RequestId::generate(),
         status: Status::Completed,
-        version: 1,
-        kind: submission.kind,
-        region: submission.region,
-        regime,
-        language: submission.language,
-        email: submission.email,
+        due_on: received.received_on,
+        acknowledge_by: None,
         name: submission.name,
         details: submission.details,
-        received_at: now,
-        received_on: deadlines.received_on,
-        due_on: deadlines.received_on,
-        acknowledge_by: None,
-        acknowledged_at: None,
-        verified_at: None,
-        original_due_on: None,
-        extension_reason: None,
-        closed_reason: None,
-        cost_estimate: None,
-        triage: None,
-        referral_contact: None,
-        recipient: None,
-        recipient_confirmed_at: None,
-        corrections: None,
-        receipt: None,
-        updated_at: now,
+        ..received
     };
     match deps.store.create_opt_out(&record, list).await {
         Ok(()) => {

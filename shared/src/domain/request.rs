@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-use super::{CostEstimate, EmailAddress, Event, Language, Regime, Region, RequestKind, Status};
+use super::{CostEstimate, Deadlines, EmailAddress, Event, Language, Regime, Region, RequestKind, Status};
 
 /// A request's public identifier: a random UUID, so ids cannot be guessed or enumerated.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -154,6 +154,50 @@ pub struct RequestRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl RequestRecord {
+    /// A request as it is received: pending verification, version 1, its deadlines fixed, and
+    /// nothing else known or decided yet.
+    pub fn received(
+        id: RequestId,
+        kind: RequestKind,
+        region: Region,
+        language: Language,
+        email: EmailAddress,
+        received_at: DateTime<Utc>,
+        deadlines: Deadlines,
+    ) -> RequestRecord {
+        RequestRecord {
+            id,
+            status: Status::PendingVerification,
+            version: 1,
+            kind,
+            regime: region.regime(),
+            region,
+            language,
+            email,
+            name: None,
+            details: None,
+            received_at,
+            received_on: deadlines.received_on,
+            due_on: deadlines.due_on,
+            acknowledge_by: deadlines.acknowledge_by,
+            acknowledged_at: None,
+            verified_at: None,
+            original_due_on: None,
+            extension_reason: None,
+            closed_reason: None,
+            cost_estimate: None,
+            triage: None,
+            referral_contact: None,
+            recipient: None,
+            recipient_confirmed_at: None,
+            corrections: None,
+            receipt: None,
+            updated_at: received_at,
+        }
+    }
+}
+
 impl fmt::Debug for RequestRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestRecord")
@@ -186,34 +230,23 @@ mod tests {
     fn debug_of_a_record_shows_no_personal_data() {
         let at = chrono::DateTime::parse_from_rfc3339("2026-11-28T09:00:00Z").unwrap().with_timezone(&Utc);
         let day = at.date_naive();
+        let deadlines = Deadlines { received_on: day, due_on: day, acknowledge_by: None };
+        let email = EmailAddress::parse("jan.jansen@example.nl").unwrap();
+        let region = Region::parse("NL").unwrap();
         let record = RequestRecord {
-            id: RequestId::generate(),
-            status: Status::PendingVerification,
-            version: 1,
-            kind: RequestKind::Access,
-            region: Region::parse("NL").unwrap(),
-            regime: Regime::Gdpr,
-            language: Language::Nl,
-            email: EmailAddress::parse("jan.jansen@example.nl").unwrap(),
             name: Some("Jan Jansen".into()),
             details: Some("my account number is 12345".into()),
-            received_at: at,
-            received_on: day,
-            due_on: day,
-            acknowledge_by: None,
-            acknowledged_at: None,
-            verified_at: None,
-            original_due_on: None,
             extension_reason: Some("we need to ask Jan Jansen".into()),
             closed_reason: Some("Jan Jansen asked twice".into()),
-            cost_estimate: None,
-            triage: None,
-            referral_contact: None,
-            recipient: None,
-            recipient_confirmed_at: None,
-            corrections: None,
-            receipt: None,
-            updated_at: at,
+            ..RequestRecord::received(
+                RequestId::generate(),
+                RequestKind::Access,
+                region,
+                Language::Nl,
+                email,
+                at,
+                deadlines,
+            )
         };
         let shown = format!("{record:?}");
         for secret in ["jan", "Jansen", "12345", "example"] {

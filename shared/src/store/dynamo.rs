@@ -794,30 +794,8 @@ impl RequestStore for DynamoStore {
     }
 
     async fn audit_trail(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
-        let mut events = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(request_pk(id)))
-                .expression_attribute_values(":prefix", s("AUDIT#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(aws_error("Query"))?;
-            for item in out.items.unwrap_or_default() {
-                events.push(from_item::<AuditItem>(item)?.event);
-            }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(events)
+        let items = self.query_prefix(request_pk(id), "AUDIT#").await?;
+        items.into_iter().map(|item| Ok(from_item::<AuditItem>(item)?.event)).collect()
     }
 
     async fn put_download_token(
