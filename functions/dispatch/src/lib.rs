@@ -273,6 +273,29 @@ pub struct SqsMessage {
     pub body: String,
 }
 
+/// Runs `work` on the job in every message of an SQS batch and reports the messages whose job
+/// failed (or could not be read) as failures, so the queue redelivers only those.
+pub async fn each_job<J, E, F, Fut>(event: SqsEvent, mut work: F) -> BatchResponse
+where
+    J: serde::de::DeserializeOwned,
+    E: std::fmt::Display,
+    F: FnMut(J) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    let mut response = BatchResponse::default();
+    for message in event.records {
+        let failure = match serde_json::from_str::<J>(&message.body) {
+            Ok(job) => work(job).await.err().map(|err| err.to_string()),
+            Err(_) => Some("the job message is not readable".to_owned()),
+        };
+        if let Some(error) = failure {
+            tracing::error!(%error, message_id = %message.message_id, "job failed; the message will be retried");
+            response.batch_item_failures.push(ItemFailure { item_identifier: message.message_id });
+        }
+    }
+    response
+}
+
 /// `ReportBatchItemFailures` response.
 #[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchResponse {

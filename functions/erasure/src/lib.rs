@@ -20,7 +20,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 pub use dispatch::SqsEvent;
-use dispatch::{BatchResponse, DataChange, ErasureJob, ItemFailure};
+use dispatch::{BatchResponse, DataChange, ErasureJob};
 use privacy_shared::datamap::{DataMap, ErasurePolicy, Location};
 use privacy_shared::domain::{
     Actor, ErasedSource, ErasureReceipt, Event, RequestKind, RequestRecord, Status,
@@ -78,18 +78,7 @@ pub async fn handle<S: RequestStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<BatchResponse, Infallible> {
-    let mut response = BatchResponse::default();
-    for message in event.payload.records {
-        let outcome = match serde_json::from_str::<ErasureJob>(&message.body) {
-            Ok(job) => run(eraser, &job).await,
-            Err(_) => Err(ErasureError::BadJob),
-        };
-        if let Err(err) = outcome {
-            tracing::error!(error = %err, message_id = %message.message_id, "job failed; the message will be retried");
-            response.batch_item_failures.push(ItemFailure { item_identifier: message.message_id });
-        }
-    }
-    Ok(response)
+    Ok(dispatch::each_job(event.payload, |job: ErasureJob| async move { run(eraser, &job).await }).await)
 }
 
 /// Runs one job to completion; a failure leaves what was done recorded for the retry.

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use dispatch::SqsEvent;
-use dispatch::{BatchResponse, ExportJob, ItemFailure};
+use dispatch::{BatchResponse, ExportJob};
 use privacy_shared::datamap::{CcpaDisclosure, DataMap, Location, Source};
 use privacy_shared::domain::{Actor, Event, Regime, RequestRecord, Status};
 use privacy_shared::sources::{
@@ -102,18 +102,7 @@ pub async fn handle<S: RequestStore, P: PersonalData>(
     exporter: &Exporter<S, P>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<BatchResponse, Infallible> {
-    let mut response = BatchResponse::default();
-    for message in event.payload.records {
-        let outcome = match serde_json::from_str::<ExportJob>(&message.body) {
-            Ok(job) => export(exporter, &job).await,
-            Err(_) => Err(ExportError::BadJob),
-        };
-        if let Err(err) = outcome {
-            tracing::error!(error = %err, message_id = %message.message_id, "export failed; the message will be retried");
-            response.batch_item_failures.push(ItemFailure { item_identifier: message.message_id });
-        }
-    }
-    Ok(response)
+    Ok(dispatch::each_job(event.payload, |job: ExportJob| async move { export(exporter, &job).await }).await)
 }
 
 /// Runs one job to completion (or leaves the request in progress for the retry).
