@@ -53,3 +53,32 @@ pub fn s3_client(sdk: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk
 pub fn s3_path_style_from_env() -> bool {
     std::env::var("S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true")
 }
+
+/// What the workers over the data map's sources (`export`, `erasure`) build at cold start: the
+/// request store, the sources (named with `DATA_NAME_PREFIX`), an S3 client and the export bucket.
+pub struct SourceWorker {
+    pub store: DynamoStore,
+    pub data: crate::sources::AwsPersonalData,
+    pub map: crate::datamap::DataMap,
+    pub s3: aws_sdk_s3::Client,
+    pub export_bucket: String,
+}
+
+impl SourceWorker {
+    pub async fn from_env() -> Result<SourceWorker, Box<dyn std::error::Error + Send + Sync>> {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let table = get("TABLE_NAME").ok_or("TABLE_NAME is not set")?;
+        let export_bucket = get("EXPORT_BUCKET").ok_or("EXPORT_BUCKET is not set")?;
+        let s3 = s3_client(&sdk, s3_path_style_from_env());
+        let map = crate::datamap::DataMap::builtin()?
+            .with_name_prefix(&get("DATA_NAME_PREFIX").unwrap_or_default());
+        Ok(SourceWorker {
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+            data: crate::sources::AwsPersonalData::new(aws_sdk_dynamodb::Client::new(&sdk), s3.clone()),
+            map,
+            s3,
+            export_bucket,
+        })
+    }
+}

@@ -171,6 +171,36 @@ impl AwsPersonalData {
         AwsPersonalData { clock, ..self }
     }
 
+    /// An UpdateItem of a record that must still exist (`#k` names its table key): updating a
+    /// record deleted meanwhile would recreate it, so a failed condition is success, not a write.
+    async fn update_existing(
+        &self,
+        source: &Source,
+        (table, table_key, key): (&str, &str, AttributeValue),
+        expression: String,
+        names: HashMap<String, String>,
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<(), SourceError> {
+        let result = self
+            .dynamo
+            .update_item()
+            .table_name(table)
+            .key(table_key, key)
+            .update_expression(expression)
+            .condition_expression("attribute_exists(#k)")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Ok(())
+            }
+            Err(e) => Err(aws_error(source, "UpdateItem", &e)),
+        }
+    }
+
     fn now(&self) -> AttributeValue {
         AttributeValue::S(self.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true))
     }
@@ -399,25 +429,8 @@ impl PersonalData for AwsPersonalData {
             expression.push_str(" REMOVE ");
             expression.push_str(&removed.join(", "));
         }
-        let result = self
-            .dynamo
-            .update_item()
-            .table_name(table)
-            .key(table_key, key)
-            .update_expression(expression)
-            // Without the condition, an update of a deleted record would recreate it.
-            .condition_expression("attribute_exists(#k)")
-            .set_expression_attribute_names(Some(names))
-            .expression_attribute_values(":now", self.now())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Ok(())
-            }
-            Err(e) => Err(aws_error(source, "UpdateItem", &e)),
-        }
+        let values = HashMap::from([(":now".to_owned(), self.now())]);
+        self.update_existing(source, (table, table_key, key), expression, names, values).await
     }
 
     async fn delete_object(
@@ -474,25 +487,7 @@ impl PersonalData for AwsPersonalData {
         if !removed.is_empty() {
             expression.push_str(&format!(" REMOVE {}", removed.join(", ")));
         }
-        let result = self
-            .dynamo
-            .update_item()
-            .table_name(table)
-            .key(table_key, key)
-            .update_expression(expression)
-            // A correction must not recreate a record erased meanwhile.
-            .condition_expression("attribute_exists(#k)")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Ok(())
-            }
-            Err(e) => Err(aws_error(source, "UpdateItem", &e)),
-        }
+        self.update_existing(source, (table, table_key, key), expression, names, values).await
     }
 }
 

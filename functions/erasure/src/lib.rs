@@ -57,18 +57,13 @@ pub struct Eraser<S: RequestStore, P: PersonalData> {
 
 impl Eraser<DynamoStore, AwsPersonalData> {
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let table = get("TABLE_NAME").ok_or("TABLE_NAME is not set")?;
-        let bucket = get("EXPORT_BUCKET").ok_or("EXPORT_BUCKET is not set")?;
-        let s3 = privacy_shared::deps::s3_client(&sdk, privacy_shared::deps::s3_path_style_from_env());
-        let map = DataMap::builtin()?.with_name_prefix(&get("DATA_NAME_PREFIX").unwrap_or_default());
+        let worker = privacy_shared::deps::SourceWorker::from_env().await?;
         Ok(Eraser {
-            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
-            data: AwsPersonalData::new(aws_sdk_dynamodb::Client::new(&sdk), s3.clone()),
-            map,
-            s3,
-            export_bucket: bucket,
+            store: worker.store,
+            data: worker.data,
+            map: worker.map,
+            s3: worker.s3,
+            export_bucket: worker.export_bucket,
             clock: Arc::new(SystemClock),
         })
     }

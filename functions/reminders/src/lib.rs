@@ -302,6 +302,17 @@ async fn read_all<S: RequestStore, M: Mailer>(
     }
 }
 
+/// The whole request, read only where a mail or an expiry needs it; none once it has left
+/// pending verification (verified or closed since the index was read).
+async fn still_pending<S: RequestStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    request: &OpenRequest,
+    report: &mut SweepReport,
+) -> Result<Option<RequestRecord>, StoreError> {
+    report.requests_read += 1;
+    Ok(deps.store.get(request.id).await?.filter(|r| r.status == Status::PendingVerification))
+}
+
 /// Closes a request never verified. Returns true: a closed request needs no acknowledgement.
 async fn expire<S: RequestStore, M: Mailer>(
     sweeper: &Sweeper<S, M>,
@@ -309,11 +320,7 @@ async fn expire<S: RequestStore, M: Mailer>(
     report: &mut SweepReport,
 ) -> Result<bool, SweepError> {
     let deps = &sweeper.deps;
-    report.requests_read += 1;
-    let Some(record) = deps.store.get(request.id).await? else { return Ok(true) };
-    if record.status != Status::PendingVerification {
-        return Ok(true);
-    }
+    let Some(record) = still_pending(deps, request, report).await? else { return Ok(true) };
     let change =
         Change::new(Event::Expired, deps.clock.now(), Actor::System).with_reason(NOT_VERIFIED_REASON);
     match deps.store.transition(&record, change).await {
@@ -369,11 +376,7 @@ async fn send_reminder<S: RequestStore, M: Mailer>(
     report: &mut SweepReport,
 ) -> Result<bool, SweepError> {
     let deps = &sweeper.deps;
-    report.requests_read += 1;
-    let Some(record) = deps.store.get(request.id).await? else { return Ok(false) };
-    if record.status != Status::PendingVerification {
-        return Ok(false);
-    }
+    let Some(record) = still_pending(deps, request, report).await? else { return Ok(false) };
     let closes_at = record.received_at + sweeper.policy.expire_after;
     let token = VerificationToken::generate();
     let verification = Verification { token_hash: token.hash(), expires_at: closes_at, wrong_attempts: 0 };

@@ -275,6 +275,19 @@ fn aws_error<E: ProvideErrorMetadata, R>(
     }
 }
 
+/// The outcome of a conditional write whose failed condition is an answer, not an error:
+/// `Some` with the output when it was written, `None` when the condition did not hold.
+fn unless_condition_failed<T, E: ProvideErrorMetadata, R>(
+    result: Result<T, SdkError<E, R>>,
+    operation: &'static str,
+) -> Result<Option<T>, StoreError> {
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(err) if is_condition_failure(&err) => Ok(None),
+        Err(err) => Err(aws_error(operation)(err)),
+    }
+}
+
 fn build_error(operation: &'static str) -> impl FnOnce(aws_sdk_dynamodb::error::BuildError) -> StoreError {
     move |_| StoreError::Aws { operation, code: "build_error".to_owned() }
 }
@@ -607,11 +620,7 @@ impl RequestStore for DynamoStore {
             .expression_attribute_values(":ttl", n(v.expires_at.timestamp()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(aws_error("UpdateItem")(err)),
-        }
+        Ok(unless_condition_failed(result, "UpdateItem")?.is_some())
     }
 
     async fn count_wrong_attempt(&self, id: RequestId) -> Result<Option<u32>, StoreError> {
@@ -626,18 +635,13 @@ impl RequestStore for DynamoStore {
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;
-        match result {
-            Ok(out) => {
-                let count = out
-                    .attributes
-                    .and_then(|mut a| a.remove("wrong_attempts"))
-                    .and_then(|v| v.as_n().ok().and_then(|n| n.parse::<u32>().ok()))
-                    .ok_or_else(|| StoreError::Corrupt("wrong_attempts".into()))?;
-                Ok(Some(count))
-            }
-            Err(err) if is_condition_failure(&err) => Ok(None),
-            Err(err) => Err(aws_error("UpdateItem")(err)),
-        }
+        let Some(out) = unless_condition_failed(result, "UpdateItem")? else { return Ok(None) };
+        let count = out
+            .attributes
+            .and_then(|mut a| a.remove("wrong_attempts"))
+            .and_then(|v| v.as_n().ok().and_then(|n| n.parse::<u32>().ok()))
+            .ok_or_else(|| StoreError::Corrupt("wrong_attempts".into()))?;
+        Ok(Some(count))
     }
 
     async fn transition(&self, current: &RequestRecord, change: Change) -> Result<RequestRecord, StoreError> {
@@ -951,11 +955,7 @@ impl RequestStore for DynamoStore {
             .expression_attribute_names("#name", "name")
             .send()
             .await;
-        match result {
-            Ok(_) => {}
-            Err(err) if is_condition_failure(&err) => {}
-            Err(err) => return Err(aws_error("UpdateItem")(err)),
-        }
+        unless_condition_failed(result, "UpdateItem")?;
         for sk in [VERIFY, "VERIFY#recipient", DOWNLOAD, "DOWNLOAD#recipient", ERASURE] {
             self.client
                 .delete_item()
@@ -1006,11 +1006,8 @@ impl RequestStore for DynamoStore {
             .expression_attribute_values(":at", s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(aws_error("UpdateItem")(err)),
-        }
+        unless_condition_failed(result, "UpdateItem")?;
+        Ok(())
     }
 
     async fn open_requests(&self, query: &OpenQuery) -> Result<OpenPage, StoreError> {
@@ -1137,11 +1134,8 @@ impl RequestStore for DynamoStore {
             .expression_attribute_values(":claimed", s("claimed"))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(aws_error("DeleteItem")(err)),
-        }
+        unless_condition_failed(result, "DeleteItem")?;
+        Ok(())
     }
 
     async fn take_mail_slot(
