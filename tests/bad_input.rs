@@ -3,7 +3,7 @@
 use lambda_http::Body;
 use serde_json::{Value, json};
 
-use integration_tests::*;
+use crate::support::*;
 
 struct Case {
     name: &'static str,

@@ -7,12 +7,13 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
 
-use integration_tests::*;
+use crate::support::*;
 use privacy_shared::Clock;
 use privacy_shared::domain::{
-    Actor, ErasedSource, ErasureReceipt, Event, RequestId, RequestKind, Triage, VerificationToken,
+    Completion, ErasedSource, ErasureReceipt, Event, RequestId, RequestKind, Transition, Triage,
+    VerificationToken,
 };
-use privacy_shared::store::{Change, RequestStore, TokenSlot, Verification};
+use privacy_shared::store::{Change, TokenSlot, Verification};
 
 fn openapi() -> Value {
     document("openapi.yaml")
@@ -94,10 +95,10 @@ async fn recipient_token(stack: &Stack, id: RequestId) -> VerificationToken {
 }
 
 /// Moves a request on as the event functions would (`dispatch`, `erasure`), straight in the store.
-async fn system_change(stack: &Stack, id: RequestId, change: impl FnOnce(Change) -> Change, event: Event) {
+async fn system_change(stack: &Stack, id: RequestId, transition: Transition) {
     let store = stack.deps().store;
     let record = store.get(id).await.unwrap().unwrap();
-    store.transition(&record, change(Change::new(event, stack.clock.now(), Actor::System))).await.unwrap();
+    store.transition(&record, Change::system(transition, stack.clock.now())).await.unwrap();
 }
 
 #[tokio::test]
@@ -417,7 +418,7 @@ async fn a_request_shows_its_triage_recipient_corrections_referral_and_receipt_a
     assert_eq!(before["request"]["recipient_confirmed_at"], Value::Null);
     assert_eq!(before["request"]["triage"], Value::Null);
     let triage = Triage { has_account: true, child: false };
-    system_change(&stack, portability, |c| Change { triage: Some(triage), ..c }, Event::Triaged).await;
+    system_change(&stack, portability, Transition::Triage(triage)).await;
     let token = recipient_token(&stack, portability).await;
     let confirmed =
         confirm_recipient(&stack.verifier(), &portability.to_string(), token.expose_secret()).await;
@@ -443,7 +444,7 @@ async fn a_request_shows_its_triage_recipient_corrections_referral_and_receipt_a
         json!({"email": unique_address("contract-erase"), "kind": "deletion", "region": "NL"}),
     )
     .await;
-    system_change(&stack, erased, |c| c, Event::WorkStarted).await;
+    system_change(&stack, erased, Transition::StartWork).await;
     let receipt = ErasureReceipt {
         sources: vec![
             ErasedSource {
@@ -466,7 +467,7 @@ async fn a_request_shows_its_triage_recipient_corrections_referral_and_receipt_a
         exports_deleted: 1,
         processors_instructed: vec!["service_providers".into()],
     };
-    system_change(&stack, erased, |c| Change { receipt: Some(receipt), ..c }, Event::Completed).await;
+    system_change(&stack, erased, Transition::Complete(Completion::Erased(receipt))).await;
     let shown = show(erased).await;
     assert_eq!(shown["request"]["receipt"]["sources"][1]["anonymised"], 3, "{shown}");
     assert!(shown["request"]["receipt"]["sources"][0].get("kept_because").is_none());
@@ -477,11 +478,8 @@ async fn a_request_shows_its_triage_recipient_corrections_referral_and_receipt_a
         json!({"email": unique_address("contract-refer"), "kind": "access", "region": "GB"}),
     )
     .await;
-    let refer = |c: Change| Change {
-        referral_contact: Some("it-admin@acme.example".into()),
-        ..c.with_reason("enterprise_managed")
-    };
-    system_change(&stack, referred, refer, Event::Referred).await;
+    let refer = Transition::Refer { contact: Some("it-admin@acme.example".into()) };
+    system_change(&stack, referred, refer).await;
     assert_eq!(show(referred).await["request"]["referral_contact"], "it-admin@acme.example");
 
     // An opt-out: completed at once, never verified.

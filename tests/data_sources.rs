@@ -8,8 +8,8 @@ use chrono::TimeZone;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+use crate::support::*;
 use devstack::seed::{self, SampleData};
-use integration_tests::*;
 use privacy_shared::ManualClock;
 use privacy_shared::datamap::{DataMap, ErasurePolicy, Location, Source};
 use privacy_shared::domain::EmailAddress;

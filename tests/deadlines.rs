@@ -4,11 +4,10 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use integration_tests::*;
+use crate::support::*;
 use privacy_shared::Deps;
 use privacy_shared::domain::{Actor, Event, Status};
 use privacy_shared::mail::{MailError, Mailer, OutgoingEmail};
-use privacy_shared::store::RequestStore;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
@@ -117,7 +116,10 @@ async fn an_unverified_request_is_reminded_on_day_3_and_expired_on_day_14() {
     assert_eq!(run_sweep(&sweeper).await.unwrap().expired, 1);
     let record = stack.deps().store.get(id).await.unwrap().unwrap();
     assert_eq!(record.status, Status::Expired);
-    assert_eq!(record.closed_reason.as_deref(), Some(reminders::NOT_VERIFIED_REASON));
+    assert_eq!(
+        record.closed_reason.as_deref(),
+        Some(privacy_shared::domain::ExpiryReason::NotVerified.as_str())
+    );
     assert!(stack.item(&format!("REQ#{id}"), "VERIFY").await.is_none(), "verification data deleted");
     let trail = stack.deps().store.audit_trail(id).await.unwrap();
     let events: Vec<(Event, &Actor)> = trail.iter().map(|e| (e.event, &e.actor)).collect();

@@ -4,9 +4,8 @@
 use chrono::{Duration, NaiveDate};
 use serde_json::json;
 
-use integration_tests::*;
+use crate::support::*;
 use privacy_shared::domain::{Actor, Event, Language, Regime, RequestId, Status};
-use privacy_shared::store::RequestStore;
 
 async fn submitted(stack: &Stack, kind: &str, region: &str) -> (String, String, String) {
     let address = unique_address("journey");
@@ -54,7 +53,10 @@ async fn submitting_then_verifying_with_the_emailed_token_verifies_and_audits_bo
             (Event::Verified, Some(Status::PendingVerification), Status::Verified, Actor::Requester, 2),
         ]
     );
-    assert!(deps.store.verification(request_id).await.unwrap().is_none(), "the secret is gone once used");
+    assert!(
+        deps.store.secret(request_id, privacy_shared::store::TokenSlot::Requester).await.unwrap().is_none(),
+        "the secret is gone once used"
+    );
 }
 
 #[tokio::test]
@@ -130,10 +132,15 @@ async fn five_wrong_tokens_lock_the_request_and_then_even_the_right_token_is_ref
     let request_id = RequestId::parse(&id).unwrap();
     let stored = deps.store.get(request_id).await.unwrap().unwrap();
     assert_eq!(stored.status, Status::Expired);
-    assert_eq!(stored.closed_reason.as_deref(), Some(verify::LOCKED_REASON));
+    assert_eq!(
+        stored.closed_reason.as_deref(),
+        Some(privacy_shared::domain::ExpiryReason::TooManyAttempts.as_str())
+    );
     let last = deps.store.audit_trail(request_id).await.unwrap().pop().unwrap();
     assert_eq!((last.event, last.actor), (Event::Expired, Actor::System));
-    assert!(deps.store.verification(request_id).await.unwrap().is_none());
+    assert!(
+        deps.store.secret(request_id, privacy_shared::store::TokenSlot::Requester).await.unwrap().is_none()
+    );
 
     // The requester must submit again, and can: a new request and a new email.
     let (status, body) = submit(&deps, &submission(&address, "access", "NL")).await;

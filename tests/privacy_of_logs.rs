@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use integration_tests::*;
+use crate::support::*;
 use serde_json::json;
 
 #[derive(Clone, Default)]

@@ -7,11 +7,10 @@ use serde_json::{Value, json};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::support::*;
+use aws_lambda_events::dynamodb::Event as StreamEvent;
 use devstack::pump::{Invoker, Pump, QueueMapping, StreamMapping};
 use devstack::stream::StreamReader;
-use dispatch::StreamEvent;
-use integration_tests::*;
-use privacy_shared::store::RequestStore;
 
 /// Calls the handlers in-process: `dispatch` for real, `consumer` as a stand-in queue worker
 /// that fails a message's first two deliveries.

@@ -7,14 +7,15 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::support::*;
+use aws_lambda_events::dynamodb::Event as StreamEvent;
 use devstack::pump::{Invoker, Pump, QueueMapping, StreamMapping};
 use devstack::stream::StreamReader;
-use dispatch::{DataChange, ErasureJob, StreamEvent};
-use integration_tests::*;
 use privacy_shared::datamap::{DataMap, Source};
 use privacy_shared::domain::{Event, RequestId, RequestRecord, Status};
+use privacy_shared::jobs::{DataChange, ErasureJob};
 use privacy_shared::sources::{AwsPersonalData, Person, PersonalData, SourceError, StoredObject};
-use privacy_shared::store::{DynamoStore, RequestStore, SuppressionList};
+use privacy_shared::store::{DynamoStore, SuppressionList};
 
 type AwsExporter = export::Exporter<DynamoStore, AwsPersonalData>;
 type AwsEraser = erasure::Eraser<DynamoStore, AwsPersonalData>;
@@ -405,7 +406,7 @@ async fn an_enterprise_managed_account_is_referred_to_its_administrator() {
     let record = world.record(id).await;
     assert_eq!(
         (record.status, record.closed_reason.as_deref()),
-        (Status::Referred, Some(dispatch::ENTERPRISE_REASON))
+        (Status::Referred, Some(privacy_shared::domain::ENTERPRISE_REASON))
     );
     assert!(world.exports().await.is_empty(), "nothing was exported");
     let mail = world.stack.mail_to("dave@acme.example").await.pop().unwrap();
@@ -430,7 +431,7 @@ async fn a_third_ccpa_right_to_know_request_within_12_months_is_rejected_with_th
     let record = world.record(third).await;
     assert_eq!(
         (record.status, record.closed_reason.as_deref()),
-        (Status::Rejected, Some(dispatch::LIMIT_REASON))
+        (Status::Rejected, Some(privacy_shared::domain::LIMIT_REASON))
     );
     let mail = world.stack.mail_to("bob@example.com").await.pop().unwrap();
     assert_eq!(mail.subject, "Your privacy request: limit reached");

@@ -6,11 +6,10 @@ use chrono::{TimeZone, Utc};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
+use crate::support::*;
+use aws_lambda_events::dynamodb::Event as StreamEvent;
 use devstack::stream::StreamReader;
-use dispatch::StreamEvent;
-use integration_tests::*;
 use privacy_shared::domain::{Actor, Event, RequestId, Status};
-use privacy_shared::store::RequestStore;
 
 /// Delivers whatever the stream holds to the real dispatcher (twice, as Lambda may).
 async fn dispatch_stream(stack: &Stack, stream: &mut StreamReader) {
@@ -52,17 +51,12 @@ async fn an_unsigned_call_is_refused_and_changes_nothing() {
 async fn the_local_key_opens_the_api_only_where_it_is_configured() {
     let stack = Stack::new().await;
     let key = "local-key-0123456789abcdefghij";
-    let local = admin::Admin::with_sdk(
-        &stack.sdk,
-        stack.config(),
-        stack.clock.clone(),
-        admin::Authentication::from_lookup(|name| match name {
-            "STAFF_LOCAL_KEY" => Some(key.to_owned()),
-            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:5000".to_owned()),
-            _ => None,
-        })
-        .unwrap(),
-    );
+    let env = stack.env(&[
+        ("STAFF_LOCAL_KEY", key.to_owned()),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000".to_owned()),
+    ]);
+    let settings = privacy_shared::config::AdminSettings::load(&env).unwrap();
+    let local = admin::Admin::with_sdk(&stack.sdk, settings, stack.clock.clone());
     let with_key = |key: &str| {
         let mut request = staff_call("GET", "/staff/requests", None, None);
         request.headers_mut().insert(admin::LOCAL_KEY_HEADER, key.parse().unwrap());

@@ -11,9 +11,10 @@ use std::time::Instant;
 
 use privacy_shared::datamap::{DataMap, Location};
 use privacy_shared::domain::{
-    Actor, EmailAddress, Event, Language, Region, RequestId, RequestKind, RequestRecord, VerificationToken,
+    Actor, EmailAddress, Language, Region, RequestId, RequestKind, RequestRecord, Transition,
+    VerificationToken,
 };
-use privacy_shared::store::{Change, DynamoStore, RequestStore, Verification};
+use privacy_shared::store::{Change, DynamoStore, Requests, Verification};
 
 const RECORDING_MIB: usize = 64;
 const ADDRESS: &str = "big.exporter@example.com";
@@ -96,8 +97,7 @@ async fn seed(mib: usize) -> Result<()> {
             },
         )
         .await?;
-    let change =
-        Change { consume_token: Some(token.hash()), ..Change::new(Event::Verified, now, Actor::Requester) };
+    let change = Change::new(Transition::Verify { token: token.hash() }, now, Actor::Requester);
     store.transition(&record, change).await?;
     println!("{}", record.id);
     Ok(())
@@ -106,7 +106,7 @@ async fn seed(mib: usize) -> Result<()> {
 async fn run_export(id: &str) -> Result<()> {
     let mut exporter = export::Exporter::from_env().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     exporter.clock = Arc::new(privacy_shared::SystemClock);
-    let job = dispatch::ExportJob {
+    let job = privacy_shared::jobs::ExportJob {
         request_id: RequestId::parse(id).map_err(|_| anyhow::anyhow!("bad id"))?,
         version: 2,
     };

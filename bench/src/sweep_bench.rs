@@ -12,9 +12,10 @@ use chrono::{DateTime, Days, Duration, TimeZone, Utc};
 use std::sync::Arc;
 use std::time::Instant;
 
+use privacy_shared::config::ReminderSettings;
 use privacy_shared::domain::{EmailAddress, Language, Region, RequestId, RequestKind, RequestRecord, Status};
 use privacy_shared::store::DynamoStore;
-use privacy_shared::{Config, ManualClock};
+use privacy_shared::{Config, Env, ManualClock};
 
 const MAIL_FROM: &str = "privacy@example.com";
 
@@ -131,21 +132,20 @@ async fn main() -> Result<()> {
     for &total in sizes {
         let table = format!("bench-sweep-{total}-{}", uuid::Uuid::new_v4().simple());
         devstack::provision::create_table(&dynamo, &table, &spec).await?;
-        let config = Config::from_lookup(|name| match name {
-            "TABLE_NAME" => Some(table.clone()),
-            "MAIL_FROM" => Some(MAIL_FROM.to_owned()),
-            "PUBLIC_BASE_URL" => Some("https://privacy.example.test".to_owned()),
-            _ => None,
-        })?;
+        let env = Env::from_pairs(&[
+            ("TABLE_NAME", table.as_str()),
+            ("MAIL_FROM", MAIL_FROM),
+            ("PUBLIC_BASE_URL", "https://privacy.example.test"),
+            ("STAFF_ADDRESS", "privacy-team@example.com"),
+        ]);
+        let settings = ReminderSettings::load(&env)?;
+        let config = settings.core.clone();
         let started = Instant::now();
         load(&dynamo, &table, total, *due, &config).await?;
         let load_s = started.elapsed().as_secs_f64();
 
         let clock = Arc::new(ManualClock::new(now()));
-        let sweeper = reminders::Sweeper::with_sdk(&sdk, config, clock, |name| match name {
-            "STAFF_ADDRESS" => Some("privacy-team@example.com".to_owned()),
-            _ => None,
-        })?;
+        let sweeper = reminders::Sweeper::with_sdk(&sdk, settings, clock);
         let (mut reads, mut walls, mut cpus, mut lines) = (Vec::new(), Vec::new(), Vec::new(), 0);
         for _ in 0..3 {
             let (cpu, wall) = (cpu_seconds(), Instant::now());

@@ -1,10 +1,104 @@
-//! Configuration from the environment, read once at cold start. A missing or malformed setting
-//! stops the function at init with a message naming the variable, never mid-request.
+//! Every function's environment, read in one place, once at cold start, with one error type. A
+//! missing or malformed setting stops the function at init with a message naming the variable,
+//! never mid-request. Settings are grouped by concern; each function's settings are the concerns
+//! it needs ([`IntakeSettings`] … [`AdminSettings`]), and [`Function::load`] reads them by name,
+//! so a test can hold every function to exactly the variables the template gives it.
 
 use chrono::Duration;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 
-use crate::domain::{BusinessCalendar, CalendarError};
+use crate::datamap::DataMap;
+use crate::domain::{BusinessCalendar, CalendarError, EmailAddress, TokenHash};
 
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {why}")]
+    Invalid { name: &'static str, why: String },
+}
+
+fn invalid(name: &'static str, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid { name, why: why.to_string() }
+}
+
+type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Where settings come from (the process environment, or a table in tests), remembering every
+/// variable that was asked for.
+pub struct Env {
+    lookup: Lookup,
+    read: Mutex<BTreeSet<&'static str>>,
+}
+
+/// Variables only the local stack and the tests set; the deployed template never gives them.
+pub const LOCAL_ONLY: &[&str] = &[
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SES",
+    "AWS_ENDPOINT_URL_SESV2",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "DATA_NAME_PREFIX",
+    "S3_FORCE_PATH_STYLE",
+    "STAFF_LOCAL_KEY",
+];
+
+impl Env {
+    pub fn process() -> Env {
+        Env::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Env {
+        Env { lookup: Box::new(lookup), read: Mutex::new(BTreeSet::new()) }
+    }
+
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Env {
+        let pairs: Vec<(String, String)> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        // The last setting of a name wins, as in a shell.
+        Env::from_lookup(move |name| pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    /// Every variable asked for so far.
+    pub fn names_read(&self) -> BTreeSet<&'static str> {
+        self.read.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The value, trimmed; blank counts as unset.
+    pub fn get(&self, name: &'static str) -> Option<String> {
+        self.read.lock().unwrap_or_else(|p| p.into_inner()).insert(name);
+        (self.lookup)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing(name))
+    }
+
+    /// A whole number in `range`, or `default` when unset.
+    fn number(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+                invalid(name, format!("must be a whole number from {} to {}", range.start(), range.end()))
+            }),
+        }
+    }
+
+    fn flag(&self, name: &'static str) -> bool {
+        self.get(name).is_some_and(|v| v == "true")
+    }
+}
+
+/// What every function that handles requests needs: the table, mail, the public address and the
+/// business calendar.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub table_name: String,
@@ -37,67 +131,307 @@ impl Default for VerificationPolicy {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
-    #[error("environment variable {0} is not set")]
-    Missing(&'static str),
-    #[error("environment variable {name} is invalid: {why}")]
-    Invalid { name: &'static str, why: String },
-}
-
 impl Config {
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let required =
-            |name: &'static str| get(name).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name));
-        let invalid = |name: &'static str, why: &dyn std::fmt::Display| ConfigError::Invalid {
-            name,
-            why: why.to_string(),
-        };
-
-        let public_base_url = required("PUBLIC_BASE_URL")?.trim_end_matches('/').to_owned();
+    pub fn load(env: &Env) -> Result<Config, ConfigError> {
+        let table_name = env.required("TABLE_NAME")?;
+        let mail_from = env.required("MAIL_FROM")?;
+        let ses_configuration_set = env.get("SES_CONFIGURATION_SET");
+        let public_base_url = env.required("PUBLIC_BASE_URL")?.trim_end_matches('/').to_owned();
         if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://")) {
-            return Err(invalid("PUBLIC_BASE_URL", &"must start with https:// (or http:// locally)"));
+            return Err(invalid("PUBLIC_BASE_URL", "must start with https:// (or http:// locally)"));
         }
-        let zone = get("BUSINESS_TIME_ZONE").unwrap_or_else(|| "Europe/Amsterdam".to_owned());
-        let holidays = get("BUSINESS_HOLIDAYS").unwrap_or_default();
+        let zone = env.get("BUSINESS_TIME_ZONE").unwrap_or_else(|| "Europe/Amsterdam".to_owned());
+        let holidays = env.get("BUSINESS_HOLIDAYS").unwrap_or_default();
         let calendar = BusinessCalendar::parse(&zone, &holidays).map_err(|e| match e {
             CalendarError::UnknownZone(_) => invalid("BUSINESS_TIME_ZONE", &e),
             CalendarError::BadHoliday(_) => invalid("BUSINESS_HOLIDAYS", &e),
         })?;
-        let mut verification = VerificationPolicy::default();
-        if let Some(raw) = get("VERIFICATION_EMAILS_PER_HOUR") {
-            verification.max_emails_per_window = raw
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| invalid("VERIFICATION_EMAILS_PER_HOUR", &"must be a positive integer"))?;
-        }
-        Ok(Config {
-            table_name: required("TABLE_NAME")?,
-            mail_from: required("MAIL_FROM")?,
-            ses_configuration_set: get("SES_CONFIGURATION_SET").filter(|v| !v.trim().is_empty()),
-            public_base_url,
-            calendar,
-            verification,
+        let defaults = VerificationPolicy::default();
+        let verification = VerificationPolicy {
+            max_emails_per_window: env.number(
+                "VERIFICATION_EMAILS_PER_HOUR",
+                defaults.max_emails_per_window.into(),
+                1..=1000,
+            )? as u32,
+            ..defaults
+        };
+        Ok(Config { table_name, mail_from, ses_configuration_set, public_base_url, calendar, verification })
+    }
+}
+
+/// Where staff notices and digests go.
+pub fn staff_address(env: &Env) -> Result<EmailAddress, ConfigError> {
+    EmailAddress::parse(&env.required("STAFF_ADDRESS")?)
+        .map_err(|_| invalid("STAFF_ADDRESS", "not an email address"))
+}
+
+/// The data map, its table and bucket names prefixed by `DATA_NAME_PREFIX` (local tests only).
+pub fn data_map(env: &Env) -> Result<DataMap, ConfigError> {
+    let prefix = env.get("DATA_NAME_PREFIX").unwrap_or_default();
+    Ok(DataMap::builtin().map_err(|e| invalid("DATA_NAME_PREFIX", e))?.with_name_prefix(&prefix))
+}
+
+/// `S3_FORCE_PATH_STYLE=true`: the emulator at 127.0.0.1 has no per-bucket host names.
+pub fn s3_path_style(env: &Env) -> bool {
+    env.flag("S3_FORCE_PATH_STYLE")
+}
+
+/// The job queues dispatch feeds.
+#[derive(Clone, Debug)]
+pub struct QueueUrls {
+    pub export: String,
+    pub erasure: String,
+}
+
+impl QueueUrls {
+    pub fn load(env: &Env) -> Result<QueueUrls, ConfigError> {
+        Ok(QueueUrls {
+            export: env.required("EXPORT_QUEUE_URL")?,
+            erasure: env.required("ERASURE_QUEUE_URL")?,
         })
+    }
+}
+
+/// How long an export (and its download link) is kept.
+pub fn export_retention_days(env: &Env) -> Result<u64, ConfigError> {
+    env.number("EXPORT_RETENTION_DAYS", 30, 1..=3650)
+}
+
+/// The daily sweep's clocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SweepPolicy {
+    pub reminder_after: Duration,
+    pub expire_after: Duration,
+    pub digest_window_days: u64,
+}
+
+impl Default for SweepPolicy {
+    fn default() -> Self {
+        SweepPolicy {
+            reminder_after: Duration::days(3),
+            expire_after: Duration::days(14),
+            digest_window_days: 7,
+        }
+    }
+}
+
+impl SweepPolicy {
+    pub fn load(env: &Env) -> Result<SweepPolicy, ConfigError> {
+        let defaults = SweepPolicy::default();
+        let reminder =
+            env.number("UNVERIFIED_REMINDER_DAYS", defaults.reminder_after.num_days() as u64, 1..=365)?;
+        let expiry =
+            env.number("UNVERIFIED_EXPIRY_DAYS", defaults.expire_after.num_days() as u64, 1..=365)?;
+        let window = env.number("DIGEST_WINDOW_DAYS", defaults.digest_window_days, 1..=365)?;
+        if reminder >= expiry {
+            return Err(invalid(
+                "UNVERIFIED_REMINDER_DAYS",
+                "the reminder must come before the expiry (UNVERIFIED_EXPIRY_DAYS)",
+            ));
+        }
+        Ok(SweepPolicy {
+            reminder_after: Duration::days(reminder as i64),
+            expire_after: Duration::days(expiry as i64),
+            digest_window_days: window,
+        })
+    }
+}
+
+/// Where the overdue count goes: CloudWatch reads it from the log line (Embedded Metric Format).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    pub namespace: String,
+    pub stack: String,
+}
+
+impl Metrics {
+    pub fn load(env: &Env) -> Option<Metrics> {
+        let stack = env.get("STACK_NAME").unwrap_or_else(|| "local".to_owned());
+        env.get("METRICS_NAMESPACE").map(|namespace| Metrics { namespace, stack })
+    }
+}
+
+/// The staff API's local key: only for the local stack, where every AWS call goes to a loopback
+/// endpoint. Anything that could reach AWS itself refuses it, so a deployed function cannot be
+/// configured to accept it.
+pub fn local_staff_key(env: &Env) -> Result<Option<TokenHash>, ConfigError> {
+    let endpoint = env.get("AWS_ENDPOINT_URL").unwrap_or_default();
+    let Some(key) = env.get("STAFF_LOCAL_KEY") else { return Ok(None) };
+    let host = endpoint.split("://").nth(1).unwrap_or("").split(['/', ':']).next().unwrap_or("");
+    let loopback = endpoint.starts_with("http://")
+        && (host == "127.0.0.1" || host == "localhost" || endpoint.starts_with("http://[::1]"));
+    if !loopback {
+        return Err(invalid(
+            "STAFF_LOCAL_KEY",
+            "a local staff key is only accepted with a loopback AWS_ENDPOINT_URL (the local stack)",
+        ));
+    }
+    if key.len() < 24 {
+        return Err(invalid("STAFF_LOCAL_KEY", "must be at least 24 characters"));
+    }
+    Ok(Some(TokenHash::of_secret(&key)))
+}
+
+/// `intake` and `verify`.
+pub type IntakeSettings = Config;
+
+#[derive(Clone, Debug)]
+pub struct DispatchSettings {
+    pub core: Config,
+    pub staff: EmailAddress,
+    pub queues: QueueUrls,
+    pub export_retention_days: u64,
+    pub data_map: DataMap,
+    pub s3_path_style: bool,
+}
+
+impl DispatchSettings {
+    pub fn load(env: &Env) -> Result<DispatchSettings, ConfigError> {
+        Ok(DispatchSettings {
+            core: Config::load(env)?,
+            staff: staff_address(env)?,
+            queues: QueueUrls::load(env)?,
+            export_retention_days: export_retention_days(env)?,
+            data_map: data_map(env)?,
+            s3_path_style: s3_path_style(env),
+        })
+    }
+}
+
+/// `export`, `erasure`: the workers over the data map's sources.
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    pub table_name: String,
+    pub export_bucket: String,
+    /// The export worker's key for the objects it writes (SSE-KMS); S3's own key without it.
+    pub export_kms_key_id: Option<String>,
+    pub data_map: DataMap,
+    pub s3_path_style: bool,
+}
+
+impl WorkerSettings {
+    fn load(env: &Env, writes_exports: bool) -> Result<WorkerSettings, ConfigError> {
+        Ok(WorkerSettings {
+            table_name: env.required("TABLE_NAME")?,
+            export_bucket: env.required("EXPORT_BUCKET")?,
+            export_kms_key_id: if writes_exports { env.get("EXPORT_KMS_KEY_ID") } else { None },
+            data_map: data_map(env)?,
+            s3_path_style: s3_path_style(env),
+        })
+    }
+
+    pub fn export(env: &Env) -> Result<WorkerSettings, ConfigError> {
+        WorkerSettings::load(env, true)
+    }
+
+    pub fn erasure(env: &Env) -> Result<WorkerSettings, ConfigError> {
+        WorkerSettings::load(env, false)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DownloadSettings {
+    pub table_name: String,
+    pub export_bucket: String,
+    pub s3_path_style: bool,
+}
+
+impl DownloadSettings {
+    pub fn load(env: &Env) -> Result<DownloadSettings, ConfigError> {
+        Ok(DownloadSettings {
+            table_name: env.required("TABLE_NAME")?,
+            export_bucket: env.required("EXPORT_BUCKET")?,
+            s3_path_style: s3_path_style(env),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ReminderSettings {
+    pub core: Config,
+    pub staff: EmailAddress,
+    pub policy: SweepPolicy,
+    pub metrics: Option<Metrics>,
+}
+
+impl ReminderSettings {
+    pub fn load(env: &Env) -> Result<ReminderSettings, ConfigError> {
+        Ok(ReminderSettings {
+            core: Config::load(env)?,
+            staff: staff_address(env)?,
+            policy: SweepPolicy::load(env)?,
+            metrics: Metrics::load(env),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AdminSettings {
+    pub core: Config,
+    pub local_key: Option<TokenHash>,
+}
+
+impl AdminSettings {
+    pub fn load(env: &Env) -> Result<AdminSettings, ConfigError> {
+        Ok(AdminSettings { core: Config::load(env)?, local_key: local_staff_key(env)? })
+    }
+}
+
+/// Every function, by the name the template and `cargo lambda` give it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Function {
+    Intake,
+    Verify,
+    Dispatch,
+    Export,
+    Download,
+    Reminders,
+    Admin,
+    Erasure,
+}
+
+impl Function {
+    pub const ALL: [Function; 8] = [
+        Function::Intake,
+        Function::Verify,
+        Function::Dispatch,
+        Function::Export,
+        Function::Download,
+        Function::Reminders,
+        Function::Admin,
+        Function::Erasure,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Intake => "intake",
+            Function::Verify => "verify",
+            Function::Dispatch => "dispatch",
+            Function::Export => "export",
+            Function::Download => "download",
+            Function::Reminders => "reminders",
+            Function::Admin => "admin",
+            Function::Erasure => "erasure",
+        }
+    }
+
+    /// Reads this function's settings, as its cold start does.
+    pub fn load(self, env: &Env) -> Result<(), ConfigError> {
+        match self {
+            Function::Intake | Function::Verify => Config::load(env).map(drop),
+            Function::Dispatch => DispatchSettings::load(env).map(drop),
+            Function::Export => WorkerSettings::export(env).map(drop),
+            Function::Erasure => WorkerSettings::erasure(env).map(drop),
+            Function::Download => DownloadSettings::load(env).map(drop),
+            Function::Reminders => ReminderSettings::load(env).map(drop),
+            Function::Admin => AdminSettings::load(env).map(drop),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |k| map.get(k).cloned()
-    }
 
     const BASE: &[(&str, &str)] = &[
         ("TABLE_NAME", "requests"),
@@ -105,9 +439,15 @@ mod tests {
         ("PUBLIC_BASE_URL", "https://privacy.example.com/"),
     ];
 
+    fn with(extra: &[(&'static str, &'static str)]) -> Env {
+        let mut pairs = BASE.to_vec();
+        pairs.extend_from_slice(extra);
+        Env::from_pairs(&pairs)
+    }
+
     #[test]
     fn defaults_follow_the_policy() {
-        let c = Config::from_lookup(lookup(BASE)).unwrap();
+        let c = Config::load(&with(&[])).unwrap();
         assert_eq!(c.public_base_url, "https://privacy.example.com");
         assert_eq!(c.verification, VerificationPolicy::default());
         assert_eq!(c.verification.max_emails_per_window, 3);
@@ -116,15 +456,14 @@ mod tests {
 
     #[test]
     fn the_email_cap_is_configurable() {
-        let mut pairs = BASE.to_vec();
-        pairs.push(("VERIFICATION_EMAILS_PER_HOUR", "10"));
-        assert_eq!(Config::from_lookup(lookup(&pairs)).unwrap().verification.max_emails_per_window, 10);
+        let c = Config::load(&with(&[("VERIFICATION_EMAILS_PER_HOUR", "10")])).unwrap();
+        assert_eq!(c.verification.max_emails_per_window, 10);
     }
 
     #[test]
     fn errors_name_the_variable() {
         assert_eq!(
-            Config::from_lookup(lookup(&BASE[..2])).unwrap_err(),
+            Config::load(&Env::from_pairs(&BASE[..2])).unwrap_err(),
             ConfigError::Missing("PUBLIC_BASE_URL")
         );
         for (name, value) in [
@@ -133,12 +472,50 @@ mod tests {
             ("BUSINESS_HOLIDAYS", "tomorrow"),
             ("VERIFICATION_EMAILS_PER_HOUR", "0"),
         ] {
-            let mut pairs = BASE.to_vec();
-            pairs.push((name, value));
-            match Config::from_lookup(lookup(&pairs)) {
+            match Config::load(&with(&[(name, value)])) {
                 Err(ConfigError::Invalid { name: n, .. }) => assert_eq!(n, name),
                 other => panic!("{name}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn the_sweep_needs_its_reminder_before_its_expiry() {
+        let policy = SweepPolicy::load(&with(&[("UNVERIFIED_REMINDER_DAYS", "2")])).unwrap();
+        assert_eq!(policy.reminder_after, Duration::days(2));
+        for (name, value) in [("UNVERIFIED_REMINDER_DAYS", "14"), ("DIGEST_WINDOW_DAYS", "0")] {
+            assert!(matches!(SweepPolicy::load(&with(&[(name, value)])), Err(ConfigError::Invalid { .. })));
+        }
+    }
+
+    #[test]
+    fn a_local_key_is_refused_unless_aws_is_the_local_emulator() {
+        const KEY: &str = "0123456789abcdefghijklmnop";
+        assert_eq!(local_staff_key(&Env::from_pairs(&[])), Ok(None));
+        let local =
+            Env::from_pairs(&[("STAFF_LOCAL_KEY", KEY), ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]);
+        assert!(local_staff_key(&local).unwrap().is_some());
+        for pairs in [
+            vec![("STAFF_LOCAL_KEY", KEY)],
+            vec![("STAFF_LOCAL_KEY", KEY), ("AWS_ENDPOINT_URL", "https://dynamodb.eu-west-1.amazonaws.com")],
+            vec![("STAFF_LOCAL_KEY", KEY), ("AWS_ENDPOINT_URL", "http://127.0.0.1.evil.test")],
+            vec![("STAFF_LOCAL_KEY", "short"), ("AWS_ENDPOINT_URL", "http://localhost:5000")],
+        ] {
+            let outcome = local_staff_key(&Env::from_pairs(&pairs));
+            assert!(
+                matches!(outcome, Err(ConfigError::Invalid { name: "STAFF_LOCAL_KEY", .. })),
+                "{pairs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_variable_asked_for_is_remembered() {
+        let env = with(&[]);
+        Config::load(&env).unwrap();
+        let read = env.names_read();
+        for name in ["TABLE_NAME", "MAIL_FROM", "BUSINESS_HOLIDAYS", "VERIFICATION_EMAILS_PER_HOUR"] {
+            assert!(read.contains(name), "{name}");
         }
     }
 }

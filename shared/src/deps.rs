@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
+use crate::config::Env;
 use crate::mail::templates::Templates;
-use crate::mail::{Mailer, SesMailer};
-use crate::store::{DynamoStore, RequestStore};
+use crate::mail::{MemoryMailer, SesMailer};
+use crate::store::{DynamoStore, MemoryStore};
 use crate::{Clock, Config, SystemClock};
 
-pub struct Deps<S: RequestStore, M: Mailer> {
+pub struct Deps<S, M> {
     pub store: S,
     pub mailer: M,
     pub clock: Arc<dyn Clock>,
@@ -19,11 +20,18 @@ pub struct Deps<S: RequestStore, M: Mailer> {
 /// come from the standard AWS environment (`AWS_ENDPOINT_URL` points them at the emulator).
 pub type AwsDeps = Deps<DynamoStore, SesMailer>;
 
+/// Everything in memory, for flow tests that do not test AWS itself.
+pub type MemoryDeps = Deps<MemoryStore, MemoryMailer>;
+
+/// The AWS SDK's configuration from the standard environment, loaded once per cold start.
+pub async fn sdk_from_env() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
 impl AwsDeps {
     pub async fn from_env() -> Result<AwsDeps, crate::ConfigError> {
-        let config = Config::from_env()?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Ok(AwsDeps::with_sdk(&sdk, config, Arc::new(SystemClock)))
+        let config = Config::load(&Env::process())?;
+        Ok(AwsDeps::with_sdk(&sdk_from_env().await, config, Arc::new(SystemClock)))
     }
 
     pub fn with_sdk(sdk: &aws_config::SdkConfig, config: Config, clock: Arc<dyn Clock>) -> AwsDeps {
@@ -41,6 +49,18 @@ impl AwsDeps {
     }
 }
 
+impl MemoryDeps {
+    pub fn in_memory(config: Config, clock: Arc<dyn Clock>) -> MemoryDeps {
+        Deps {
+            store: MemoryStore::new(),
+            mailer: MemoryMailer::new(),
+            clock,
+            config,
+            templates: Templates::new(),
+        }
+    }
+}
+
 /// An S3 client, with path-style addressing where asked for: the emulator at 127.0.0.1 has no
 /// per-bucket host names. Off by default, as AWS wants.
 pub fn s3_client(sdk: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
@@ -49,13 +69,8 @@ pub fn s3_client(sdk: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk
     )
 }
 
-/// `S3_FORCE_PATH_STYLE=true` in the environment.
-pub fn s3_path_style_from_env() -> bool {
-    std::env::var("S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true")
-}
-
 /// What the workers over the data map's sources (`export`, `erasure`) build at cold start: the
-/// request store, the sources (named with `DATA_NAME_PREFIX`), an S3 client and the export bucket.
+/// request store, the sources, an S3 client and the export bucket.
 pub struct SourceWorker {
     pub store: DynamoStore,
     pub data: crate::sources::AwsPersonalData,
@@ -65,20 +80,14 @@ pub struct SourceWorker {
 }
 
 impl SourceWorker {
-    pub async fn from_env() -> Result<SourceWorker, Box<dyn std::error::Error + Send + Sync>> {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let table = get("TABLE_NAME").ok_or("TABLE_NAME is not set")?;
-        let export_bucket = get("EXPORT_BUCKET").ok_or("EXPORT_BUCKET is not set")?;
-        let s3 = s3_client(&sdk, s3_path_style_from_env());
-        let map = crate::datamap::DataMap::builtin()?
-            .with_name_prefix(&get("DATA_NAME_PREFIX").unwrap_or_default());
-        Ok(SourceWorker {
-            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
-            data: crate::sources::AwsPersonalData::new(aws_sdk_dynamodb::Client::new(&sdk), s3.clone()),
-            map,
+    pub fn new(sdk: &aws_config::SdkConfig, settings: crate::config::WorkerSettings) -> SourceWorker {
+        let s3 = s3_client(sdk, settings.s3_path_style);
+        SourceWorker {
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table_name),
+            data: crate::sources::AwsPersonalData::new(aws_sdk_dynamodb::Client::new(sdk), s3.clone()),
+            map: settings.data_map,
             s3,
-            export_bucket,
-        })
+            export_bucket: settings.export_bucket,
+        }
     }
 }

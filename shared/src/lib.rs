@@ -2,16 +2,18 @@
 //! configuration, the HTTP edge helpers, and the narrow ports with their one AWS implementation.
 
 pub mod api;
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod datamap;
 pub mod deps;
 pub mod domain;
+pub mod jobs;
 pub mod mail;
 pub mod sources;
 pub mod store;
 pub mod telemetry;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, ConfigError};
-pub use deps::{AwsDeps, Deps};
+pub use config::{Config, ConfigError, Env};
+pub use deps::{AwsDeps, Deps, MemoryDeps};

@@ -7,7 +7,6 @@
 //! with every version and delete marker, so a versioned bucket keeps nothing to restore. Errors
 //! name the source, the operation and the service's error code, never a key, address or value.
 
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
@@ -15,6 +14,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::aws::error_code;
 use crate::datamap::{
     DataMap, Location, Source, SubjectAttribute, WRITTEN_ON_CORRECTION, WRITTEN_ON_ERASURE,
 };
@@ -231,7 +231,6 @@ async fn delete_versions(
     prefix: &str,
     exact_key: Option<&str>,
 ) -> Result<u64, (&'static str, String)> {
-    let code = |e: &dyn ProvideErrorMetadata| e.code().unwrap_or("dispatch_failure").to_owned();
     let mut deleted = 0;
     let mut key_marker: Option<String> = None;
     let mut version_marker: Option<String> = None;
@@ -244,7 +243,7 @@ async fn delete_versions(
             .set_version_id_marker(version_marker.take())
             .send()
             .await
-            .map_err(|e| ("ListObjectVersions", code(&e)))?;
+            .map_err(|e| ("ListObjectVersions", error_code(&e)))?;
         let versions = page.versions().iter().map(|v| (v.key(), v.version_id()));
         let markers = page.delete_markers().iter().map(|m| (m.key(), m.version_id()));
         for (key, version) in versions.chain(markers) {
@@ -262,7 +261,7 @@ async fn delete_versions(
                 .set_version_id(version.map(str::to_owned))
                 .send()
                 .await
-                .map_err(|e| ("DeleteObject", code(&e)))?;
+                .map_err(|e| ("DeleteObject", error_code(&e)))?;
             deleted += 1;
         }
         if !page.is_truncated().unwrap_or(false) {
@@ -292,12 +291,12 @@ pub async fn delete_all_versions(
         .map_err(|(operation, code)| SourceError::Storage { operation, code })
 }
 
-fn aws_error<E: ProvideErrorMetadata>(source: &Source, operation: &'static str, err: &E) -> SourceError {
-    SourceError::Aws {
-        source_id: source.id.clone(),
-        operation,
-        code: err.code().unwrap_or("dispatch_failure").to_owned(),
-    }
+fn aws_error<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
+    source: &Source,
+    operation: &'static str,
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> SourceError {
+    SourceError::Aws { source_id: source.id.clone(), operation, code: error_code(err) }
 }
 
 /// Whether `object_key` lies under the person's prefix for good: not merely a string prefix

@@ -29,15 +29,16 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use privacy_shared::api::{ApiError, json_response, read_json};
+use privacy_shared::config::{AdminSettings, Env};
 use privacy_shared::domain::{
-    Actor, CostEstimate, EmailAddress, Event, ExtensionError, RequestId, RequestKind, RequestRecord,
-    StaffText, StaffTextError, Status, TokenHash,
+    Actor, Completion, CostEstimate, EmailAddress, ExtensionError, RequestId, RequestKind, RequestRecord,
+    StaffText, StaffTextError, Status, TokenHash, Transition,
 };
 use privacy_shared::mail::{Mailer, SesMailer};
 use privacy_shared::store::{
-    Change, DynamoStore, OpenQuery, PageKey, RequestStore, StoreError, SuppressionList,
+    Change, DueIndex, DynamoStore, OpenQuery, PageKey, People, Requests, StoreError, SuppressionList,
 };
-use privacy_shared::{Clock, Config, ConfigError, Deps};
+use privacy_shared::{Clock, ConfigError, Deps};
 
 pub const LOCAL_KEY_HEADER: &str = "x-staff-key";
 const DEFAULT_PAGE: u32 = 50;
@@ -85,30 +86,12 @@ pub enum Authentication {
 }
 
 impl Authentication {
-    /// `STAFF_LOCAL_KEY` is honoured only when every AWS call goes to a loopback endpoint (the
-    /// emulator): a deployed function talks to AWS itself and refuses to start with a key.
-    pub fn from_lookup(get: impl Fn(&'static str) -> Option<String>) -> Result<Authentication, ConfigError> {
-        let Some(key) = get("STAFF_LOCAL_KEY").filter(|k| !k.is_empty()) else {
-            return Ok(Authentication::Iam);
-        };
-        let endpoint = get("AWS_ENDPOINT_URL").unwrap_or_default();
-        let host = endpoint.split("://").nth(1).unwrap_or("").split(['/', ':']).next().unwrap_or("");
-        let loopback = endpoint.starts_with("http://")
-            && (host == "127.0.0.1" || host == "localhost" || endpoint.starts_with("http://[::1]"));
-        if !loopback {
-            return Err(ConfigError::Invalid {
-                name: "STAFF_LOCAL_KEY",
-                why: "a local staff key is only accepted with a loopback AWS_ENDPOINT_URL (the local stack)"
-                    .into(),
-            });
+    /// A local key only where the configuration allows one ([`privacy_shared::config::local_staff_key`]).
+    pub fn from_settings(local_key: Option<TokenHash>) -> Authentication {
+        match local_key {
+            Some(key) => Authentication::IamOrLocalKey(key),
+            None => Authentication::Iam,
         }
-        if key.len() < 24 {
-            return Err(ConfigError::Invalid {
-                name: "STAFF_LOCAL_KEY",
-                why: "must be at least 24 characters".into(),
-            });
-        }
-        Ok(Authentication::IamOrLocalKey(TokenHash::of_secret(&key)))
     }
 
     /// The staff principal making this call, or a refusal.
@@ -133,28 +116,30 @@ impl Authentication {
     }
 }
 
-pub struct Admin<S: RequestStore, M: Mailer> {
+pub struct Admin<S, M> {
     pub deps: Deps<S, M>,
     pub auth: Authentication,
 }
 
 impl Admin<DynamoStore, SesMailer> {
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let auth = Authentication::from_lookup(|name| std::env::var(name).ok())?;
-        Ok(Admin::with_sdk(&sdk, config, Arc::new(privacy_shared::SystemClock), auth))
+        let settings = AdminSettings::load(&Env::process())?;
+        let sdk = privacy_shared::deps::sdk_from_env().await;
+        Ok(Admin::with_sdk(&sdk, settings, Arc::new(privacy_shared::SystemClock)))
     }
 
-    pub fn with_sdk(
-        sdk: &aws_config::SdkConfig,
-        config: Config,
-        clock: Arc<dyn Clock>,
-        auth: Authentication,
-    ) -> Self {
-        Admin { deps: privacy_shared::AwsDeps::with_sdk(sdk, config, clock), auth }
+    pub fn with_sdk(sdk: &aws_config::SdkConfig, settings: AdminSettings, clock: Arc<dyn Clock>) -> Self {
+        Admin {
+            deps: privacy_shared::AwsDeps::with_sdk(sdk, settings.core, clock),
+            auth: Authentication::from_settings(settings.local_key),
+        }
     }
 }
+
+/// What the staff API touches: requests, the due-date index, and the suppression lists.
+pub trait StaffStore: Requests + DueIndex + People {}
+
+impl<T: Requests + DueIndex + People> StaffStore for T {}
 
 /// Which route a path names. The id is parsed here: anything but a canonical id is a 404.
 #[derive(Debug, PartialEq, Eq)]
@@ -198,7 +183,7 @@ fn route(path: &str) -> Option<Route> {
     }
 }
 
-pub async fn handle<S: RequestStore, M: Mailer>(
+pub async fn handle<S: StaffStore, M: Mailer>(
     admin: &Admin<S, M>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
@@ -208,7 +193,7 @@ pub async fn handle<S: RequestStore, M: Mailer>(
     })
 }
 
-async fn serve<S: RequestStore, M: Mailer>(
+async fn serve<S: StaffStore, M: Mailer>(
     admin: &Admin<S, M>,
     request: &Request,
 ) -> Result<Response<Body>, AdminError> {
@@ -253,7 +238,7 @@ fn decode_cursor(raw: &str) -> Result<(Status, Option<PageKey>), ApiError> {
     Ok((status, Some(PageKey { status, sort_key: sort_key.to_owned() })))
 }
 
-async fn list<S: RequestStore, M: Mailer>(
+async fn list<S: StaffStore, M: Mailer>(
     admin: &Admin<S, M>,
     request: &Request,
 ) -> Result<Response<Body>, AdminError> {
@@ -329,7 +314,7 @@ async fn list<S: RequestStore, M: Mailer>(
     Ok(json_response(StatusCode::OK, &serde_json::json!({ "requests": requests, "next_cursor": next })))
 }
 
-async fn show<S: RequestStore, M: Mailer>(
+async fn show<S: StaffStore, M: Mailer>(
     admin: &Admin<S, M>,
     id: RequestId,
 ) -> Result<Response<Body>, AdminError> {
@@ -345,7 +330,7 @@ struct CheckBody {
 
 /// Whether an address is on each suppression list. The address travels in the body (never in a
 /// URL that a log could keep) and is not echoed back.
-async fn suppression_check<S: RequestStore, M: Mailer>(
+async fn suppression_check<S: StaffStore, M: Mailer>(
     admin: &Admin<S, M>,
     request: &Request,
 ) -> Result<Response<Body>, AdminError> {
@@ -422,7 +407,7 @@ fn capitalise(s: &str) -> String {
     chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
-async fn act<S: RequestStore, M: Mailer>(
+async fn act<S: StaffStore, M: Mailer>(
     admin: &Admin<S, M>,
     request: &Request,
     id: RequestId,
@@ -430,71 +415,60 @@ async fn act<S: RequestStore, M: Mailer>(
     principal: String,
 ) -> Result<Response<Body>, AdminError> {
     let deps = &admin.deps;
-    let now = deps.clock.now();
     // The body is checked before anything is read: bad input is refused the same for every id.
-    let mut change = match action {
+    let transition = match action {
         Action::Extend => {
             let body: ExtendBody = read_json(request, &["until", "reason"])?;
-            let reason = staff_text("reason", &body.reason, true)?;
-            let mut change = Change::new(Event::Extended, now, Actor::Staff(principal.clone()))
-                .with_reason(reason.as_str());
-            change.extend_to = Some(body.until);
-            change
+            Transition::Extend { until: body.until, reason: staff_text("reason", &body.reason, true)? }
         }
         Action::Deny => {
             let body: ReasonBody = read_json(request, &["reason"])?;
-            let reason = staff_text("reason", &body.reason, true)?;
-            Change::new(Event::Denied, now, Actor::Staff(principal.clone())).with_reason(reason.as_str())
+            Transition::Deny { reason: staff_text("reason", &body.reason, true)? }
         }
         Action::Excessive => {
             let body: ExcessiveBody = read_json(request, &["reason", "cost_estimate"])?;
             let reason = staff_text("reason", &body.reason, true)?;
             let estimate = CostEstimate::parse(&body.cost_estimate.amount, &body.cost_estimate.currency)
                 .map_err(|err| ApiError::invalid_field("cost_estimate", &err.to_string()))?;
-            let mut change = Change::new(Event::Rejected, now, Actor::Staff(principal.clone()))
-                .with_reason(reason.as_str());
-            change.cost_estimate = Some(estimate);
-            change
+            Transition::RejectExcessive { reason, estimate }
         }
         Action::Complete => {
             let body: CompleteBody = read_json(request, &["note"])?;
-            let mut change = Change::new(Event::Completed, now, Actor::Staff(principal.clone()));
-            if let Some(note) = body.note.filter(|n| !n.trim().is_empty()) {
-                change.reason = Some(staff_text("note", &note, false)?.as_str().to_owned());
-            }
-            change
+            let note = match body.note.filter(|n| !n.trim().is_empty()) {
+                Some(note) => Some(staff_text("note", &note, false)?),
+                None => None,
+            };
+            Transition::Complete(Completion::ByStaff { note })
         }
     };
     let record = deps.store.get(id).await?.ok_or_else(ApiError::not_found)?;
-    check(admin, &record, action, &change)?;
-    change.at = deps.clock.now();
+    check(admin, &record, &transition)?;
+    let change = Change::new(transition, deps.clock.now(), Actor::Staff(principal.clone()));
     let updated = deps.store.transition(&record, change).await?;
     tracing::info!(request_id = %id, action = ?action, staff = %principal, version = updated.version, "staff action");
     Ok(json_response(StatusCode::OK, &serde_json::json!({ "request": view::full(&updated) })))
 }
 
 /// The rules beyond the state machine, with errors that say which one.
-fn check<S: RequestStore, M: Mailer>(
+fn check<S: StaffStore, M: Mailer>(
     admin: &Admin<S, M>,
     record: &RequestRecord,
-    action: Action,
-    change: &Change,
+    transition: &Transition,
 ) -> Result<(), ApiError> {
     let calendar = &admin.deps.config.calendar;
-    match action {
-        Action::Extend => {
+    match transition {
+        Transition::Extend { until, .. } => {
             let today = calendar.local_date(admin.deps.clock.now());
-            let until = change.extend_to.unwrap_or(record.due_on);
-            calendar.check_extension(record, today, until).map_err(extension_error)
+            calendar.check_extension(record, today, *until).map_err(extension_error)
         }
-        Action::Complete if matches!(record.kind, RequestKind::Access | RequestKind::Portability) => {
+        Transition::Complete(_) if matches!(record.kind, RequestKind::Access | RequestKind::Portability) => {
             Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "automatic_fulfilment",
                 "Access and portability requests are completed by the export, not by hand.",
             ))
         }
-        _ => match record.status.apply(change.event) {
+        _ => match record.status.apply(transition.event()) {
             Ok(_) => Ok(()),
             Err(err) => {
                 Err(ApiError::new(StatusCode::CONFLICT, "invalid_state", format!("Not possible: {err}.")))
@@ -541,32 +515,6 @@ mod tests {
             URL_SAFE_NO_PAD.encode("verified"),
         ] {
             assert_eq!(decode_cursor(&forged).unwrap_err().code, "invalid_query", "{forged}");
-        }
-    }
-
-    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&'static str) -> Option<String> {
-        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
-    }
-
-    #[test]
-    fn a_local_key_is_refused_unless_aws_is_the_local_emulator() {
-        const KEY: &str = "0123456789abcdefghijklmnop";
-        assert!(matches!(Authentication::from_lookup(lookup(&[])), Ok(Authentication::Iam)));
-        let local: &'static [(&str, &str)] =
-            &[("STAFF_LOCAL_KEY", KEY), ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")];
-        assert!(matches!(Authentication::from_lookup(lookup(local)), Ok(Authentication::IamOrLocalKey(_))));
-        let refused: [&'static [(&str, &str)]; 4] = [
-            &[("STAFF_LOCAL_KEY", KEY)],
-            &[("STAFF_LOCAL_KEY", KEY), ("AWS_ENDPOINT_URL", "https://dynamodb.eu-west-1.amazonaws.com")],
-            &[("STAFF_LOCAL_KEY", KEY), ("AWS_ENDPOINT_URL", "http://127.0.0.1.evil.test")],
-            &[("STAFF_LOCAL_KEY", "short"), ("AWS_ENDPOINT_URL", "http://localhost:5000")],
-        ];
-        for pairs in refused {
-            let outcome = Authentication::from_lookup(lookup(pairs));
-            assert!(
-                matches!(outcome, Err(ConfigError::Invalid { name: "STAFF_LOCAL_KEY", .. })),
-                "{pairs:?}"
-            );
         }
     }
 }

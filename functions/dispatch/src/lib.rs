@@ -13,24 +13,28 @@
 //! with a deduplication id per job as a second guard. A failing record is reported as the batch's
 //! first failure; Lambda redelivers from there (`ReportBatchItemFailures`).
 
+use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{Days, Duration};
 use lambda_runtime::LambdaEvent;
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::Future;
+use std::sync::Arc;
 
-use privacy_shared::Deps;
+use privacy_shared::config::{DispatchSettings, Env};
 use privacy_shared::datamap::DataMap;
 use privacy_shared::domain::{
-    Actor, EmailAddress, Event, Regime, RequestId, RequestKind, RequestRecord, Status, Triage,
+    EmailAddress, LIMIT_REASON, Regime, RequestKind, RequestRecord, Status, Transition, Triage,
     VerificationToken,
 };
+use privacy_shared::jobs::{DataChange, ErasureJob, ExportJob, JobQueue, QueueError, SqsJobQueue};
 use privacy_shared::mail::{MailError, Mailer, SesMailer};
 use privacy_shared::sources::{AwsPersonalData, PersonalData, SourceError};
+use privacy_shared::store::ledger::{Once, once};
 use privacy_shared::store::{
-    Change, Claim, DynamoStore, RequestStore, StoreError, TokenSlot, Verification, record_from_image,
+    Change, DownloadToken, DynamoStore, Outcome, RequestStore, StoreError, TokenSlot, Verification,
+    record_from_image, transition_or_reload,
 };
+use privacy_shared::{Clock, ConfigError, Deps};
 
 /// How long one delivery may hold an effect before a redelivery may take it over.
 const EFFECT_LEASE_SECONDS: i64 = 300;
@@ -47,99 +51,6 @@ pub enum DispatchError {
     Source(#[from] SourceError),
     #[error("effect {0} is being performed by another delivery")]
     Busy(String),
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("SendMessage failed: {code}")]
-pub struct QueueError {
-    pub code: String,
-}
-
-/// The job queues port: exports, and the jobs that change a person's data (erasure, correction).
-pub trait JobQueue: Send + Sync {
-    fn enqueue_export(
-        &self,
-        id: RequestId,
-        version: u32,
-    ) -> impl Future<Output = Result<(), QueueError>> + Send;
-
-    fn enqueue_erasure(&self, job: &ErasureJob) -> impl Future<Output = Result<(), QueueError>> + Send;
-}
-
-/// What the erasure worker is asked to do to one person's data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DataChange {
-    /// Delete (or anonymise, where the data map says why) everything, and prove it.
-    Erase,
-    /// Apply the requester's self-service corrections.
-    Correct,
-}
-
-/// The job an erasure worker receives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErasureJob {
-    pub request_id: RequestId,
-    /// The version of the request that cleared the work (its `triaged` transition).
-    pub version: u32,
-    pub change: DataChange,
-}
-
-/// The job an export worker receives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExportJob {
-    pub request_id: RequestId,
-    /// The version of the request that asked for the export (its `verified` transition).
-    pub version: u32,
-}
-
-/// SQS FIFO queues: one message group per request, deduplicated per job.
-#[derive(Clone, Debug)]
-pub struct SqsJobQueue {
-    client: aws_sdk_sqs::Client,
-    export_url: String,
-    erasure_url: String,
-}
-
-impl SqsJobQueue {
-    pub fn new(
-        client: aws_sdk_sqs::Client,
-        export_url: impl Into<String>,
-        erasure_url: impl Into<String>,
-    ) -> SqsJobQueue {
-        SqsJobQueue { client, export_url: export_url.into(), erasure_url: erasure_url.into() }
-    }
-
-    async fn send(&self, url: &str, body: String, group: String, dedup: String) -> Result<(), QueueError> {
-        self.client
-            .send_message()
-            .queue_url(url)
-            .message_body(body)
-            .message_group_id(group)
-            .message_deduplication_id(dedup)
-            .send()
-            .await
-            .map_err(|e| QueueError {
-                code: aws_sdk_sqs::error::ProvideErrorMetadata::code(&e)
-                    .unwrap_or("dispatch_failure")
-                    .to_owned(),
-            })?;
-        Ok(())
-    }
-}
-
-impl JobQueue for SqsJobQueue {
-    async fn enqueue_export(&self, id: RequestId, version: u32) -> Result<(), QueueError> {
-        let body = serde_json::to_string(&ExportJob { request_id: id, version })
-            .map_err(|_| QueueError { code: "serialize".into() })?;
-        self.send(&self.export_url, body, id.to_string(), format!("{id}-export-v{version}")).await
-    }
-
-    async fn enqueue_erasure(&self, job: &ErasureJob) -> Result<(), QueueError> {
-        let body = serde_json::to_string(job).map_err(|_| QueueError { code: "serialize".into() })?;
-        let dedup = format!("{}-{:?}-v{}", job.request_id, job.change, job.version);
-        self.send(&self.erasure_url, body, job.request_id.to_string(), dedup).await
-    }
 }
 
 /// What a committed transition asks for.
@@ -182,9 +93,6 @@ impl Effect {
     }
 }
 
-/// Why a request was referred, or rejected for the limit; shown to staff and in the audit trail.
-pub const ENTERPRISE_REASON: &str = "enterprise_managed";
-pub const LIMIT_REASON: &str = "right_to_know_limit";
 /// Right-to-know requests a person may make in 12 months (CCPA; policy section 12).
 pub const RIGHT_TO_KNOW_PER_YEAR: usize = 2;
 /// How long a third-party recipient confirmation link stays valid.
@@ -237,79 +145,7 @@ pub fn effects(old: Option<&RequestRecord>, new: &RequestRecord) -> Vec<Effect> 
     }
 }
 
-/// The stream event as Lambda delivers it.
-#[derive(Debug, Deserialize)]
-pub struct StreamEvent {
-    #[serde(rename = "Records", default)]
-    pub records: Vec<StreamRecord>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct StreamRecord {
-    pub dynamodb: StreamData,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct StreamData {
-    pub sequence_number: String,
-    #[serde(default)]
-    pub new_image: Option<HashMap<String, serde_dynamo::AttributeValue>>,
-    #[serde(default)]
-    pub old_image: Option<HashMap<String, serde_dynamo::AttributeValue>>,
-}
-
-/// An SQS batch as Lambda delivers it to the job workers (`export`, `erasure`).
-#[derive(Debug, Deserialize)]
-pub struct SqsEvent {
-    #[serde(rename = "Records", default)]
-    pub records: Vec<SqsMessage>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct SqsMessage {
-    #[serde(rename = "messageId")]
-    pub message_id: String,
-    pub body: String,
-}
-
-/// Runs `work` on the job in every message of an SQS batch and reports the messages whose job
-/// failed (or could not be read) as failures, so the queue redelivers only those.
-pub async fn each_job<J, E, F, Fut>(event: SqsEvent, mut work: F) -> BatchResponse
-where
-    J: serde::de::DeserializeOwned,
-    E: std::fmt::Display,
-    F: FnMut(J) -> Fut,
-    Fut: Future<Output = Result<(), E>>,
-{
-    let mut response = BatchResponse::default();
-    for message in event.records {
-        let failure = match serde_json::from_str::<J>(&message.body) {
-            Ok(job) => work(job).await.err().map(|err| err.to_string()),
-            Err(_) => Some("the job message is not readable".to_owned()),
-        };
-        if let Some(error) = failure {
-            tracing::error!(%error, message_id = %message.message_id, "job failed; the message will be retried");
-            response.batch_item_failures.push(ItemFailure { item_identifier: message.message_id });
-        }
-    }
-    response
-}
-
-/// `ReportBatchItemFailures` response.
-#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchResponse {
-    #[serde(rename = "batchItemFailures")]
-    pub batch_item_failures: Vec<ItemFailure>,
-}
-
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ItemFailure {
-    #[serde(rename = "itemIdentifier")]
-    pub item_identifier: String,
-}
-
-pub struct Dispatcher<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData> {
+pub struct Dispatcher<S, M, Q, P> {
     pub deps: Deps<S, M>,
     pub queue: Q,
     pub staff: EmailAddress,
@@ -320,62 +156,42 @@ pub struct Dispatcher<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData> 
 }
 
 impl Dispatcher<DynamoStore, SesMailer, SqsJobQueue, AwsPersonalData> {
-    pub async fn from_env() -> Result<Self, privacy_shared::ConfigError> {
-        let config = privacy_shared::Config::from_env()?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let get = |name| std::env::var(name).ok();
-        Dispatcher::with_sdk(&sdk, config, std::sync::Arc::new(privacy_shared::SystemClock), get)
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let settings = DispatchSettings::load(&Env::process())?;
+        let sdk = privacy_shared::deps::sdk_from_env().await;
+        Ok(Dispatcher::with_sdk(&sdk, settings, Arc::new(privacy_shared::SystemClock)))
     }
 
-    pub fn with_sdk(
-        sdk: &aws_config::SdkConfig,
-        config: privacy_shared::Config,
-        clock: std::sync::Arc<dyn privacy_shared::Clock>,
-        get: impl Fn(&'static str) -> Option<String>,
-    ) -> Result<Self, privacy_shared::ConfigError> {
-        use privacy_shared::ConfigError;
-        let staff = get("STAFF_ADDRESS").ok_or(ConfigError::Missing("STAFF_ADDRESS"))?;
-        let staff = EmailAddress::parse(&staff).map_err(|_| ConfigError::Invalid {
-            name: "STAFF_ADDRESS",
-            why: "not an email address".into(),
-        })?;
-        let url = get("EXPORT_QUEUE_URL").ok_or(ConfigError::Missing("EXPORT_QUEUE_URL"))?;
-        let erasure_url = get("ERASURE_QUEUE_URL").ok_or(ConfigError::Missing("ERASURE_QUEUE_URL"))?;
-        let map = DataMap::builtin()
-            .map_err(|e| ConfigError::Invalid { name: "DATA_MAP", why: e.to_string() })?
-            .with_name_prefix(&get("DATA_NAME_PREFIX").unwrap_or_default());
-        let export_retention_days = match get("EXPORT_RETENTION_DAYS") {
-            None => 30,
-            Some(raw) => raw.trim().parse().ok().filter(|d| *d > 0).ok_or(ConfigError::Invalid {
-                name: "EXPORT_RETENTION_DAYS",
-                why: "must be a positive number of days".into(),
-            })?,
-        };
-        Ok(Dispatcher {
-            deps: privacy_shared::AwsDeps::with_sdk(sdk, config, clock),
-            queue: SqsJobQueue::new(aws_sdk_sqs::Client::new(sdk), url, erasure_url),
-            staff,
-            export_retention_days,
-            data: AwsPersonalData::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                privacy_shared::deps::s3_client(sdk, privacy_shared::deps::s3_path_style_from_env()),
+    pub fn with_sdk(sdk: &aws_config::SdkConfig, settings: DispatchSettings, clock: Arc<dyn Clock>) -> Self {
+        let s3 = privacy_shared::deps::s3_client(sdk, settings.s3_path_style);
+        Dispatcher {
+            deps: privacy_shared::AwsDeps::with_sdk(sdk, settings.core, clock),
+            queue: SqsJobQueue::new(
+                aws_sdk_sqs::Client::new(sdk),
+                settings.queues.export,
+                settings.queues.erasure,
             ),
-            map,
-        })
+            staff: settings.staff,
+            export_retention_days: settings.export_retention_days,
+            data: AwsPersonalData::new(aws_sdk_dynamodb::Client::new(sdk), s3),
+            map: settings.data_map,
+        }
     }
 }
 
 pub async fn handle<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     dispatcher: &Dispatcher<S, M, Q, P>,
     event: LambdaEvent<StreamEvent>,
-) -> Result<BatchResponse, Infallible> {
-    let mut response = BatchResponse::default();
+) -> Result<DynamoDbEventResponse, Infallible> {
+    let mut response = DynamoDbEventResponse::default();
     for record in event.payload.records {
-        let sequence = record.dynamodb.sequence_number.clone();
+        let sequence = record.change.sequence_number.clone().unwrap_or_default();
         if let Err(err) = process(dispatcher, record).await {
             tracing::error!(error = %err, sequence = %sequence, "stream record failed; redelivering from it");
             // Streams are ordered: everything after a failure is redelivered anyway.
-            response.batch_item_failures.push(ItemFailure { item_identifier: sequence });
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence);
+            response.batch_item_failures.push(failure);
             break;
         }
     }
@@ -384,12 +200,12 @@ pub async fn handle<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
 
 async fn process<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     dispatcher: &Dispatcher<S, M, Q, P>,
-    record: StreamRecord,
+    record: EventRecord,
 ) -> Result<(), DispatchError> {
-    let Some(new) = record.dynamodb.new_image.and_then(record_from_image) else {
+    let Some(new) = record_from_image(record.change.new_image) else {
         return Ok(());
     };
-    let old = record.dynamodb.old_image.and_then(record_from_image);
+    let old = record_from_image(record.change.old_image);
     for effect in effects(old.as_ref(), &new) {
         perform(dispatcher, effect, &new).await?;
     }
@@ -401,49 +217,45 @@ async fn perform<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     effect: Effect,
     record: &RequestRecord,
 ) -> Result<(), DispatchError> {
-    let store = &dispatcher.deps.store;
     let key = effect.ledger_key(record.version);
     let now = dispatcher.deps.clock.now();
-    match store.claim_effect(record.id, &key, now, Duration::seconds(EFFECT_LEASE_SECONDS)).await? {
-        Claim::AlreadyDone => return Ok(()),
-        Claim::InProgress => return Err(DispatchError::Busy(key)),
-        Claim::Acquired => {}
+    let lease = Duration::seconds(EFFECT_LEASE_SECONDS);
+    // Boxed: the effects' futures nest deep enough to overflow the compiler's layout queries.
+    let work = Box::pin(perform_effect(dispatcher, effect, record));
+    match once(&dispatcher.deps.store, record.id, &key, now, lease, work).await? {
+        Once::Performed(()) => {
+            tracing::info!(request_id = %record.id, effect = %key, "effect performed");
+            Ok(())
+        }
+        Once::AlreadyDone => Ok(()),
+        Once::Busy => Err(DispatchError::Busy(key)),
     }
+}
+
+async fn perform_effect<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    effect: Effect,
+    record: &RequestRecord,
+) -> Result<(), DispatchError> {
     let templates = &dispatcher.deps.templates;
-    let outcome = match effect {
+    let erasure = |change| ErasureJob { request_id: record.id, version: record.version, change };
+    match effect {
         Effect::Triage => triage(dispatcher, record).await,
         Effect::QueueExport => {
-            dispatcher.queue.enqueue_export(record.id, record.version).await.map_err(DispatchError::from)
+            let job = ExportJob { request_id: record.id, version: record.version };
+            Ok(dispatcher.queue.enqueue(&job).await?)
         }
-        Effect::QueueErasure | Effect::QueueCorrection => {
-            let change = if effect == Effect::QueueErasure { DataChange::Erase } else { DataChange::Correct };
-            let job = ErasureJob { request_id: record.id, version: record.version, change };
-            dispatcher.queue.enqueue_erasure(&job).await.map_err(DispatchError::from)
-        }
+        Effect::QueueErasure => Ok(dispatcher.queue.enqueue(&erasure(DataChange::Erase)).await?),
+        Effect::QueueCorrection => Ok(dispatcher.queue.enqueue(&erasure(DataChange::Correct)).await?),
         Effect::ConfirmRecipient => confirm_recipient(dispatcher, record).await,
         Effect::NotifyStaff => notify_staff(dispatcher, record).await,
         Effect::NotifyRequesterCompleted => notify_completed(dispatcher, record).await,
         Effect::NotifyRecipient => notify_recipient(dispatcher, record).await,
         Effect::NotifyRequesterReferred => notify(dispatcher, templates.referred(record)).await,
         Effect::NotifyRequesterLimit => notify(dispatcher, templates.limit_reached(record)).await,
-        Effect::NotifyRequesterExtended => {
-            notify(dispatcher, dispatcher.deps.templates.extended(record)).await
-        }
-        Effect::NotifyRequesterDenied => notify(dispatcher, dispatcher.deps.templates.denied(record)).await,
-        Effect::NotifyRequesterExcessive => {
-            notify(dispatcher, dispatcher.deps.templates.excessive(record)).await
-        }
-    };
-    match outcome {
-        Ok(()) => {
-            store.finish_effect(record.id, &key).await?;
-            tracing::info!(request_id = %record.id, effect = %key, "effect performed");
-            Ok(())
-        }
-        Err(err) => {
-            store.release_effect(record.id, &key).await?;
-            Err(err)
-        }
+        Effect::NotifyRequesterExtended => notify(dispatcher, templates.extended(record)).await,
+        Effect::NotifyRequesterDenied => notify(dispatcher, templates.denied(record)).await,
+        Effect::NotifyRequesterExcessive => notify(dispatcher, templates.excessive(record)).await,
     }
 }
 
@@ -470,30 +282,24 @@ async fn triage<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     let text =
         |name: &str| account.as_ref().and_then(|a| a.get(name)).and_then(|v| v.as_str()).map(str::to_owned);
     let now = deps.clock.now();
-    let change = if text("account_type").as_deref() == Some("enterprise_managed") {
-        let mut change = Change::new(Event::Referred, now, Actor::System).with_reason(ENTERPRISE_REASON);
-        change.referral_contact = text("administrator_contact");
-        change
+    let transition = if text("account_type").as_deref() == Some("enterprise_managed") {
+        Transition::Refer { contact: text("administrator_contact") }
     } else if over_limit(dispatcher, record).await? {
-        Change::new(Event::Rejected, now, Actor::System).with_reason(LIMIT_REASON)
+        Transition::RejectOverLimit
     } else {
         let today = deps.config.calendar.local_date(now);
         let child = text("birth_date").is_some_and(|born| under_16(&born, today));
-        let mut change = Change::new(Event::Triaged, now, Actor::System);
-        change.triage = Some(Triage { has_account: account.is_some(), child });
-        change
+        Transition::Triage(Triage { has_account: account.is_some(), child })
     };
-    tracing::info!(request_id = %record.id, outcome = %change.event, "request triaged");
-    match deps.store.transition(record, change).await {
-        Ok(_) => Ok(()),
+    tracing::info!(request_id = %record.id, outcome = %transition.event(), "request triaged");
+    match transition_or_reload(&deps.store, record, Change::system(transition, now)).await? {
+        Outcome::Applied(_) => Ok(()),
+        // Still waiting for its triage: the other writer was not a triage; try again.
+        Outcome::Overtaken(Some(now)) if now.status == Status::Verified && now.triage.is_none() => {
+            Err(StoreError::Conflict.into())
+        }
         // Changed meanwhile (staff acted, or another delivery triaged it): nothing left to decide.
-        Err(StoreError::Conflict) => match deps.store.get(record.id).await? {
-            Some(now) if now.status == Status::Verified && now.triage.is_none() => {
-                Err(StoreError::Conflict.into())
-            }
-            _ => Ok(()),
-        },
-        Err(err) => Err(err.into()),
+        Outcome::Overtaken(_) => Ok(()),
     }
 }
 
@@ -548,25 +354,33 @@ async fn confirm_recipient<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalD
     Ok(())
 }
 
-/// The confirmed third party gets its own download link (its own token; only the hash is kept).
+/// A fresh download link for `slot`, valid as long as the export is kept (only its hash is
+/// stored), and the day it stops working.
+async fn download_link<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    record: &RequestRecord,
+    slot: TokenSlot,
+) -> Result<(String, chrono::NaiveDate), DispatchError> {
+    let deps = &dispatcher.deps;
+    let token = VerificationToken::generate();
+    let expires_at = record.updated_at + Duration::days(dispatcher.export_retention_days as i64);
+    let stored = DownloadToken { token_hash: token.hash(), expires_at };
+    deps.store.put_download_token(record.id, slot, &stored).await?;
+    let base = &deps.config.public_base_url;
+    let link = format!("{base}/requests/{}/download?token={}", record.id, token.expose_secret());
+    Ok((link, deps.config.calendar.local_date(expires_at)))
+}
+
+/// The confirmed third party gets its own download link (its own token).
 async fn notify_recipient<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     dispatcher: &Dispatcher<S, M, Q, P>,
     record: &RequestRecord,
 ) -> Result<(), DispatchError> {
-    let deps = &dispatcher.deps;
     let Some(recipient) = &record.recipient else { return Ok(()) };
-    let token = VerificationToken::generate();
-    let expires_at = record.updated_at + Duration::days(dispatcher.export_retention_days as i64);
-    deps.store.put_download_token(record.id, TokenSlot::Recipient, &token.hash(), expires_at).await?;
-    let link = download_link(&deps.config.public_base_url, record.id, &token);
-    let until = deps.config.calendar.local_date(expires_at);
-    let email = deps.templates.recipient_delivery(record, recipient, &link, until)?;
-    deps.mailer.send(&email).await?;
+    let (link, until) = download_link(dispatcher, record, TokenSlot::Recipient).await?;
+    let email = dispatcher.deps.templates.recipient_delivery(record, recipient, &link, until)?;
+    dispatcher.deps.mailer.send(&email).await?;
     Ok(())
-}
-
-fn download_link(base: &str, id: RequestId, token: &VerificationToken) -> String {
-    format!("{base}/requests/{id}/download?token={}", token.expose_secret())
 }
 
 async fn notify<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
@@ -577,8 +391,7 @@ async fn notify<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     Ok(())
 }
 
-/// The completion notice; for an export it carries a download link with a fresh token (only its
-/// hash is stored), valid as long as the export is kept.
+/// The completion notice; for an export it carries the requester's download link.
 async fn notify_completed<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     dispatcher: &Dispatcher<S, M, Q, P>,
     record: &RequestRecord,
@@ -586,10 +399,7 @@ async fn notify_completed<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalDa
     let deps = &dispatcher.deps;
     let mut link = None;
     if has_export(record.kind) {
-        let token = VerificationToken::generate();
-        let expires_at = record.updated_at + Duration::days(dispatcher.export_retention_days as i64);
-        deps.store.put_download_token(record.id, TokenSlot::Requester, &token.hash(), expires_at).await?;
-        link = Some(download_link(&deps.config.public_base_url, record.id, &token));
+        link = Some(download_link(dispatcher, record, TokenSlot::Requester).await?.0);
     }
     let until =
         deps.config.calendar.local_date(record.updated_at) + Days::new(dispatcher.export_retention_days);
@@ -601,7 +411,7 @@ async fn notify_completed<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalDa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use privacy_shared::domain::{Language, Region};
+    use privacy_shared::domain::{Language, Region, RequestId};
 
     fn record(kind: RequestKind, status: Status) -> RequestRecord {
         let at = chrono::DateTime::from_timestamp(1_795_860_000, 0).unwrap();

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use privacy_shared::api::{ApiError, path_request_id};
+use privacy_shared::config::{DownloadSettings, Env};
 use privacy_shared::domain::{Actor, Event, RequestKind, Status, VerificationToken};
-use privacy_shared::store::{DynamoStore, RequestStore, StoreError};
-use privacy_shared::{Clock, SystemClock};
+use privacy_shared::store::{DynamoStore, Requests, Secrets, StoreError};
+use privacy_shared::{Clock, ConfigError, SystemClock};
 
 /// The longest a presigned URL may live.
 pub const LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
@@ -59,7 +60,7 @@ impl DownloadError {
     }
 }
 
-pub struct Downloads<S: RequestStore> {
+pub struct Downloads<S> {
     pub store: S,
     pub s3: aws_sdk_s3::Client,
     pub bucket: String,
@@ -67,22 +68,22 @@ pub struct Downloads<S: RequestStore> {
 }
 
 impl Downloads<DynamoStore> {
-    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        Ok(Downloads {
-            store: DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                get("TABLE_NAME").ok_or("TABLE_NAME is not set")?,
-            ),
-            s3: privacy_shared::deps::s3_client(&sdk, privacy_shared::deps::s3_path_style_from_env()),
-            bucket: get("EXPORT_BUCKET").ok_or("EXPORT_BUCKET is not set")?,
-            clock: Arc::new(SystemClock),
-        })
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let settings = DownloadSettings::load(&Env::process())?;
+        Ok(Downloads::with_sdk(&privacy_shared::deps::sdk_from_env().await, settings, Arc::new(SystemClock)))
+    }
+
+    pub fn with_sdk(sdk: &aws_config::SdkConfig, settings: DownloadSettings, clock: Arc<dyn Clock>) -> Self {
+        Downloads {
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table_name),
+            s3: privacy_shared::deps::s3_client(sdk, settings.s3_path_style),
+            bucket: settings.export_bucket,
+            clock,
+        }
     }
 }
 
-pub async fn handle<S: RequestStore>(
+pub async fn handle<S: Requests + Secrets>(
     downloads: &Downloads<S>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
@@ -105,7 +106,7 @@ pub async fn handle<S: RequestStore>(
     })
 }
 
-async fn redirect<S: RequestStore>(
+async fn redirect<S: Requests + Secrets>(
     downloads: &Downloads<S>,
     request: &Request,
 ) -> Result<String, DownloadError> {
@@ -125,9 +126,9 @@ async fn redirect<S: RequestStore>(
     let presented = token.hash();
     let tokens = downloads.store.download_tokens(id).await?;
     let mut matched = None;
-    for (stored, expires_at) in tokens {
-        if stored.matches(&presented) {
-            matched = Some(expires_at);
+    for stored in tokens {
+        if stored.token_hash.matches(&presented) {
+            matched = Some(stored.expires_at);
         }
     }
     let expires_at = matched.ok_or(DownloadError::Refused)?;
@@ -142,9 +143,10 @@ async fn redirect<S: RequestStore>(
             return Err(DownloadError::Expired);
         }
         Err(err) => {
-            let code =
-                aws_sdk_s3::error::ProvideErrorMetadata::code(&err).unwrap_or("dispatch_failure").to_owned();
-            return Err(DownloadError::S3 { operation: "HeadObject", code });
+            return Err(DownloadError::S3 {
+                operation: "HeadObject",
+                code: privacy_shared::aws::error_code(&err),
+            });
         }
     }
     let presigning = PresigningConfig::expires_in(LINK_LIFETIME)

@@ -19,15 +19,19 @@ use lambda_runtime::LambdaEvent;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-pub use dispatch::SqsEvent;
-use dispatch::{BatchResponse, DataChange, ErasureJob};
+pub use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use privacy_shared::config::{Env, WorkerSettings};
 use privacy_shared::datamap::{DataMap, ErasurePolicy, Location};
 use privacy_shared::domain::{
-    Actor, ErasedSource, ErasureReceipt, Event, RequestKind, RequestRecord, Status,
+    Completion, ErasedSource, ErasureReceipt, RequestKind, RequestRecord, Status, Transition,
 };
+use privacy_shared::jobs::{DataChange, ErasureJob, each_job};
 use privacy_shared::sources::{AwsPersonalData, Person, PersonalData, SourceError, find_user_id};
-use privacy_shared::store::{Change, DynamoStore, ErasureProgress, RequestStore, StoreError};
-use privacy_shared::{Clock, SystemClock};
+use privacy_shared::store::{
+    Change, DynamoStore, ErasureLog, ErasureProgress, Outcome, People, Requests, StoreError,
+    transition_or_reload,
+};
+use privacy_shared::{Clock, ConfigError, SystemClock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ErasureError {
@@ -45,7 +49,7 @@ pub enum ErasureError {
 /// Recipient categories that are told to delete too (art 19); authorities are not processors.
 const NOT_INSTRUCTED: [&str; 2] = ["government_regulators", "law_enforcement"];
 
-pub struct Eraser<S: RequestStore, P: PersonalData> {
+pub struct Eraser<S, P> {
     pub store: S,
     pub data: P,
     pub map: DataMap,
@@ -56,28 +60,38 @@ pub struct Eraser<S: RequestStore, P: PersonalData> {
 }
 
 impl Eraser<DynamoStore, AwsPersonalData> {
-    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let worker = privacy_shared::deps::SourceWorker::from_env().await?;
-        Ok(Eraser {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let settings = WorkerSettings::erasure(&Env::process())?;
+        Ok(Eraser::with_sdk(&privacy_shared::deps::sdk_from_env().await, settings, Arc::new(SystemClock)))
+    }
+
+    pub fn with_sdk(sdk: &aws_config::SdkConfig, settings: WorkerSettings, clock: Arc<dyn Clock>) -> Self {
+        let worker = privacy_shared::deps::SourceWorker::new(sdk, settings);
+        Eraser {
             store: worker.store,
             data: worker.data,
             map: worker.map,
             s3: worker.s3,
             export_bucket: worker.export_bucket,
-            clock: Arc::new(SystemClock),
-        })
+            clock,
+        }
     }
 }
 
-pub async fn handle<S: RequestStore, P: PersonalData>(
+/// What an erasure touches: requests, the person's history (their earlier exports), its progress.
+pub trait ErasureStore: Requests + People + ErasureLog {}
+
+impl<T: Requests + People + ErasureLog> ErasureStore for T {}
+
+pub async fn handle<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     event: LambdaEvent<SqsEvent>,
-) -> Result<BatchResponse, Infallible> {
-    Ok(dispatch::each_job(event.payload, |job: ErasureJob| async move { run(eraser, &job).await }).await)
+) -> Result<SqsBatchResponse, Infallible> {
+    Ok(each_job(event.payload, |job: ErasureJob| async move { run(eraser, &job).await }).await)
 }
 
 /// Runs one job to completion; a failure leaves what was done recorded for the retry.
-pub async fn run<S: RequestStore, P: PersonalData>(
+pub async fn run<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     job: &ErasureJob,
 ) -> Result<(), ErasureError> {
@@ -90,21 +104,18 @@ pub async fn run<S: RequestStore, P: PersonalData>(
 }
 
 /// Moves a verified request to in progress (once), or returns it as it is.
-async fn start<S: RequestStore, P: PersonalData>(
+async fn start<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     record: RequestRecord,
 ) -> Result<Option<RequestRecord>, ErasureError> {
     match record.status {
         Status::InProgress => Ok(Some(record)),
         Status::Verified => {
-            let change = Change::new(Event::WorkStarted, eraser.clock.now(), Actor::System);
-            match eraser.store.transition(&record, change).await {
-                Ok(started) => Ok(Some(started)),
-                Err(StoreError::Conflict) => match eraser.store.get(record.id).await? {
-                    Some(fresh) if fresh.status == Status::InProgress => Ok(Some(fresh)),
-                    _ => Ok(None),
-                },
-                Err(err) => Err(err.into()),
+            let change = Change::system(Transition::StartWork, eraser.clock.now());
+            match transition_or_reload(&eraser.store, &record, change).await? {
+                Outcome::Applied(started) => Ok(Some(started)),
+                Outcome::Overtaken(Some(fresh)) if fresh.status == Status::InProgress => Ok(Some(fresh)),
+                Outcome::Overtaken(_) => Ok(None),
             }
         }
         // Done before, or closed by staff meanwhile: nothing to do.
@@ -112,7 +123,7 @@ async fn start<S: RequestStore, P: PersonalData>(
     }
 }
 
-async fn erase<S: RequestStore, P: PersonalData>(
+async fn erase<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     record: RequestRecord,
 ) -> Result<(), ErasureError> {
@@ -182,16 +193,12 @@ async fn erase<S: RequestStore, P: PersonalData>(
         }
     };
     let receipt = receipt(eraser, &progress, exports_deleted);
-    let mut change = Change::new(Event::Completed, eraser.clock.now(), Actor::System);
-    change.receipt = Some(receipt);
-    match store.transition(&request, change).await {
-        Ok(_) => {}
-        Err(StoreError::Conflict) => {
-            if store.get(request.id).await?.is_some_and(|r| r.status == Status::InProgress) {
-                return Err(StoreError::Conflict.into());
-            }
+    let change = Change::system(Transition::Complete(Completion::Erased(receipt)), eraser.clock.now());
+    if let Outcome::Overtaken(Some(now)) = transition_or_reload(store, &request, change).await? {
+        // Still in progress: the other writer did not finish it; the retry will.
+        if now.status == Status::InProgress {
+            return Err(StoreError::Conflict.into());
         }
-        Err(err) => return Err(err.into()),
     }
     // Last: the progress (with the user id), and the request's own name and free text.
     store.scrub_request(request.id).await?;
@@ -201,7 +208,7 @@ async fn erase<S: RequestStore, P: PersonalData>(
 
 /// Reads every source again with the person's keys: anything found fails the job (and so the
 /// retry runs the erasure of that source again).
-async fn prove_nothing_left<S: RequestStore, P: PersonalData>(
+async fn prove_nothing_left<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     person: &Person,
 ) -> Result<(), ErasureError> {
@@ -220,7 +227,7 @@ async fn prove_nothing_left<S: RequestStore, P: PersonalData>(
 
 /// The person's earlier exports (every object version) and what their earlier requests still
 /// hold of them. Returns how many exports were deleted.
-async fn erase_earlier_requests<S: RequestStore, P: PersonalData>(
+async fn erase_earlier_requests<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     request: &RequestRecord,
 ) -> Result<u32, ErasureError> {
@@ -245,7 +252,7 @@ fn wire_name<T: serde::Serialize>(term: &T) -> String {
     serde_json::to_value(term).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-fn receipt<S: RequestStore, P: PersonalData>(
+fn receipt<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     progress: &ErasureProgress,
     exports_deleted: u32,
@@ -264,7 +271,7 @@ fn receipt<S: RequestStore, P: PersonalData>(
 }
 
 /// Applies the requester's corrections to the correctable sources and completes the request.
-async fn correct<S: RequestStore, P: PersonalData>(
+async fn correct<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     record: RequestRecord,
 ) -> Result<(), ErasureError> {
@@ -289,7 +296,7 @@ async fn correct<S: RequestStore, P: PersonalData>(
     } else {
         format!("Corrected: {}.", changed.join(", ").replace('_', " "))
     };
-    let change = Change::new(Event::Completed, eraser.clock.now(), Actor::System).with_reason(note);
+    let change = Change::system(Transition::Complete(Completion::Corrected { note }), eraser.clock.now());
     match eraser.store.transition(&record, change).await {
         Ok(_) | Err(StoreError::Conflict) => Ok(()),
         Err(err) => Err(err.into()),

@@ -11,7 +11,6 @@
 
 use async_zip::base::write::ZipFileWriter;
 use async_zip::{Compression, ZipEntryBuilder};
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use chrono::{DateTime, Months, Utc};
 use futures_lite::io::AsyncWriteExt as _;
@@ -22,15 +21,16 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub use dispatch::SqsEvent;
-use dispatch::{BatchResponse, ExportJob};
+pub use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use privacy_shared::config::{Env, WorkerSettings};
 use privacy_shared::datamap::{CcpaDisclosure, DataMap, Location, Source};
-use privacy_shared::domain::{Actor, Event, Regime, RequestRecord, Status};
+use privacy_shared::domain::{Completion, Regime, RequestRecord, Status, Transition};
+use privacy_shared::jobs::{ExportJob, each_job};
 use privacy_shared::sources::{
     AwsPersonalData, Person, PersonalData, SourceError, StoredObject, find_user_id,
 };
-use privacy_shared::store::{Change, DynamoStore, RequestStore, StoreError};
-use privacy_shared::{Clock, SystemClock};
+use privacy_shared::store::{Change, DynamoStore, Outcome, Requests, StoreError, transition_or_reload};
+use privacy_shared::{Clock, ConfigError, SystemClock};
 
 /// S3 multipart parts (the minimum is 5 MiB); with the pipe, the bound on buffered export bytes.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -51,8 +51,10 @@ pub enum ExportError {
     BadJob,
 }
 
-fn s3_error<E: ProvideErrorMetadata>(operation: &'static str) -> impl FnOnce(E) -> ExportError {
-    move |e| ExportError::S3 { operation, code: e.code().unwrap_or("dispatch_failure").to_owned() }
+fn s3_error<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
+    operation: &'static str,
+) -> impl FnOnce(aws_smithy_runtime_api::client::result::SdkError<E, R>) -> ExportError {
+    move |e| ExportError::S3 { operation, code: privacy_shared::aws::error_code(&e) }
 }
 
 fn archive_error(e: impl std::fmt::Display) -> ExportError {
@@ -70,7 +72,7 @@ pub fn object_key(request: &RequestRecord) -> String {
     format!("exports/{}/export.zip", request.id)
 }
 
-pub struct Exporter<S: RequestStore, P: PersonalData> {
+pub struct Exporter<S, P> {
     pub store: S,
     pub data: P,
     pub map: DataMap,
@@ -80,29 +82,34 @@ pub struct Exporter<S: RequestStore, P: PersonalData> {
 }
 
 impl Exporter<DynamoStore, AwsPersonalData> {
-    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let worker = privacy_shared::deps::SourceWorker::from_env().await?;
-        let kms_key_id = std::env::var("EXPORT_KMS_KEY_ID").ok().filter(|v| !v.trim().is_empty());
-        Ok(Exporter {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let settings = WorkerSettings::export(&Env::process())?;
+        Ok(Exporter::with_sdk(&privacy_shared::deps::sdk_from_env().await, settings, Arc::new(SystemClock)))
+    }
+
+    pub fn with_sdk(sdk: &aws_config::SdkConfig, settings: WorkerSettings, clock: Arc<dyn Clock>) -> Self {
+        let kms_key_id = settings.export_kms_key_id.clone();
+        let worker = privacy_shared::deps::SourceWorker::new(sdk, settings);
+        Exporter {
             store: worker.store,
             data: worker.data,
             map: worker.map,
             s3: worker.s3,
             target: ExportTarget { bucket: worker.export_bucket, kms_key_id },
-            clock: Arc::new(SystemClock),
-        })
+            clock,
+        }
     }
 }
 
-pub async fn handle<S: RequestStore, P: PersonalData>(
+pub async fn handle<S: Requests, P: PersonalData>(
     exporter: &Exporter<S, P>,
     event: LambdaEvent<SqsEvent>,
-) -> Result<BatchResponse, Infallible> {
-    Ok(dispatch::each_job(event.payload, |job: ExportJob| async move { export(exporter, &job).await }).await)
+) -> Result<SqsBatchResponse, Infallible> {
+    Ok(each_job(event.payload, |job: ExportJob| async move { export(exporter, &job).await }).await)
 }
 
 /// Runs one job to completion (or leaves the request in progress for the retry).
-pub async fn export<S: RequestStore, P: PersonalData>(
+pub async fn export<S: Requests, P: PersonalData>(
     exporter: &Exporter<S, P>,
     job: &ExportJob,
 ) -> Result<(), ExportError> {
@@ -122,11 +129,7 @@ pub async fn export<S: RequestStore, P: PersonalData>(
     }
     let document = collect(exporter, &request).await?;
     write_archive(exporter, &request, &document).await?;
-    let change = Change {
-        reason: None,
-        consume_token: None,
-        ..Change::new(Event::Completed, exporter.clock.now(), Actor::System)
-    };
+    let change = Change::system(Transition::Complete(Completion::Exported), exporter.clock.now());
     match exporter.store.transition(&request, change).await {
         Ok(_) | Err(StoreError::Conflict) => {
             tracing::info!(request_id = %request.id, "export completed");
@@ -136,20 +139,15 @@ pub async fn export<S: RequestStore, P: PersonalData>(
     }
 }
 
-async fn start<S: RequestStore, P: PersonalData>(
+async fn start<S: Requests, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
 ) -> Result<RequestRecord, ExportError> {
-    let change = Change {
-        reason: None,
-        consume_token: None,
-        ..Change::new(Event::WorkStarted, exporter.clock.now(), Actor::System)
-    };
-    match exporter.store.transition(request, change).await {
-        Ok(started) => Ok(started),
+    let change = Change::system(Transition::StartWork, exporter.clock.now());
+    match transition_or_reload(&exporter.store, request, change).await? {
+        Outcome::Applied(started) => Ok(started),
         // A concurrent delivery started it: carry on from the stored state.
-        Err(StoreError::Conflict) => exporter.store.get(request.id).await?.ok_or(ExportError::BadJob),
-        Err(err) => Err(err.into()),
+        Outcome::Overtaken(now) => now.ok_or(ExportError::BadJob),
     }
 }
 
@@ -205,7 +203,7 @@ pub fn disclosure(sources: &[&Source], regime: Regime) -> Value {
     out
 }
 
-pub async fn collect<S: RequestStore, P: PersonalData>(
+pub async fn collect<S: Requests, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
 ) -> Result<Document, ExportError> {
@@ -337,7 +335,7 @@ fn render_index(request: &RequestRecord, data: &Value) -> Result<String, ExportE
         .map_err(archive_error)
 }
 
-async fn write_archive<S: RequestStore, P: PersonalData>(
+async fn write_archive<S: Requests, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
     document: &Document,

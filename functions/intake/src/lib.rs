@@ -25,7 +25,7 @@ use privacy_shared::domain::{
 };
 use privacy_shared::mail::templates::VerificationEmail;
 use privacy_shared::mail::{MailError, Mailer};
-use privacy_shared::store::{Created, RequestStore, StoreError, SuppressionList, Verification};
+use privacy_shared::store::{Created, People, Requests, Secrets, StoreError, SuppressionList, Verification};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -206,7 +206,7 @@ fn optional_text(value: Option<String>, field: &str, max_chars: usize) -> Result
     Ok(Some(text))
 }
 
-pub async fn handle<S: RequestStore, M: Mailer>(
+pub async fn handle<S: Requests + Secrets + People, M: Mailer>(
     deps: &Deps<S, M>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
@@ -216,7 +216,7 @@ pub async fn handle<S: RequestStore, M: Mailer>(
     })
 }
 
-async fn submit<S: RequestStore, M: Mailer>(
+async fn submit<S: Requests + Secrets + People, M: Mailer>(
     deps: &Deps<S, M>,
     request: &Request,
 ) -> Result<(RequestId, Status), IntakeError> {
@@ -255,7 +255,7 @@ async fn submit<S: RequestStore, M: Mailer>(
 }
 
 /// A new request with its deadlines, counted in the business calendar from `now`.
-fn new_record<S: RequestStore, M: Mailer>(
+fn new_record<S, M>(
     deps: &Deps<S, M>,
     kind: RequestKind,
     region: Region,
@@ -269,7 +269,7 @@ fn new_record<S: RequestStore, M: Mailer>(
 
 /// Suppresses the address at once and records the request as completed; the acknowledgement
 /// goes out from the stream. A repeat answers with the first request and sends nothing more.
-async fn opt_out<S: RequestStore, M: Mailer>(
+async fn opt_out<S: Requests + Secrets + People, M: Mailer>(
     deps: &Deps<S, M>,
     submission: Submission,
     list: SuppressionList,
@@ -311,7 +311,7 @@ async fn opt_out<S: RequestStore, M: Mailer>(
 /// The same person asked for the same thing again while a request is open: answer with that
 /// request. If it still waits for verification, send a fresh link (the old one stops working),
 /// within the same flood guard as a first email.
-async fn resubmitted<S: RequestStore, M: Mailer>(
+async fn resubmitted<S: Requests + Secrets + People, M: Mailer>(
     deps: &Deps<S, M>,
     id: RequestId,
 ) -> Result<RequestId, IntakeError> {
@@ -329,10 +329,7 @@ async fn resubmitted<S: RequestStore, M: Mailer>(
     Ok(id)
 }
 
-fn fresh_verification<S: RequestStore, M: Mailer>(
-    deps: &Deps<S, M>,
-    token: &VerificationToken,
-) -> Verification {
+fn fresh_verification<S, M>(deps: &Deps<S, M>, token: &VerificationToken) -> Verification {
     Verification {
         token_hash: token.hash(),
         expires_at: deps.clock.now() + deps.config.verification.token_lifetime,
@@ -340,7 +337,7 @@ fn fresh_verification<S: RequestStore, M: Mailer>(
     }
 }
 
-async fn send_verification<S: RequestStore, M: Mailer>(
+async fn send_verification<S: Requests + Secrets + People, M: Mailer>(
     deps: &Deps<S, M>,
     record: &RequestRecord,
     token: &VerificationToken,
@@ -351,7 +348,7 @@ async fn send_verification<S: RequestStore, M: Mailer>(
     Ok(())
 }
 
-async fn take_mail_slot<S: RequestStore, M: Mailer>(
+async fn take_mail_slot<S: Requests + Secrets + People, M: Mailer>(
     deps: &Deps<S, M>,
     record: &RequestRecord,
 ) -> Result<bool, IntakeError> {
@@ -371,7 +368,7 @@ async fn take_mail_slot<S: RequestStore, M: Mailer>(
     Ok(granted)
 }
 
-async fn deliver<S: RequestStore, M: Mailer>(
+async fn deliver<S: Requests + Secrets + People, M: Mailer>(
     deps: &Deps<S, M>,
     record: &RequestRecord,
     token: &VerificationToken,

@@ -21,16 +21,19 @@ use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use std::sync::Arc;
 
-use privacy_shared::domain::{Actor, EmailAddress, Event, RequestRecord, Status, VerificationToken};
+use privacy_shared::config::{Env, ReminderSettings};
+pub use privacy_shared::config::{Metrics, SweepPolicy};
+use privacy_shared::domain::{
+    Actor, EmailAddress, Event, ExpiryReason, RequestRecord, Status, Transition, VerificationToken,
+};
 use privacy_shared::mail::templates::{Digest, DigestRow, DigestSection};
 use privacy_shared::mail::{MailError, Mailer, SesMailer};
+use privacy_shared::store::ledger::{Once, claim_all, once};
 use privacy_shared::store::{
-    Bound, Change, Claim, DynamoStore, OpenQuery, OpenRequest, RequestStore, StoreError, Verification,
+    Bound, Change, DueIndex, DynamoStore, EffectLedger, OpenQuery, OpenRequest, Requests, Secrets,
+    StoreError, Verification,
 };
-use privacy_shared::{Clock, Config, ConfigError, Deps};
-
-/// Why a never-verified request was closed; shown to staff and in the audit trail.
-pub const NOT_VERIFIED_REASON: &str = "not_verified";
+use privacy_shared::{Clock, ConfigError, Deps};
 /// How long one run may hold a ledger entry: longer than a sweep takes (its timeout is 60 s).
 const CLAIM_LEASE_SECONDS: i64 = 120;
 const PAGE_SIZE: u32 = 200;
@@ -59,31 +62,7 @@ impl From<SweepError> for lambda_runtime::Diagnostic {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SweepPolicy {
-    pub reminder_after: Duration,
-    pub expire_after: Duration,
-    pub digest_window_days: u64,
-}
-
-impl Default for SweepPolicy {
-    fn default() -> Self {
-        SweepPolicy {
-            reminder_after: Duration::days(3),
-            expire_after: Duration::days(14),
-            digest_window_days: 7,
-        }
-    }
-}
-
-/// Where the overdue count goes: CloudWatch reads it from the log line (Embedded Metric Format).
-#[derive(Clone, Debug)]
-pub struct Metrics {
-    pub namespace: String,
-    pub stack: String,
-}
-
-pub struct Sweeper<S: RequestStore, M: Mailer> {
+pub struct Sweeper<S, M> {
     pub deps: Deps<S, M>,
     pub staff: EmailAddress,
     pub policy: SweepPolicy,
@@ -107,56 +86,28 @@ pub struct SweepReport {
 
 impl Sweeper<DynamoStore, SesMailer> {
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Sweeper::with_sdk(&sdk, config, Arc::new(privacy_shared::SystemClock), |name| {
-            std::env::var(name).ok()
-        })
+        let settings = ReminderSettings::load(&Env::process())?;
+        let sdk = privacy_shared::deps::sdk_from_env().await;
+        Ok(Sweeper::with_sdk(&sdk, settings, Arc::new(privacy_shared::SystemClock)))
     }
 
-    pub fn with_sdk(
-        sdk: &aws_config::SdkConfig,
-        config: Config,
-        clock: Arc<dyn Clock>,
-        get: impl Fn(&'static str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        let staff = get("STAFF_ADDRESS").ok_or(ConfigError::Missing("STAFF_ADDRESS"))?;
-        let staff = EmailAddress::parse(&staff).map_err(|_| ConfigError::Invalid {
-            name: "STAFF_ADDRESS",
-            why: "not an email address".into(),
-        })?;
-        let days = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(raw) => raw.trim().parse::<u64>().ok().filter(|d| (1..=365).contains(d)).ok_or(
-                    ConfigError::Invalid { name, why: "must be a whole number of days from 1 to 365".into() },
-                ),
-            }
-        };
-        let defaults = SweepPolicy::default();
-        let reminder = days("UNVERIFIED_REMINDER_DAYS", defaults.reminder_after.num_days() as u64)?;
-        let expiry = days("UNVERIFIED_EXPIRY_DAYS", defaults.expire_after.num_days() as u64)?;
-        if reminder >= expiry {
-            return Err(ConfigError::Invalid {
-                name: "UNVERIFIED_REMINDER_DAYS",
-                why: "the reminder must come before the expiry (UNVERIFIED_EXPIRY_DAYS)".into(),
-            });
+    pub fn with_sdk(sdk: &aws_config::SdkConfig, settings: ReminderSettings, clock: Arc<dyn Clock>) -> Self {
+        Sweeper {
+            deps: privacy_shared::AwsDeps::with_sdk(sdk, settings.core, clock),
+            staff: settings.staff,
+            policy: settings.policy,
+            metrics: settings.metrics,
         }
-        let policy = SweepPolicy {
-            reminder_after: Duration::days(reminder as i64),
-            expire_after: Duration::days(expiry as i64),
-            digest_window_days: days("DIGEST_WINDOW_DAYS", defaults.digest_window_days)?,
-        };
-        let metrics = get("METRICS_NAMESPACE").filter(|n| !n.trim().is_empty()).map(|namespace| Metrics {
-            namespace,
-            stack: get("STACK_NAME").unwrap_or_else(|| "local".to_owned()),
-        });
-        Ok(Sweeper { deps: privacy_shared::AwsDeps::with_sdk(sdk, config, clock), staff, policy, metrics })
     }
 }
 
+/// What the sweep touches: requests, their verification secrets, the ledger and the index.
+pub trait SweepStore: Requests + Secrets + EffectLedger + DueIndex {}
+
+impl<T: Requests + Secrets + EffectLedger + DueIndex> SweepStore for T {}
+
 /// The scheduler's event carries nothing the sweep needs: it works from the clock.
-pub async fn handle<S: RequestStore, M: Mailer>(
+pub async fn handle<S: SweepStore, M: Mailer>(
     sweeper: &Sweeper<S, M>,
     _event: LambdaEvent<serde_json::Value>,
 ) -> Result<SweepReport, SweepError> {
@@ -226,7 +177,7 @@ fn digest_key(section: DigestSection, request: &OpenRequest) -> String {
 
 const REMINDER_KEY: &str = "reminder#verification";
 
-pub async fn sweep<S: RequestStore, M: Mailer>(sweeper: &Sweeper<S, M>) -> Result<SweepReport, SweepError> {
+pub async fn sweep<S: SweepStore, M: Mailer>(sweeper: &Sweeper<S, M>) -> Result<SweepReport, SweepError> {
     let deps = &sweeper.deps;
     let now = deps.clock.now();
     let calendar = &deps.config.calendar;
@@ -282,7 +233,7 @@ pub async fn sweep<S: RequestStore, M: Mailer>(sweeper: &Sweeper<S, M>) -> Resul
     Ok(report)
 }
 
-async fn read_all<S: RequestStore, M: Mailer>(
+async fn read_all<S: SweepStore, M: Mailer>(
     deps: &Deps<S, M>,
     status: Status,
     bound: Bound,
@@ -304,7 +255,7 @@ async fn read_all<S: RequestStore, M: Mailer>(
 
 /// The whole request, read only where a mail or an expiry needs it; none once it has left
 /// pending verification (verified or closed since the index was read).
-async fn still_pending<S: RequestStore, M: Mailer>(
+async fn still_pending<S: SweepStore, M: Mailer>(
     deps: &Deps<S, M>,
     request: &OpenRequest,
     report: &mut SweepReport,
@@ -314,15 +265,14 @@ async fn still_pending<S: RequestStore, M: Mailer>(
 }
 
 /// Closes a request never verified. Returns true: a closed request needs no acknowledgement.
-async fn expire<S: RequestStore, M: Mailer>(
+async fn expire<S: SweepStore, M: Mailer>(
     sweeper: &Sweeper<S, M>,
     request: &OpenRequest,
     report: &mut SweepReport,
 ) -> Result<bool, SweepError> {
     let deps = &sweeper.deps;
     let Some(record) = still_pending(deps, request, report).await? else { return Ok(true) };
-    let change =
-        Change::new(Event::Expired, deps.clock.now(), Actor::System).with_reason(NOT_VERIFIED_REASON);
+    let change = Change::system(Transition::Expire(ExpiryReason::NotVerified), deps.clock.now());
     match deps.store.transition(&record, change).await {
         Ok(_) => {
             tracing::info!(request_id = %record.id, "unverified request expired");
@@ -337,7 +287,7 @@ async fn expire<S: RequestStore, M: Mailer>(
 
 /// Sends the one verification reminder. Returns whether a confirmation of receipt has reached the
 /// requester by now (this reminder counts as one).
-async fn remind<S: RequestStore, M: Mailer>(
+async fn remind<S: SweepStore, M: Mailer>(
     sweeper: &Sweeper<S, M>,
     request: &OpenRequest,
     report: &mut SweepReport,
@@ -345,32 +295,20 @@ async fn remind<S: RequestStore, M: Mailer>(
     let deps = &sweeper.deps;
     let now = deps.clock.now();
     let acknowledged = request.acknowledged_at.is_some();
-    match deps
-        .store
-        .claim_effect(request.id, REMINDER_KEY, now, Duration::seconds(CLAIM_LEASE_SECONDS))
-        .await?
-    {
-        Claim::AlreadyDone => return Ok(acknowledged),
-        Claim::InProgress => {
+    let lease = Duration::seconds(CLAIM_LEASE_SECONDS);
+    let work = send_reminder(sweeper, request, report);
+    match once(&deps.store, request.id, REMINDER_KEY, now, lease, work).await? {
+        Once::Performed(sent) => Ok(acknowledged || sent),
+        Once::AlreadyDone => Ok(acknowledged),
+        Once::Busy => {
             report.deferred += 1;
-            return Ok(acknowledged);
-        }
-        Claim::Acquired => {}
-    }
-    match send_reminder(sweeper, request, report).await {
-        Ok(sent) => {
-            deps.store.finish_effect(request.id, REMINDER_KEY).await?;
-            Ok(acknowledged || sent)
-        }
-        Err(err) => {
-            deps.store.release_effect(request.id, REMINDER_KEY).await?;
-            Err(err)
+            Ok(acknowledged)
         }
     }
 }
 
 /// A fresh token (the first has long expired), valid until the request would close.
-async fn send_reminder<S: RequestStore, M: Mailer>(
+async fn send_reminder<S: SweepStore, M: Mailer>(
     sweeper: &Sweeper<S, M>,
     request: &OpenRequest,
     report: &mut SweepReport,
@@ -394,7 +332,7 @@ async fn send_reminder<S: RequestStore, M: Mailer>(
     Ok(true)
 }
 
-async fn acknowledge<S: RequestStore, M: Mailer>(
+async fn acknowledge<S: SweepStore, M: Mailer>(
     deps: &Deps<S, M>,
     record: &RequestRecord,
     now: DateTime<Utc>,
@@ -404,7 +342,7 @@ async fn acknowledge<S: RequestStore, M: Mailer>(
 
 /// One digest for every line not reported before; the lines are claimed first and finished once
 /// the mail is accepted, or released if it is not.
-async fn send_digest<S: RequestStore, M: Mailer>(
+async fn send_digest<S: SweepStore, M: Mailer>(
     sweeper: &Sweeper<S, M>,
     candidates: Vec<(DigestSection, OpenRequest)>,
     today: NaiveDate,
@@ -412,22 +350,21 @@ async fn send_digest<S: RequestStore, M: Mailer>(
 ) -> Result<(), SweepError> {
     let deps = &sweeper.deps;
     let now = deps.clock.now();
-    let mut claimed = Vec::new();
-    for (section, request) in candidates {
-        let key = digest_key(section, &request);
-        match deps.store.claim_effect(request.id, &key, now, Duration::seconds(CLAIM_LEASE_SECONDS)).await? {
-            Claim::Acquired => claimed.push((section, request, key)),
-            Claim::AlreadyDone => {}
-            Claim::InProgress => report.deferred += 1,
-        }
-    }
-    if claimed.is_empty() {
+    let lines = candidates
+        .into_iter()
+        .map(|(section, request)| (request.id, digest_key(section, &request), (section, request)));
+    let mut claims = claim_all(&deps.store, lines, now, Duration::seconds(CLAIM_LEASE_SECONDS)).await?;
+    report.deferred += claims.busy as u32;
+    if claims.acquired.is_empty() {
         return Ok(());
     }
-    claimed.sort_by_key(|(section, request, _)| (*section, request.due_on, request.id.to_string()));
-    let rows: Vec<(DigestSection, DigestRow)> = claimed
+    claims
+        .acquired
+        .sort_by_key(|(_, _, (section, request))| (*section, request.due_on, request.id.to_string()));
+    let rows: Vec<(DigestSection, DigestRow)> = claims
+        .acquired
         .iter()
-        .map(|(section, r, _)| {
+        .map(|(_, _, (section, r))| {
             let row = DigestRow {
                 request_id: r.id,
                 kind: r.kind,
@@ -451,22 +388,10 @@ async fn send_digest<S: RequestStore, M: Mailer>(
         Ok(email) => deps.mailer.send(&email).await,
         Err(err) => Err(err),
     };
-    match sent {
-        Ok(()) => {
-            for (_, request, key) in &claimed {
-                deps.store.finish_effect(request.id, key).await?;
-            }
-            report.digest_items += claimed.len() as u32;
-            tracing::info!(items = claimed.len(), "staff digest sent");
-            Ok(())
-        }
-        Err(err) => {
-            for (_, request, key) in &claimed {
-                deps.store.release_effect(request.id, key).await?;
-            }
-            Err(err.into())
-        }
-    }
+    claims.settle(&deps.store, sent.map_err(SweepError::from)).await?;
+    report.digest_items += claims.acquired.len() as u32;
+    tracing::info!(items = claims.acquired.len(), "staff digest sent");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,14 +14,16 @@ use std::convert::Infallible;
 
 use privacy_shared::Deps;
 use privacy_shared::api::{ApiError, json_response, path_request_id, read_json};
-use privacy_shared::domain::{Actor, Event, RequestId, RequestRecord, Status, VerificationToken};
+use privacy_shared::domain::{
+    Actor, ExpiryReason, RequestId, RequestRecord, Status, Transition, VerificationToken,
+};
 use privacy_shared::mail::Mailer;
-use privacy_shared::store::{Change, RequestStore, StoreError, TokenSlot};
+use privacy_shared::store::{
+    Change, Outcome, Requests, Secrets, StoreError, TokenSlot, transition_or_reload,
+};
 
 pub use page::Page;
 
-/// Why a request was closed after too many wrong tokens; shown to staff and in the audit trail.
-pub const LOCKED_REASON: &str = "too_many_attempts";
 const MAX_LOCK_RETRIES: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,18 +76,18 @@ struct Verified {
 }
 
 /// The verify function: state it keeps between invocations.
-pub struct Verifier<S: RequestStore, M: Mailer> {
+pub struct Verifier<S: Requests + Secrets, M: Mailer> {
     pub deps: Deps<S, M>,
     pub page: Page,
 }
 
-impl<S: RequestStore, M: Mailer> Verifier<S, M> {
+impl<S: Requests + Secrets, M: Mailer> Verifier<S, M> {
     pub fn new(deps: Deps<S, M>) -> Self {
         Verifier { deps, page: Page::new() }
     }
 }
 
-pub async fn handle<S: RequestStore, M: Mailer>(
+pub async fn handle<S: Requests + Secrets, M: Mailer>(
     verifier: &Verifier<S, M>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
@@ -109,7 +111,7 @@ pub async fn handle<S: RequestStore, M: Mailer>(
     })
 }
 
-async fn verify<S: RequestStore, M: Mailer>(
+async fn verify<S: Requests + Secrets, M: Mailer>(
     deps: &Deps<S, M>,
     request: &Request,
 ) -> Result<RequestRecord, VerifyError> {
@@ -120,25 +122,20 @@ async fn verify<S: RequestStore, M: Mailer>(
     let record = deps.store.get(id).await?.ok_or(VerifyError::Failed)?;
     match record.status {
         Status::PendingVerification => {}
-        Status::Expired if record.closed_reason.as_deref() == Some(LOCKED_REASON) => {
+        Status::Expired
+            if record.closed_reason.as_deref() == Some(ExpiryReason::TooManyAttempts.as_str()) =>
+        {
             return Err(VerifyError::Locked);
         }
         _ => return Err(VerifyError::Failed),
     }
-    let stored = deps.store.verification(id).await?.ok_or(VerifyError::Failed)?;
+    let stored = deps.store.secret(id, TokenSlot::Requester).await?.ok_or(VerifyError::Failed)?;
     let now = deps.clock.now();
     let presented = token.hash();
-    // Evaluate both conditions whatever the first says: the timing shows neither.
-    let matches = stored.token_hash.matches(&presented);
-    let fresh = now < stored.expires_at;
-    if !(matches & fresh) {
+    if !stored.accepts(&presented, now) {
         return Err(wrong_attempt(deps, record).await);
     }
-    let change = Change {
-        reason: None,
-        consume_token: Some(presented),
-        ..Change::new(Event::Verified, now, Actor::Requester)
-    };
+    let change = Change::new(Transition::Verify { token: presented }, now, Actor::Requester);
     match deps.store.transition(&record, change).await {
         Ok(verified) => {
             tracing::info!(request_id = %id, "request verified");
@@ -153,7 +150,7 @@ async fn verify<S: RequestStore, M: Mailer>(
 /// `POST /requests/{id}/recipient`: the second verification of a portability request that names
 /// a third party. The same uniform refusal as the first; no lock-out counter, as the request is
 /// already verified and a 256-bit token cannot be guessed.
-async fn confirm_recipient<S: RequestStore, M: Mailer>(
+async fn confirm_recipient<S: Requests + Secrets, M: Mailer>(
     deps: &Deps<S, M>,
     request: &Request,
 ) -> Result<RequestRecord, VerifyError> {
@@ -170,16 +167,10 @@ async fn confirm_recipient<S: RequestStore, M: Mailer>(
     let stored = deps.store.secret(id, TokenSlot::Recipient).await?.ok_or(VerifyError::Failed)?;
     let now = deps.clock.now();
     let presented = token.hash();
-    let matches = stored.token_hash.matches(&presented);
-    let fresh = now < stored.expires_at;
-    if !(matches & fresh) {
+    if !stored.accepts(&presented, now) {
         return Err(VerifyError::Failed);
     }
-    let change = Change {
-        consume_token: Some(presented),
-        token_slot: TokenSlot::Recipient,
-        ..Change::new(Event::RecipientConfirmed, now, Actor::Requester)
-    };
+    let change = Change::new(Transition::ConfirmRecipient { token: presented }, now, Actor::Requester);
     match deps.store.transition(&record, change).await {
         Ok(confirmed) => {
             tracing::info!(request_id = %id, "third-party recipient confirmed");
@@ -191,7 +182,7 @@ async fn confirm_recipient<S: RequestStore, M: Mailer>(
 }
 
 /// Counts the try; the try that reaches the limit closes the request.
-async fn wrong_attempt<S: RequestStore, M: Mailer>(
+async fn wrong_attempt<S: Requests + Secrets, M: Mailer>(
     deps: &Deps<S, M>,
     mut record: RequestRecord,
 ) -> VerifyError {
@@ -205,22 +196,17 @@ async fn wrong_attempt<S: RequestStore, M: Mailer>(
         return VerifyError::Failed;
     }
     for _ in 0..MAX_LOCK_RETRIES {
-        let change = Change {
-            reason: Some(LOCKED_REASON.to_owned()),
-            consume_token: None,
-            ..Change::new(Event::Expired, deps.clock.now(), Actor::System)
-        };
-        match deps.store.transition(&record, change).await {
-            Ok(_) => {
+        let change = Change::system(Transition::Expire(ExpiryReason::TooManyAttempts), deps.clock.now());
+        match transition_or_reload(&deps.store, &record, change).await {
+            Ok(Outcome::Applied(_)) => {
                 tracing::warn!(request_id = %record.id, "request locked after too many wrong tokens");
                 return VerifyError::Locked;
             }
-            Err(StoreError::Conflict) => match deps.store.get(record.id).await {
-                Ok(Some(fresh)) if fresh.status == Status::PendingVerification => record = fresh,
-                // Verified or closed by someone else meanwhile: this try simply failed.
-                Ok(_) => return VerifyError::Failed,
-                Err(err) => return err.into(),
-            },
+            Ok(Outcome::Overtaken(Some(fresh))) if fresh.status == Status::PendingVerification => {
+                record = fresh
+            }
+            // Verified or closed by someone else meanwhile: this try simply failed.
+            Ok(Outcome::Overtaken(_)) => return VerifyError::Failed,
             Err(err) => return err.into(),
         }
     }

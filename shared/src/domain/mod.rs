@@ -9,6 +9,7 @@ mod request;
 mod staff;
 mod status;
 mod token;
+mod transition;
 
 pub use calendar::{BusinessCalendar, CalendarError, Deadlines};
 pub use email::{EmailAddress, EmailError, SubjectKey};
@@ -21,6 +22,7 @@ pub use staff::{
 };
 pub use status::{Event, Status, TransitionError};
 pub use token::{TokenHash, VerificationToken};
+pub use transition::{Completion, ENTERPRISE_REASON, ExpiryReason, LIMIT_REASON, Transition};
 
 /// True when `text` holds a character that must never reach a mail header, a log line or a
 /// stored field: CR, LF, NUL and every other control character.

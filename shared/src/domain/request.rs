@@ -115,9 +115,11 @@ pub struct ErasureReceipt {
     pub processors_instructed: Vec<String>,
 }
 
-/// A request as stored. `Debug` leaves out the requester's address, name and free text.
-#[derive(Clone, PartialEq, Eq)]
+/// A request as stored (the store adds its keys around these fields). `Debug` leaves out the
+/// requester's address, name and free text.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecord {
+    #[serde(rename = "request_id")]
     pub id: RequestId,
     pub status: Status,
     pub version: u32,
@@ -126,30 +128,45 @@ pub struct RequestRecord {
     pub regime: Regime,
     pub language: Language,
     pub email: EmailAddress,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
     pub received_at: DateTime<Utc>,
     pub received_on: NaiveDate,
     pub due_on: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledge_by: Option<NaiveDate>,
     /// When the confirmation of receipt reached the mail service (it is the verification email).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_at: Option<DateTime<Utc>>,
     /// The due date before the one extension, once there has been one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_due_on: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension_reason: Option<String>,
     /// Why it was closed (or, for a completion, the staff's note to the requester).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_reason: Option<String>,
     /// Set when staff mark the request excessive or repetitive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_estimate: Option<CostEstimate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triage: Option<Triage>,
     /// For a referral: the enterprise customer's administrator, whom the requester should ask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referral_contact: Option<String>,
     /// Portability to a third party: where the export may go, once the requester confirms it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<EmailAddress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient_confirmed_at: Option<DateTime<Utc>>,
     /// Self-service rectification: attribute -> corrected value, checked against the data map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrections: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<ErasureReceipt>,
     pub updated_at: DateTime<Utc>,
 }

@@ -1,5 +1,6 @@
 //! The mailer port, its SES v2 implementation, and the templates of every email we send.
 
+mod memory;
 mod ses;
 pub mod templates;
 
@@ -8,6 +9,7 @@ use std::future::Future;
 
 use crate::domain::EmailAddress;
 
+pub use memory::MemoryMailer;
 pub use ses::SesMailer;
 
 /// A rendered email. `Debug` shows neither the recipient nor the body (the body carries secrets).

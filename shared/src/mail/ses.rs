@@ -1,5 +1,4 @@
 use aws_sdk_sesv2::Client;
-use aws_sdk_sesv2::error::ProvideErrorMetadata;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 
 use super::{MailError, Mailer, OutgoingEmail};
@@ -41,7 +40,7 @@ impl Mailer for SesMailer {
             .set_configuration_set_name(self.configuration_set.clone())
             .send()
             .await
-            .map_err(|err| MailError::Send { code: err.code().unwrap_or("dispatch_failure").to_owned() })?;
+            .map_err(|err| MailError::Send { code: crate::aws::error_code(&err) })?;
         Ok(())
     }
 }

@@ -1,24 +1,48 @@
-//! The request store port: everything the functions need from the table, and nothing more.
-//! Its one implementation is DynamoDB ([`DynamoStore`]).
+//! The store port, by item family: each trait is one kind of thing the table keeps, so a
+//! handler's bounds say what it touches. [`RequestStore`] is all of them. There is one AWS
+//! implementation ([`DynamoStore`]) and one in memory ([`MemoryStore`]) for fast flow tests;
+//! what only DynamoDB can show (conditions, transactions, races, the index) is tested against the
+//! emulator, and the same contract tests run against both.
 
 mod dynamo;
+pub mod ledger;
+mod memory;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::future::Future;
 
 use crate::domain::{
-    Actor, AuditEvent, CostEstimate, ErasedSource, ErasureReceipt, Event, Language, Regime, RequestId,
-    RequestKind, RequestRecord, Status, SubjectKey, TokenHash, TransitionError, Triage,
+    Actor, AuditEvent, ErasedSource, Event, Language, Regime, RequestId, RequestKind, RequestRecord, Status,
+    SubjectKey, TokenHash, Transition, TransitionError,
 };
 
 pub use dynamo::{DUE_INDEX, DynamoStore, record_from_image};
+pub use memory::MemoryStore;
 
-/// The verification secret of a pending request, as stored: a hash, a deadline, a counter.
-#[derive(Clone, Debug)]
+/// A one-time secret of a request, as stored: a hash, a deadline, a counter of wrong tries.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verification {
     pub token_hash: TokenHash,
     pub expires_at: DateTime<Utc>,
     pub wrong_attempts: u32,
+}
+
+impl Verification {
+    /// Whether `presented` is this secret and it is still valid at `now`. Both are evaluated
+    /// whatever the first says, and the hashes are compared in constant time: the timing of an
+    /// answer shows neither.
+    pub fn accepts(&self, presented: &TokenHash, now: DateTime<Utc>) -> bool {
+        let matches = self.token_hash.matches(presented);
+        let fresh = now < self.expires_at;
+        matches & fresh
+    }
+}
+
+/// A download link's token, as stored: its hash and until when the export is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DownloadToken {
+    pub token_hash: TokenHash,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// What creating a request did.
@@ -29,31 +53,58 @@ pub enum Created {
     AlreadyOpen(RequestId),
 }
 
-/// One state change, as the caller asks for it. The store applies the state machine, writes the
-/// new state and its audit event in one transaction, conditional on the version it was read at.
+/// One change of a request as the caller asks for it: what happens, when, and by whom. The store
+/// applies it ([`RequestRecord::apply`]) and writes the new state, its audit event and the
+/// clean-up it implies in one transaction, conditional on the status and version it was read at.
 #[derive(Clone, Debug)]
 pub struct Change {
-    pub event: Event,
+    pub transition: Transition,
     pub at: DateTime<Utc>,
     pub actor: Actor,
-    pub reason: Option<String>,
-    /// Succeeds only if this is still the stored verification hash, which is then deleted:
-    /// that makes a token single-use even under concurrent requests.
-    pub consume_token: Option<TokenHash>,
-    /// For an extension: the new due date (the old one is kept as the original).
-    pub extend_to: Option<NaiveDate>,
-    /// For a request marked excessive: what doing it would cost.
-    pub cost_estimate: Option<CostEstimate>,
-    /// Which stored secret `consume_token` must match (the requester's, or the recipient one).
-    pub token_slot: TokenSlot,
-    pub triage: Option<Triage>,
-    pub referral_contact: Option<String>,
-    pub receipt: Option<ErasureReceipt>,
+}
+
+impl Change {
+    pub fn new(transition: Transition, at: DateTime<Utc>, actor: Actor) -> Change {
+        Change { transition, at, actor }
+    }
+
+    /// A change the system makes on its own.
+    pub fn system(transition: Transition, at: DateTime<Utc>) -> Change {
+        Change::new(transition, at, Actor::System)
+    }
+
+    /// The audit event this change writes after `current`.
+    pub fn audit_event(&self, current: &RequestRecord, to: Status) -> AuditEvent {
+        AuditEvent {
+            request_id: current.id,
+            version: current.version + 1,
+            event: self.transition.event(),
+            from: Some(current.status),
+            to,
+            at: self.at,
+            actor: self.actor.clone(),
+            reason: self.transition.reason(),
+        }
+    }
+}
+
+/// The audit event of a new request.
+pub fn submitted_event(request: &RequestRecord, reason: Option<&str>) -> AuditEvent {
+    AuditEvent {
+        request_id: request.id,
+        version: request.version,
+        event: Event::Submitted,
+        from: None,
+        to: request.status,
+        at: request.received_at,
+        actor: Actor::Requester,
+        reason: reason.map(str::to_owned),
+    }
 }
 
 /// Where a one-time secret of a request lives: the requester's verification, or the second
 /// verification that confirms a third-party recipient.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TokenSlot {
     #[default]
     Requester,
@@ -70,7 +121,7 @@ pub struct PastRequest {
 }
 
 /// The lists an address can be on without any verification.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SuppressionList {
     /// Unsubscribed from marketing email.
     Marketing,
@@ -79,11 +130,17 @@ pub enum SuppressionList {
 }
 
 impl SuppressionList {
+    pub const ALL: [SuppressionList; 2] = [SuppressionList::Marketing, SuppressionList::Sale];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SuppressionList::Marketing => "marketing",
             SuppressionList::Sale => "sale",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<SuppressionList> {
+        SuppressionList::ALL.into_iter().find(|l| l.as_str() == name)
     }
 
     pub fn for_kind(kind: RequestKind) -> Option<SuppressionList> {
@@ -105,7 +162,7 @@ pub struct Suppression {
 
 /// Whether other systems must leave this address alone for `list`: the library call behind the
 /// staff API's suppression check, for systems that read the table directly.
-pub async fn is_suppressed<S: RequestStore>(
+pub async fn is_suppressed<S: People + ?Sized>(
     store: &S,
     email: &crate::domain::EmailAddress,
     list: SuppressionList,
@@ -129,29 +186,6 @@ impl std::fmt::Debug for ErasureProgress {
             .field("sources", &self.sources.len())
             .field("exports_deleted", &self.exports_deleted)
             .finish_non_exhaustive()
-    }
-}
-
-impl Change {
-    pub fn new(event: Event, at: DateTime<Utc>, actor: Actor) -> Change {
-        Change {
-            event,
-            at,
-            actor,
-            reason: None,
-            consume_token: None,
-            extend_to: None,
-            cost_estimate: None,
-            token_slot: TokenSlot::Requester,
-            triage: None,
-            referral_contact: None,
-            receipt: None,
-        }
-    }
-
-    pub fn with_reason(mut self, reason: impl Into<String>) -> Change {
-        self.reason = Some(reason.into());
-        self
     }
 }
 
@@ -201,8 +235,41 @@ pub struct PageKey {
 pub struct OpenPage {
     pub requests: Vec<OpenRequest>,
     pub next: Option<PageKey>,
-    /// Items DynamoDB read for this page (its `ScannedCount`): what the read cost.
+    /// Items the index read for this page (DynamoDB's `ScannedCount`): what the read cost.
     pub items_read: u64,
+}
+
+/// Fixed width, so the index sorts receipt times as text.
+pub(crate) fn received_key(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The request's sort key in its status's partition of the due-date index, or none once closed.
+pub(crate) fn due_sort_key(r: &RequestRecord) -> Option<String> {
+    match r.status {
+        Status::PendingVerification => Some(format!("{}#{}", received_key(r.received_at), r.id)),
+        Status::Verified | Status::InProgress => Some(format!("{}#{}", r.due_on, r.id)),
+        _ => None,
+    }
+}
+
+/// The inclusive upper end of a bounded index read, as a sort key: `~` sorts after every digit and
+/// `#`, so this is "up to and including this key prefix".
+pub(crate) fn upper_sort_key(bound: Bound) -> String {
+    match bound {
+        Bound::ReceivedBy(at) => format!("{}~", received_key(at)),
+        Bound::DueBy(day) => format!("{day}~"),
+    }
+}
+
+/// The request id at the end of a page key, when the key belongs to the queried status.
+pub(crate) fn page_key_id(after: &PageKey, status: Status) -> Result<RequestId, StoreError> {
+    after
+        .sort_key
+        .rsplit_once('#')
+        .and_then(|(_, id)| RequestId::parse(id).ok())
+        .filter(|_| after.status == status)
+        .ok_or_else(|| StoreError::Corrupt("page key".into()))
 }
 
 /// The outcome of claiming a side effect (a queue message, an email) in the effect ledger.
@@ -231,7 +298,8 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-pub trait RequestStore: Send + Sync {
+/// Requests themselves: their state, their audit trail, and the per-person open-request marker.
+pub trait Requests: Send + Sync {
     /// Writes the request, its submission audit event, its verification hash and the person's
     /// open-request marker for this kind, all or nothing.
     fn create(
@@ -240,33 +308,26 @@ pub trait RequestStore: Send + Sync {
         verification: &Verification,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
+    /// Writes a request that needs no verification (an opt-out or unsubscribe) as completed,
+    /// with its audit event, and puts the address on the suppression list at once.
+    fn create_opt_out(
+        &self,
+        request: &RequestRecord,
+        list: SuppressionList,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     fn get(&self, id: RequestId) -> impl Future<Output = Result<Option<RequestRecord>, StoreError>> + Send;
 
+    /// The open request of this kind the person has, if any.
     fn open_request(
         &self,
         subject: &SubjectKey,
         kind: RequestKind,
     ) -> impl Future<Output = Result<Option<RequestId>, StoreError>> + Send;
 
-    fn verification(
-        &self,
-        id: RequestId,
-    ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
-
-    /// Replaces the secret of a request still pending verification and resets its counter.
-    /// False when there is nothing to replace (the request was verified or closed meanwhile).
-    fn replace_verification(
-        &self,
-        id: RequestId,
-        verification: &Verification,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Counts one wrong try, atomically; returns the new count, or None if no secret is stored.
-    fn count_wrong_attempt(
-        &self,
-        id: RequestId,
-    ) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
-
+    /// Applies the change to `current` and writes it, with its audit event and clean-up, in one
+    /// transaction: `Conflict` when the request is no longer at `current`'s status and version
+    /// (or a token to consume is not the stored one).
     fn transition(
         &self,
         current: &RequestRecord,
@@ -274,22 +335,6 @@ pub trait RequestStore: Send + Sync {
     ) -> impl Future<Output = Result<RequestRecord, StoreError>> + Send;
 
     fn audit_trail(&self, id: RequestId) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
-
-    /// Stores the hash of a download token for a completed export (replacing any earlier one);
-    /// the recipient slot holds a third party's link.
-    fn put_download_token(
-        &self,
-        id: RequestId,
-        slot: TokenSlot,
-        hash: &TokenHash,
-        expires_at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The download tokens of a request (the requester's and a recipient's, where there is one).
-    fn download_tokens(
-        &self,
-        id: RequestId,
-    ) -> impl Future<Output = Result<Vec<(TokenHash, DateTime<Utc>)>, StoreError>> + Send;
 
     /// Adds an event that changes nothing (a download, a reminder) to the audit trail.
     fn record_event(
@@ -307,11 +352,61 @@ pub trait RequestStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// One page of open requests of one status from the sparse due-date index, in index order.
-    fn open_requests(&self, query: &OpenQuery) -> impl Future<Output = Result<OpenPage, StoreError>> + Send;
+    /// Removes what an erased person's earlier requests still hold of them: the name and free
+    /// text, and any secrets and download links. The requests and their audit trails stay.
+    fn scrub_request(&self, id: RequestId) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
-    /// Claims a side effect of a committed transition for a lease; redelivered stream records
-    /// find it done, so each effect happens once.
+/// One-time secrets: verification tokens (per slot) and download tokens, kept only as hashes.
+pub trait Secrets: Send + Sync {
+    fn secret(
+        &self,
+        id: RequestId,
+        slot: TokenSlot,
+    ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
+
+    /// Stores a one-time secret in a slot (replacing one that is there).
+    fn put_secret(
+        &self,
+        id: RequestId,
+        slot: TokenSlot,
+        verification: &Verification,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Replaces the secret of a request still pending verification and resets its counter.
+    /// False when there is nothing to replace (the request was verified or closed meanwhile).
+    fn replace_verification(
+        &self,
+        id: RequestId,
+        verification: &Verification,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Counts one wrong try, atomically; returns the new count, or None if no secret is stored.
+    fn count_wrong_attempt(
+        &self,
+        id: RequestId,
+    ) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
+
+    /// Stores the hash of a download token for a completed export (replacing any earlier one);
+    /// the recipient slot holds a third party's link.
+    fn put_download_token(
+        &self,
+        id: RequestId,
+        slot: TokenSlot,
+        token: &DownloadToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The download tokens of a request (the requester's and a recipient's, where there is one).
+    fn download_tokens(
+        &self,
+        id: RequestId,
+    ) -> impl Future<Output = Result<Vec<DownloadToken>, StoreError>> + Send;
+}
+
+/// The effect ledger: each side effect of a committed change happens once, however often the
+/// change is delivered. [`ledger`] holds the claim, perform, finish-or-release protocol.
+pub trait EffectLedger: Send + Sync {
+    /// Claims a side effect for a lease; a claim whose lease ran out can be taken over.
     fn claim_effect(
         &self,
         id: RequestId,
@@ -332,15 +427,17 @@ pub trait RequestStore: Send + Sync {
         id: RequestId,
         effect: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
-    /// Writes a request that needs no verification (an opt-out or unsubscribe) as completed,
-    /// with its audit event, and puts the address on the suppression list at once.
-    fn create_opt_out(
-        &self,
-        request: &RequestRecord,
-        list: SuppressionList,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+/// The sparse due-date index of open requests.
+pub trait DueIndex: Send + Sync {
+    /// One page of open requests of one status, in index order.
+    fn open_requests(&self, query: &OpenQuery) -> impl Future<Output = Result<OpenPage, StoreError>> + Send;
+}
 
+/// What is kept per person (by the hash of their address, never the address): suppressions,
+/// the history of verified requests, and the mail rate window.
+pub trait People: Send + Sync {
     /// The suppression lists this person is on.
     fn suppressions(
         &self,
@@ -353,20 +450,19 @@ pub trait RequestStore: Send + Sync {
         subject: &SubjectKey,
     ) -> impl Future<Output = Result<Vec<PastRequest>, StoreError>> + Send;
 
-    /// Stores a one-time secret in a slot (replacing one that is there).
-    fn put_secret(
+    /// Takes one of `limit` slots in the sliding `window` for mail to this person. False when
+    /// all are taken: the caller must not send.
+    fn take_mail_slot(
         &self,
-        id: RequestId,
-        slot: TokenSlot,
-        verification: &Verification,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        subject: &SubjectKey,
+        now: DateTime<Utc>,
+        limit: u32,
+        window: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
 
-    fn secret(
-        &self,
-        id: RequestId,
-        slot: TokenSlot,
-    ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
-
+/// How far each erasure has come.
+pub trait ErasureLog: Send + Sync {
     fn erasure_progress(
         &self,
         id: RequestId,
@@ -378,18 +474,56 @@ pub trait RequestStore: Send + Sync {
         progress: &ErasureProgress,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
-    /// Removes what an erased person's earlier requests still hold of them: the name and free
-    /// text, and any secrets and download links. The requests and their audit trails stay.
-    fn scrub_request(&self, id: RequestId) -> impl Future<Output = Result<(), StoreError>> + Send;
+/// Every item family: what a function that touches them all (dispatch) asks for.
+pub trait RequestStore: Requests + Secrets + EffectLedger + DueIndex + People + ErasureLog {}
 
-    /// Takes one of `limit` slots in the sliding `window` for mail to this person. False when
-    /// all are taken: the caller must not send.
-    fn take_mail_slot(
-        &self,
-        subject: &SubjectKey,
-        now: DateTime<Utc>,
-        limit: u32,
-        window: Duration,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+impl<T: Requests + Secrets + EffectLedger + DueIndex + People + ErasureLog> RequestStore for T {}
+
+/// A transition that may lose a race.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Applied(RequestRecord),
+    /// Someone else changed the request first; this is how it is now (None: it is gone).
+    Overtaken(Option<RequestRecord>),
+}
+
+/// [`Requests::transition`], reading the request again when another writer won.
+pub async fn transition_or_reload<S: Requests + ?Sized>(
+    store: &S,
+    current: &RequestRecord,
+    change: Change,
+) -> Result<Outcome, StoreError> {
+    match store.transition(current, change).await {
+        Ok(updated) => Ok(Outcome::Applied(updated)),
+        Err(StoreError::Conflict) => Ok(Outcome::Overtaken(store.get(current.id).await?)),
+        Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_accepted_only_when_it_matches_and_is_fresh() {
+        let now = DateTime::from_timestamp(1_795_860_000, 0).unwrap();
+        let secret = Verification {
+            token_hash: TokenHash::of_secret("right"),
+            expires_at: now + Duration::hours(1),
+            wrong_attempts: 0,
+        };
+        assert!(secret.accepts(&TokenHash::of_secret("right"), now));
+        assert!(!secret.accepts(&TokenHash::of_secret("wrong"), now));
+        assert!(!secret.accepts(&TokenHash::of_secret("right"), now + Duration::hours(1)));
+    }
+
+    #[test]
+    fn suppression_lists_round_trip_their_names() {
+        for list in SuppressionList::ALL {
+            assert_eq!(SuppressionList::parse(list.as_str()), Some(list));
+        }
+        assert_eq!(SuppressionList::parse("other"), None);
+    }
 }

@@ -5,12 +5,14 @@
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
+use crate::support::*;
+use aws_lambda_events::dynamodb::Event as StreamEvent;
+use aws_lambda_events::streams::DynamoDbEventResponse as BatchResponse;
 use devstack::stream::StreamReader;
-use dispatch::{BatchResponse, ExportJob, StreamEvent};
-use integration_tests::*;
 use privacy_shared::Clock;
-use privacy_shared::domain::{Actor, Event, RequestId};
-use privacy_shared::store::{Change, RequestStore};
+use privacy_shared::domain::{Completion, RequestId, Transition};
+use privacy_shared::jobs::ExportJob;
+use privacy_shared::store::Change;
 
 struct Setup {
     stack: Stack,
@@ -142,14 +144,9 @@ async fn completion_sends_the_requester_one_notice_with_the_download_link() {
     let request_id = RequestId::parse(&id).unwrap();
     let mut stream = StreamReader::open(&setup.stack.sdk, &setup.stack.table).await.unwrap();
     stream.poll().await.unwrap(); // what came before is another test's business
-    for event in [Event::WorkStarted, Event::Completed] {
+    for transition in [Transition::StartWork, Transition::Complete(Completion::Exported)] {
         let current = store.get(request_id).await.unwrap().unwrap();
-        let change = Change {
-            reason: None,
-            consume_token: None,
-            ..Change::new(event, setup.stack.clock.now(), Actor::System)
-        };
-        store.transition(&current, change).await.unwrap();
+        store.transition(&current, Change::system(transition, setup.stack.clock.now())).await.unwrap();
     }
     let records = stream.poll().await.unwrap();
     deliver(&setup, &records).await;
@@ -180,7 +177,7 @@ async fn a_failing_effect_is_reported_and_released_for_the_retry() {
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(
         response.batch_item_failures[0].item_identifier,
-        verified_record["dynamodb"]["SequenceNumber"].as_str().unwrap()
+        verified_record["dynamodb"]["SequenceNumber"].as_str().map(str::to_owned)
     );
 
     // Redelivered to a working dispatcher: the job goes out once, nothing was lost.

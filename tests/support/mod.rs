@@ -11,9 +11,12 @@ use std::sync::Arc;
 
 use devstack::mailbox::{self, SentMail};
 use devstack::template::{self, Template};
-use privacy_shared::{AwsDeps, Config, ManualClock};
+use privacy_shared::{AwsDeps, Config, Env, ManualClock};
 
 pub type Item = HashMap<String, AttributeValue>;
+
+// The store's item families, for every test module that reads or writes the store directly.
+pub use privacy_shared::store::{Requests, Secrets};
 
 pub const MAIL_FROM: &str = "privacy@example.com";
 pub const CONFIGURATION_SET: &str = "privacy-requests";
@@ -104,9 +107,15 @@ impl Stack {
             .clone()
     }
 
+    /// The environment this stack's functions see, with `extra` settings on top.
+    pub fn env(&self, extra: &[(&str, String)]) -> Env {
+        let mut pairs: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        pairs.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        Env::from_pairs(&pairs)
+    }
+
     pub fn config(&self) -> Config {
-        Config::from_lookup(|name| self.env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-            .expect("test configuration is valid")
+        Config::load(&self.env(&[])).expect("test configuration is valid")
     }
 
     /// The production wiring (DynamoDB, SES) with this test's table and clock.
@@ -236,7 +245,7 @@ pub fn link_parts(mail: &SentMail) -> (String, String) {
 pub type AwsDispatcher = dispatch::Dispatcher<
     privacy_shared::store::DynamoStore,
     privacy_shared::mail::SesMailer,
-    dispatch::SqsJobQueue,
+    privacy_shared::jobs::SqsJobQueue,
     privacy_shared::sources::AwsPersonalData,
 >;
 
@@ -256,27 +265,24 @@ pub async fn dispatcher_with(
     staff: &str,
 ) -> AwsDispatcher {
     stack.data_map().await;
-    let settings = [
+    let env = stack.env(&[
         ("STAFF_ADDRESS", staff.to_owned()),
         ("EXPORT_QUEUE_URL", export_queue_url.to_owned()),
         ("ERASURE_QUEUE_URL", erasure_queue_url.to_owned()),
         ("DATA_NAME_PREFIX", stack.data_prefix.clone()),
-    ];
-    dispatch::Dispatcher::with_sdk(&stack.sdk, stack.config(), stack.clock.clone(), |name| {
-        settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
-    })
-    .expect("dispatcher settings are valid")
+    ]);
+    let settings =
+        privacy_shared::config::DispatchSettings::load(&env).expect("dispatcher settings are valid");
+    dispatch::Dispatcher::with_sdk(&stack.sdk, settings, stack.clock.clone())
 }
 
 pub type AwsSweeper = reminders::Sweeper<privacy_shared::store::DynamoStore, privacy_shared::mail::SesMailer>;
 
 /// The real daily sweep of this stack, reporting to `staff`.
 pub fn sweeper(stack: &Stack, staff: &str) -> AwsSweeper {
-    let settings = [("STAFF_ADDRESS", staff.to_owned())];
-    reminders::Sweeper::with_sdk(&stack.sdk, stack.config(), stack.clock.clone(), |name| {
-        settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
-    })
-    .expect("sweep settings are valid")
+    let env = stack.env(&[("STAFF_ADDRESS", staff.to_owned())]);
+    let settings = privacy_shared::config::ReminderSettings::load(&env).expect("sweep settings are valid");
+    reminders::Sweeper::with_sdk(&stack.sdk, settings, stack.clock.clone())
 }
 
 /// Runs the sweep as the scheduler would invoke it.
@@ -291,7 +297,8 @@ pub const STAFF_ARN: &str = "arn:aws:iam::123456789012:user/privacy-officer";
 
 /// The staff API of this stack as deployed: IAM only.
 pub fn staff_api(stack: &Stack) -> AwsAdmin {
-    admin::Admin::with_sdk(&stack.sdk, stack.config(), stack.clock.clone(), admin::Authentication::Iam)
+    let settings = privacy_shared::config::AdminSettings { core: stack.config(), local_key: None };
+    admin::Admin::with_sdk(&stack.sdk, settings, stack.clock.clone())
 }
 
 /// A staff API call as API Gateway delivers it (payload 2.0). With `caller`, the request context

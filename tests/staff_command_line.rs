@@ -11,9 +11,8 @@ use lambda_http::RequestExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use integration_tests::*;
+use crate::support::*;
 use privacy_shared::domain::Status;
-use privacy_shared::store::RequestStore;
 
 const KEY: &str = "cli-test-key-0123456789abcdef";
 
@@ -58,13 +57,12 @@ async fn serve(admin: AwsAdmin) -> String {
 }
 
 async fn local_admin(stack: &Stack) -> String {
-    let auth = admin::Authentication::from_lookup(|name| match name {
-        "STAFF_LOCAL_KEY" => Some(KEY.to_owned()),
-        "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:5000".to_owned()),
-        _ => None,
-    })
-    .unwrap();
-    serve(admin::Admin::with_sdk(&stack.sdk, stack.config(), stack.clock.clone(), auth)).await
+    let env = stack.env(&[
+        ("STAFF_LOCAL_KEY", KEY.to_owned()),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000".to_owned()),
+    ]);
+    let settings = privacy_shared::config::AdminSettings::load(&env).unwrap();
+    serve(admin::Admin::with_sdk(&stack.sdk, settings, stack.clock.clone())).await
 }
 
 /// Runs `staff --endpoint <base> --local-key <key> args...`; returns exit code, stdout, stderr.

@@ -6,14 +6,14 @@ use serde_json::Value;
 use std::io::Read;
 use std::sync::Arc;
 
+use crate::support::*;
 use devstack::seed::{self, SampleData};
-use dispatch::ExportJob;
 use export::{ExportTarget, Exporter};
-use integration_tests::*;
 use privacy_shared::datamap::DataMap;
 use privacy_shared::domain::{Event, RequestId, Status};
+use privacy_shared::jobs::ExportJob;
 use privacy_shared::sources::AwsPersonalData;
-use privacy_shared::store::{DynamoStore, RequestStore};
+use privacy_shared::store::DynamoStore;
 
 struct World {
     stack: Stack,
@@ -186,7 +186,7 @@ async fn download_link(world: &World, address: &str) -> String {
     let dispatcher = dispatcher(&world.stack, "unused", &unique_address("staff")).await;
     let completed: Vec<Value> =
         records.into_iter().filter(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "completed").collect();
-    let event: dispatch::StreamEvent =
+    let event: aws_lambda_events::dynamodb::Event =
         serde_json::from_value(serde_json::json!({ "Records": completed })).unwrap();
     dispatch::handle(
         &dispatcher,

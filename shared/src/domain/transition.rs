@@ -1,0 +1,296 @@
+//! Every change of a request, one variant each, carrying exactly the data it needs. Applying one
+//! to a request is pure: the store only has to write what [`RequestRecord::apply`] returns.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{
+    CostEstimate, ErasureReceipt, Event, RequestRecord, StaffText, TokenHash, TransitionError, Triage,
+};
+
+/// Why a request that was never verified was closed (kept in the audit trail and shown to staff).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpiryReason {
+    /// The reminder went out and the address was still not confirmed in time.
+    NotVerified,
+    /// Too many wrong tokens were presented.
+    TooManyAttempts,
+}
+
+impl ExpiryReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpiryReason::NotVerified => "not_verified",
+            ExpiryReason::TooManyAttempts => "too_many_attempts",
+        }
+    }
+}
+
+/// Why a request was referred to an enterprise account's administrator (audit trail, staff).
+pub const ENTERPRISE_REASON: &str = "enterprise_managed";
+/// Why a CCPA right-to-know request over the yearly limit was rejected (audit trail, staff).
+pub const LIMIT_REASON: &str = "right_to_know_limit";
+
+/// How a request came to be done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// The export exists; the completion notice carries its link.
+    Exported,
+    /// The person's data is gone; the receipt says what went where, and what was kept and why.
+    Erased(ErasureReceipt),
+    /// Self-service corrections were applied; the note tells the requester which.
+    Corrected { note: String },
+    /// Staff did the work by hand, optionally with a note for the requester.
+    ByStaff { note: Option<StaffText> },
+}
+
+/// A change the store writes as one conditional transaction (the request at its expected status
+/// and version, plus its audit event and whatever clean-up the change implies).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// The requester proved the address with this (single-use) token.
+    Verify {
+        token: TokenHash,
+    },
+    /// Closed without ever being verified.
+    Expire(ExpiryReason),
+    /// Dispatch looked the requester up and cleared the work to start.
+    Triage(Triage),
+    /// An enterprise-managed account: the requester is sent to its administrator.
+    Refer {
+        contact: Option<String>,
+    },
+    /// A third CCPA right-to-know request within twelve months.
+    RejectOverLimit,
+    /// The requester confirmed, with the second token, the third party the export may go to.
+    ConfirmRecipient {
+        token: TokenHash,
+    },
+    StartWork,
+    Complete(Completion),
+    /// Staff moved the due date, once, with a reason for the requester.
+    Extend {
+        until: NaiveDate,
+        reason: StaffText,
+    },
+    Deny {
+        reason: StaffText,
+    },
+    /// Manifestly unfounded or excessive: refused with the reason and what the work would cost.
+    RejectExcessive {
+        reason: StaffText,
+        estimate: CostEstimate,
+    },
+}
+
+impl Transition {
+    pub fn event(&self) -> Event {
+        match self {
+            Transition::Verify { .. } => Event::Verified,
+            Transition::Expire(_) => Event::Expired,
+            Transition::Triage(_) => Event::Triaged,
+            Transition::Refer { .. } => Event::Referred,
+            Transition::RejectOverLimit | Transition::RejectExcessive { .. } => Event::Rejected,
+            Transition::ConfirmRecipient { .. } => Event::RecipientConfirmed,
+            Transition::StartWork => Event::WorkStarted,
+            Transition::Complete(_) => Event::Completed,
+            Transition::Extend { .. } => Event::Extended,
+            Transition::Deny { .. } => Event::Denied,
+        }
+    }
+
+    /// What the audit event records as the reason (and, when the change closes the request, what
+    /// the request keeps as its closing reason).
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Transition::Expire(why) => Some(why.as_str().to_owned()),
+            Transition::Refer { .. } => Some(ENTERPRISE_REASON.to_owned()),
+            Transition::RejectOverLimit => Some(LIMIT_REASON.to_owned()),
+            Transition::Complete(Completion::Corrected { note }) => Some(note.clone()),
+            Transition::Complete(Completion::ByStaff { note }) => {
+                note.as_ref().map(|n| n.as_str().to_owned())
+            }
+            Transition::Extend { reason, .. }
+            | Transition::Deny { reason }
+            | Transition::RejectExcessive { reason, .. } => Some(reason.as_str().to_owned()),
+            Transition::Verify { .. }
+            | Transition::Triage(_)
+            | Transition::ConfirmRecipient { .. }
+            | Transition::StartWork
+            | Transition::Complete(Completion::Exported | Completion::Erased(_)) => None,
+        }
+    }
+}
+
+impl RequestRecord {
+    /// The request after `transition` at `at`: the next status (by the state machine), the next
+    /// version, and the fields the change sets. Refused when the state machine forbids it.
+    pub fn apply(
+        &self,
+        transition: &Transition,
+        at: DateTime<Utc>,
+    ) -> Result<RequestRecord, TransitionError> {
+        let event = transition.event();
+        let to = self.status.apply(event)?;
+        let refused = || TransitionError { from: self.status, event };
+        let mut next = self.clone();
+        next.status = to;
+        next.version = self.version + 1;
+        next.updated_at = at;
+        if !to.is_open() {
+            next.closed_reason = transition.reason();
+        }
+        match transition {
+            Transition::Verify { .. } => next.verified_at = Some(at),
+            Transition::Triage(triage) => next.triage = Some(triage.clone()),
+            Transition::Refer { contact } => next.referral_contact = contact.clone(),
+            Transition::ConfirmRecipient { .. } => {
+                if self.recipient.is_none() || self.recipient_confirmed_at.is_some() {
+                    return Err(refused());
+                }
+                next.recipient_confirmed_at = Some(at);
+            }
+            Transition::Complete(Completion::Erased(receipt)) => next.receipt = Some(receipt.clone()),
+            Transition::Extend { until, reason } => {
+                if self.original_due_on.is_some() {
+                    return Err(refused());
+                }
+                next.original_due_on = Some(self.due_on);
+                next.due_on = *until;
+                next.extension_reason = Some(reason.as_str().to_owned());
+            }
+            Transition::RejectExcessive { estimate, .. } => next.cost_estimate = Some(estimate.clone()),
+            Transition::Expire(_)
+            | Transition::RejectOverLimit
+            | Transition::StartWork
+            | Transition::Complete(_)
+            | Transition::Deny { .. } => {}
+        }
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Deadlines, EmailAddress, Language, Region, RequestId, RequestKind, Status};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn request(status: Status) -> RequestRecord {
+        let received = at("2026-11-28T09:00:00Z");
+        let day = received.date_naive();
+        let due = NaiveDate::from_ymd_opt(2026, 12, 28).unwrap();
+        let deadlines = Deadlines { received_on: day, due_on: due, acknowledge_by: None };
+        let record = RequestRecord::received(
+            RequestId::generate(),
+            RequestKind::Access,
+            Region::parse("NL").unwrap(),
+            Language::Nl,
+            EmailAddress::parse("a@example.com").unwrap(),
+            received,
+            deadlines,
+        );
+        RequestRecord { status, version: 3, ..record }
+    }
+
+    fn text(s: &str) -> StaffText {
+        StaffText::parse(s).unwrap()
+    }
+
+    #[test]
+    fn each_transition_moves_status_and_version_and_stamps_the_time() {
+        let now = at("2026-12-01T10:00:00Z");
+        let verified = request(Status::PendingVerification)
+            .apply(&Transition::Verify { token: TokenHash::of_secret("t") }, now);
+        let verified = verified.unwrap();
+        assert_eq!(
+            (verified.status, verified.version, verified.verified_at),
+            (Status::Verified, 4, Some(now))
+        );
+        assert_eq!(verified.updated_at, now);
+        assert_eq!(verified.closed_reason, None);
+    }
+
+    #[test]
+    fn an_extension_keeps_the_original_date_and_the_reason_and_happens_once() {
+        let now = at("2026-12-01T10:00:00Z");
+        let until = NaiveDate::from_ymd_opt(2027, 2, 26).unwrap();
+        let before = request(Status::Verified);
+        let extended =
+            before.apply(&Transition::Extend { until, reason: text("Three systems.") }, now).unwrap();
+        assert_eq!(extended.status, Status::Verified);
+        assert_eq!(extended.due_on, until);
+        assert_eq!(extended.original_due_on, Some(before.due_on));
+        assert_eq!(extended.extension_reason.as_deref(), Some("Three systems."));
+        assert_eq!(extended.closed_reason, None, "an extension closes nothing");
+        let again = extended.apply(&Transition::Extend { until, reason: text("Again.") }, now);
+        assert_eq!(again, Err(TransitionError { from: Status::Verified, event: Event::Extended }));
+    }
+
+    #[test]
+    fn closing_changes_keep_their_reason_on_the_request() {
+        let now = at("2026-12-01T10:00:00Z");
+        let cases = [
+            (Status::PendingVerification, Transition::Expire(ExpiryReason::NotVerified), "not_verified"),
+            (Status::Verified, Transition::RejectOverLimit, LIMIT_REASON),
+            (Status::Verified, Transition::Refer { contact: None }, ENTERPRISE_REASON),
+            (Status::Verified, Transition::Deny { reason: text("No.") }, "No."),
+            (
+                Status::Verified,
+                Transition::Complete(Completion::Corrected { note: "Corrected: job title.".into() }),
+                "Corrected: job title.",
+            ),
+        ];
+        for (from, transition, reason) in cases {
+            let closed = request(from).apply(&transition, now).unwrap();
+            assert!(!closed.status.is_open(), "{transition:?}");
+            assert_eq!(closed.closed_reason.as_deref(), Some(reason), "{transition:?}");
+            assert_eq!(transition.reason().as_deref(), Some(reason));
+        }
+    }
+
+    #[test]
+    fn the_data_of_a_change_lands_on_the_request() {
+        let now = at("2026-12-01T10:00:00Z");
+        let triage = Triage { has_account: true, child: true };
+        assert_eq!(
+            request(Status::Verified).apply(&Transition::Triage(triage.clone()), now).unwrap().triage,
+            Some(triage)
+        );
+        let contact = Some("admin@customer.example".to_owned());
+        let referred = request(Status::Verified).apply(&Transition::Refer { contact: contact.clone() }, now);
+        assert_eq!(referred.unwrap().referral_contact, contact);
+        let estimate = CostEstimate::parse("25.00", "EUR").unwrap();
+        let excessive =
+            Transition::RejectExcessive { reason: text("Tenth copy."), estimate: estimate.clone() };
+        let rejected = request(Status::Verified).apply(&excessive, now).unwrap();
+        assert_eq!((rejected.status, rejected.cost_estimate), (Status::Rejected, Some(estimate)));
+        let receipt = ErasureReceipt { exports_deleted: 2, ..ErasureReceipt::default() };
+        let done = request(Status::InProgress)
+            .apply(&Transition::Complete(Completion::Erased(receipt.clone())), now);
+        assert_eq!(done.unwrap().receipt, Some(receipt));
+    }
+
+    #[test]
+    fn a_recipient_is_confirmed_only_where_there_is_one_and_only_once() {
+        let now = at("2026-12-01T10:00:00Z");
+        let confirm = Transition::ConfirmRecipient { token: TokenHash::of_secret("t") };
+        assert!(request(Status::Verified).apply(&confirm, now).is_err(), "no recipient named");
+        let named = RequestRecord {
+            recipient: Some(EmailAddress::parse("new@example.org").unwrap()),
+            ..request(Status::Verified)
+        };
+        let confirmed = named.apply(&confirm, now).unwrap();
+        assert_eq!(confirmed.recipient_confirmed_at, Some(now));
+        assert!(confirmed.apply(&confirm, now).is_err(), "confirmed before");
+    }
+
+    #[test]
+    fn the_state_machine_still_decides() {
+        let now = at("2026-12-01T10:00:00Z");
+        let err = request(Status::Completed).apply(&Transition::StartWork, now).unwrap_err();
+        assert_eq!(err, TransitionError { from: Status::Completed, event: Event::WorkStarted });
+    }
+}

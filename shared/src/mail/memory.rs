@@ -1,0 +1,47 @@
+//! A mailer in memory, for flow tests: it keeps what it was asked to send, and can be told to
+//! fail the next sends the way SES does when it refuses a message.
+
+use std::sync::Mutex;
+
+use super::{MailError, Mailer, OutgoingEmail};
+
+#[derive(Default)]
+pub struct MemoryMailer {
+    sent: Mutex<Vec<OutgoingEmail>>,
+    failures_left: Mutex<u32>,
+}
+
+impl MemoryMailer {
+    pub fn new() -> MemoryMailer {
+        MemoryMailer::default()
+    }
+
+    /// Everything sent so far, oldest first.
+    pub fn sent(&self) -> Vec<OutgoingEmail> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// What was sent to this address (compared as the address was given).
+    pub fn sent_to(&self, address: &str) -> Vec<OutgoingEmail> {
+        self.sent().into_iter().filter(|m| m.to.as_str().eq_ignore_ascii_case(address)).collect()
+    }
+
+    /// The next `n` sends fail (as SES answers `Throttling`).
+    pub fn fail_next(&self, n: u32) {
+        *self.failures_left.lock().unwrap_or_else(|p| p.into_inner()) = n;
+    }
+}
+
+impl Mailer for MemoryMailer {
+    async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError> {
+        {
+            let mut left = self.failures_left.lock().unwrap_or_else(|p| p.into_inner());
+            if *left > 0 {
+                *left -= 1;
+                return Err(MailError::Send { code: "Throttling".into() });
+            }
+        }
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).push(email.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,419 @@
+//! The store in memory, behind the same traits: for handler and flow tests that do not test
+//! DynamoDB itself. One lock makes every operation atomic, and every condition the DynamoDB
+//! implementation writes is checked here the same way (the shared contract tests hold both to it).
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use super::{
+    Change, Claim, Created, DownloadToken, DueIndex, EffectLedger, ErasureLog, ErasureProgress, OpenPage,
+    OpenQuery, OpenRequest, PageKey, PastRequest, People, Requests, Secrets, StoreError, Suppression,
+    SuppressionList, TokenSlot, Verification, due_sort_key, page_key_id, submitted_event, upper_sort_key,
+};
+use crate::domain::{
+    Actor, AuditEvent, Event, RequestId, RequestKind, RequestRecord, SubjectKey, Transition,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Effect {
+    Claimed { until: i64 },
+    Done,
+}
+
+#[derive(Default)]
+struct State {
+    requests: HashMap<RequestId, RequestRecord>,
+    /// Per request, by the same sort keys the table uses (a transition's version, then events).
+    audit: HashMap<RequestId, BTreeMap<String, AuditEvent>>,
+    open: HashMap<(SubjectKey, RequestKind), RequestId>,
+    secrets: HashMap<(RequestId, TokenSlot), Verification>,
+    downloads: HashMap<(RequestId, TokenSlot), DownloadToken>,
+    effects: HashMap<(RequestId, String), Effect>,
+    history: HashMap<SubjectKey, Vec<PastRequest>>,
+    suppressions: HashMap<(SubjectKey, SuppressionList), Suppression>,
+    mail: HashMap<SubjectKey, Vec<i64>>,
+    erasures: HashMap<RequestId, ErasureProgress>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding the lock has failed already; the data is still whole.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn audit_sk(version: u32) -> String {
+    format!("AUDIT#{version:06}")
+}
+
+fn to_map(record: &RequestRecord) -> Result<serde_json::Map<String, Value>, StoreError> {
+    match serde_json::to_value(record) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(StoreError::Corrupt("request".into())),
+    }
+}
+
+/// Writes onto `stored` exactly what differs between `current` and `updated`, as the DynamoDB
+/// update does: fields other writers own keep their stored values.
+fn merge(
+    stored: &RequestRecord,
+    current: &RequestRecord,
+    updated: &RequestRecord,
+) -> Result<RequestRecord, StoreError> {
+    let (before, after) = (to_map(current)?, to_map(updated)?);
+    let mut merged = to_map(stored)?;
+    for (name, value) in &after {
+        if before.get(name) != Some(value) {
+            merged.insert(name.clone(), value.clone());
+        }
+    }
+    for name in before.keys().filter(|name| !after.contains_key(*name)) {
+        merged.remove(name);
+    }
+    serde_json::from_value(Value::Object(merged)).map_err(|_| StoreError::Corrupt("request".into()))
+}
+
+impl Requests for MemoryStore {
+    async fn create(
+        &self,
+        request: &RequestRecord,
+        verification: &Verification,
+    ) -> Result<Created, StoreError> {
+        let mut state = self.state();
+        let marker = (request.email.subject_key(), request.kind);
+        if let Some(existing) = state.open.get(&marker) {
+            return Ok(Created::AlreadyOpen(*existing));
+        }
+        if state.requests.contains_key(&request.id) {
+            return Err(StoreError::Conflict);
+        }
+        state.requests.insert(request.id, request.clone());
+        let event = submitted_event(request, None);
+        state.audit.entry(request.id).or_default().insert(audit_sk(event.version), event);
+        state.open.insert(marker, request.id);
+        state.secrets.insert((request.id, TokenSlot::Requester), verification.clone());
+        Ok(Created::New)
+    }
+
+    async fn create_opt_out(&self, request: &RequestRecord, list: SuppressionList) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.requests.contains_key(&request.id) {
+            return Err(StoreError::Conflict);
+        }
+        state.requests.insert(request.id, request.clone());
+        let event = submitted_event(request, Some("no_verification_required"));
+        state.audit.entry(request.id).or_default().insert(audit_sk(event.version), event);
+        let suppression = Suppression { list, since: request.received_at, request_id: request.id };
+        state.suppressions.entry((request.email.subject_key(), list)).or_insert(suppression);
+        Ok(())
+    }
+
+    async fn get(&self, id: RequestId) -> Result<Option<RequestRecord>, StoreError> {
+        Ok(self.state().requests.get(&id).cloned())
+    }
+
+    async fn open_request(
+        &self,
+        subject: &SubjectKey,
+        kind: RequestKind,
+    ) -> Result<Option<RequestId>, StoreError> {
+        Ok(self.state().open.get(&(subject.clone(), kind)).copied())
+    }
+
+    async fn transition(&self, current: &RequestRecord, change: Change) -> Result<RequestRecord, StoreError> {
+        let updated = current.apply(&change.transition, change.at)?;
+        let mut state = self.state();
+        let stored = state.requests.get(&current.id).ok_or(StoreError::Conflict)?;
+        if stored.status != current.status || stored.version != current.version {
+            return Err(StoreError::Conflict);
+        }
+        let consumes = match &change.transition {
+            Transition::Verify { token } => Some((TokenSlot::Requester, token)),
+            Transition::ConfirmRecipient { token } => Some((TokenSlot::Recipient, token)),
+            _ => None,
+        };
+        if let Some((slot, token)) = consumes {
+            let held = state.secrets.get(&(current.id, slot)).is_some_and(|s| &s.token_hash == token);
+            if !held {
+                return Err(StoreError::Conflict);
+            }
+        }
+        if matches!(change.transition, Transition::Extend { .. }) && stored.original_due_on.is_some() {
+            return Err(StoreError::Conflict);
+        }
+        let merged = merge(stored, current, &updated)?;
+        if let Some((slot, _)) = consumes {
+            state.secrets.remove(&(current.id, slot));
+        }
+        if matches!(change.transition, Transition::Verify { .. }) {
+            let past = PastRequest { id: current.id, kind: current.kind, received_at: current.received_at };
+            let history = state.history.entry(current.email.subject_key()).or_default();
+            history.push(past);
+            history.sort_by_key(|p| (p.received_at, p.id.to_string()));
+        }
+        if !updated.status.is_open() {
+            state.secrets.remove(&(current.id, TokenSlot::Requester));
+            let marker = (current.email.subject_key(), current.kind);
+            if state.open.get(&marker) == Some(&current.id) {
+                state.open.remove(&marker);
+            }
+        }
+        let event = change.audit_event(current, updated.status);
+        state.audit.entry(current.id).or_default().insert(audit_sk(event.version), event);
+        state.requests.insert(current.id, merged);
+        Ok(updated)
+    }
+
+    async fn audit_trail(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
+        Ok(self.state().audit.get(&id).map(|events| events.values().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn record_event(
+        &self,
+        request: &RequestRecord,
+        event: Event,
+        at: DateTime<Utc>,
+        actor: Actor,
+    ) -> Result<(), StoreError> {
+        let audit = AuditEvent {
+            request_id: request.id,
+            version: request.version,
+            event,
+            from: Some(request.status),
+            to: request.status,
+            at,
+            actor,
+            reason: None,
+        };
+        let sk = format!(
+            "{}#{event}#{}",
+            audit_sk(request.version),
+            at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        );
+        self.state().audit.entry(request.id).or_default().insert(sk, audit);
+        Ok(())
+    }
+
+    async fn mark_acknowledged(&self, id: RequestId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        if let Some(request) = self.state().requests.get_mut(&id) {
+            request.acknowledged_at.get_or_insert(at);
+        }
+        Ok(())
+    }
+
+    async fn scrub_request(&self, id: RequestId) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if let Some(request) = state.requests.get_mut(&id) {
+            request.name = None;
+            request.details = None;
+            request.corrections = None;
+            request.recipient = None;
+        }
+        for slot in [TokenSlot::Requester, TokenSlot::Recipient] {
+            state.secrets.remove(&(id, slot));
+            state.downloads.remove(&(id, slot));
+        }
+        state.erasures.remove(&id);
+        Ok(())
+    }
+}
+
+impl Secrets for MemoryStore {
+    async fn secret(&self, id: RequestId, slot: TokenSlot) -> Result<Option<Verification>, StoreError> {
+        Ok(self.state().secrets.get(&(id, slot)).cloned())
+    }
+
+    async fn put_secret(
+        &self,
+        id: RequestId,
+        slot: TokenSlot,
+        verification: &Verification,
+    ) -> Result<(), StoreError> {
+        self.state().secrets.insert((id, slot), verification.clone());
+        Ok(())
+    }
+
+    async fn replace_verification(
+        &self,
+        id: RequestId,
+        verification: &Verification,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        match state.secrets.get_mut(&(id, TokenSlot::Requester)) {
+            Some(stored) => {
+                *stored = Verification { wrong_attempts: 0, ..verification.clone() };
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn count_wrong_attempt(&self, id: RequestId) -> Result<Option<u32>, StoreError> {
+        Ok(self.state().secrets.get_mut(&(id, TokenSlot::Requester)).map(|stored| {
+            stored.wrong_attempts += 1;
+            stored.wrong_attempts
+        }))
+    }
+
+    async fn put_download_token(
+        &self,
+        id: RequestId,
+        slot: TokenSlot,
+        token: &DownloadToken,
+    ) -> Result<(), StoreError> {
+        self.state().downloads.insert((id, slot), token.clone());
+        Ok(())
+    }
+
+    async fn download_tokens(&self, id: RequestId) -> Result<Vec<DownloadToken>, StoreError> {
+        let state = self.state();
+        Ok([TokenSlot::Requester, TokenSlot::Recipient]
+            .into_iter()
+            .filter_map(|slot| state.downloads.get(&(id, slot)).cloned())
+            .collect())
+    }
+}
+
+impl EffectLedger for MemoryStore {
+    async fn claim_effect(
+        &self,
+        id: RequestId,
+        effect: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        let mut state = self.state();
+        let key = (id, effect.to_owned());
+        match state.effects.get(&key) {
+            Some(Effect::Done) => Ok(Claim::AlreadyDone),
+            Some(Effect::Claimed { until }) if *until >= now.timestamp() => Ok(Claim::InProgress),
+            _ => {
+                state.effects.insert(key, Effect::Claimed { until: (now + lease).timestamp() });
+                Ok(Claim::Acquired)
+            }
+        }
+    }
+
+    async fn finish_effect(&self, id: RequestId, effect: &str) -> Result<(), StoreError> {
+        self.state().effects.insert((id, effect.to_owned()), Effect::Done);
+        Ok(())
+    }
+
+    async fn release_effect(&self, id: RequestId, effect: &str) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let key = (id, effect.to_owned());
+        if matches!(state.effects.get(&key), Some(Effect::Claimed { .. })) {
+            state.effects.remove(&key);
+        }
+        Ok(())
+    }
+}
+
+impl DueIndex for MemoryStore {
+    async fn open_requests(&self, query: &OpenQuery) -> Result<OpenPage, StoreError> {
+        if !query.status.is_open() {
+            return Ok(OpenPage::default());
+        }
+        let after = match &query.after {
+            Some(after) => {
+                page_key_id(after, query.status)?;
+                Some(after.sort_key.clone())
+            }
+            None => None,
+        };
+        let upper = query.until.map(upper_sort_key);
+        let state = self.state();
+        let mut matching: Vec<(String, &RequestRecord)> = state
+            .requests
+            .values()
+            .filter(|r| r.status == query.status)
+            .filter_map(|r| due_sort_key(r).map(|key| (key, r)))
+            .filter(|(key, _)| upper.as_ref().is_none_or(|upper| key <= upper))
+            .filter(|(key, _)| after.as_ref().is_none_or(|after| key > after))
+            .collect();
+        matching.sort_by(|a, b| a.0.cmp(&b.0));
+        let limit = query.limit.clamp(1, 1000) as usize;
+        let more = matching.len() > limit;
+        matching.truncate(limit);
+        let next = more.then(|| PageKey {
+            status: query.status,
+            sort_key: matching.last().map(|(key, _)| key.clone()).unwrap_or_default(),
+        });
+        let requests: Vec<OpenRequest> = matching
+            .iter()
+            .map(|(_, r)| OpenRequest {
+                id: r.id,
+                status: r.status,
+                version: r.version,
+                kind: r.kind,
+                regime: r.regime,
+                language: r.language,
+                received_at: r.received_at,
+                due_on: r.due_on,
+                original_due_on: r.original_due_on,
+                acknowledge_by: r.acknowledge_by,
+                acknowledged_at: r.acknowledged_at,
+            })
+            .collect();
+        Ok(OpenPage { items_read: requests.len() as u64, requests, next })
+    }
+}
+
+impl People for MemoryStore {
+    async fn suppressions(&self, subject: &SubjectKey) -> Result<Vec<Suppression>, StoreError> {
+        let state = self.state();
+        Ok(SuppressionList::ALL
+            .into_iter()
+            .filter_map(|list| state.suppressions.get(&(subject.clone(), list)).cloned())
+            .collect())
+    }
+
+    async fn history(&self, subject: &SubjectKey) -> Result<Vec<PastRequest>, StoreError> {
+        Ok(self.state().history.get(subject).cloned().unwrap_or_default())
+    }
+
+    async fn take_mail_slot(
+        &self,
+        subject: &SubjectKey,
+        now: DateTime<Utc>,
+        limit: u32,
+        window: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let since = (now - window).timestamp();
+        let sent = state.mail.entry(subject.clone()).or_default();
+        sent.retain(|t| *t > since);
+        if sent.len() >= limit as usize {
+            return Ok(false);
+        }
+        sent.push(now.timestamp());
+        Ok(true)
+    }
+}
+
+impl ErasureLog for MemoryStore {
+    async fn erasure_progress(&self, id: RequestId) -> Result<Option<ErasureProgress>, StoreError> {
+        Ok(self.state().erasures.get(&id).cloned())
+    }
+
+    async fn save_erasure_progress(
+        &self,
+        id: RequestId,
+        progress: &ErasureProgress,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.state().erasures.insert(id, progress.clone());
+        Ok(())
+    }
+}

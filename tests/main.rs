@@ -1,0 +1,19 @@
+//! The integration tests, as one binary (one link of the AWS SDK instead of one per file). Each
+//! module is one area; `support` is the harness: the emulator-backed stack and the in-memory one.
+
+mod support;
+
+mod bad_input;
+mod contract;
+mod data_sources;
+mod deadlines;
+mod exports;
+mod journey;
+mod local_stack;
+mod privacy_of_logs;
+mod pump;
+mod rights;
+mod staff_api;
+mod staff_command_line;
+mod stream_dispatch;
+mod template_rules;
