@@ -66,14 +66,14 @@ fn recipient_request(id: &str, content_type: Option<&str>, body: &str) -> Reques
         .with_path_parameters(HashMap::from([("id".to_owned(), id.to_owned())]))
 }
 
-async fn confirm_recipient(verifier: &AwsVerifier, id: &str, token: &str) -> (u16, Value) {
+async fn confirm_recipient(verifier: &LocalVerifier, id: &str, token: &str) -> (u16, Value) {
     let request = recipient_request(id, Some("application/json"), &token_body(token));
     let response = verify::handle(verifier, request).await.unwrap();
     (response.status().as_u16(), json_of(&response))
 }
 
 /// Submits `body` and verifies it through the real handlers; returns its id.
-async fn verified(stack: &Stack, body: Value) -> RequestId {
+async fn verified(stack: &Local, body: Value) -> RequestId {
     let (status, response) = submit(&stack.deps(), &body.to_string()).await;
     assert_eq!(status, 202, "{response}");
     let mails = stack.mail_to(body["email"].as_str().unwrap()).await;
@@ -83,7 +83,7 @@ async fn verified(stack: &Stack, body: Value) -> RequestId {
 }
 
 /// Stores a recipient confirmation token as `dispatch` does when it mails the second link.
-async fn recipient_token(stack: &Stack, id: RequestId) -> VerificationToken {
+async fn recipient_token(stack: &Local, id: RequestId) -> VerificationToken {
     let token = VerificationToken::generate();
     let secret = Verification {
         token_hash: token.hash(),
@@ -95,7 +95,7 @@ async fn recipient_token(stack: &Stack, id: RequestId) -> VerificationToken {
 }
 
 /// Moves a request on as the event functions would (`dispatch`, `erasure`), straight in the store.
-async fn system_change(stack: &Stack, id: RequestId, transition: Transition) {
+async fn system_change(stack: &Local, id: RequestId, transition: Transition) {
     let store = stack.deps().store;
     let record = store.get(id).await.unwrap().unwrap();
     store.transition(&record, Change::system(transition, stack.clock.now())).await.unwrap();
@@ -104,7 +104,7 @@ async fn system_change(stack: &Stack, id: RequestId, transition: Transition) {
 #[tokio::test]
 async fn every_response_matches_the_openapi_document() {
     let doc = openapi();
-    let stack = Stack::new().await;
+    let stack = Local::new();
     let deps = stack.deps();
     let verifier = stack.verifier();
     let address = unique_address("contract");
@@ -140,7 +140,7 @@ async fn every_response_matches_the_openapi_document() {
 #[tokio::test]
 async fn submissions_with_a_recipient_or_corrections_match_the_openapi_document() {
     let doc = openapi();
-    let stack = Stack::new().await;
+    let stack = Local::new();
     let deps = stack.deps();
     let address = unique_address("contract-fields");
     let with = |kind: &str, extra: Value| {
@@ -207,7 +207,7 @@ async fn submissions_with_a_recipient_or_corrections_match_the_openapi_document(
 #[tokio::test]
 async fn opt_outs_answer_completed_at_once_and_a_repeat_the_first_request() {
     let doc = openapi();
-    let stack = Stack::new().await;
+    let stack = Local::new();
     let deps = stack.deps();
     for (kind, region) in [("opt_out_of_sale", "US-CA"), ("unsubscribe", "NL")] {
         let address = unique_address("contract-opt-out");
@@ -225,7 +225,7 @@ async fn opt_outs_answer_completed_at_once_and_a_repeat_the_first_request() {
 #[tokio::test]
 async fn recipient_confirmation_responses_match_the_openapi_document() {
     let doc = openapi();
-    let stack = Stack::new().await;
+    let stack = Local::new();
     let verifier = stack.verifier();
     let path = "/requests/{id}/recipient";
     let body = json!({
@@ -313,12 +313,12 @@ fn the_documented_submission_fields_are_exactly_the_accepted_ones() {
 #[tokio::test]
 async fn every_staff_api_response_matches_the_staff_openapi_document() {
     let doc = document("staff-openapi.yaml");
-    let stack = Stack::new().await;
-    let api = staff_api(&stack);
-    let gdpr = verified_request(&stack, &unique_address("contract-staff"), "rectification", "NL").await;
-    let other = verified_request(&stack, &unique_address("contract-staff2"), "objection", "US-CA").await;
-    let third = verified_request(&stack, &unique_address("contract-staff3"), "restriction", "DE").await;
-    let access = verified_request(&stack, &unique_address("contract-staff4"), "access", "NL").await;
+    let stack = Local::new();
+    let api = stack.staff_api();
+    let gdpr = stack.verified_request(&unique_address("contract-staff"), "rectification", "NL").await;
+    let other = stack.verified_request(&unique_address("contract-staff2"), "objection", "US-CA").await;
+    let third = stack.verified_request(&unique_address("contract-staff3"), "restriction", "DE").await;
+    let access = stack.verified_request(&unique_address("contract-staff4"), "access", "NL").await;
     submit(&stack.deps(), &submission(&unique_address("contract-pending"), "deletion", "NL")).await;
 
     let calls: Vec<(&str, String, &str, Option<Value>)> = vec![
@@ -393,8 +393,8 @@ async fn every_staff_api_response_matches_the_staff_openapi_document() {
 #[tokio::test]
 async fn a_request_shows_its_triage_recipient_corrections_referral_and_receipt_as_documented() {
     let doc = document("staff-openapi.yaml");
-    let stack = Stack::new().await;
-    let api = staff_api(&stack);
+    let stack = Local::new();
+    let api = stack.staff_api();
     let show = |id: RequestId| {
         let api = &api;
         let doc = &doc;
@@ -493,8 +493,8 @@ async fn a_request_shows_its_triage_recipient_corrections_referral_and_receipt_a
 #[tokio::test]
 async fn the_suppression_check_matches_the_staff_openapi_document() {
     let doc = document("staff-openapi.yaml");
-    let stack = Stack::new().await;
-    let api = staff_api(&stack);
+    let stack = Local::new();
+    let api = stack.staff_api();
     let path = "/staff/suppressions/check";
     let both = unique_address("contract-suppressed");
     let marketing_only = unique_address("contract-unsubscribed");

@@ -1,5 +1,6 @@
-//! The requester's first journey, through the real handlers against the emulator:
-//! submit -> the email arrives -> verify with its token -> verified and audited.
+//! The requester's first journey, through the real handlers: submit -> the email arrives ->
+//! verify with its token -> verified and audited. What the handlers decide runs on the in-memory
+//! stack; what DynamoDB must guarantee (what the table holds, races) on the emulator.
 
 use chrono::{Duration, NaiveDate};
 use serde_json::json;
@@ -7,7 +8,7 @@ use serde_json::json;
 use crate::support::*;
 use privacy_shared::domain::{Actor, Event, Language, Regime, RequestId, Status};
 
-async fn submitted(stack: &Stack, kind: &str, region: &str) -> (String, String, String) {
+async fn submitted<H: Harness>(stack: &H, kind: &str, region: &str) -> (String, String, String) {
     let address = unique_address("journey");
     let (status, body) = submit(&stack.deps(), &submission(&address, kind, region)).await;
     assert_eq!(status, 202, "{body}");
@@ -61,7 +62,7 @@ async fn submitting_then_verifying_with_the_emailed_token_verifies_and_audits_bo
 
 #[tokio::test]
 async fn the_request_carries_its_legal_deadlines_from_receipt() {
-    let stack = Stack::new().await;
+    let stack = Local::new();
     let deps = stack.deps();
     // Received Saturday 2026-11-28 (Amsterdam). GDPR: Dec 28 (Monday). CCPA: Jan 12, ack Dec 11
     // (10 business days after Nov 28: Nov 30 .. Dec 11).
@@ -80,7 +81,7 @@ async fn the_request_carries_its_legal_deadlines_from_receipt() {
 
 #[tokio::test]
 async fn the_email_confirms_receipt_with_the_due_date_in_the_requesters_language() {
-    let stack = Stack::new().await;
+    let stack = Local::new();
     let deps = stack.deps();
     let dutch = unique_address("nl");
     let english = unique_address("en");
@@ -151,7 +152,7 @@ async fn five_wrong_tokens_lock_the_request_and_then_even_the_right_token_is_ref
 
 #[tokio::test]
 async fn a_used_token_is_refused_exactly_like_a_wrong_one() {
-    let stack = Stack::new().await;
+    let stack = Local::new();
     let verifier = stack.verifier();
     let (_, id, token) = submitted(&stack, "portability", "FR").await;
     assert_eq!(verify_with(&verifier, &id, &token).await.0, 200);
@@ -172,7 +173,7 @@ async fn a_used_token_is_refused_exactly_like_a_wrong_one() {
 
 #[tokio::test]
 async fn a_token_expires_after_24_hours() {
-    let stack = Stack::new().await;
+    let stack = Local::new();
     let verifier = stack.verifier();
     let (_, late_id, late_token) = submitted(&stack, "access", "NL").await;
     let (_, on_time_id, on_time_token) = submitted(&stack, "deletion", "NL").await;
@@ -204,7 +205,7 @@ async fn two_verifications_racing_with_the_same_token_exactly_one_wins() {
 
 #[tokio::test]
 async fn submitting_the_same_kind_again_while_pending_answers_with_the_same_request_and_a_fresh_link() {
-    let stack = Stack::new().await;
+    let stack = Local::new();
     let deps = stack.deps();
     let (address, id, first_token) = submitted(&stack, "deletion", "NL").await;
 
@@ -232,7 +233,7 @@ async fn submitting_the_same_kind_again_while_pending_answers_with_the_same_requ
 
 #[tokio::test]
 async fn no_address_gets_more_than_three_verification_emails_an_hour() {
-    let stack = Stack::new().await;
+    let stack = Local::new();
     let deps = stack.deps();
     let address = unique_address("flood");
     let kinds = ["access", "portability", "deletion", "rectification", "objection"];
@@ -252,7 +253,7 @@ async fn no_address_gets_more_than_three_verification_emails_an_hour() {
 
 #[tokio::test]
 async fn the_email_cap_is_configurable() {
-    let stack = Stack::with_env(&[("VERIFICATION_EMAILS_PER_HOUR", "1")]).await;
+    let stack = Local::with_env(&[("VERIFICATION_EMAILS_PER_HOUR", "1")]);
     let deps = stack.deps();
     let address = unique_address("cap");
     submit(&deps, &submission(&address, "access", "NL")).await;
@@ -262,7 +263,7 @@ async fn the_email_cap_is_configurable() {
 
 #[tokio::test]
 async fn the_verify_page_serves_english_or_dutch_and_allows_only_its_own_script() {
-    let stack = Stack::new().await;
+    let stack = Local::new();
     let verifier = stack.verifier();
     let page =
         verify::handle(&verifier, http("GET", "/verify", None, lambda_http::Body::Empty)).await.unwrap();
@@ -285,7 +286,7 @@ async fn the_verify_page_serves_english_or_dutch_and_allows_only_its_own_script(
 
 #[tokio::test]
 async fn other_methods_are_refused_with_json() {
-    let stack = Stack::new().await;
+    let stack = Local::new();
     let response = intake::handle(&stack.deps(), http("GET", "/requests", None, lambda_http::Body::Empty))
         .await
         .unwrap();

@@ -15,5 +15,6 @@ mod pump;
 mod rights;
 mod staff_api;
 mod staff_command_line;
+mod store_contract;
 mod stream_dispatch;
 mod template_rules;

@@ -1,5 +1,8 @@
-//! The harness: one fresh table per test in the emulator, the real AWS wiring around it, a
-//! clock the test moves, and helpers to speak HTTP to the handlers and read the emulator's mail.
+//! The harness: one fresh table per test in the emulator with the real AWS wiring around it (or,
+//! for tests of the handlers' own logic, the whole stack in memory: [`Local`]), a clock the test
+//! moves, and helpers to speak HTTP to the handlers and read the mail they sent.
+
+mod local;
 
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -11,12 +14,14 @@ use std::sync::Arc;
 
 use devstack::mailbox::{self, SentMail};
 use devstack::template::{self, Template};
-use privacy_shared::{AwsDeps, Config, Env, ManualClock};
+use privacy_shared::mail::Mailer;
+use privacy_shared::{AwsDeps, Config, Deps, Env, ManualClock};
 
 pub type Item = HashMap<String, AttributeValue>;
 
 // The store's item families, for every test module that reads or writes the store directly.
-pub use privacy_shared::store::{Requests, Secrets};
+pub use local::{Local, LocalVerifier};
+pub use privacy_shared::store::{People, Requests, Secrets};
 
 pub const MAIL_FROM: &str = "privacy@example.com";
 pub const CONFIGURATION_SET: &str = "privacy-requests";
@@ -210,14 +215,21 @@ pub fn json_of(response: &Response<Body>) -> Value {
 }
 
 /// Submits through the real intake handler; returns the status and the JSON body.
-pub async fn submit(deps: &AwsDeps, body: &str) -> (u16, Value) {
+pub async fn submit<S: Requests + Secrets + People, M: Mailer>(
+    deps: &Deps<S, M>,
+    body: &str,
+) -> (u16, Value) {
     let response = intake::handle(deps, post_json("/requests", body)).await.unwrap();
     (response.status().as_u16(), json_of(&response))
 }
 
 pub type AwsVerifier = verify::Verifier<privacy_shared::store::DynamoStore, privacy_shared::mail::SesMailer>;
 
-pub async fn verify_with(verifier: &AwsVerifier, id: &str, token: &str) -> (u16, Value) {
+pub async fn verify_with<S: Requests + Secrets, M: Mailer>(
+    verifier: &verify::Verifier<S, M>,
+    id: &str,
+    token: &str,
+) -> (u16, Value) {
     let response = verify::handle(verifier, verify_request(id, &token_body(token))).await.unwrap();
     (response.status().as_u16(), json_of(&response))
 }
@@ -343,7 +355,12 @@ pub fn staff_call(method: &str, path_and_query: &str, body: Option<&Value>, call
 }
 
 /// Calls the staff API as the privacy officer; returns the status and the JSON body.
-pub async fn staff(admin: &AwsAdmin, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+pub async fn staff<S: admin::StaffStore, M: Mailer>(
+    admin: &admin::Admin<S, M>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let response =
         admin::handle(admin, staff_call(method, path, body.as_ref(), Some(STAFF_ARN))).await.unwrap();
     (response.status().as_u16(), json_of(&response))
@@ -362,4 +379,35 @@ pub async fn verified_request(
     let (id, token) = link_parts(mails.last().expect("a verification email"));
     assert_eq!(verify_with(&stack.verifier(), &id, &token).await.0, 200);
     privacy_shared::domain::RequestId::parse(&id).unwrap()
+}
+
+/// What a test needs of a stack, whichever it is: the emulator-backed [`Stack`] or the in-memory
+/// [`Local`]. Tests of the handlers' own logic are written once against this.
+pub trait Harness {
+    type Store: Requests + Secrets + People + privacy_shared::store::RequestStore;
+    type Mailer: Mailer;
+    fn deps(&self) -> Deps<Self::Store, Self::Mailer>;
+    fn mail_to(&self, address: &str) -> impl std::future::Future<Output = Vec<SentMail>>;
+}
+
+impl Harness for Stack {
+    type Store = privacy_shared::store::DynamoStore;
+    type Mailer = privacy_shared::mail::SesMailer;
+    fn deps(&self) -> AwsDeps {
+        Stack::deps(self)
+    }
+    async fn mail_to(&self, address: &str) -> Vec<SentMail> {
+        Stack::mail_to(self, address).await
+    }
+}
+
+impl Harness for Local {
+    type Store = privacy_shared::store::MemoryStore;
+    type Mailer = privacy_shared::mail::MemoryMailer;
+    fn deps(&self) -> privacy_shared::MemoryDeps {
+        Local::deps(self)
+    }
+    async fn mail_to(&self, address: &str) -> Vec<SentMail> {
+        Local::mail_to(self, address).await
+    }
 }

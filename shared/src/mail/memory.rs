@@ -1,14 +1,15 @@
 //! A mailer in memory, for flow tests: it keeps what it was asked to send, and can be told to
 //! fail the next sends the way SES does when it refuses a message.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::{MailError, Mailer, OutgoingEmail};
 
-#[derive(Default)]
+/// Clones share one outbox.
+#[derive(Clone, Default)]
 pub struct MemoryMailer {
-    sent: Mutex<Vec<OutgoingEmail>>,
-    failures_left: Mutex<u32>,
+    sent: Arc<Mutex<Vec<OutgoingEmail>>>,
+    failures_left: Arc<Mutex<u32>>,
 }
 
 impl MemoryMailer {

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
     Change, Claim, Created, DownloadToken, DueIndex, EffectLedger, ErasureLog, ErasureProgress, OpenPage,
@@ -37,14 +37,73 @@ struct State {
     erasures: HashMap<RequestId, ErasureProgress>,
 }
 
-#[derive(Default)]
+/// Clones share one store, as every function of a stack shares one table.
+#[derive(Clone, Default)]
 pub struct MemoryStore {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// Nothing stored at all.
+    pub fn is_empty(&self) -> bool {
+        let state = self.state();
+        state.requests.is_empty()
+            && state.secrets.is_empty()
+            && state.downloads.is_empty()
+            && state.effects.is_empty()
+            && state.suppressions.is_empty()
+            && state.mail.is_empty()
+            && state.erasures.is_empty()
+    }
+
+    /// Everything stored, as text in a stable order (hashes in full): for tests that check that
+    /// nothing changed.
+    pub fn fingerprint(&self) -> String {
+        let state = self.state();
+        let mut lines: Vec<String> = Vec::new();
+        for (id, request) in &state.requests {
+            lines.push(format!("request {id} {}", serde_json::to_string(request).unwrap_or_default()));
+        }
+        for (id, events) in &state.audit {
+            for (sk, event) in events {
+                lines.push(format!("audit {id} {sk} {}", serde_json::to_string(event).unwrap_or_default()));
+            }
+        }
+        for ((subject, kind), id) in &state.open {
+            lines.push(format!("open {} {kind} {id}", subject.as_str()));
+        }
+        for ((id, slot), v) in &state.secrets {
+            lines.push(format!(
+                "secret {id} {slot:?} {} {} {}",
+                v.token_hash.to_hex(),
+                v.expires_at,
+                v.wrong_attempts
+            ));
+        }
+        for ((id, slot), t) in &state.downloads {
+            lines.push(format!("download {id} {slot:?} {} {}", t.token_hash.to_hex(), t.expires_at));
+        }
+        for ((id, key), effect) in &state.effects {
+            lines.push(format!("effect {id} {key} {effect:?}"));
+        }
+        for (subject, history) in &state.history {
+            lines.push(format!("history {} {history:?}", subject.as_str()));
+        }
+        for ((subject, list), s) in &state.suppressions {
+            lines.push(format!("suppression {} {list:?} {s:?}", subject.as_str()));
+        }
+        for (subject, sent) in &state.mail {
+            lines.push(format!("mail {} {sent:?}", subject.as_str()));
+        }
+        for (id, progress) in &state.erasures {
+            lines.push(format!("erasure {id} {:?} {:?}", progress.sources, progress.exports_deleted));
+        }
+        lines.sort();
+        lines.join("\n")
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
