@@ -6,27 +6,74 @@ use privacy_shared::store::DUE_INDEX;
 use serde_norway::Value;
 
 #[test]
-fn the_functions_environment_is_declared_for_every_function() {
+fn there_are_eight_functions_each_built_from_its_own_binary() {
     let template = Template::load(&template::default_path()).unwrap();
-    let vars = template.raw()["Globals"]["Function"]["Environment"]["Variables"].as_mapping().unwrap();
-    for name in ["TABLE_NAME", "MAIL_FROM", "PUBLIC_BASE_URL", "BUSINESS_TIME_ZONE", "BUSINESS_HOLIDAYS"] {
-        assert!(vars.contains_key(name), "{name} is not set for the deployed functions");
-    }
-    let functions = template.resources_of_type("AWS::Serverless::Function");
-    assert_eq!(functions.len(), 8);
-    let mut binaries: Vec<&str> = functions
+    let mut binaries: Vec<&str> = template
+        .resources_of_type("AWS::Serverless::Function")
         .iter()
-        .map(|id| {
-            template.raw()["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"]
-                .as_str()
-                .unwrap()
-        })
+        .map(|id| binary(&template, id))
         .collect();
     binaries.sort_unstable();
     assert_eq!(
         binaries,
         ["admin", "dispatch", "download", "erasure", "export", "intake", "reminders", "verify"]
     );
+}
+
+fn binary<'a>(template: &'a Template, function: &str) -> &'a str {
+    template.raw()["Resources"][function]["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap()
+}
+
+/// The variables the template gives a function (the globals and its own), with the values it
+/// would see on a deploy with the parameters' defaults (a sample where the value is a resource).
+fn given_environment(template: &Template, function: &str) -> Vec<(String, String)> {
+    let sample = |name: &str| match name {
+        "MAIL_FROM" => "privacy@example.com",
+        "STAFF_ADDRESS" => "privacy-team@example.com",
+        "PUBLIC_BASE_URL" => "https://privacy.example.com",
+        _ => "resource-name",
+    };
+    let globals = &template.raw()["Globals"]["Function"]["Environment"]["Variables"];
+    let own = &template.raw()["Resources"][function]["Properties"]["Environment"]["Variables"];
+    let mut given = Vec::new();
+    for variables in [globals, own] {
+        for (name, value) in variables.as_mapping().into_iter().flatten() {
+            let name = name.as_str().unwrap().to_owned();
+            let value = match (value, intrinsic(value)) {
+                (Value::String(literal), _) => literal.clone(),
+                (_, Some(("Ref", parameter))) => template.raw()["Parameters"][parameter]["Default"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .or_else(|| {
+                        template.raw()["Parameters"][parameter]["Default"].as_u64().map(|n| n.to_string())
+                    })
+                    .unwrap_or_else(|| sample(&name).to_owned()),
+                _ => sample(&name).to_owned(),
+            };
+            given.push((name, value));
+        }
+    }
+    given
+}
+
+#[test]
+fn each_function_reads_exactly_the_variables_the_template_gives_it() {
+    use privacy_shared::config::{Env, Function, LOCAL_ONLY};
+    use std::collections::BTreeSet;
+    let template = Template::load(&template::default_path()).unwrap();
+    for id in template.resources_of_type("AWS::Serverless::Function") {
+        let name = binary(&template, &id);
+        let function = Function::ALL.into_iter().find(|f| f.name() == name).unwrap();
+        let given = given_environment(&template, &id);
+        let pairs: Vec<(&str, &str)> = given.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let env = Env::from_pairs(&pairs);
+        function
+            .load(&env)
+            .unwrap_or_else(|e| panic!("{name} does not start with the template's settings: {e}"));
+        let read: BTreeSet<&str> = env.names_read().into_iter().filter(|n| !LOCAL_ONLY.contains(n)).collect();
+        let given: BTreeSet<&str> = given.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(read, given, "{name}: variables read (left) and given by the template (right)");
+    }
 }
 
 #[test]

@@ -7,6 +7,22 @@ export AWS_SECRET_ACCESS_KEY=test
 unset AWS_SESSION_TOKEN AWS_PROFILE
 export AWS_EC2_METADATA_DISABLED=true
 
+# The toolchain rust-toolchain.toml names, without a download: where the machine's stable
+# toolchain is that very version but known only as "stable", it is linked under the pinned name.
+ensure_toolchain() {
+  local want
+  want="$(sed -n 's/^channel = "\(.*\)"/\1/p' "$ROOT/rust-toolchain.toml")"
+  rustup toolchain list | grep -q "^$want" && return
+  local stable
+  stable="$(rustc +stable --version 2>/dev/null | cut -d' ' -f2)"
+  if [ "$stable" = "$want" ]; then
+    rustup toolchain link "$want" "$(rustc +stable --print sysroot)"
+  else
+    echo "rust-toolchain.toml wants Rust $want; this machine has ${stable:-no stable toolchain}" >&2
+    return 1
+  fi
+}
+
 # Starts the emulator (dev/emulator.py) on 127.0.0.1:$1 in the background unless one already answers there;
 # its log goes to $2. Sets MOTO_PID when it started one.
 start_emulator() {
@@ -37,3 +53,6 @@ PY
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# Every command that sources this file uses cargo next.
+ensure_toolchain
