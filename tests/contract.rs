@@ -13,7 +13,7 @@ use privacy_shared::domain::{
     Completion, ErasedSource, ErasureReceipt, Event, RequestId, RequestKind, Transition, Triage,
     VerificationToken,
 };
-use privacy_shared::store::{Change, TokenSlot, Verification};
+use privacy_shared::store::{Change, LiveToken, Secrets, TokenSlot};
 
 fn openapi() -> Value {
     document("openapi.yaml")
@@ -85,12 +85,9 @@ async fn verified(stack: &Local, body: Value) -> RequestId {
 /// Stores a recipient confirmation token as `dispatch` does when it mails the second link.
 async fn recipient_token(stack: &Local, id: RequestId) -> VerificationToken {
     let token = VerificationToken::generate();
-    let secret = Verification {
-        token_hash: token.hash(),
-        expires_at: stack.clock.now() + Duration::days(7),
-        wrong_attempts: 0,
-    };
-    stack.deps().store.put_secret(id, TokenSlot::Recipient, &secret).await.unwrap();
+    let live = LiveToken { token_hash: token.hash(), expires_at: stack.clock.now() + Duration::days(7) };
+    let now = stack.clock.now();
+    assert!(stack.deps().store.issue_token(id, TokenSlot::Recipient, &live, now).await.unwrap());
     token
 }
 

@@ -110,7 +110,7 @@ async fn the_table_never_holds_the_plain_token() {
 }
 
 #[tokio::test]
-async fn five_wrong_tokens_lock_the_request_and_then_even_the_right_token_is_refused() {
+async fn five_wrong_tokens_lock_the_links_but_the_request_stays_open_for_a_fresh_link() {
     let stack = Stack::new().await;
     let verifier = stack.verifier();
     let (address, id, token) = submitted(&stack, "access", "NL").await;
@@ -132,22 +132,46 @@ async fn five_wrong_tokens_lock_the_request_and_then_even_the_right_token_is_ref
     let deps = stack.deps();
     let request_id = RequestId::parse(&id).unwrap();
     let stored = deps.store.get(request_id).await.unwrap().unwrap();
-    assert_eq!(stored.status, Status::Expired);
-    assert_eq!(
-        stored.closed_reason.as_deref(),
-        Some(privacy_shared::domain::ExpiryReason::TooManyAttempts.as_str())
-    );
-    let last = deps.store.audit_trail(request_id).await.unwrap().pop().unwrap();
-    assert_eq!((last.event, last.actor), (Event::Expired, Actor::System));
+    assert_eq!(stored.status, Status::PendingVerification, "a stranger's guesses close nothing");
+    assert_eq!(deps.store.audit_trail(request_id).await.unwrap().len(), 1);
+
+    // The owner submits again and gets a fresh link to the same request, which works.
+    let (status, _) = submit(&deps, &submission(&address, "access", "NL")).await;
+    assert_eq!(status, 202);
+    let mails = stack.mail_to(&address).await;
+    assert_eq!(mails.len(), 2);
+    let (again_id, fresh) = link_parts(&mails[1]);
+    assert_eq!(again_id, id);
+    assert_eq!(verify_with(&verifier, &id, &fresh).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_resubmission_by_anyone_leaves_the_owners_link_working() {
+    let stack = Local::new();
+    let (address, id, token) = submitted(&stack, "deletion", "NL").await;
+    let (status, _) = submit(&stack.deps(), &submission(&address, "deletion", "NL")).await;
+    assert_eq!(status, 202);
+    assert_eq!(stack.mail_to(&address).await.len(), 2, "the resubmission mailed one more link");
+    assert_eq!(verify_with(&stack.verifier(), &id, &token).await.0, 200, "the first link still works");
+}
+
+#[tokio::test]
+async fn a_resubmission_mails_a_working_link_after_ttl_removed_the_secrets() {
+    let stack = Stack::new().await;
+    let (address, id, _) = submitted(&stack, "access", "NL").await;
+    // DynamoDB's TTL deletes the expired secrets item on its own schedule.
+    stack.delete_item(&format!("REQ#{id}"), "VERIFY").await;
+    let deps = stack.deps();
+    let request_id = RequestId::parse(&id).unwrap();
     assert!(
         deps.store.secret(request_id, privacy_shared::store::TokenSlot::Requester).await.unwrap().is_none()
     );
 
-    // The requester must submit again, and can: a new request and a new email.
-    let (status, body) = submit(&deps, &submission(&address, "access", "NL")).await;
-    assert_eq!(status, 202);
-    assert_ne!(body["request_id"], id.as_str());
-    assert_eq!(stack.mail_to(&address).await.len(), 2);
+    submit(&deps, &submission(&address, "access", "NL")).await;
+    let mails = stack.mail_to(&address).await;
+    assert_eq!(mails.len(), 2);
+    let (_, fresh) = link_parts(&mails[1]);
+    assert_eq!(verify_with(&stack.verifier(), &id, &fresh).await.0, 200);
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 mod support;
 
 mod bad_input;
+mod confirmation_page;
 mod contract;
 mod data_sources;
 mod deadlines;

@@ -10,8 +10,8 @@ use privacy_shared::domain::{
     RequestRecord, StaffText, Status, TokenHash, Transition, Triage,
 };
 use privacy_shared::store::{
-    Bound, Change, Claim, Created, DownloadToken, ErasureProgress, MemoryStore, OpenQuery, RequestStore,
-    StoreError, SuppressionList, TokenSlot, Verification,
+    Bound, Change, Claim, Created, DownloadToken, ErasureProgress, LiveToken, MAX_LIVE_TOKENS, MemoryStore,
+    OpenQuery, RequestStore, StoreError, SuppressionList, TokenSlot, WrongAttempt,
 };
 
 fn at(minutes: i64) -> DateTime<Utc> {
@@ -26,8 +26,8 @@ fn received(address: &str, kind: RequestKind, when: DateTime<Utc>) -> RequestRec
     RequestRecord::received(RequestId::generate(), kind, region, Language::Nl, email, when, deadlines)
 }
 
-fn secret(token: &str, expires_at: DateTime<Utc>) -> Verification {
-    Verification { token_hash: TokenHash::of_secret(token), expires_at, wrong_attempts: 0 }
+fn secret(token: &str, expires_at: DateTime<Utc>) -> LiveToken {
+    LiveToken { token_hash: TokenHash::of_secret(token), expires_at }
 }
 
 /// A new request with its verification secret `token`.
@@ -108,7 +108,7 @@ async fn a_recipient_token_confirms_the_recipient_once<S: RequestStore>(store: &
     store.create(&record, &secret("t", at(60))).await.unwrap();
     let verify = Transition::Verify { token: TokenHash::of_secret("t") };
     let verified = store.transition(&record, Change::new(verify, at(1), Actor::Requester)).await.unwrap();
-    store.put_secret(record.id, TokenSlot::Recipient, &secret("r", at(600))).await.unwrap();
+    assert!(store.issue_token(record.id, TokenSlot::Recipient, &secret("r", at(600)), at(1)).await.unwrap());
     let confirm = |token: &str| Transition::ConfirmRecipient { token: TokenHash::of_secret(token) };
     let wrong = store.transition(&verified, Change::new(confirm("x"), at(2), Actor::Requester)).await;
     assert!(matches!(wrong, Err(StoreError::Conflict)));
@@ -291,17 +291,46 @@ async fn the_mail_window_grants_its_slots_then_rolls<S: RequestStore>(store: &S)
     assert!(store.take_mail_slot(&subject, at(61), 3, hour).await.unwrap(), "the first has left the window");
 }
 
-async fn secrets_round_trip_and_a_missing_one_is_neither_replaced_nor_counted<S: RequestStore>(store: &S) {
+async fn links_add_up_to_a_few_and_wrong_tries_lock_them_without_touching_the_request<S: RequestStore>(
+    store: &S,
+) {
     let pending = created(store, RequestKind::Access, at(0), "t").await;
-    assert_eq!(store.count_wrong_attempt(pending.id).await.unwrap(), Some(1));
-    assert_eq!(store.count_wrong_attempt(pending.id).await.unwrap(), Some(2));
-    assert!(store.replace_verification(pending.id, &secret("u", at(90))).await.unwrap());
-    let stored = store.secret(pending.id, TokenSlot::Requester).await.unwrap().unwrap();
-    assert_eq!(stored, secret("u", at(90)), "a fresh secret with its counter reset");
+    let slot = TokenSlot::Requester;
+    for token in ["u", "v"] {
+        assert!(store.issue_token(pending.id, slot, &secret(token, at(90)), at(1)).await.unwrap());
+    }
+    let stored = store.secret(pending.id, slot).await.unwrap().unwrap();
+    assert_eq!(stored.tokens, [secret("t", at(24 * 60)), secret("u", at(90)), secret("v", at(90))]);
+    assert!(store.issue_token(pending.id, slot, &secret("w", at(90)), at(2)).await.unwrap());
+    let stored = store.secret(pending.id, slot).await.unwrap().unwrap();
+    assert_eq!(stored.tokens.len(), MAX_LIVE_TOKENS, "the oldest link makes room");
+    assert!(!stored.accepts(&TokenHash::of_secret("t"), at(3)));
+    assert!(stored.accepts(&TokenHash::of_secret("u"), at(3)));
+
+    assert_eq!(
+        store.count_wrong_attempt(pending.id, slot, at(4), 3).await.unwrap(),
+        WrongAttempt::Counted(1)
+    );
+    assert_eq!(
+        store.count_wrong_attempt(pending.id, slot, at(4), 3).await.unwrap(),
+        WrongAttempt::Counted(2)
+    );
+    assert_eq!(store.count_wrong_attempt(pending.id, slot, at(5), 3).await.unwrap(), WrongAttempt::Locked);
+    let locked = store.secret(pending.id, slot).await.unwrap().unwrap();
+    assert!(locked.is_locked() && !locked.accepts(&TokenHash::of_secret("u"), at(6)));
+    assert_eq!(store.get(pending.id).await.unwrap().unwrap().status, Status::PendingVerification);
+    assert!(store.issue_token(pending.id, slot, &secret("x", at(90)), at(7)).await.unwrap());
+    let fresh = store.secret(pending.id, slot).await.unwrap().unwrap();
+    assert!(fresh.accepts(&TokenHash::of_secret("x"), at(8)) && !fresh.is_locked());
+
     let unknown = RequestId::generate();
-    assert!(!store.replace_verification(unknown, &secret("u", at(90))).await.unwrap());
-    assert_eq!(store.count_wrong_attempt(unknown).await.unwrap(), None);
+    assert!(!store.issue_token(unknown, slot, &secret("u", at(90)), at(1)).await.unwrap());
+    assert_eq!(store.count_wrong_attempt(unknown, slot, at(1), 3).await.unwrap(), WrongAttempt::NoSecret);
     assert!(store.secret(unknown, TokenSlot::Requester).await.unwrap().is_none());
+    assert!(
+        !store.issue_token(pending.id, TokenSlot::Recipient, &secret("r", at(90)), at(1)).await.unwrap(),
+        "no recipient link before the requester confirmed"
+    );
 
     let download = DownloadToken { token_hash: TokenHash::of_secret("d"), expires_at: at(1000) };
     let third = DownloadToken { token_hash: TokenHash::of_secret("e"), expires_at: at(2000) };
@@ -385,7 +414,7 @@ held_by_both_stores!(
     the_due_index_holds_open_requests_per_status_in_order,
     a_suppression_keeps_its_first_moment_and_request,
     the_mail_window_grants_its_slots_then_rolls,
-    secrets_round_trip_and_a_missing_one_is_neither_replaced_nor_counted,
+    links_add_up_to_a_few_and_wrong_tries_lock_them_without_touching_the_request,
     scrubbing_keeps_the_request_and_its_trail_but_no_personal_text_or_secrets,
     events_that_change_nothing_follow_their_transition_in_the_trail,
 );

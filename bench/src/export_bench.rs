@@ -14,7 +14,7 @@ use privacy_shared::domain::{
     Actor, EmailAddress, Language, Region, RequestId, RequestKind, RequestRecord, Transition,
     VerificationToken,
 };
-use privacy_shared::store::{Change, DynamoStore, Requests, Verification};
+use privacy_shared::store::{Change, DynamoStore, LiveToken, Requests};
 
 const RECORDING_MIB: usize = 64;
 const ADDRESS: &str = "big.exporter@example.com";
@@ -90,11 +90,7 @@ async fn seed(mib: usize) -> Result<()> {
     store
         .create(
             &record,
-            &Verification {
-                token_hash: token.hash(),
-                expires_at: now + chrono::Duration::hours(1),
-                wrong_attempts: 0,
-            },
+            &LiveToken { token_hash: token.hash(), expires_at: now + chrono::Duration::hours(1) },
         )
         .await?;
     let change = Change::new(Transition::Verify { token: token.hash() }, now, Actor::Requester);

@@ -10,6 +10,7 @@ export AWS_EC2_METADATA_DISABLED=true
 # The toolchain rust-toolchain.toml names, without a download: where the machine's stable
 # toolchain is that very version but known only as "stable", it is linked under the pinned name.
 ensure_toolchain() {
+  local ROOT="${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
   local want
   want="$(sed -n 's/^channel = "\(.*\)"/\1/p' "$ROOT/rust-toolchain.toml")"
   rustup toolchain list | grep -q "^$want" && return

@@ -31,7 +31,7 @@ use privacy_shared::mail::{MailError, Mailer, SesMailer};
 use privacy_shared::sources::{AwsPersonalData, PersonalData, SourceError};
 use privacy_shared::store::ledger::{Once, once};
 use privacy_shared::store::{
-    Change, DownloadToken, DynamoStore, Outcome, RequestStore, StoreError, TokenSlot, Verification,
+    Change, DownloadToken, DynamoStore, LiveToken, Outcome, RequestStore, StoreError, TokenSlot,
     record_from_image, transition_or_reload,
 };
 use privacy_shared::{Clock, ConfigError, Deps};
@@ -345,8 +345,11 @@ async fn confirm_recipient<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalD
     let deps = &dispatcher.deps;
     let token = VerificationToken::generate();
     let expires_at = deps.clock.now() + Duration::days(RECIPIENT_CONFIRMATION_DAYS);
-    let secret = Verification { token_hash: token.hash(), expires_at, wrong_attempts: 0 };
-    deps.store.put_secret(record.id, TokenSlot::Recipient, &secret).await?;
+    let live = LiveToken { token_hash: token.hash(), expires_at };
+    if !deps.store.issue_token(record.id, TokenSlot::Recipient, &live, deps.clock.now()).await? {
+        // No longer verified (staff closed it meanwhile): there is nothing to confirm.
+        return Ok(());
+    }
     let valid_until = deps.config.calendar.local_date(expires_at);
     let email =
         deps.templates.recipient_confirmation(record, &token, valid_until, &deps.config.public_base_url)?;

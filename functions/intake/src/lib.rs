@@ -25,7 +25,9 @@ use privacy_shared::domain::{
 };
 use privacy_shared::mail::templates::VerificationEmail;
 use privacy_shared::mail::{MailError, Mailer};
-use privacy_shared::store::{Created, People, Requests, Secrets, StoreError, SuppressionList, Verification};
+use privacy_shared::store::{
+    Created, LiveToken, People, Requests, Secrets, StoreError, SuppressionList, TokenSlot,
+};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -242,7 +244,7 @@ async fn submit<S: Requests + Secrets + People, M: Mailer>(
         ..new_record(deps, submission.kind, submission.region, submission.language, submission.email, now)
     };
     let token = VerificationToken::generate();
-    match deps.store.create(&record, &fresh_verification(deps, &token)).await? {
+    match deps.store.create(&record, &live_token(deps, &token)).await? {
         Created::New => {
             tracing::info!(request_id = %record.id, kind = %record.kind, regime = regime.as_str(), "request submitted");
             send_verification(deps, &record, &token).await?;
@@ -309,8 +311,9 @@ async fn opt_out<S: Requests + Secrets + People, M: Mailer>(
 }
 
 /// The same person asked for the same thing again while a request is open: answer with that
-/// request. If it still waits for verification, send a fresh link (the old one stops working),
-/// within the same flood guard as a first email.
+/// request. If it still waits for verification, send one more link (the links already sent keep
+/// working, so a resubmission by someone else takes nothing from the owner), within the same
+/// flood guard as a first email.
 async fn resubmitted<S: Requests + Secrets + People, M: Mailer>(
     deps: &Deps<S, M>,
     id: RequestId,
@@ -323,17 +326,17 @@ async fn resubmitted<S: Requests + Secrets + People, M: Mailer>(
         return Ok(id);
     }
     let token = VerificationToken::generate();
-    if deps.store.replace_verification(id, &fresh_verification(deps, &token)).await? {
+    let now = deps.clock.now();
+    if deps.store.issue_token(id, TokenSlot::Requester, &live_token(deps, &token), now).await? {
         deliver(deps, &record, &token).await?;
     }
     Ok(id)
 }
 
-fn fresh_verification<S, M>(deps: &Deps<S, M>, token: &VerificationToken) -> Verification {
-    Verification {
+fn live_token<S, M>(deps: &Deps<S, M>, token: &VerificationToken) -> LiveToken {
+    LiveToken {
         token_hash: token.hash(),
         expires_at: deps.clock.now() + deps.config.verification.token_lifetime,
-        wrong_attempts: 0,
     }
 }
 

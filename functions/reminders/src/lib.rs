@@ -30,8 +30,8 @@ use privacy_shared::mail::templates::{Digest, DigestRow, DigestSection};
 use privacy_shared::mail::{MailError, Mailer, SesMailer};
 use privacy_shared::store::ledger::{Once, claim_all, once};
 use privacy_shared::store::{
-    Bound, Change, DueIndex, DynamoStore, EffectLedger, OpenQuery, OpenRequest, Requests, Secrets,
-    StoreError, Verification,
+    Bound, Change, DueIndex, DynamoStore, EffectLedger, LiveToken, OpenQuery, OpenRequest, Requests, Secrets,
+    StoreError, TokenSlot,
 };
 use privacy_shared::{Clock, ConfigError, Deps};
 /// How long one run may hold a ledger entry: longer than a sweep takes (its timeout is 60 s).
@@ -317,8 +317,9 @@ async fn send_reminder<S: SweepStore, M: Mailer>(
     let Some(record) = still_pending(deps, request, report).await? else { return Ok(false) };
     let closes_at = record.received_at + sweeper.policy.expire_after;
     let token = VerificationToken::generate();
-    let verification = Verification { token_hash: token.hash(), expires_at: closes_at, wrong_attempts: 0 };
-    if !deps.store.replace_verification(record.id, &verification).await? {
+    // Added beside any link still in the mailbox; recreated if DynamoDB's TTL swept the first.
+    let live = LiveToken { token_hash: token.hash(), expires_at: closes_at };
+    if !deps.store.issue_token(record.id, TokenSlot::Requester, &live, deps.clock.now()).await? {
         return Ok(false);
     }
     let closes_on = deps.config.calendar.local_date(closes_at);

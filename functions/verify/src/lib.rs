@@ -1,9 +1,17 @@
-//! `POST /requests/{id}/verify` proves the requester owns the address, and `GET /verify` serves
-//! the page the email links to.
+//! `POST /requests/{id}/verify` proves the requester owns the address, `POST
+//! /requests/{id}/recipient` confirms a third-party recipient, `POST /requests/{id}/preview`
+//! tells the confirmation page what a link would confirm (without using it), and `GET /verify`
+//! serves that page.
 //!
-//! A token is single-use, expires, and is compared in constant time against the stored hash.
-//! Wrong, expired, used and unknown tokens all get the same answer; after too many wrong tries
-//! the request is closed (expired, "too_many_attempts") and must be submitted again.
+//! Opening a link changes nothing: mail scanners and previews open links and run their scripts.
+//! The page shows what will be confirmed and confirms only when the person presses its button.
+//!
+//! A token is single-use, expires, and is compared in constant time against the stored hashes
+//! (a slot keeps a few live links, so a resubmission does not kill the one already in the
+//! mailbox). Wrong, expired, used and unknown tokens all get the same answer. Wrong tries are
+//! limited per request: at the limit every live link of the slot is locked, but the request stays
+//! open and a new link (submitting again, or the reminder) works; nobody who merely knows a
+//! request id can close it.
 
 mod page;
 
@@ -15,16 +23,12 @@ use std::convert::Infallible;
 use privacy_shared::Deps;
 use privacy_shared::api::{ApiError, json_response, path_request_id, read_json};
 use privacy_shared::domain::{
-    Actor, ExpiryReason, RequestId, RequestRecord, Status, Transition, VerificationToken,
+    Actor, Language, RequestId, RequestKind, RequestRecord, Status, TokenHash, Transition, VerificationToken,
 };
 use privacy_shared::mail::Mailer;
-use privacy_shared::store::{
-    Change, Outcome, Requests, Secrets, StoreError, TokenSlot, transition_or_reload,
-};
+use privacy_shared::store::{Change, Requests, Secrets, StoreError, TokenSlot, WrongAttempt};
 
 pub use page::Page;
-
-const MAX_LOCK_RETRIES: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -33,6 +37,7 @@ pub enum VerifyError {
     /// Wrong, expired, already used, or for an unknown request: deliberately one answer.
     #[error("verification failed")]
     Failed,
+    /// Too many wrong tries: the slot's links no longer work (the request stays open).
     #[error("verification locked")]
     Locked,
     #[error(transparent)]
@@ -53,7 +58,7 @@ impl VerifyError {
             VerifyError::Locked => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "verification_locked",
-                "Too many wrong attempts. This request is closed; please submit it again.",
+                "Too many wrong attempts: this link no longer works. Submit your request again to get a new one.",
             )
             .into_response(),
             VerifyError::Store(err) => {
@@ -69,14 +74,66 @@ struct TokenBody {
     token: String,
 }
 
+#[derive(Deserialize)]
+struct PreviewBody {
+    token: String,
+    #[serde(default)]
+    confirm: Confirmation,
+}
+
+/// What a link confirms: the request itself, or the third party an export may go to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirmation {
+    #[default]
+    Request,
+    Recipient,
+}
+
+impl Confirmation {
+    fn slot(self) -> TokenSlot {
+        match self {
+            Confirmation::Request => TokenSlot::Requester,
+            Confirmation::Recipient => TokenSlot::Recipient,
+        }
+    }
+
+    /// Whether the request is where a link of this slot can still be used.
+    fn usable(self, record: &RequestRecord) -> bool {
+        match self {
+            Confirmation::Request => record.status == Status::PendingVerification,
+            Confirmation::Recipient => {
+                record.status == Status::Verified
+                    && record.recipient.is_some()
+                    && record.recipient_confirmed_at.is_none()
+            }
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Verified {
     request_id: RequestId,
     status: Status,
 }
 
+/// What the page shows before the person confirms. Only for a holder of a live link, who is
+/// the owner of the mailbox the link went to.
+#[derive(Serialize)]
+struct Preview {
+    request_id: RequestId,
+    confirm: Confirmation,
+    kind: RequestKind,
+    language: Language,
+    /// A deletion cannot be undone once confirmed.
+    irreversible: bool,
+    /// For a recipient confirmation: where the export would go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient: Option<String>,
+}
+
 /// The verify function: state it keeps between invocations.
-pub struct Verifier<S: Requests + Secrets, M: Mailer> {
+pub struct Verifier<S, M> {
     pub deps: Deps<S, M>,
     pub page: Page,
 }
@@ -87,128 +144,131 @@ impl<S: Requests + Secrets, M: Mailer> Verifier<S, M> {
     }
 }
 
+/// The route a POST names, by its last path segment.
+fn action(request: &Request) -> &'static str {
+    let path = request.uri().path().trim_end_matches('/');
+    ["recipient", "preview"].into_iter().find(|a| path.ends_with(&format!("/{a}"))).unwrap_or("verify")
+}
+
 pub async fn handle<S: Requests + Secrets, M: Mailer>(
     verifier: &Verifier<S, M>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
-    Ok(match *request.method() {
-        Method::GET | Method::HEAD => verifier.page.respond(&request),
-        Method::POST if request.uri().path().trim_end_matches('/').ends_with("/recipient") => {
-            match confirm_recipient(&verifier.deps, &request).await {
-                Ok(record) => {
-                    json_response(StatusCode::OK, &Verified { request_id: record.id, status: record.status })
-                }
-                Err(err) => err.into_response(),
-            }
-        }
-        Method::POST => match verify(&verifier.deps, &request).await {
-            Ok(record) => {
-                json_response(StatusCode::OK, &Verified { request_id: record.id, status: record.status })
-            }
-            Err(err) => err.into_response(),
+    let deps = &verifier.deps;
+    let answer = match *request.method() {
+        Method::GET | Method::HEAD => return Ok(verifier.page.respond(&request)),
+        Method::POST => match action(&request) {
+            "preview" => preview(deps, &request).await.map(|p| json_response(StatusCode::OK, &p)),
+            "recipient" => confirm(deps, &request, Confirmation::Recipient).await,
+            _ => confirm(deps, &request, Confirmation::Request).await,
         },
-        _ => ApiError::method_not_allowed().into_response(),
+        _ => Err(ApiError::method_not_allowed().into()),
+    };
+    Ok(answer.unwrap_or_else(VerifyError::into_response))
+}
+
+/// The request and the presented token's hash when `token` is a live link of the slot; a wrong
+/// try is counted against the slot.
+async fn check<S: Requests + Secrets, M: Mailer>(
+    deps: &Deps<S, M>,
+    id: RequestId,
+    token: &str,
+    confirmation: Confirmation,
+) -> Result<(RequestRecord, TokenHash), VerifyError> {
+    let token = VerificationToken::parse(token).ok_or(VerifyError::Failed)?;
+    let record = deps.store.get(id).await?.ok_or(VerifyError::Failed)?;
+    if !confirmation.usable(&record) {
+        return Err(VerifyError::Failed);
+    }
+    let slot = confirmation.slot();
+    let stored = deps.store.secret(id, slot).await?.ok_or(VerifyError::Failed)?;
+    if stored.is_locked() {
+        return Err(VerifyError::Locked);
+    }
+    let now = deps.clock.now();
+    let presented = token.hash();
+    if stored.accepts(&presented, now) {
+        return Ok((record, presented));
+    }
+    let limit = deps.config.verification.max_wrong_attempts;
+    match deps.store.count_wrong_attempt(id, slot, now, limit).await {
+        Ok(WrongAttempt::Locked) => {
+            tracing::warn!(request_id = %id, "links locked after too many wrong tokens; the request stays open");
+            Err(VerifyError::Locked)
+        }
+        Ok(WrongAttempt::Counted(attempts)) => {
+            tracing::info!(request_id = %id, attempts, "wrong verification token");
+            Err(VerifyError::Failed)
+        }
+        // Changed meanwhile: this try simply failed.
+        Ok(WrongAttempt::NoSecret) | Err(StoreError::Conflict) => Err(VerifyError::Failed),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `POST /requests/{id}/preview`: what the page should show. Reads; spends nothing.
+async fn preview<S: Requests + Secrets, M: Mailer>(
+    deps: &Deps<S, M>,
+    request: &Request,
+) -> Result<Preview, VerifyError> {
+    let id = path_request_id(request, "preview")?;
+    let body: PreviewBody = read_json(request, &["token", "confirm"])?;
+    let (record, _) = check(deps, id, &body.token, body.confirm).await?;
+    Ok(Preview {
+        request_id: record.id,
+        confirm: body.confirm,
+        kind: record.kind,
+        language: record.language,
+        irreversible: record.kind == RequestKind::Deletion && body.confirm == Confirmation::Request,
+        recipient: match body.confirm {
+            Confirmation::Recipient => record.recipient.as_ref().map(|r| r.as_str().to_owned()),
+            Confirmation::Request => None,
+        },
     })
 }
 
-async fn verify<S: Requests + Secrets, M: Mailer>(
+/// `POST /requests/{id}/verify` and `POST /requests/{id}/recipient`: the person pressed the
+/// button. The token is spent in the same transaction that moves the request.
+async fn confirm<S: Requests + Secrets, M: Mailer>(
     deps: &Deps<S, M>,
     request: &Request,
-) -> Result<RequestRecord, VerifyError> {
-    let id = path_request_id(request, "verify")?;
-    let body: TokenBody = read_json(request, &["token"])?;
-    let token = VerificationToken::parse(&body.token).ok_or(VerifyError::Failed)?;
-
-    let record = deps.store.get(id).await?.ok_or(VerifyError::Failed)?;
-    match record.status {
-        Status::PendingVerification => {}
-        Status::Expired
-            if record.closed_reason.as_deref() == Some(ExpiryReason::TooManyAttempts.as_str()) =>
-        {
-            return Err(VerifyError::Locked);
-        }
-        _ => return Err(VerifyError::Failed),
-    }
-    let stored = deps.store.secret(id, TokenSlot::Requester).await?.ok_or(VerifyError::Failed)?;
-    let now = deps.clock.now();
-    let presented = token.hash();
-    if !stored.accepts(&presented, now) {
-        return Err(wrong_attempt(deps, record).await);
-    }
-    let change = Change::new(Transition::Verify { token: presented }, now, Actor::Requester);
-    match deps.store.transition(&record, change).await {
-        Ok(verified) => {
-            tracing::info!(request_id = %id, "request verified");
-            Ok(verified)
-        }
-        // Someone else used this token (or closed the request) first.
-        Err(StoreError::Conflict) => Err(VerifyError::Failed),
-        Err(err) => Err(err.into()),
-    }
-}
-
-/// `POST /requests/{id}/recipient`: the second verification of a portability request that names
-/// a third party. The same uniform refusal as the first; no lock-out counter, as the request is
-/// already verified and a 256-bit token cannot be guessed.
-async fn confirm_recipient<S: Requests + Secrets, M: Mailer>(
-    deps: &Deps<S, M>,
-    request: &Request,
-) -> Result<RequestRecord, VerifyError> {
-    let id = path_request_id(request, "recipient")?;
-    let body: TokenBody = read_json(request, &["token"])?;
-    let token = VerificationToken::parse(&body.token).ok_or(VerifyError::Failed)?;
-    let record = deps.store.get(id).await?.ok_or(VerifyError::Failed)?;
-    if record.status != Status::Verified
-        || record.recipient.is_none()
-        || record.recipient_confirmed_at.is_some()
-    {
-        return Err(VerifyError::Failed);
-    }
-    let stored = deps.store.secret(id, TokenSlot::Recipient).await?.ok_or(VerifyError::Failed)?;
-    let now = deps.clock.now();
-    let presented = token.hash();
-    if !stored.accepts(&presented, now) {
-        return Err(VerifyError::Failed);
-    }
-    let change = Change::new(Transition::ConfirmRecipient { token: presented }, now, Actor::Requester);
-    match deps.store.transition(&record, change).await {
-        Ok(confirmed) => {
-            tracing::info!(request_id = %id, "third-party recipient confirmed");
-            Ok(confirmed)
-        }
-        Err(StoreError::Conflict) => Err(VerifyError::Failed),
-        Err(err) => Err(err.into()),
-    }
-}
-
-/// Counts the try; the try that reaches the limit closes the request.
-async fn wrong_attempt<S: Requests + Secrets, M: Mailer>(
-    deps: &Deps<S, M>,
-    mut record: RequestRecord,
-) -> VerifyError {
-    let attempts = match deps.store.count_wrong_attempt(record.id).await {
-        Ok(Some(n)) => n,
-        Ok(None) => return VerifyError::Failed,
-        Err(err) => return err.into(),
+    confirmation: Confirmation,
+) -> Result<Response<Body>, VerifyError> {
+    let route = match confirmation {
+        Confirmation::Request => "verify",
+        Confirmation::Recipient => "recipient",
     };
-    tracing::info!(request_id = %record.id, attempts, "wrong verification token");
-    if attempts < deps.config.verification.max_wrong_attempts {
-        return VerifyError::Failed;
-    }
-    for _ in 0..MAX_LOCK_RETRIES {
-        let change = Change::system(Transition::Expire(ExpiryReason::TooManyAttempts), deps.clock.now());
-        match transition_or_reload(&deps.store, &record, change).await {
-            Ok(Outcome::Applied(_)) => {
-                tracing::warn!(request_id = %record.id, "request locked after too many wrong tokens");
-                return VerifyError::Locked;
-            }
-            Ok(Outcome::Overtaken(Some(fresh))) if fresh.status == Status::PendingVerification => {
-                record = fresh
-            }
-            // Verified or closed by someone else meanwhile: this try simply failed.
-            Ok(Outcome::Overtaken(_)) => return VerifyError::Failed,
-            Err(err) => return err.into(),
+    let id = path_request_id(request, route)?;
+    let body: TokenBody = read_json(request, &["token"])?;
+    let (record, presented) = check(deps, id, &body.token, confirmation).await?;
+    let transition = match confirmation {
+        Confirmation::Request => Transition::Verify { token: presented },
+        Confirmation::Recipient => Transition::ConfirmRecipient { token: presented },
+    };
+    match deps.store.transition(&record, Change::new(transition, deps.clock.now(), Actor::Requester)).await {
+        Ok(updated) => {
+            tracing::info!(request_id = %id, confirmed = route, "confirmed by the requester");
+            Ok(json_response(StatusCode::OK, &Verified { request_id: updated.id, status: updated.status }))
         }
+        // Someone else used this token (or the request moved on) first.
+        Err(StoreError::Conflict) => Err(VerifyError::Failed),
+        Err(err) => Err(err.into()),
     }
-    VerifyError::Failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(path: &str) -> Request {
+        lambda_http::http::Request::builder().method("POST").uri(path).body(Body::Empty).unwrap()
+    }
+
+    #[test]
+    fn each_post_route_is_named_by_its_last_segment() {
+        let id = RequestId::generate();
+        assert_eq!(action(&post(&format!("/requests/{id}/verify"))), "verify");
+        assert_eq!(action(&post(&format!("/requests/{id}/recipient/"))), "recipient");
+        assert_eq!(action(&post(&format!("/prod/requests/{id}/preview"))), "preview");
+    }
 }

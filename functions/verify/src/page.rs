@@ -1,6 +1,7 @@
 //! `GET /verify`: the page the email's link opens. It reads the request id and token from the
-//! URL fragment (which never reaches a server or its logs), posts them to the verify route and
-//! shows the outcome. Without a fragment it offers a form for the code from the email.
+//! URL fragment (which never reaches a server or its logs), asks the preview route what the link
+//! would confirm, shows that, and confirms only when the person presses the button. Without a
+//! fragment it offers a form for the reference and code from the email.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -9,7 +10,8 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use minijinja::{Environment, Value, context};
 use sha2::{Digest, Sha256};
 
-use privacy_shared::domain::Language;
+use privacy_shared::domain::{Language, RequestKind};
+use privacy_shared::mail::templates::kind_label;
 
 const TEMPLATE: &str = include_str!("../templates/page.html");
 const SCRIPT: &str = include_str!("../templates/verify.js");
@@ -26,11 +28,20 @@ struct Words {
     language: &'static str,
     title: &'static str,
     intro: &'static str,
+    summary_heading: &'static str,
+    summary_intro: &'static str,
+    recipient_intro: &'static str,
+    irreversible: &'static str,
+    not_you: &'static str,
+    confirm_request: &'static str,
+    confirm_recipient: &'static str,
     reference: &'static str,
     code: &'static str,
-    submit: &'static str,
+    continue_: &'static str,
+    checking: &'static str,
     pending: &'static str,
     verified: &'static str,
+    recipient_confirmed: &'static str,
     failed: &'static str,
     locked: &'static str,
     unavailable: &'static str,
@@ -40,14 +51,23 @@ struct Words {
 const EN: Words = Words {
     language: "Language",
     title: "Confirm your privacy request",
-    intro: "We act on a privacy request only once we know it comes from the owner of the email address. If you opened the link from our email, this happens by itself. Otherwise, enter the reference and code from the email.",
+    intro: "We act on a privacy request only once the owner of the email address confirms it. Nothing happens until you press the button below. If you did not open a link from our email, enter the reference and code from the email.",
+    summary_heading: "What you are confirming",
+    summary_intro: "You asked for",
+    recipient_intro: "Your personal data would be sent directly to:",
+    irreversible: "A deletion cannot be undone: once you confirm, your personal data will be erased and cannot be restored.",
+    not_you: "If you did not ask for this, close this page: nothing will happen.",
+    confirm_request: "Confirm my request",
+    confirm_recipient: "Confirm this recipient",
     reference: "Reference",
     code: "Code",
-    submit: "Confirm",
-    pending: "Confirming your request…",
+    continue_: "Continue",
+    checking: "Checking your link…",
+    pending: "Confirming…",
     verified: "Thank you. Your request is confirmed. We will email you when it has been handled.",
+    recipient_confirmed: "Thank you. The recipient is confirmed; we will send your data there when it is ready.",
     failed: "This link or code is not valid. It may have expired or been used already. If needed, submit your request again.",
-    locked: "Too many wrong attempts. For your protection this request is closed; please submit it again.",
+    locked: "Too many wrong attempts: this link no longer works. Submit your request again to receive a new link.",
     unavailable: "Something went wrong on our side. Please try again in a few minutes.",
     noscript: "This page needs JavaScript to confirm your request.",
 };
@@ -55,14 +75,23 @@ const EN: Words = Words {
 const NL: Words = Words {
     language: "Taal",
     title: "Bevestig uw privacyverzoek",
-    intro: "Wij voeren een privacyverzoek pas uit als vaststaat dat het afkomstig is van de eigenaar van het e-mailadres. Heeft u de link uit onze e-mail geopend, dan gebeurt dit vanzelf. Vul anders de referentie en de code uit de e-mail in.",
+    intro: "Wij voeren een privacyverzoek pas uit als de eigenaar van het e-mailadres het bevestigt. Er gebeurt niets totdat u op de knop hieronder drukt. Heeft u geen link uit onze e-mail geopend, vul dan de referentie en de code uit de e-mail in.",
+    summary_heading: "Wat u bevestigt",
+    summary_intro: "U vroeg om",
+    recipient_intro: "Uw persoonsgegevens zouden rechtstreeks worden verstuurd naar:",
+    irreversible: "Verwijdering kan niet ongedaan worden gemaakt: zodra u bevestigt, worden uw persoonsgegevens gewist en kunnen zij niet worden hersteld.",
+    not_you: "Heeft u hier niet om gevraagd? Sluit dan deze pagina: er gebeurt niets.",
+    confirm_request: "Mijn verzoek bevestigen",
+    confirm_recipient: "Deze ontvanger bevestigen",
     reference: "Referentie",
     code: "Code",
-    submit: "Bevestigen",
-    pending: "Uw verzoek wordt bevestigd…",
+    continue_: "Verder",
+    checking: "Uw link wordt gecontroleerd…",
+    pending: "Bezig met bevestigen…",
     verified: "Dank u. Uw verzoek is bevestigd. Wij mailen u zodra het is afgehandeld.",
+    recipient_confirmed: "Dank u. De ontvanger is bevestigd; wij sturen uw gegevens daarheen zodra ze klaar zijn.",
     failed: "Deze link of code is niet geldig. Misschien is hij verlopen of al gebruikt. Dien uw verzoek zo nodig opnieuw in.",
-    locked: "Te veel onjuiste pogingen. Ter bescherming is dit verzoek gesloten; dien het opnieuw in.",
+    locked: "Te veel onjuiste pogingen: deze link werkt niet meer. Dien uw verzoek opnieuw in om een nieuwe link te ontvangen.",
     unavailable: "Er ging bij ons iets mis. Probeer het over een paar minuten opnieuw.",
     noscript: "Deze pagina heeft JavaScript nodig om uw verzoek te bevestigen.",
 };
@@ -82,16 +111,25 @@ impl Page {
         let mut env = Environment::new();
         // Compiled in: a broken template fails every test, never a deployment.
         env.add_template("page.html", TEMPLATE).expect("page template is valid");
-        let render = |lang: &str, w: &Words| {
+        let render = |language: Language, w: &Words| {
+            let lang = language.as_str();
             let t = context! {
-                language => w.language, title => w.title, intro => w.intro, reference => w.reference,
-                code => w.code, submit => w.submit, pending => w.pending, verified => w.verified,
+                language => w.language, title => w.title, intro => w.intro,
+                summary_heading => w.summary_heading, summary_intro => w.summary_intro,
+                recipient_intro => w.recipient_intro, irreversible => w.irreversible, not_you => w.not_you,
+                confirm_request => w.confirm_request, confirm_recipient => w.confirm_recipient,
+                reference => w.reference, code => w.code, continue_label => w.continue_, checking => w.checking,
+                pending => w.pending, verified => w.verified, recipient_confirmed => w.recipient_confirmed,
                 failed => w.failed, locked => w.locked, unavailable => w.unavailable, noscript => w.noscript,
             };
+            let kinds: Vec<Value> = RequestKind::ALL
+                .iter()
+                .map(|kind| context! { name => kind.as_str(), label => kind_label(*kind, language) })
+                .collect();
             env.get_template("page.html")
                 .and_then(|tpl| {
                     tpl.render(context! {
-                        lang, t,
+                        lang, t, kinds,
                         script => Value::from_safe_string(SCRIPT.to_owned()),
                         css => Value::from_safe_string(STYLE.to_owned()),
                     })
@@ -106,8 +144,8 @@ impl Page {
             csp_hash(STYLE)
         );
         Page {
-            english: render("en", &EN),
-            dutch: render("nl", &NL),
+            english: render(Language::En, &EN),
+            dutch: render(Language::Nl, &NL),
             content_security_policy: HeaderValue::from_str(&policy).expect("CSP is ASCII"),
         }
     }

@@ -110,7 +110,8 @@ impl Templates {
 
     pub fn verification(&self, email: &VerificationEmail<'_>) -> Result<OutgoingEmail, MailError> {
         let lang = email.language.as_str();
-        let verify_page = format!("{}/verify", email.public_base_url);
+        // The page opens in the request's language; the secret stays in the fragment.
+        let verify_page = format!("{}/verify?lang={lang}", email.public_base_url);
         let link =
             format!("{verify_page}#request_id={}&token={}", email.request_id, email.token.expose_secret());
         let subject =
@@ -254,7 +255,7 @@ impl Templates {
         valid_until: NaiveDate,
         public_base_url: &str,
     ) -> Result<OutgoingEmail, MailError> {
-        let verify_page = format!("{public_base_url}/verify");
+        let verify_page = format!("{public_base_url}/verify?lang={}", record.language.as_str());
         let link = format!(
             "{verify_page}#request_id={}&token={}&confirm=recipient",
             record.id,
@@ -353,7 +354,7 @@ impl Templates {
         closes_on: NaiveDate,
         public_base_url: &str,
     ) -> Result<OutgoingEmail, MailError> {
-        let verify_page = format!("{public_base_url}/verify");
+        let verify_page = format!("{public_base_url}/verify?lang={}", record.language.as_str());
         let link = format!("{verify_page}#request_id={}&token={}", record.id, token.expose_secret());
         let ctx = context! {
             received_on => long_date(record.received_on, record.language),

@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    Change, Claim, Created, DownloadToken, DueIndex, EffectLedger, ErasureLog, ErasureProgress, OpenPage,
-    OpenQuery, OpenRequest, PageKey, PastRequest, People, Requests, Secrets, StoreError, Suppression,
-    SuppressionList, TokenSlot, Verification, due_sort_key, page_key_id, submitted_event, upper_sort_key,
+    Change, Claim, Created, DownloadToken, DueIndex, EffectLedger, ErasureLog, ErasureProgress, LiveToken,
+    OpenPage, OpenQuery, OpenRequest, PageKey, PastRequest, People, Requests, Secrets, StoreError,
+    Suppression, SuppressionList, TokenSlot, Verification, WrongAttempt, due_sort_key, page_key_id,
+    submitted_event, upper_sort_key,
 };
 use crate::domain::{
-    Actor, AuditEvent, Event, RequestId, RequestKind, RequestRecord, SubjectKey, Transition,
+    Actor, AuditEvent, Event, RequestId, RequestKind, RequestRecord, Status, SubjectKey, Transition,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,12 +78,9 @@ impl MemoryStore {
             lines.push(format!("open {} {kind} {id}", subject.as_str()));
         }
         for ((id, slot), v) in &state.secrets {
-            lines.push(format!(
-                "secret {id} {slot:?} {} {} {}",
-                v.token_hash.to_hex(),
-                v.expires_at,
-                v.wrong_attempts
-            ));
+            let tokens: Vec<String> =
+                v.tokens.iter().map(|t| format!("{}@{}", t.token_hash.to_hex(), t.expires_at)).collect();
+            lines.push(format!("secret {id} {slot:?} {tokens:?} {} {:?}", v.wrong_attempts, v.locked_at));
         }
         for ((id, slot), t) in &state.downloads {
             lines.push(format!("download {id} {slot:?} {} {}", t.token_hash.to_hex(), t.expires_at));
@@ -144,11 +142,7 @@ fn merge(
 }
 
 impl Requests for MemoryStore {
-    async fn create(
-        &self,
-        request: &RequestRecord,
-        verification: &Verification,
-    ) -> Result<Created, StoreError> {
+    async fn create(&self, request: &RequestRecord, token: &LiveToken) -> Result<Created, StoreError> {
         let mut state = self.state();
         let marker = (request.email.subject_key(), request.kind);
         if let Some(existing) = state.open.get(&marker) {
@@ -161,7 +155,7 @@ impl Requests for MemoryStore {
         let event = submitted_event(request, None);
         state.audit.entry(request.id).or_default().insert(audit_sk(event.version), event);
         state.open.insert(marker, request.id);
-        state.secrets.insert((request.id, TokenSlot::Requester), verification.clone());
+        state.secrets.insert((request.id, TokenSlot::Requester), Verification::new(token.clone()));
         Ok(Created::New)
     }
 
@@ -203,7 +197,10 @@ impl Requests for MemoryStore {
             _ => None,
         };
         if let Some((slot, token)) = consumes {
-            let held = state.secrets.get(&(current.id, slot)).is_some_and(|s| &s.token_hash == token);
+            let held = state
+                .secrets
+                .get(&(current.id, slot))
+                .is_some_and(|s| s.tokens.iter().any(|t| &t.token_hash == token));
             if !held {
                 return Err(StoreError::Conflict);
             }
@@ -293,36 +290,38 @@ impl Secrets for MemoryStore {
         Ok(self.state().secrets.get(&(id, slot)).cloned())
     }
 
-    async fn put_secret(
+    async fn issue_token(
         &self,
         id: RequestId,
         slot: TokenSlot,
-        verification: &Verification,
-    ) -> Result<(), StoreError> {
-        self.state().secrets.insert((id, slot), verification.clone());
-        Ok(())
-    }
-
-    async fn replace_verification(
-        &self,
-        id: RequestId,
-        verification: &Verification,
+        token: &LiveToken,
+        now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut state = self.state();
-        match state.secrets.get_mut(&(id, TokenSlot::Requester)) {
-            Some(stored) => {
-                *stored = Verification { wrong_attempts: 0, ..verification.clone() };
-                Ok(true)
-            }
-            None => Ok(false),
+        let usable = match slot {
+            TokenSlot::Requester => Status::PendingVerification,
+            TokenSlot::Recipient => Status::Verified,
+        };
+        if !state.requests.get(&id).is_some_and(|r| r.status == usable) {
+            return Ok(false);
         }
+        let current = state.secrets.get(&(id, slot)).cloned().unwrap_or_default();
+        state.secrets.insert((id, slot), current.with_token(token.clone(), now));
+        Ok(true)
     }
 
-    async fn count_wrong_attempt(&self, id: RequestId) -> Result<Option<u32>, StoreError> {
-        Ok(self.state().secrets.get_mut(&(id, TokenSlot::Requester)).map(|stored| {
-            stored.wrong_attempts += 1;
-            stored.wrong_attempts
-        }))
+    async fn count_wrong_attempt(
+        &self,
+        id: RequestId,
+        slot: TokenSlot,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<WrongAttempt, StoreError> {
+        let mut state = self.state();
+        let Some(current) = state.secrets.get(&(id, slot)) else { return Ok(WrongAttempt::NoSecret) };
+        let (next, outcome) = current.after_wrong_attempt(now, limit);
+        state.secrets.insert((id, slot), next);
+        Ok(outcome)
     }
 
     async fn put_download_token(

@@ -19,23 +19,77 @@ use crate::domain::{
 pub use dynamo::{DUE_INDEX, DynamoStore, record_from_image};
 pub use memory::MemoryStore;
 
-/// A one-time secret of a request, as stored: a hash, a deadline, a counter of wrong tries.
+/// How many links of one slot work at once: a resubmission or a reminder adds a link without
+/// killing the ones already in the mailbox (each still single use; the oldest goes first).
+pub const MAX_LIVE_TOKENS: usize = 3;
+
+/// One link that works: the hash of its token and until when.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verification {
+pub struct LiveToken {
     pub token_hash: TokenHash,
     pub expires_at: DateTime<Utc>,
+}
+
+/// The one-time secrets of one slot of a request, as stored: the links that still work, the
+/// wrong tries since they were issued, and when wrong tries last locked them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verification {
+    pub tokens: Vec<LiveToken>,
     pub wrong_attempts: u32,
+    pub locked_at: Option<DateTime<Utc>>,
 }
 
 impl Verification {
-    /// Whether `presented` is this secret and it is still valid at `now`. Both are evaluated
-    /// whatever the first says, and the hashes are compared in constant time: the timing of an
-    /// answer shows neither.
-    pub fn accepts(&self, presented: &TokenHash, now: DateTime<Utc>) -> bool {
-        let matches = self.token_hash.matches(presented);
-        let fresh = now < self.expires_at;
-        matches & fresh
+    pub fn new(token: LiveToken) -> Verification {
+        Verification { tokens: vec![token], ..Verification::default() }
     }
+
+    /// Whether `presented` is one of the live tokens and still valid at `now`. Every token is
+    /// compared (in constant time) and every expiry checked whatever the others say: the timing
+    /// of an answer shows neither which nor whether.
+    pub fn accepts(&self, presented: &TokenHash, now: DateTime<Utc>) -> bool {
+        self.tokens.iter().fold(false, |accepted, token| {
+            let matches = token.token_hash.matches(presented);
+            let fresh = now < token.expires_at;
+            accepted | (matches & fresh)
+        })
+    }
+
+    /// Wrong tries locked every link and none was issued since: only a new link helps.
+    pub fn is_locked(&self) -> bool {
+        self.tokens.is_empty() && self.locked_at.is_some()
+    }
+
+    /// The set after a new link: expired links dropped, at most [`MAX_LIVE_TOKENS`] kept.
+    pub fn with_token(&self, token: LiveToken, now: DateTime<Utc>) -> Verification {
+        let mut tokens: Vec<LiveToken> = self.tokens.iter().filter(|t| now < t.expires_at).cloned().collect();
+        tokens.push(token);
+        let excess = tokens.len().saturating_sub(MAX_LIVE_TOKENS);
+        tokens.drain(..excess);
+        Verification { tokens, ..self.clone() }
+    }
+
+    /// The set after one more wrong try: at `limit` every live link is locked and the count
+    /// starts again for the links issued after.
+    pub fn after_wrong_attempt(&self, now: DateTime<Utc>, limit: u32) -> (Verification, WrongAttempt) {
+        let attempts = self.wrong_attempts + 1;
+        if attempts >= limit {
+            let locked = Verification { tokens: Vec::new(), wrong_attempts: 0, locked_at: Some(now) };
+            (locked, WrongAttempt::Locked)
+        } else {
+            (Verification { wrong_attempts: attempts, ..self.clone() }, WrongAttempt::Counted(attempts))
+        }
+    }
+}
+
+/// What one wrong try did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WrongAttempt {
+    Counted(u32),
+    /// This try reached the limit: every live link of the slot stopped working.
+    Locked,
+    /// Nothing to guess at (no secret stored in the slot).
+    NoSecret,
 }
 
 /// A download link's token, as stored: its hash and until when the export is kept.
@@ -305,7 +359,7 @@ pub trait Requests: Send + Sync {
     fn create(
         &self,
         request: &RequestRecord,
-        verification: &Verification,
+        token: &LiveToken,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
     /// Writes a request that needs no verification (an opt-out or unsubscribe) as completed,
@@ -365,27 +419,25 @@ pub trait Secrets: Send + Sync {
         slot: TokenSlot,
     ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
 
-    /// Stores a one-time secret in a slot (replacing one that is there).
-    fn put_secret(
+    /// Adds a link to the slot (see [`Verification::with_token`]), recreating the stored secrets
+    /// where DynamoDB's TTL removed them, but only while the request can still use it: pending
+    /// verification for the requester's slot, verified for the recipient's. False otherwise.
+    fn issue_token(
         &self,
         id: RequestId,
         slot: TokenSlot,
-        verification: &Verification,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Replaces the secret of a request still pending verification and resets its counter.
-    /// False when there is nothing to replace (the request was verified or closed meanwhile).
-    fn replace_verification(
-        &self,
-        id: RequestId,
-        verification: &Verification,
+        token: &LiveToken,
+        now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Counts one wrong try, atomically; returns the new count, or None if no secret is stored.
+    /// Counts one wrong try against the slot, atomically (see [`Verification::after_wrong_attempt`]).
     fn count_wrong_attempt(
         &self,
         id: RequestId,
-    ) -> impl Future<Output = Result<Option<u32>, StoreError>> + Send;
+        slot: TokenSlot,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<WrongAttempt, StoreError>> + Send;
 
     /// Stores the hash of a download token for a completed export (replacing any earlier one);
     /// the recipient slot holds a third party's link.
@@ -506,17 +558,55 @@ pub async fn transition_or_reload<S: Requests + ?Sized>(
 mod tests {
     use super::*;
 
+    fn live(secret: &str, expires_at: DateTime<Utc>) -> LiveToken {
+        LiveToken { token_hash: TokenHash::of_secret(secret), expires_at }
+    }
+
     #[test]
-    fn a_secret_is_accepted_only_when_it_matches_and_is_fresh() {
+    fn a_secret_is_accepted_only_when_it_matches_a_live_token_that_is_fresh() {
         let now = DateTime::from_timestamp(1_795_860_000, 0).unwrap();
-        let secret = Verification {
-            token_hash: TokenHash::of_secret("right"),
-            expires_at: now + Duration::hours(1),
-            wrong_attempts: 0,
-        };
+        let secret = Verification::new(live("right", now + Duration::hours(1)))
+            .with_token(live("second", now + Duration::hours(2)), now);
         assert!(secret.accepts(&TokenHash::of_secret("right"), now));
+        assert!(secret.accepts(&TokenHash::of_secret("second"), now), "an older link keeps working");
         assert!(!secret.accepts(&TokenHash::of_secret("wrong"), now));
         assert!(!secret.accepts(&TokenHash::of_secret("right"), now + Duration::hours(1)));
+        assert!(secret.accepts(&TokenHash::of_secret("second"), now + Duration::hours(1)));
+    }
+
+    #[test]
+    fn at_most_three_links_live_and_expired_ones_are_dropped_first() {
+        let now = DateTime::from_timestamp(1_795_860_000, 0).unwrap();
+        let mut secret = Verification::new(live("old", now + Duration::minutes(1)));
+        for name in ["a", "b", "c"] {
+            secret = secret.with_token(live(name, now + Duration::hours(1)), now);
+        }
+        let names: Vec<bool> =
+            ["old", "a", "b", "c"].iter().map(|n| secret.accepts(&TokenHash::of_secret(n), now)).collect();
+        assert_eq!(names, [false, true, true, true]);
+        let later = now + Duration::minutes(2);
+        let renewed =
+            Verification::new(live("gone", now)).with_token(live("new", later + Duration::hours(1)), later);
+        assert_eq!(renewed.tokens.len(), 1, "the expired link is not kept");
+    }
+
+    #[test]
+    fn wrong_tries_lock_the_live_links_at_the_limit_and_a_new_link_works_again() {
+        let now = DateTime::from_timestamp(1_795_860_000, 0).unwrap();
+        let mut secret = Verification::new(live("right", now + Duration::hours(1)));
+        for n in 1..5 {
+            let (next, outcome) = secret.after_wrong_attempt(now, 5);
+            assert_eq!(outcome, WrongAttempt::Counted(n));
+            secret = next;
+        }
+        let (locked, outcome) = secret.after_wrong_attempt(now, 5);
+        assert_eq!(outcome, WrongAttempt::Locked);
+        assert!(locked.is_locked());
+        assert!(!locked.accepts(&TokenHash::of_secret("right"), now), "even the right link is locked");
+        let fresh = locked.with_token(live("fresh", now + Duration::hours(1)), now);
+        assert!(!fresh.is_locked());
+        assert!(fresh.accepts(&TokenHash::of_secret("fresh"), now));
+        assert_eq!(fresh.wrong_attempts, 0, "a fresh budget of tries");
     }
 
     #[test]

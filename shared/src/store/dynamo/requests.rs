@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 use super::people::{HistoryItem, suppression_sk};
-use super::secrets::{DOWNLOAD_SKS, secret_sk};
+use super::secrets::{DOWNLOAD_SKS, secret_item, secret_sk};
 use super::{
     DynamoStore, Item, build_error, key, request_pk, s, stamp, subject_pk, to_item, unless_condition_failed,
 };
@@ -15,7 +15,7 @@ use crate::domain::{
     Actor, AuditEvent, Event, RequestId, RequestKind, RequestRecord, SubjectKey, Transition,
 };
 use crate::store::{
-    Change, Created, Requests, StoreError, SuppressionList, TokenSlot, Verification, due_sort_key,
+    Change, Created, LiveToken, Requests, StoreError, SuppressionList, TokenSlot, Verification, due_sort_key,
     submitted_event,
 };
 
@@ -174,25 +174,10 @@ impl DynamoStore {
             .delete(delete.build().map_err(build_error("TransactWriteItems"))?)
             .build())
     }
-
-    /// Deletes a stored secret only if it is the presented one: a token is single-use even under
-    /// concurrent requests.
-    fn consume_secret(
-        &self,
-        id: RequestId,
-        slot: TokenSlot,
-        hash: &crate::domain::TokenHash,
-    ) -> Result<TransactWriteItem, StoreError> {
-        self.delete_item(request_pk(id), secret_sk(slot), Some(("token_hash = :h", ":h", hash.to_hex())))
-    }
 }
 
 impl Requests for DynamoStore {
-    async fn create(
-        &self,
-        request: &RequestRecord,
-        verification: &Verification,
-    ) -> Result<Created, StoreError> {
+    async fn create(&self, request: &RequestRecord, token: &LiveToken) -> Result<Created, StoreError> {
         let subject = request.email.subject_key();
         let marker = MarkerItem {
             pk: subject_pk(&subject),
@@ -204,10 +189,11 @@ impl Requests for DynamoStore {
             self.put_new(to_item(&RequestItem::of(request))?)?,
             self.put_new(to_item(&audit_item(submitted_event(request, None)))?)?,
             self.put_new(to_item(&marker)?)?,
-            self.put_new(to_item(&super::secrets::secret_item(
+            self.put_new(to_item(&secret_item(
                 request.id,
                 TokenSlot::Requester,
-                verification,
+                &Verification::new(token.clone()),
+                1,
             ))?)?,
         ];
         match self.transact(items).await {

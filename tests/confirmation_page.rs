@@ -1,0 +1,1 @@
+//! The confirmation page in a real headless browser (Debian's chromium and chromium-driver).
