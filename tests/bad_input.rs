@@ -196,3 +196,77 @@ async fn malformed_verifications_get_a_json_4xx_and_change_nothing() {
     // And the right token still works afterwards.
     assert_eq!(verify_with(&verifier, &id, &token).await.0, 200);
 }
+
+/// An address SES could never deliver to: refused at the edge for every kind, so no record is
+/// stored that dispatch would then fail to acknowledge forever.
+#[tokio::test]
+async fn an_address_with_a_non_ascii_local_part_is_refused_for_every_kind() {
+    let stack = Local::new();
+    let deps = stack.deps();
+    for (kind, region) in [("access", "NL"), ("opt_out_of_sale", "US-CA"), ("unsubscribe", "NL")] {
+        let body = json!({"email": "jösé@example.com", "kind": kind, "region": region});
+        let response = intake::handle(&deps, post_json("/requests", &body.to_string())).await.unwrap();
+        assert_error_shape(kind, &response, 422, "invalid_field");
+        assert!(!json_of(&response).to_string().contains("jösé"), "{kind}: the message quotes the address");
+    }
+    let recipient = json!({
+        "email": unique_address("sender"), "kind": "portability", "region": "NL",
+        "recipient": "jösé@example.org",
+    });
+    let response = intake::handle(&deps, post_json("/requests", &recipient.to_string())).await.unwrap();
+    assert_error_shape("third-party recipient", &response, 422, "invalid_field");
+    assert!(stack.store.is_empty(), "nothing was written");
+    assert!(stack.mailer.sent().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn an_internationalised_domain_is_accepted_and_mail_goes_to_its_punycode_form() {
+    let stack = Local::new();
+    let deps = stack.deps();
+    let local = format!("idn+{}", uuid::Uuid::new_v4().simple());
+    let typed = format!("{local}@bücher.example");
+    let sendable = format!("{local}@xn--bcher-kva.example");
+
+    let (status, _) = submit(&deps, &submission(&typed, "access", "NL")).await;
+    assert_eq!(status, 202);
+    let mails = stack.mail_to(&sendable).await;
+    assert_eq!(mails.len(), 1, "the verification email goes to the punycode form");
+    assert!(stack.mailer.sent().iter().all(|m| m.to.as_str().is_ascii()), "no address SES would refuse");
+
+    let (status, body) = submit(&deps, &submission(&typed, "opt_out_of_sale", "US-CA")).await;
+    assert_eq!((status, body["status"].as_str()), (202, Some("completed")), "{body}");
+    let id = privacy_shared::domain::RequestId::parse(body["request_id"].as_str().unwrap()).unwrap();
+    let record = deps.store.get(id).await.unwrap().expect("the opt-out is recorded");
+    assert_eq!(record.email.as_str(), sendable, "the acknowledgement will go to the punycode form");
+    let email = privacy_shared::domain::EmailAddress::parse(&sendable).unwrap();
+    let list = privacy_shared::store::SuppressionList::Sale;
+    assert!(privacy_shared::store::is_suppressed(&deps.store, &email, list).await.unwrap());
+}
+
+/// Two parsers that disagree on which copy of a key wins are an attack surface (a gateway or WAF
+/// reads the first, serde the last): a body with a key twice is refused outright.
+#[tokio::test]
+async fn a_body_with_a_duplicate_key_is_refused_on_the_public_and_the_staff_api() {
+    let stack = Local::new();
+    let deps = stack.deps();
+    let address = unique_address("dup");
+    for body in [
+        format!(r#"{{"email":"{address}","kind":"access","region":"NL","email":"victim@example.org"}}"#),
+        format!(r#"{{"email":"{address}","kind":"access","region":"NL","kin\u0064":"deletion"}}"#),
+        format!(
+            r#"{{"email":"{address}","kind":"rectification","region":"NL","corrections":{{"name":"A","name":"B"}}}}"#
+        ),
+    ] {
+        let response = intake::handle(&deps, post_json("/requests", &body)).await.unwrap();
+        assert_error_shape(&body, &response, 400, "duplicate_key");
+        assert!(!json_of(&response).to_string().contains(&address), "the message quotes the address");
+    }
+    assert!(stack.store.is_empty(), "nothing was written");
+    assert!(stack.mailer.sent().is_empty(), "nothing was sent");
+
+    let api = stack.staff_api();
+    let mut request = staff_call("POST", "/staff/suppressions/check", None, Some(STAFF_ARN));
+    *request.body_mut() = Body::Text(r#"{"email":"a@example.com","email":"b@example.com"}"#.to_owned());
+    let response = admin::handle(&api, request).await.unwrap();
+    assert_error_shape("staff suppression check", &response, 400, "duplicate_key");
+}

@@ -3,9 +3,10 @@
 
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Number, Value};
+use std::fmt;
 
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
@@ -99,7 +100,7 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Bod
 }
 
 /// Reads a body that must be a JSON object with only the given fields, into `T`.
-/// Order of checks: media type, size, UTF-8 and syntax, shape, unknown fields, types.
+/// Order of checks: media type, size, UTF-8, syntax and duplicate keys, shape, unknown fields, types.
 pub fn read_json<T: DeserializeOwned>(req: &Request, allowed_fields: &[&str]) -> Result<T, ApiError> {
     require_json_content_type(req)?;
     let bytes: &[u8] = match req.body() {
@@ -118,9 +119,7 @@ pub fn read_json<T: DeserializeOwned>(req: &Request, allowed_fields: &[&str]) ->
     if bytes.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "The body is empty."));
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "The body is not valid UTF-8 JSON.")
-    })?;
+    let value = parse_unique_keys(bytes)?;
     let Value::Object(object) = &value else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -150,6 +149,95 @@ pub fn read_json<T: DeserializeOwned>(req: &Request, allowed_fields: &[&str]) ->
             ApiError::invalid_field(&path, "has the wrong type.")
         }
     })
+}
+
+/// Parses JSON, refusing any object (at any depth) that names a key twice. serde_json keeps the
+/// last copy where a gateway, WAF or log pipeline in front of us may keep the first: two parsers
+/// reading one body two ways is how a checked value gets swapped for an unchecked one.
+fn parse_unique_keys(bytes: &[u8]) -> Result<Value, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match UniqueKeys::deserialize(&mut de).and_then(|UniqueKeys(value)| de.end().map(|()| value)) {
+        Ok(value) => Ok(value),
+        // Syntax, encoding and end-of-input problems are not data errors; the only data error
+        // a JSON value can raise is ours.
+        Err(err) if err.is_data() => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "duplicate_key",
+            "The body names the same key more than once in one object.",
+        )),
+        Err(_) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "The body is not valid UTF-8 JSON."))
+        }
+    }
+}
+
+/// A JSON value whose objects have unique keys.
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // JSON has no non-finite numbers, so this never refuses a body serde_json accepts.
+        Number::from_f64(v).map(Value::Number).ok_or_else(|| E::custom("not a finite number"))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        // Keys arrive unescaped, so `"a"` and `"\u0061"` are caught as the same key.
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom("duplicate key"));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 fn require_json_content_type(req: &Request) -> Result<(), ApiError> {
@@ -249,6 +337,29 @@ mod tests {
         let (_, code, message) = code_of(request(Some("application/json"), r#"{"name":"A"}"#));
         assert_eq!(code, "missing_field");
         assert_eq!(message, "Missing field `email`.");
+    }
+
+    #[test]
+    fn a_key_sent_twice_at_any_depth_is_refused_rather_than_one_copy_chosen() {
+        for body in [
+            r#"{"email":"a@b.co","email":"c@d.co"}"#,
+            r#"{"email":"a@b.co","\u0065mail":"c@d.co"}"#,
+            r#"{"email":"a@b.co","name":{"first":"A","first":"B"}}"#,
+            r#"{"email":"a@b.co","name":[{"x":{"y":1,"y":2}}]}"#,
+        ] {
+            let (status, code, message) = code_of(request(Some("application/json"), body));
+            assert_eq!((status, code), (StatusCode::BAD_REQUEST, "duplicate_key"), "{body}");
+            assert!(!message.contains("email") && !message.contains("first"), "{message}");
+        }
+        // The same name in different objects is no duplicate.
+        let nested = r#"{"email":"a@b.co","name":null}"#;
+        assert!(read_json::<Probe>(&request(Some("application/json"), nested), &["email", "name"]).is_ok());
+        let value: Value = read_json(
+            &request(Some("application/json"), r#"{"a":{"k":1.5,"n":[{"k":-2},{"k":"s"}]},"k":true}"#),
+            &["a", "k"],
+        )
+        .unwrap();
+        assert_eq!(value, serde_json::json!({"a":{"k":1.5,"n":[{"k":-2},{"k":"s"}]},"k":true}));
     }
 
     #[test]

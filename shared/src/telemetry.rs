@@ -1,7 +1,8 @@
 //! Logging as Lambda's advanced logging controls expect (`AWS_LAMBDA_LOG_FORMAT`,
-//! `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`), with one guard of ours: the AWS SDK and the HTTP
-//! stack log request and response bodies at DEBUG and TRACE, and those bodies carry addresses
-//! and names. Their events above INFO are dropped whatever level is asked for.
+//! `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`), with one guard of ours: the Lambda runtime logs each
+//! raw invocation event, and the AWS SDK and the HTTP stack log request and response bodies, at
+//! DEBUG and TRACE; those carry addresses, names and tokens. Their events above INFO are dropped
+//! whatever level is asked for; our own crates keep the level asked for.
 
 use std::str::FromStr;
 use tracing::{Level, Subscriber};
@@ -10,7 +11,9 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-const BODY_LOGGING_TARGETS: &[&str] = &["aws_", "hyper", "h2", "rustls", "tower", "reqwest"];
+/// `lambda_` covers `lambda_runtime` (the raw invocation event at TRACE), `lambda_http` and
+/// `lambda_runtime_api_client`.
+const BODY_LOGGING_TARGETS: &[&str] = &["aws_", "lambda_", "hyper", "h2", "rustls", "tower", "reqwest"];
 
 /// True for events that may carry a request or response body.
 fn may_carry_bodies(target: &str, level: &Level) -> bool {
@@ -54,5 +57,19 @@ mod tests {
         assert!(!may_carry_bodies("aws_config", &Level::WARN));
         assert!(!may_carry_bodies("intake", &Level::TRACE));
         assert!(!may_carry_bodies("privacy_shared::store", &Level::DEBUG));
+    }
+
+    #[test]
+    fn the_lambda_runtime_and_its_http_adapter_may_log_the_raw_event() {
+        for target in [
+            "lambda_runtime",
+            "lambda_runtime::layers::api_client",
+            "lambda_http",
+            "lambda_runtime_api_client",
+        ] {
+            assert!(may_carry_bodies(target, &Level::TRACE), "{target}");
+            assert!(may_carry_bodies(target, &Level::DEBUG), "{target}");
+            assert!(!may_carry_bodies(target, &Level::INFO), "{target}");
+        }
     }
 }

@@ -3,8 +3,11 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
 
-/// A syntactically valid, deliverable-looking email address. The original spelling is kept for
-/// sending; a normalised form (lower case) is used for matching the same person across requests.
+use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
+
+/// A syntactically valid address SES can deliver to. The spelling as typed is kept for sending
+/// (with an internationalised domain in punycode); a normalised form (lower case) is used for
+/// matching the same person across requests.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct EmailAddress {
@@ -43,35 +46,56 @@ impl fmt::Debug for SubjectKey {
     }
 }
 
+/// What SES accepts: a 7-bit ASCII local part and, for an internationalised domain, its punycode
+/// form. Storing anything else would give a request whose every email bounces in dispatch.
+const MAX_ADDRESS_LEN: usize = 254;
+/// A bound on the work done before conversion; the real limit applies to the converted form.
+const MAX_INPUT_LEN: usize = 4 * MAX_ADDRESS_LEN;
+
 impl EmailAddress {
+    /// Parses an address as typed. The domain goes through UTS-46 (the IDNA processing browsers
+    /// and mail clients use): `bücher.example` becomes `xn--bcher-kva.example`, which is what is
+    /// kept, sent to and matched on; an invalid IDN is refused. Every limit applies to that form.
     pub fn parse(input: &str) -> Result<EmailAddress, EmailError> {
         if input.is_empty() {
             return Err(EmailError::Empty);
         }
-        if input.len() > 254 {
+        if input.len() > MAX_INPUT_LEN {
             return Err(EmailError::TooLong);
         }
         if input.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(EmailError::Invalid);
         }
-        let parsed = email_address::EmailAddress::from_str(input).map_err(|_| EmailError::Invalid)?;
-        let domain = parsed.domain();
-        // Bracketed IP literals, dotless hosts and display-name forms are valid RFC 5322 but
-        // never where a requester reads mail.
-        if parsed.as_str() != input
-            || domain.starts_with('[')
-            || !domain.contains('.')
-            || domain.ends_with('.')
-            || domain
-                .split('.')
-                .any(|label| label.is_empty() || label.starts_with('-') || label.ends_with('-'))
+        let (local, domain) = input.rsplit_once('@').ok_or(EmailError::Invalid)?;
+        // SMTPUTF8 mailboxes exist, but SES cannot deliver to them.
+        if !local.is_ascii() || domain.starts_with('[') {
+            return Err(EmailError::Invalid);
+        }
+        let ascii_domain = Uts46::new()
+            .to_ascii(domain.as_bytes(), AsciiDenyList::STD3, Hyphens::CheckFirstLast, DnsLength::Ignore)
+            .map_err(|_| EmailError::Invalid)?;
+        // An ASCII domain keeps its spelling (UTS-46 would only lower-case it).
+        let sendable = if domain.is_ascii() { input.to_owned() } else { format!("{local}@{ascii_domain}") };
+        if sendable.len() > MAX_ADDRESS_LEN {
+            return Err(EmailError::TooLong);
+        }
+        let parsed = email_address::EmailAddress::from_str(&sendable).map_err(|_| EmailError::Invalid)?;
+        // Dotless hosts and display-name forms are valid RFC 5322 but never where a requester
+        // reads mail; DNS holds no label over 63 characters.
+        if parsed.as_str() != sendable
+            || !ascii_domain.contains('.')
+            || ascii_domain.ends_with('.')
+            || ascii_domain.split('.').any(|label| {
+                label.is_empty() || label.len() > 63 || label.starts_with('-') || label.ends_with('-')
+            })
         {
             return Err(EmailError::Invalid);
         }
-        Ok(EmailAddress { original: input.to_owned(), normalized: input.to_lowercase() })
+        Ok(EmailAddress { normalized: sendable.to_ascii_lowercase(), original: sendable })
     }
 
-    /// The address as the requester typed it: use for sending.
+    /// The address as the requester typed it, an internationalised domain in its punycode form:
+    /// use for sending. Always 7-bit ASCII.
     pub fn as_str(&self) -> &str {
         &self.original
     }
@@ -149,6 +173,59 @@ mod tests {
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_local_part_must_be_plain_ascii_because_ses_cannot_deliver_anything_else() {
+        for bad in ["jösé@example.com", "用户@example.com", "a\u{00A0}b@example.com", "ｕser@example.com"]
+        {
+            assert_eq!(EmailAddress::parse(bad), Err(EmailError::Invalid), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_internationalised_domain_is_sent_to_its_punycode_form() {
+        let e = EmailAddress::parse("User@Bücher.example").unwrap();
+        assert_eq!(e.as_str(), "User@xn--bcher-kva.example");
+        assert_eq!(e.normalized(), "user@xn--bcher-kva.example");
+        assert!(e.as_str().is_ascii());
+        // The same person however the domain is spelt: Unicode, upper case, or already punycode.
+        for same in ["user@BÜCHER.example", "user@xn--bcher-kva.example", "USER@XN--BCHER-KVA.EXAMPLE"] {
+            assert_eq!(EmailAddress::parse(same).unwrap().subject_key(), e.subject_key(), "{same}");
+        }
+        assert_eq!(EmailAddress::parse("a@例え.jp").unwrap().as_str(), "a@xn--r8jz45g.jp");
+    }
+
+    #[test]
+    fn a_domain_that_is_no_valid_idn_is_refused() {
+        for bad in [
+            "a@xn--a.example",          // not valid punycode
+            "a@xn--bcher-kva-.example", // trailing hyphen in the encoded label
+            "a@bü\u{FFFD}cher.example", // a code point IDNA disallows
+            "a@exa_mple.com",           // not a host name
+            "a@a\u{05D0}b.example",     // breaks the bidi rule
+            "a@bücher.",
+            "a@bücher",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn length_limits_apply_to_the_form_that_is_sent() {
+        // Each label is 10 bytes as typed and 16 as punycode (xn--abcdefgh-e6a).
+        let domain = ["abcdefghü"; 20].join(".");
+        let input = format!("a@{domain}.example");
+        assert!(input.len() <= 254, "fits as typed: {}", input.len());
+        assert_eq!(EmailAddress::parse(&input), Err(EmailError::TooLong));
+        // 30 characters as typed, 72 once encoded: more than a DNS label holds.
+        let label: String = (0..30).filter_map(|i| char::from_u32(0x4E00 + i * 37)).collect();
+        assert_eq!(label.chars().count(), 30);
+        assert_eq!(EmailAddress::parse(&format!("a@{label}.example")), Err(EmailError::Invalid));
+        let local = "l".repeat(65);
+        assert!(EmailAddress::parse(&format!("{local}@bücher.example")).is_err());
+        let longest = format!("{}@{}.example", "l".repeat(64), ["bücher"; 10].join("."));
+        assert!(EmailAddress::parse(&longest).is_ok_and(|e| e.as_str().len() <= 254));
     }
 
     #[test]
