@@ -45,13 +45,33 @@
     return item ? item.textContent : kind;
   }
 
-  function preview(requestId, token, confirm) {
+  // Each preview supersedes the one before (a second link opened in this tab): a late answer
+  // for an earlier one is dropped.
+  var asked = 0;
+
+  // `confirms` are what the code may confirm, tried in turn: a link says which it is; a typed
+  // code may be either (the recipient email also tells the person to type its code here). At
+  // most one of them applies to a request at any time, so a wrong code counts only once.
+  function preview(requestId, token, confirms) {
+    var ask = ++asked;
+    pending = null;
+    summary.hidden = true;
+    button.disabled = false;
     show("checking");
+    var confirm = confirms[0];
     post(requestId, "preview", { token: token, confirm: confirm }).then(function (answer) {
-      if (answer.status !== 200) { return refused(answer); }
+      if (ask !== asked) { return; }
+      if (answer.status !== 200) {
+        var failed = answer.body && answer.body.error && answer.body.error.code === "verification_failed";
+        if (failed && confirms.length > 1) { return preview(requestId, token, confirms.slice(1)); }
+        form.hidden = false;
+        return refused(answer);
+      }
       var p = answer.body;
       // Shown in the request's own language: reload in it, keeping the link in memory only.
-      if (p.language && p.language !== document.documentElement.lang) {
+      // Only once: a page already asked for that language does not ask again.
+      var wanted = new URLSearchParams(window.location.search).get("lang");
+      if (p.language && p.language !== document.documentElement.lang && wanted !== p.language) {
         var fragment = "request_id=" + encodeURIComponent(requestId) + "&token=" + encodeURIComponent(token) +
           (confirm === "recipient" ? "&confirm=recipient" : "");
         window.location.replace(window.location.pathname + "?lang=" + p.language + "#" + fragment);
@@ -67,42 +87,53 @@
       summary.hidden = false;
       show(null);
       document.getElementById("summary-heading").focus();
-    }, function () { show("unavailable"); });
+    }, function () { if (ask === asked) { show("unavailable"); } });
   }
 
   button.addEventListener("click", function () {
-    if (!pending) { return; }
+    // The answer may arrive after another link was opened here: it belongs to this one.
+    var confirming = pending;
+    if (!confirming) { return; }
     button.disabled = true;
     show("pending");
-    var action = pending.confirm === "recipient" ? "recipient" : "verify";
-    post(pending.requestId, action, { token: pending.token }).then(function (answer) {
+    var action = confirming.confirm === "recipient" ? "recipient" : "verify";
+    post(confirming.requestId, action, { token: confirming.token }).then(function (answer) {
+      if (pending !== confirming) { return; }
       if (answer.status === 200) {
         summary.hidden = true;
-        show(pending.confirm === "recipient" ? "recipient-confirmed" : "verified");
+        show(confirming.confirm === "recipient" ? "recipient-confirmed" : "verified");
         status.focus();
         pending = null;
       } else {
         button.disabled = false;
         refused(answer);
       }
-    }, function () { button.disabled = false; show("unavailable"); });
+    }, function () {
+      if (pending !== confirming) { return; }
+      button.disabled = false;
+      show("unavailable");
+    });
   });
 
   // The link carries the secret in the fragment, which browsers never send to a server.
-  // Read it once, then take it out of the address bar and the history.
-  var params = new URLSearchParams(window.location.hash.slice(1));
-  if (window.location.hash) {
+  // Read it, then take it out of the address bar and the history. A second link opened in this
+  // tab changes only the fragment: the page stays, so it reads that one too.
+  function openLink() {
+    if (!window.location.hash) { return; }
+    var params = new URLSearchParams(window.location.hash.slice(1));
     history.replaceState(null, "", window.location.pathname + window.location.search);
+    var requestId = params.get("request_id");
+    var token = params.get("token");
+    if (requestId && token) {
+      form.elements.request_id.value = requestId;
+      form.elements.token.value = "";
+      preview(requestId, token, [params.get("confirm") === "recipient" ? "recipient" : "request"]);
+    }
   }
-  var requestId = params.get("request_id");
-  var token = params.get("token");
-  var confirm = params.get("confirm") === "recipient" ? "recipient" : "request";
-  if (requestId && token) {
-    form.elements.request_id.value = requestId;
-    preview(requestId, token, confirm);
-  }
+  window.addEventListener("hashchange", openLink);
+  openLink();
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    preview(form.elements.request_id.value.trim(), form.elements.token.value.trim(), "request");
+    preview(form.elements.request_id.value.trim(), form.elements.token.value.trim(), ["request", "recipient"]);
   });
 })();
