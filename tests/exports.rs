@@ -261,3 +261,121 @@ async fn the_emailed_download_link_redirects_to_the_zip_and_each_download_is_aud
     assert_eq!(gone.status(), 410);
     assert_eq!(json_of(&gone)["error"]["code"], "export_expired");
 }
+
+async fn put_recording(world: &World, key: &str, body: &[u8]) {
+    let bucket = match &world.exporter.map.source("recordings").unwrap().location {
+        privacy_shared::datamap::Location::Objects { bucket, .. } => bucket.clone(),
+        privacy_shared::datamap::Location::Table { .. } => unreachable!("recordings are objects"),
+    };
+    world.s3.put_object().bucket(bucket).key(key).body(body.to_vec().into()).send().await.unwrap();
+}
+
+/// Every entry of the archive, read front to back the way a streaming reader must: no central
+/// directory, each entry's end found from its local header or its own compressed data.
+async fn stream_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use futures_lite::io::AsyncReadExt as _;
+    let mut entries = Vec::new();
+    let mut zip = async_zip::base::read::stream::ZipFileReader::with_tokio(bytes);
+    while let Some(mut entry) = zip.next_with_entry().await.expect("a readable local header") {
+        let name = entry.reader().entry().filename().as_str().unwrap().to_owned();
+        let mut data = Vec::new();
+        entry.reader_mut().read_to_end(&mut data).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        zip = entry.done().await.unwrap_or_else(|e| panic!("after {name}: {e}"));
+        entries.push((name, data));
+    }
+    entries
+}
+
+#[tokio::test]
+async fn recordings_of_the_same_name_in_two_folders_are_both_exported_and_a_streaming_reader_reads_every_entry()
+ {
+    let world = world().await;
+    put_recording(&world, "recordings/u-alice/2025/standup.mp4", b"the 2025 standup").await;
+    put_recording(&world, "recordings/u-alice/2026/standup.mp4", b"the 2026 standup, longer").await;
+    let job = verified(&world, "alice@example.com", "access", "NL").await;
+    export::export(&world.exporter, &job).await.unwrap();
+    let bytes = download(&world, job.request_id).await;
+
+    let mut archive = open_zip(bytes.clone());
+    let data: Value = serde_json::from_slice(&entry(&mut archive, "data.json")).unwrap();
+    let files = data["sources"]["recordings"]["files"].as_array().unwrap();
+    let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(files.len(), 4, "the two seeded recordings and both standups: {paths:?}");
+    let unique: std::collections::BTreeSet<&&str> = paths.iter().collect();
+    assert_eq!(unique.len(), paths.len(), "every entry has its own name: {paths:?}");
+    assert!(paths.contains(&"files/recordings/2025/standup.mp4"), "{paths:?}");
+    assert!(paths.contains(&"files/recordings/2026/standup.mp4"), "{paths:?}");
+    assert_eq!(archive.len(), 2 + files.len(), "data.json, index.html and each recording once");
+    assert_eq!(entry(&mut archive, "files/recordings/2025/standup.mp4"), b"the 2025 standup");
+    assert_eq!(entry(&mut archive, "files/recordings/2026/standup.mp4"), b"the 2026 standup, longer");
+
+    // Read as a stream, every entry comes out whole and as the central directory has it.
+    let streamed = stream_entries(&bytes).await;
+    let names: Vec<&str> = streamed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(streamed.len(), archive.len(), "{names:?}");
+    for (name, content) in &streamed {
+        assert_eq!(content, &entry(&mut archive, name), "{name} read as a stream");
+    }
+}
+
+#[tokio::test]
+async fn a_staff_extension_before_the_export_starts_does_not_drop_the_job() {
+    let world = world().await;
+    let sqs = aws_sdk_sqs::Client::new(&world.stack.sdk);
+    let queue = format!("export-{}.fifo", uuid::Uuid::new_v4().simple());
+    let queue = devstack::provision::create_queue(&sqs, &queue, None).await.unwrap();
+    let dispatcher = dispatcher(&world.stack, &queue, &unique_address("staff")).await;
+    let mut stream =
+        devstack::stream::StreamReader::open(&world.stack.sdk, &world.stack.table).await.unwrap();
+    let job = verified(&world, "carol@example.org", "access", "NL").await;
+    // Dispatch triages the verified request, then queues its export job.
+    for _ in 0..2 {
+        let records = stream.poll().await.unwrap();
+        let event: aws_lambda_events::dynamodb::Event =
+            serde_json::from_value(serde_json::json!({ "Records": records })).unwrap();
+        let response = dispatch::handle(
+            &dispatcher,
+            lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap();
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+    let received = sqs.receive_message().queue_url(&queue).max_number_of_messages(10).send().await.unwrap();
+    let messages = received.messages();
+    assert_eq!(messages.len(), 1, "one export job");
+    let queued: ExportJob = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    assert_eq!(queued.request_id, job.request_id);
+
+    // Staff extend the deadline before the worker gets to the job: a new version, same status.
+    let (status, body) = staff(
+        &staff_api(&world.stack),
+        "POST",
+        &format!("/staff/requests/{}/extend", job.request_id),
+        Some(serde_json::json!({"until": "2027-02-26", "reason": "Three services hold the data."})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let store = &world.exporter.store;
+    let extended = store.get(job.request_id).await.unwrap().unwrap();
+    assert_eq!(extended.status, Status::Verified);
+    assert!(extended.version > queued.version, "the extension is a new version");
+
+    let mut message = aws_lambda_events::sqs::SqsMessage::default();
+    message.message_id = messages[0].message_id().map(str::to_owned);
+    message.body = messages[0].body().map(str::to_owned);
+    let mut event = export::SqsEvent::default();
+    event.records.push(message);
+    let response = export::handle(
+        &world.exporter,
+        lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
+    )
+    .await
+    .unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+
+    let done = store.get(job.request_id).await.unwrap().unwrap();
+    assert_eq!(done.status, Status::Completed, "the job was not dropped");
+    assert_eq!(done.due_on, extended.due_on, "the extension stands");
+    open_zip(download(&world, job.request_id).await);
+}

@@ -2,6 +2,12 @@
 //! collects through and the erasure deletes, anonymises and corrects through, and its one AWS
 //! implementation (DynamoDB tables, S3 prefixes).
 //!
+//! Every change of a record is conditional on the record still belonging to the person: the
+//! attribute it was found by must still hold the person's key when the write lands. An index is
+//! eventually consistent (and a record can change hands between the read and the write), so a
+//! stale entry must never let one person's erasure touch another person's record; such a record
+//! is skipped ([`Written::NotTheirs`]), which is not an error.
+//!
 //! Every change is idempotent, because a worker that crashes halfway runs again: deleting what is
 //! gone, anonymising or correcting a record deleted meanwhile, all succeed. Objects are deleted
 //! with every version and delete marker, so a versioned bucket keeps nothing to restore. Errors
@@ -82,6 +88,32 @@ pub enum SourceError {
     EmptyPrefix,
 }
 
+/// What a conditional change of one record did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Written {
+    /// The record still belonged to the person, and is changed.
+    Applied,
+    /// The record is gone, or now belongs to someone else (a stale index entry, or a record that
+    /// changed hands): nothing was written.
+    NotTheirs,
+}
+
+/// The attribute that ties a record to its person (the source's `find_by`), and the person's key
+/// as the record carries it: `records` found it by this value.
+fn owner_of(source: &Source, record: &Value) -> Result<(&'static str, AttributeValue), SourceError> {
+    let attribute = match source.find_by() {
+        SubjectAttribute::Email => "email",
+        SubjectAttribute::UserId => "user_id",
+    };
+    match record.get(attribute) {
+        Some(Value::String(key)) if !key.is_empty() => Ok((attribute, AttributeValue::S(key.clone()))),
+        _ => Err(SourceError::Unreadable(source.id.clone())),
+    }
+}
+
+/// `record` is always one `records(source, key)` returned: its `find_by` attribute holds the
+/// person's key, and every change applies only while the stored record still holds it.
 pub trait PersonalData: Send + Sync {
     /// Every record of `source` that belongs to the person with this key.
     fn records(
@@ -97,16 +129,17 @@ pub trait PersonalData: Send + Sync {
         key: &str,
     ) -> impl Future<Output = Result<Vec<StoredObject>, SourceError>> + Send;
 
-    /// Deletes one record (as `records` returned it) by the source's table key. Deleting a
-    /// record that is already gone succeeds.
+    /// Deletes one record (as `records` returned it) by the source's table key, if it still
+    /// belongs to the person. Deleting a record that is already gone succeeds.
     fn delete_record(
         &self,
         source: &Source,
         record: &Value,
     ) -> impl Future<Output = Result<(), SourceError>> + Send;
 
-    /// Keeps the record without `attributes` and stamps `anonymised_at`. A record deleted
-    /// meanwhile is left alone (success): there is nothing left to anonymise.
+    /// Keeps the record without `attributes` and stamps `anonymised_at`, if it still belongs to
+    /// the person. A record deleted meanwhile is left alone (success): there is nothing left to
+    /// anonymise.
     fn anonymise_record(
         &self,
         source: &Source,
@@ -124,14 +157,45 @@ pub trait PersonalData: Send + Sync {
     ) -> impl Future<Output = Result<(), SourceError>> + Send;
 
     /// Sets the changed attributes (each one the map's `correctable` for the source; JSON null
-    /// removes the attribute) and stamps `corrected_at`. A record deleted meanwhile is not
-    /// recreated (success: it holds nothing inaccurate any more).
+    /// removes the attribute) and stamps `corrected_at`, if the record still belongs to the
+    /// person. A record deleted meanwhile is not recreated (success: it holds nothing inaccurate
+    /// any more).
     fn correct(
         &self,
         source: &Source,
         record: &Value,
         changes: &serde_json::Map<String, Value>,
     ) -> impl Future<Output = Result<(), SourceError>> + Send;
+
+    /// `delete_record`, saying whether it applied. The defaults of these three serve wrappers
+    /// that intercept only the plain methods (test doubles): they cannot tell and say `Applied`.
+    fn delete_theirs(
+        &self,
+        source: &Source,
+        record: &Value,
+    ) -> impl Future<Output = Result<Written, SourceError>> + Send {
+        async { self.delete_record(source, record).await.map(|()| Written::Applied) }
+    }
+
+    /// `anonymise_record`, saying whether it applied.
+    fn anonymise_theirs(
+        &self,
+        source: &Source,
+        record: &Value,
+        attributes: &[String],
+    ) -> impl Future<Output = Result<Written, SourceError>> + Send {
+        async { self.anonymise_record(source, record, attributes).await.map(|()| Written::Applied) }
+    }
+
+    /// `correct`, saying whether it applied.
+    fn correct_theirs(
+        &self,
+        source: &Source,
+        record: &Value,
+        changes: &serde_json::Map<String, Value>,
+    ) -> impl Future<Output = Result<Written, SourceError>> + Send {
+        async { self.correct(source, record, changes).await.map(|()| Written::Applied) }
+    }
 }
 
 /// Looks the person's user id up in the map's account source (if the map has one).
@@ -171,38 +235,69 @@ impl AwsPersonalData {
         AwsPersonalData { clock, ..self }
     }
 
-    /// An UpdateItem of a record that must still exist (`#k` names its table key): updating a
-    /// record deleted meanwhile would recreate it, so a failed condition is success, not a write.
-    async fn update_existing(
+    /// An UpdateItem of a record that must still be the person's: updating a record deleted
+    /// meanwhile would recreate it, and one that changed hands is someone else's, so a failed
+    /// condition is a skip, not a write and not an error.
+    async fn update_theirs(
         &self,
         source: &Source,
-        (table, table_key, key): (&str, &str, AttributeValue),
+        record: &Value,
         expression: String,
-        names: HashMap<String, String>,
-        values: HashMap<String, AttributeValue>,
-    ) -> Result<(), SourceError> {
+        mut names: HashMap<String, String>,
+        mut values: HashMap<String, AttributeValue>,
+    ) -> Result<Written, SourceError> {
+        let (table, table_key, key) = record_key(source, record)?;
+        let (owner, owned_by) = owner_of(source, record)?;
+        names.insert("#owner".to_owned(), owner.to_owned());
+        values.insert(":owner".to_owned(), owned_by);
         let result = self
             .dynamo
             .update_item()
             .table_name(table)
             .key(table_key, key)
             .update_expression(expression)
-            .condition_expression("attribute_exists(#k)")
+            .condition_expression("#owner = :owner")
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Ok(())
-            }
-            Err(e) => Err(aws_error(source, "UpdateItem", &e)),
-        }
+        written(source, "UpdateItem", result)
     }
 
     fn now(&self) -> AttributeValue {
         AttributeValue::S(self.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true))
+    }
+}
+
+/// A conditional write's outcome: a failed condition means the record is not the person's.
+fn written<T, E: aws_smithy_types::error::metadata::ProvideErrorMetadata + ConditionFailed, R>(
+    source: &Source,
+    operation: &'static str,
+    result: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+) -> Result<Written, SourceError> {
+    match result {
+        Ok(_) => Ok(Written::Applied),
+        Err(e) if e.as_service_error().is_some_and(ConditionFailed::is_condition_failed) => {
+            Ok(Written::NotTheirs)
+        }
+        Err(e) => Err(aws_error(source, operation, &e)),
+    }
+}
+
+/// The two conditional writes' errors, alike in what matters here.
+trait ConditionFailed {
+    fn is_condition_failed(&self) -> bool;
+}
+
+impl ConditionFailed for aws_sdk_dynamodb::operation::update_item::UpdateItemError {
+    fn is_condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionFailed for aws_sdk_dynamodb::operation::delete_item::DeleteItemError {
+    fn is_condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
     }
 }
 
@@ -393,16 +488,7 @@ impl PersonalData for AwsPersonalData {
     }
 
     async fn delete_record(&self, source: &Source, record: &Value) -> Result<(), SourceError> {
-        let (table, table_key, key) = record_key(source, record)?;
-        // DeleteItem of an absent item succeeds, so a rerun is harmless.
-        self.dynamo
-            .delete_item()
-            .table_name(table)
-            .key(table_key, key)
-            .send()
-            .await
-            .map_err(|e| aws_error(source, "DeleteItem", &e))?;
-        Ok(())
+        self.delete_theirs(source, record).await.map(drop)
     }
 
     async fn anonymise_record(
@@ -411,25 +497,7 @@ impl PersonalData for AwsPersonalData {
         record: &Value,
         attributes: &[String],
     ) -> Result<(), SourceError> {
-        let (table, table_key, key) = record_key(source, record)?;
-        if attributes.iter().any(|a| a == table_key) {
-            return Err(SourceError::KeyAttribute(source.id.clone()));
-        }
-        let mut names = HashMap::from([("#k".to_owned(), table_key.to_owned())]);
-        let mut removed = Vec::new();
-        for (i, attribute) in attributes.iter().filter(|a| *a != WRITTEN_ON_ERASURE).enumerate() {
-            // Placeholders, because attribute names like `name` are reserved words.
-            names.insert(format!("#r{i}"), attribute.clone());
-            removed.push(format!("#r{i}"));
-        }
-        names.insert("#at".to_owned(), WRITTEN_ON_ERASURE.to_owned());
-        let mut expression = "SET #at = :now".to_owned();
-        if !removed.is_empty() {
-            expression.push_str(" REMOVE ");
-            expression.push_str(&removed.join(", "));
-        }
-        let values = HashMap::from([(":now".to_owned(), self.now())]);
-        self.update_existing(source, (table, table_key, key), expression, names, values).await
+        self.anonymise_theirs(source, record, attributes).await.map(drop)
     }
 
     async fn delete_object(
@@ -457,17 +525,69 @@ impl PersonalData for AwsPersonalData {
         record: &Value,
         changes: &serde_json::Map<String, Value>,
     ) -> Result<(), SourceError> {
+        self.correct_theirs(source, record, changes).await.map(drop)
+    }
+
+    async fn delete_theirs(&self, source: &Source, record: &Value) -> Result<Written, SourceError> {
         let (table, table_key, key) = record_key(source, record)?;
+        let (owner, owned_by) = owner_of(source, record)?;
+        // A record already gone fails the condition too: a rerun is a skip, not an error.
+        let result = self
+            .dynamo
+            .delete_item()
+            .table_name(table)
+            .key(table_key, key)
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", owner)
+            .expression_attribute_values(":owner", owned_by)
+            .send()
+            .await;
+        written(source, "DeleteItem", result)
+    }
+
+    async fn anonymise_theirs(
+        &self,
+        source: &Source,
+        record: &Value,
+        attributes: &[String],
+    ) -> Result<Written, SourceError> {
+        let (_, table_key, _) = record_key(source, record)?;
+        if attributes.iter().any(|a| a == table_key) {
+            return Err(SourceError::KeyAttribute(source.id.clone()));
+        }
+        let mut names = HashMap::new();
+        let mut removed = Vec::new();
+        for (i, attribute) in attributes.iter().filter(|a| *a != WRITTEN_ON_ERASURE).enumerate() {
+            // Placeholders, because attribute names like `name` are reserved words.
+            names.insert(format!("#r{i}"), attribute.clone());
+            removed.push(format!("#r{i}"));
+        }
+        names.insert("#at".to_owned(), WRITTEN_ON_ERASURE.to_owned());
+        let mut expression = "SET #at = :now".to_owned();
+        if !removed.is_empty() {
+            expression.push_str(" REMOVE ");
+            expression.push_str(&removed.join(", "));
+        }
+        let values = HashMap::from([(":now".to_owned(), self.now())]);
+        // The find attribute is among those removed (the map checks it), so a second run finds
+        // the record no longer the person's and leaves the first stamp as it was.
+        self.update_theirs(source, record, expression, names, values).await
+    }
+
+    async fn correct_theirs(
+        &self,
+        source: &Source,
+        record: &Value,
+        changes: &serde_json::Map<String, Value>,
+    ) -> Result<Written, SourceError> {
+        record_key(source, record)?;
         if changes.keys().any(|attribute| !source.correctable.contains(attribute)) {
             return Err(SourceError::NotCorrectable(source.id.clone()));
         }
         if changes.is_empty() {
-            return Ok(());
+            return Ok(Written::Applied);
         }
-        let mut names = HashMap::from([
-            ("#k".to_owned(), table_key.to_owned()),
-            ("#at".to_owned(), WRITTEN_ON_CORRECTION.to_owned()),
-        ]);
+        let mut names = HashMap::from([("#at".to_owned(), WRITTEN_ON_CORRECTION.to_owned())]);
         let mut values = HashMap::from([(":now".to_owned(), self.now())]);
         let mut set = vec!["#at = :now".to_owned()];
         let mut removed = Vec::new();
@@ -486,7 +606,7 @@ impl PersonalData for AwsPersonalData {
         if !removed.is_empty() {
             expression.push_str(&format!(" REMOVE {}", removed.join(", ")));
         }
-        self.update_existing(source, (table, table_key, key), expression, names, values).await
+        self.update_theirs(source, record, expression, names, values).await
     }
 }
 

@@ -12,6 +12,16 @@
 //! deleted), so a redelivery resumes where the last delivery stopped and never touches anyone
 //! else: every read and write is by the person's own key.
 //!
+//! Every change is conditional on the record still being the person's: a stale index entry is
+//! skipped, never someone else's record changed, and only what was changed is counted.
+//!
+//! The erasure converges: the re-read that proves nothing is left may find a record written
+//! while the job ran (the person's app still syncing, say). That source is erased again, up to
+//! [`MAX_PASSES`] times in one delivery; a source that still keeps getting new data after that
+//! alerts staff (an `erasure_stalled` audit event, an error log line and the `StalledErasures`
+//! metric, which the stack's alarm watches) and the request stays in progress, open for staff
+//! to see in the staff API and the digest, instead of failing until the dead-letter queue.
+//!
 //! A correction applies a requester's self-service corrections to the sources the data map marks
 //! as correctable, then completes the request.
 
@@ -21,12 +31,13 @@ use std::sync::Arc;
 
 pub use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use privacy_shared::config::{Env, WorkerSettings};
+use privacy_shared::datamap::Source;
 use privacy_shared::datamap::{DataMap, ErasurePolicy, Location};
 use privacy_shared::domain::{
-    Completion, ErasedSource, ErasureReceipt, RequestKind, RequestRecord, Status, Transition,
+    Actor, Completion, ErasedSource, ErasureReceipt, Event, RequestKind, RequestRecord, Status, Transition,
 };
 use privacy_shared::jobs::{DataChange, ErasureJob, each_job};
-use privacy_shared::sources::{AwsPersonalData, Person, PersonalData, SourceError, find_user_id};
+use privacy_shared::sources::{AwsPersonalData, Person, PersonalData, SourceError, Written, find_user_id};
 use privacy_shared::store::{
     Change, DynamoStore, ErasureLog, ErasureProgress, Outcome, People, Requests, StoreError,
     transition_or_reload,
@@ -39,12 +50,17 @@ pub enum ErasureError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Source(#[from] SourceError),
-    /// The proof failed: a source still returns something for the person.
-    #[error("source `{0}` still holds the person's data after erasure")]
-    Leftover(String),
     #[error("the job message is not readable")]
     BadJob,
 }
+
+/// How many times one delivery goes through the sources before it gives up on a source that
+/// keeps getting new data of the person, and alerts staff.
+pub const MAX_PASSES: u32 = 3;
+
+/// The metric a stalled erasure publishes (CloudWatch Embedded Metric Format, in the log).
+pub const STALLED_METRIC: &str = "StalledErasures";
+pub const METRICS_NAMESPACE: &str = "PrivacyRequests";
 
 /// Recipient categories that are told to delete too (art 19); authorities are not processors.
 const NOT_INSTRUCTED: [&str; 2] = ["government_regulators", "law_enforcement"];
@@ -141,47 +157,34 @@ async fn erase<S: ErasureStore, P: PersonalData>(
     };
     let person = Person { email: request.email.clone(), user_id: progress.user_id.clone() };
 
-    for source in eraser.map.sources() {
-        if progress.sources.iter().any(|done| done.source == source.id) {
-            continue;
-        }
-        let mut erased = ErasedSource {
-            source: source.id.clone(),
-            description: source.description.clone(),
-            categories: source.disclosure.categories.iter().map(wire_name).collect(),
-            deleted: 0,
-            anonymised: 0,
-            kept_because: None,
-        };
-        if let Some(key) = person.key_for(source.find_by()) {
-            match (&source.location, &source.erasure) {
-                (Location::Table { .. }, ErasurePolicy::Delete) => {
-                    for record in eraser.data.records(source, key).await? {
-                        eraser.data.delete_record(source, &record).await?;
-                        erased.deleted += 1;
-                    }
-                }
-                (Location::Table { .. }, ErasurePolicy::Anonymise { attributes, reason }) => {
-                    for record in eraser.data.records(source, key).await? {
-                        eraser.data.anonymise_record(source, &record, attributes).await?;
-                        erased.anonymised += 1;
-                    }
-                    erased.kept_because = (erased.anonymised > 0).then(|| reason.clone());
-                }
-                (Location::Objects { .. }, _) => {
-                    for object in eraser.data.objects(source, key).await? {
-                        eraser.data.delete_object(source, key, &object.key).await?;
-                        erased.deleted += 1;
-                    }
-                }
+    // Sources whose re-read found something: erased again on the next pass.
+    let mut again: Vec<String> = Vec::new();
+    for pass in 1..=MAX_PASSES {
+        for source in eraser.map.sources() {
+            let done = progress.sources.iter().position(|d| d.source == source.id);
+            if done.is_some() && !again.contains(&source.id) {
+                continue;
             }
+            let erased = erase_source(eraser, source, &person).await?;
+            match done {
+                Some(i) => add_counts(&mut progress.sources[i], erased),
+                None => progress.sources.push(erased),
+            }
+            store.save_erasure_progress(request.id, &progress, eraser.clock.now()).await?;
+            tracing::info!(request_id = %request.id, source = %source.id, pass, "source erased");
         }
-        progress.sources.push(erased);
-        store.save_erasure_progress(request.id, &progress, eraser.clock.now()).await?;
-        tracing::info!(request_id = %request.id, source = %source.id, "source erased");
+        again = leftovers(eraser, &person).await?;
+        if again.is_empty() {
+            break;
+        }
+        tracing::warn!(
+            request_id = %request.id, pass, sources = %again.join(","),
+            "the person's data appeared again during the erasure; erasing those sources again"
+        );
     }
-
-    prove_nothing_left(eraser, &person).await?;
+    if !again.is_empty() {
+        return stalled(eraser, &request, &again).await;
+    }
 
     let exports_deleted = match progress.exports_deleted {
         Some(n) => n,
@@ -206,23 +209,119 @@ async fn erase<S: ErasureStore, P: PersonalData>(
     Ok(())
 }
 
-/// Reads every source again with the person's keys: anything found fails the job (and so the
-/// retry runs the erasure of that source again).
-async fn prove_nothing_left<S: ErasureStore, P: PersonalData>(
+/// Erases the person from one source as the data map says; counts only what was changed (a
+/// record that is no longer theirs is skipped).
+async fn erase_source<S: ErasureStore, P: PersonalData>(
+    eraser: &Eraser<S, P>,
+    source: &Source,
+    person: &Person,
+) -> Result<ErasedSource, ErasureError> {
+    let mut erased = ErasedSource {
+        source: source.id.clone(),
+        description: source.description.clone(),
+        categories: source.disclosure.categories.iter().map(wire_name).collect(),
+        deleted: 0,
+        anonymised: 0,
+        kept_because: None,
+    };
+    let Some(key) = person.key_for(source.find_by()) else { return Ok(erased) };
+    let mut not_theirs = 0;
+    match (&source.location, &source.erasure) {
+        (Location::Table { .. }, ErasurePolicy::Delete) => {
+            for record in eraser.data.records(source, key).await? {
+                match eraser.data.delete_theirs(source, &record).await? {
+                    Written::Applied => erased.deleted += 1,
+                    Written::NotTheirs => not_theirs += 1,
+                }
+            }
+        }
+        (Location::Table { .. }, ErasurePolicy::Anonymise { attributes, reason }) => {
+            for record in eraser.data.records(source, key).await? {
+                match eraser.data.anonymise_theirs(source, &record, attributes).await? {
+                    Written::Applied => erased.anonymised += 1,
+                    Written::NotTheirs => not_theirs += 1,
+                }
+            }
+            erased.kept_because = (erased.anonymised > 0).then(|| reason.clone());
+        }
+        (Location::Objects { .. }, _) => {
+            for object in eraser.data.objects(source, key).await? {
+                eraser.data.delete_object(source, key, &object.key).await?;
+                erased.deleted += 1;
+            }
+        }
+    }
+    if not_theirs > 0 {
+        tracing::info!(source = %source.id, skipped = not_theirs, "records no longer the person's were left alone");
+    }
+    Ok(erased)
+}
+
+/// A later pass over a source adds to what the earlier ones did.
+fn add_counts(total: &mut ErasedSource, pass: ErasedSource) {
+    total.deleted += pass.deleted;
+    total.anonymised += pass.anonymised;
+    if total.kept_because.is_none() {
+        total.kept_because = pass.kept_because;
+    }
+}
+
+/// Reads every source again with the person's keys: the sources where anything is found.
+async fn leftovers<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     person: &Person,
-) -> Result<(), ErasureError> {
+) -> Result<Vec<String>, ErasureError> {
+    let mut left = Vec::new();
     for source in eraser.map.sources() {
         let Some(key) = person.key_for(source.find_by()) else { continue };
-        let left = match &source.location {
+        let found = match &source.location {
             Location::Table { .. } => !eraser.data.records(source, key).await?.is_empty(),
             Location::Objects { .. } => !eraser.data.objects(source, key).await?.is_empty(),
         };
-        if left {
-            return Err(ErasureError::Leftover(source.id.clone()));
+        if found {
+            left.push(source.id.clone());
         }
     }
+    Ok(left)
+}
+
+/// The passes are used up and `sources` still get new data of the person: staff are alerted
+/// once (a redelivery finds the event) and the request stays in progress. The job is done with
+/// (not failed): another retry would only meet the same writer, and then the dead-letter queue.
+async fn stalled<S: ErasureStore, P: PersonalData>(
+    eraser: &Eraser<S, P>,
+    request: &RequestRecord,
+    sources: &[String],
+) -> Result<(), ErasureError> {
+    let trail = eraser.store.audit_trail(request.id).await?;
+    let alerted = trail.iter().any(|e| e.event == Event::ErasureStalled && e.version == request.version);
+    if alerted {
+        return Ok(());
+    }
+    let now = eraser.clock.now();
+    eraser.store.record_event(request, Event::ErasureStalled, now, Actor::System).await?;
+    // Source ids and the request id only: nothing of the person.
+    tracing::error!(
+        request_id = %request.id, sources = %sources.join(","), passes = MAX_PASSES,
+        "erasure stalled: new data of the person keeps appearing; staff must stop the writer and erase again"
+    );
+    println!("{}", stalled_metric(now));
     Ok(())
+}
+
+/// One CloudWatch Embedded Metric Format record of one stalled erasure.
+pub fn stalled_metric(at: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": at.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": [{"Name": STALLED_METRIC, "Unit": "Count"}],
+            }],
+        },
+        STALLED_METRIC: 1,
+    })
 }
 
 /// The person's earlier exports (every object version) and what their earlier requests still
@@ -286,10 +385,13 @@ async fn correct<S: ErasureStore, P: PersonalData>(
         let Some(key) = person.key_for(source.find_by()) else { continue };
         let mut changes = serde_json::Map::new();
         changes.insert(field.clone(), serde_json::Value::String(value.clone()));
+        let mut applied = false;
         for found in eraser.data.records(source, key).await? {
-            eraser.data.correct(source, &found, &changes).await?;
+            applied |= eraser.data.correct_theirs(source, &found, &changes).await? == Written::Applied;
         }
-        changed.push(field.clone());
+        if applied {
+            changed.push(field.clone());
+        }
     }
     let note = if changed.is_empty() {
         "We found no record of yours with these details to correct.".to_owned()

@@ -5,12 +5,23 @@
 //! the verified request).
 //!
 //! The ZIP is written as it is produced, through a small pipe, into an S3 multipart upload
-//! (SSE-KMS when a key is configured): memory stays bounded whatever the export's size. The
+//! (SSE-KMS when a key is configured): memory stays bounded whatever the export's size. So the
+//! recordings are streamed into their entries, which then carry their sizes and CRC in a data
+//! descriptor after the data rather than in the local header. A stored entry ending in a data
+//! descriptor cannot be read by a streaming reader (nothing says where its bytes end), so the
+//! streamed entries are deflated (fastest level: recordings barely compress, but a deflate stream
+//! marks its own end); `data.json` and `index.html` are written whole, sizes and CRC in the header.
+//! Each recording's entry is named by its key below the person's prefix, so two recordings of the
+//! same name in different folders both go in.
+//!
+//! A job carries the request version that asked for it; a staff extension before the job starts
+//! bumps the version without changing what was asked, so a verified request at that version or
+//! later is still exported, and only a request that moved on (closed, say) drops the job. The
 //! request moves verified -> in_progress before the work and in_progress -> completed only after
 //! the object exists; a failure leaves it in_progress and the message is retried.
 
 use async_zip::base::write::ZipFileWriter;
-use async_zip::{Compression, ZipEntryBuilder};
+use async_zip::{Compression, DeflateOption, ZipEntryBuilder};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use chrono::{DateTime, Months, Utc};
 use futures_lite::io::AsyncWriteExt as _;
@@ -27,7 +38,7 @@ use privacy_shared::datamap::{CcpaDisclosure, DataMap, Location, Source};
 use privacy_shared::domain::{Completion, Regime, RequestRecord, Status, Transition};
 use privacy_shared::jobs::{ExportJob, each_job};
 use privacy_shared::sources::{
-    AwsPersonalData, Person, PersonalData, SourceError, StoredObject, find_user_id,
+    AwsPersonalData, Person, PersonalData, SourceError, StoredObject, find_user_id, person_prefix,
 };
 use privacy_shared::store::{Change, DynamoStore, Outcome, Requests, StoreError, transition_or_reload};
 use privacy_shared::{Clock, ConfigError, SystemClock};
@@ -35,6 +46,8 @@ use privacy_shared::{Clock, ConfigError, SystemClock};
 /// S3 multipart parts (the minimum is 5 MiB); with the pipe, the bound on buffered export bytes.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 const PIPE_BYTES: usize = 256 * 1024;
+/// The deflate level of streamed recordings: they are compressed media already.
+const FASTEST: i32 = 1;
 const INDEX_TEMPLATE: &str = include_str!("../templates/index.html");
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +62,9 @@ pub enum ExportError {
     Archive(String),
     #[error("export job is not readable")]
     BadJob,
+    /// A recording changed between the listing and the download: the retry lists it again.
+    #[error("a recording of source `{0}` changed while it was exported")]
+    Changed(String),
 }
 
 fn s3_error<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
@@ -118,7 +134,8 @@ pub async fn export<S: Requests, P: PersonalData>(
         return Ok(());
     };
     match request.status {
-        Status::Verified if request.version == job.version => {
+        // Later versions of a verified request (a staff extension) still ask for this export.
+        Status::Verified if request.version >= job.version => {
             request = start(exporter, &request).await?;
         }
         Status::InProgress => {} // a retry of a job that started
@@ -154,7 +171,43 @@ async fn start<S: Requests, P: PersonalData>(
 /// What goes into the archive, before any byte of it is written.
 pub struct Document {
     pub data: Value,
-    pub files: Vec<(String, StoredObject)>,
+    pub files: Vec<ArchivedFile>,
+}
+
+/// One recording and where it goes in the archive.
+#[derive(Clone, Debug)]
+pub struct ArchivedFile {
+    pub path: String,
+    pub source_id: String,
+    pub object: StoredObject,
+}
+
+/// The archive path of an object: its key below the person's prefix (`relative`), in its
+/// source's folder. Segments an extractor could resolve outside that folder (`..`, `.`, empty)
+/// are dropped and backslashes replaced; should two keys still come to one path (`a//b.mp4` and
+/// `a/b.mp4`), the later one gets a numbered suffix, so every entry name is unique and the same
+/// listing always gives the same names.
+pub fn entry_path(source_id: &str, relative: &str, taken: &mut BTreeSet<String>) -> String {
+    let segments: Vec<String> = relative
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != "." && *s != "..")
+        .map(|s| s.replace('\\', "_"))
+        .collect();
+    let name = if segments.is_empty() { "file".to_owned() } else { segments.join("/") };
+    let mut path = format!("files/{source_id}/{name}");
+    let mut n = 2;
+    while taken.contains(&path) {
+        let (folder, file) = name.rsplit_once('/').map_or(("", name.as_str()), |(d, f)| (d, f));
+        let numbered = match file.rsplit_once('.') {
+            Some((stem, ext)) if !stem.is_empty() => format!("{stem} ({n}).{ext}"),
+            _ => format!("{file} ({n})"),
+        };
+        let folder = if folder.is_empty() { String::new() } else { format!("{folder}/") };
+        path = format!("files/{source_id}/{folder}{numbered}");
+        n += 1;
+    }
+    taken.insert(path.clone());
+    path
 }
 
 fn within(record: &Value, attribute: Option<&str>, since: Option<DateTime<Utc>>) -> bool {
@@ -216,6 +269,7 @@ pub async fn collect<S: Requests, P: PersonalData>(
         (request.regime == Regime::Ccpa).then(|| asked_at.checked_sub_months(Months::new(12))).flatten();
     let mut sources_out = Map::new();
     let mut files = Vec::new();
+    let mut taken = BTreeSet::new();
     let mut with_data: Vec<&Source> = Vec::new();
     for source in exporter.map.sources() {
         let Some(key) = person.key_for(source.find_by()) else { continue };
@@ -247,12 +301,17 @@ pub async fn collect<S: Requests, P: PersonalData>(
                 if !objects.is_empty() {
                     with_data.push(source);
                 }
+                let prefix = person_prefix(source, key)?;
                 let listed: Vec<Value> = objects
                     .iter()
                     .map(|o| {
-                        let name = o.key.rsplit('/').next().unwrap_or("file");
-                        let path = format!("files/{}/{name}", source.id);
-                        files.push((path.clone(), o.clone()));
+                        let relative = o.key.strip_prefix(&prefix).unwrap_or(&o.key);
+                        let path = entry_path(&source.id, relative, &mut taken);
+                        files.push(ArchivedFile {
+                            path: path.clone(),
+                            source_id: source.id.clone(),
+                            object: o.clone(),
+                        });
                         json!({"path": path, "size": o.size, "last_modified": o.last_modified})
                     })
                     .collect();
@@ -356,12 +415,8 @@ async fn write_archive<S: Requests, P: PersonalData>(
         )
         .await
         .map_err(archive_error)?;
-        for (path, object) in &document.files {
-            // Recordings are compressed media already: stored as they are.
-            let mut entry = zip
-                .write_entry_stream(ZipEntryBuilder::new(path.clone().into(), Compression::Stored))
-                .await
-                .map_err(archive_error)?;
+        for file in &document.files {
+            let object = &file.object;
             let got = exporter
                 .s3
                 .get_object()
@@ -370,11 +425,22 @@ async fn write_archive<S: Requests, P: PersonalData>(
                 .send()
                 .await
                 .map_err(s3_error("GetObject"))?;
+            // Streamed, so sizes and CRC follow the data: deflated, so a streaming reader finds
+            // where the data ends (see the module docs).
+            let builder = ZipEntryBuilder::new(file.path.clone().into(), Compression::Deflate)
+                .deflate_option(DeflateOption::Other(FASTEST));
+            let mut entry = zip.write_entry_stream(builder).await.map_err(archive_error)?;
             let mut body = got.body;
+            let mut written = 0u64;
             while let Some(chunk) = body.try_next().await.map_err(archive_error)? {
+                written += chunk.len() as u64;
                 entry.write_all(&chunk).await.map_err(archive_error)?;
             }
             entry.close().await.map_err(archive_error)?;
+            // data.json gives the listed size: an archive that says otherwise is not written.
+            if written != object.size {
+                return Err(ExportError::Changed(file.source_id.clone()));
+            }
         }
         let mut inner = zip.close().await.map_err(archive_error)?.into_inner();
         inner.shutdown().await.map_err(archive_error)?;
@@ -467,6 +533,21 @@ mod tests {
         assert!(!within(&json!({"at": "2025-11-27T23:59:59Z"}), Some("at"), Some(since)));
         assert!(within(&json!({"other": 1}), Some("at"), Some(since)));
         assert!(within(&json!({"at": "2020-01-01T00:00:00Z"}), Some("at"), None), "no window outside CCPA");
+    }
+
+    #[test]
+    fn entry_names_keep_the_folders_stay_inside_the_source_folder_and_never_repeat() {
+        let mut taken = BTreeSet::new();
+        let mut path = |relative: &str| entry_path("recordings", relative, &mut taken);
+        assert_eq!(path("2026/a.mp4"), "files/recordings/2026/a.mp4");
+        assert_eq!(path("2025/a.mp4"), "files/recordings/2025/a.mp4");
+        assert_eq!(path("2026//a.mp4"), "files/recordings/2026/a (2).mp4");
+        assert_eq!(path("2026/./a.mp4"), "files/recordings/2026/a (3).mp4");
+        assert_eq!(path("../../etc/passwd"), "files/recordings/etc/passwd");
+        assert_eq!(path(".."), "files/recordings/file");
+        assert_eq!(path("notes"), "files/recordings/notes");
+        assert_eq!(path("notes/"), "files/recordings/notes (2)");
+        assert_eq!(path("a\\..\\b.mp4"), "files/recordings/a_.._b.mp4");
     }
 
     #[test]

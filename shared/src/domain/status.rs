@@ -41,6 +41,9 @@ pub enum Event {
     Triaged,
     /// The requester confirmed, with a second token, the third party an export may go to.
     RecipientConfirmed,
+    /// An erasure kept finding new data of the person after its passes: staff were alerted and
+    /// the request stays open (audited, not a change of status).
+    ErasureStalled,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -102,7 +105,7 @@ impl Status {
 }
 
 impl Event {
-    pub const ALL: [Event; 13] = [
+    pub const ALL: [Event; 14] = [
         Event::Submitted,
         Event::Verified,
         Event::WorkStarted,
@@ -116,6 +119,7 @@ impl Event {
         Event::Reminded,
         Event::Triaged,
         Event::RecipientConfirmed,
+        Event::ErasureStalled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +137,7 @@ impl Event {
             Event::Reminded => "reminded",
             Event::Triaged => "triaged",
             Event::RecipientConfirmed => "recipient_confirmed",
+            Event::ErasureStalled => "erasure_stalled",
         }
     }
 }
