@@ -48,15 +48,15 @@ async fn logs_never_carry_the_address_name_details_or_token() {
     for _ in 0..5 {
         verify_with(&verifier, &id, &"A".repeat(43)).await;
     }
-    // The repeat of the deletion request replaced the first link with the second.
+    // The repeat of the deletion request added a second link beside the first.
     let (deletion_id, deletion_token) = link_parts(&mails[1]);
     assert_eq!(verify_with(&verifier, &deletion_id, &deletion_token).await.0, 200);
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("request submitted"), "the functions did log: {logs}");
-    assert!(logs.contains("verification email held back"), "{logs}");
+    assert!(logs.contains("mail budget spent"), "{logs}");
     assert!(logs.contains("locked after too many wrong tokens"), "{logs}");
-    assert!(logs.contains("request verified"), "{logs}");
+    assert!(logs.contains("confirmed by the requester"), "{logs}");
     for secret in [
         address.as_str(),
         &address.to_lowercase(),
@@ -103,5 +103,37 @@ async fn the_sweep_and_the_staff_api_log_no_address_name_reason_or_token() {
     );
     for secret in [pending.as_str(), verified.as_str(), "Quentin", "Quietname", "55501", &reminder_token] {
         assert!(!logs.contains(secret), "the logs carry {secret:?}:\n{logs}");
+    }
+}
+
+/// The Lambda runtime logs each raw invocation event at TRACE (and `lambda_http` the request at
+/// DEBUG): the body, with its address and token. Those are dropped whatever level is configured,
+/// while our own events keep that level.
+#[test]
+fn the_runtime_never_logs_the_raw_event_whatever_level_is_asked_for() {
+    let address = "Runtime.Person@example.com";
+    let token = "tok_RuntimeSecret0123456789abcdefghijklmnopq";
+    let event = json!({"body": json!({"email": address, "token": token}).to_string()}).to_string();
+    for (level, json_format) in [("trace", true), ("TRACE", false), ("debug", true)] {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber =
+            privacy_shared::telemetry::subscriber(move || writer.clone(), Some(level), json_format);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "lambda_runtime::layers::api_response", body = %event, "raw JSON event received from Lambda");
+            tracing::debug!(target: "lambda_runtime::layers::api_client", payload = %event, "invocation");
+            tracing::debug!(target: "lambda_http", body = %event, "request");
+            tracing::trace!(target: "lambda_runtime_api_client", body = %event, "response");
+            tracing::info!(target: "lambda_runtime", "runtime started");
+            tracing::debug!(target: "intake", "our own debug event");
+            tracing::info!(target: "intake", "our own info event");
+        });
+        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(logs.contains("our own info event"), "{level}: our own logs are kept: {logs}");
+        assert!(logs.contains("our own debug event"), "{level}: at the configured level: {logs}");
+        assert!(logs.contains("runtime started"), "{level}: the runtime's INFO is kept: {logs}");
+        for secret in [address, "Runtime.Person", token] {
+            assert!(!logs.contains(secret), "{level}: the logs carry {secret:?}:\n{logs}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::support::*;
+use privacy_shared::budget::MailBudgets;
 use privacy_shared::domain::{
     Actor, Completion, EmailAddress, Event, ExpiryReason, Language, Region, RequestId, RequestKind,
     RequestRecord, StaffText, Status, TokenHash, Transition, Triage,
@@ -281,14 +282,19 @@ async fn a_suppression_keeps_its_first_moment_and_request<S: RequestStore>(store
     assert_eq!(trail[0].reason.as_deref(), Some("no_verification_required"));
 }
 
-async fn the_mail_window_grants_its_slots_then_rolls<S: RequestStore>(store: &S) {
-    let subject = EmailAddress::parse(&unique_address("rate")).unwrap().subject_key();
+async fn a_mail_budget_grants_its_limit_per_window_then_rolls<S: RequestStore>(store: &S) {
+    let address = EmailAddress::parse(&unique_address("rate")).unwrap();
+    let charges = MailBudgets { per_mailbox: 3, ..MailBudgets::default() }.charges(&address, None);
+    let mailbox = &charges[0];
     let hour = Duration::hours(1);
     for minute in [0, 10, 20] {
-        assert!(store.take_mail_slot(&subject, at(minute), 3, hour).await.unwrap());
+        assert!(store.charge_budget(mailbox, at(minute), hour).await.unwrap());
     }
-    assert!(!store.take_mail_slot(&subject, at(30), 3, hour).await.unwrap());
-    assert!(store.take_mail_slot(&subject, at(61), 3, hour).await.unwrap(), "the first has left the window");
+    assert!(!store.charge_budget(mailbox, at(30), hour).await.unwrap());
+    assert!(!store.charge_budget(mailbox, at(59), hour).await.unwrap(), "a refusal counts nothing");
+    assert!(store.charge_budget(mailbox, at(61), hour).await.unwrap(), "the next window");
+    let other = &MailBudgets::default().charges(&EmailAddress::parse(&unique_address("else")).unwrap(), None)[0];
+    assert!(store.charge_budget(other, at(30), hour).await.unwrap(), "each key its own count");
 }
 
 async fn links_add_up_to_a_few_and_wrong_tries_lock_them_without_touching_the_request<S: RequestStore>(
@@ -296,16 +302,16 @@ async fn links_add_up_to_a_few_and_wrong_tries_lock_them_without_touching_the_re
 ) {
     let pending = created(store, RequestKind::Access, at(0), "t").await;
     let slot = TokenSlot::Requester;
-    for token in ["u", "v"] {
-        assert!(store.issue_token(pending.id, slot, &secret(token, at(90)), at(1)).await.unwrap());
+    for (token, expiry) in [("u", 90), ("v", 100)] {
+        assert!(store.issue_token(pending.id, slot, &secret(token, at(expiry)), at(1)).await.unwrap());
     }
     let stored = store.secret(pending.id, slot).await.unwrap().unwrap();
-    assert_eq!(stored.tokens, [secret("t", at(24 * 60)), secret("u", at(90)), secret("v", at(90))]);
-    assert!(store.issue_token(pending.id, slot, &secret("w", at(90)), at(2)).await.unwrap());
+    assert_eq!(stored.tokens, [secret("u", at(90)), secret("v", at(100)), secret("t", at(24 * 60))]);
+    assert!(store.issue_token(pending.id, slot, &secret("w", at(110)), at(2)).await.unwrap());
     let stored = store.secret(pending.id, slot).await.unwrap().unwrap();
-    assert_eq!(stored.tokens.len(), MAX_LIVE_TOKENS, "the oldest link makes room");
-    assert!(!stored.accepts(&TokenHash::of_secret("t"), at(3)));
-    assert!(stored.accepts(&TokenHash::of_secret("u"), at(3)));
+    assert_eq!(stored.tokens.len(), MAX_LIVE_TOKENS, "the link closest to expiry makes room");
+    assert!(!stored.accepts(&TokenHash::of_secret("u"), at(3)));
+    assert!(stored.accepts(&TokenHash::of_secret("t"), at(3)));
 
     assert_eq!(
         store.count_wrong_attempt(pending.id, slot, at(4), 3).await.unwrap(),
@@ -317,7 +323,7 @@ async fn links_add_up_to_a_few_and_wrong_tries_lock_them_without_touching_the_re
     );
     assert_eq!(store.count_wrong_attempt(pending.id, slot, at(5), 3).await.unwrap(), WrongAttempt::Locked);
     let locked = store.secret(pending.id, slot).await.unwrap().unwrap();
-    assert!(locked.is_locked() && !locked.accepts(&TokenHash::of_secret("u"), at(6)));
+    assert!(locked.is_locked() && !locked.accepts(&TokenHash::of_secret("v"), at(6)));
     assert_eq!(store.get(pending.id).await.unwrap().unwrap().status, Status::PendingVerification);
     assert!(store.issue_token(pending.id, slot, &secret("x", at(90)), at(7)).await.unwrap());
     let fresh = store.secret(pending.id, slot).await.unwrap().unwrap();
@@ -413,7 +419,7 @@ held_by_both_stores!(
     one_holder_performs_an_effect_until_it_is_finished_released_or_its_lease_lapses,
     the_due_index_holds_open_requests_per_status_in_order,
     a_suppression_keeps_its_first_moment_and_request,
-    the_mail_window_grants_its_slots_then_rolls,
+    a_mail_budget_grants_its_limit_per_window_then_rolls,
     links_add_up_to_a_few_and_wrong_tries_lock_them_without_touching_the_request,
     scrubbing_keeps_the_request_and_its_trail_but_no_personal_text_or_secrets,
     events_that_change_nothing_follow_their_transition_in_the_trail,

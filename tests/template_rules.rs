@@ -290,6 +290,29 @@ fn the_overdue_alarm_watches_the_metric_the_sweep_publishes() {
 }
 
 #[test]
+fn a_spent_mail_budget_is_counted_from_intakes_log_line_and_wakes_staff() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let text = std::fs::read_to_string("../functions/intake/src/lib.rs").unwrap();
+    assert!(text.contains("\"mail budget spent: nothing sent\""), "the line the filters count");
+    let mut counted = Vec::new();
+    for id in template.resources_of_type("AWS::Logs::MetricFilter") {
+        let filter = &resource(&template, &id)["Properties"];
+        if filter["FilterPattern"].as_str().is_some_and(|p| p.contains("\"mail budget spent: nothing sent\"")) {
+            assert_eq!(intrinsic(&filter["LogGroupName"]), Some(("Ref", "IntakeLogs")));
+            let metric = &filter["MetricTransformations"][0];
+            assert_eq!(metric["MetricName"].as_str(), Some("MailBudgetSpent"));
+            counted.push(metric["Dimensions"].as_sequence().map_or(0, Vec::len));
+        }
+    }
+    counted.sort_unstable();
+    assert_eq!(counted, [0, 1], "a total for the alarm and one by scope");
+    let alarm = &resource(&template, "MailBudgetSpentAlarm")["Properties"];
+    assert_eq!(alarm["MetricName"].as_str(), Some("MailBudgetSpent"));
+    assert!(alarm["Dimensions"].is_null(), "the alarm watches the total");
+    assert_eq!(intrinsic(&alarm["AlarmActions"][0]), Some(("Ref", "AlarmTopic")));
+}
+
+#[test]
 fn the_due_date_index_projects_no_personal_data() {
     let spec = Template::load(&template::default_path()).unwrap().the_table().unwrap();
     let index = spec.global_secondary_indexes.iter().find(|g| g.index_name == DUE_INDEX).unwrap();

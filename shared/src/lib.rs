@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod aws;
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod datamap;

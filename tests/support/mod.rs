@@ -2,6 +2,7 @@
 //! for tests of the handlers' own logic, the whole stack in memory: [`Local`]), a clock the test
 //! moves, and helpers to speak HTTP to the handlers and read the mail they sent.
 
+pub mod http;
 mod local;
 
 use aws_sdk_dynamodb::config::Credentials;
@@ -191,8 +192,10 @@ impl Stack {
 }
 
 /// An address no other test uses, so the shared mailbox can be read per test.
+/// An address no other test uses, and its own mailbox too (a `+tag` would share the base
+/// mailbox's mail budget).
 pub fn unique_address(tag: &str) -> String {
-    format!("{tag}+{}@example.com", uuid::Uuid::new_v4().simple())
+    format!("{tag}.{}@example.com", uuid::Uuid::new_v4().simple())
 }
 
 pub fn submission(email: &str, kind: &str, region: &str) -> String {

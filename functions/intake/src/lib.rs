@@ -13,7 +13,8 @@
 //! marks as self-service correctable.
 
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, Response};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 
@@ -29,6 +30,7 @@ use privacy_shared::store::{
     Created, LiveToken, People, Requests, Secrets, StoreError, SuppressionList, TokenSlot,
 };
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::OnceLock;
 
 /// The body fields `POST /requests` accepts; anything else is refused.
@@ -227,12 +229,13 @@ async fn submit<S: Requests + Secrets + People, M: Mailer>(
     }
     let submission = Submission::parse(read_json::<RawSubmission>(request, FIELDS)?)?;
     let now = deps.clock.now();
+    let network = client_network(request);
 
     if let Some(list) = SuppressionList::for_kind(submission.kind) {
-        return opt_out(deps, submission, list).await.map(|id| (id, Status::Completed));
+        return opt_out(deps, submission, list, network).await.map(|id| (id, Status::Completed));
     }
     if let Some(existing) = deps.store.open_request(&submission.email.subject_key(), submission.kind).await? {
-        return resubmitted(deps, existing).await.map(|id| (id, Status::PendingVerification));
+        return resubmitted(deps, existing, network).await.map(|id| (id, Status::PendingVerification));
     }
 
     let regime = submission.region.regime();
@@ -247,11 +250,13 @@ async fn submit<S: Requests + Secrets + People, M: Mailer>(
     match deps.store.create(&record, &live_token(deps, &token)).await? {
         Created::New => {
             tracing::info!(request_id = %record.id, kind = %record.kind, regime = regime.as_str(), "request submitted");
-            send_verification(deps, &record, &token).await?;
+            if within_budgets(deps, &record.email, network).await? {
+                deliver(deps, &record, &token).await?;
+            }
             Ok((record.id, Status::PendingVerification))
         }
         Created::AlreadyOpen(existing) => {
-            resubmitted(deps, existing).await.map(|id| (id, Status::PendingVerification))
+            resubmitted(deps, existing, network).await.map(|id| (id, Status::PendingVerification))
         }
     }
 }
@@ -275,6 +280,7 @@ async fn opt_out<S: Requests + Secrets + People, M: Mailer>(
     deps: &Deps<S, M>,
     submission: Submission,
     list: SuppressionList,
+    network: Option<IpAddr>,
 ) -> Result<RequestId, IntakeError> {
     let subject = submission.email.subject_key();
     let earlier = deps.store.suppressions(&subject).await?.into_iter().find(|s| s.list == list);
@@ -283,11 +289,14 @@ async fn opt_out<S: Requests + Secrets + People, M: Mailer>(
         return Ok(earlier.request_id);
     }
     let now = deps.clock.now();
+    // Honoured whatever the budgets say; only its acknowledgement waits for budget.
+    let mail_withheld = !within_budgets(deps, &submission.email, network).await?;
     let received =
         new_record(deps, submission.kind, submission.region, submission.language, submission.email, now);
     // Done the moment it is stored: nothing to verify, no clock to run.
     let record = RequestRecord {
         status: Status::Completed,
+        mail_withheld,
         due_on: received.received_on,
         acknowledge_by: None,
         name: submission.name,
@@ -317,12 +326,13 @@ async fn opt_out<S: Requests + Secrets + People, M: Mailer>(
 async fn resubmitted<S: Requests + Secrets + People, M: Mailer>(
     deps: &Deps<S, M>,
     id: RequestId,
+    network: Option<IpAddr>,
 ) -> Result<RequestId, IntakeError> {
     tracing::info!(request_id = %id, "repeat of an open request");
     let Some(record) = deps.store.get(id).await? else {
         return Ok(id);
     };
-    if record.status != Status::PendingVerification || !take_mail_slot(deps, &record).await? {
+    if record.status != Status::PendingVerification || !within_budgets(deps, &record.email, network).await? {
         return Ok(id);
     }
     let token = VerificationToken::generate();
@@ -340,35 +350,31 @@ fn live_token<S, M>(deps: &Deps<S, M>, token: &VerificationToken) -> LiveToken {
     }
 }
 
-async fn send_verification<S: Requests + Secrets + People, M: Mailer>(
+/// Charges one mail to `email` against every budget, narrowest first (see
+/// [`privacy_shared::budget`]). False when one is spent: then nothing may be sent, and the log
+/// line (counted by a metric filter into `MailBudgetSpent`, with an alarm) tells staff which.
+async fn within_budgets<S: People, M: Mailer>(
     deps: &Deps<S, M>,
-    record: &RequestRecord,
-    token: &VerificationToken,
-) -> Result<(), IntakeError> {
-    if take_mail_slot(deps, record).await? {
-        deliver(deps, record, token).await?;
-    }
-    Ok(())
-}
-
-async fn take_mail_slot<S: Requests + Secrets + People, M: Mailer>(
-    deps: &Deps<S, M>,
-    record: &RequestRecord,
+    email: &EmailAddress,
+    network: Option<IpAddr>,
 ) -> Result<bool, IntakeError> {
     let policy = deps.config.verification;
-    let granted = deps
-        .store
-        .take_mail_slot(
-            &record.email.subject_key(),
-            deps.clock.now(),
-            policy.max_emails_per_window,
-            policy.email_window,
-        )
-        .await?;
-    if !granted {
-        tracing::warn!(request_id = %record.id, "verification email held back: per-address limit reached");
+    let now = deps.clock.now();
+    for charge in policy.budgets.charges(email, network) {
+        if !deps.store.charge_budget(&charge, now, policy.email_window).await? {
+            tracing::warn!(scope = charge.scope.as_str(), "mail budget spent: nothing sent");
+            return Ok(false);
+        }
     }
-    Ok(granted)
+    Ok(true)
+}
+
+/// The client's address as API Gateway saw it (none when invoked otherwise, as in tests).
+fn client_network(request: &Request) -> Option<IpAddr> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => context.http.source_ip.as_deref()?.parse().ok(),
+        _ => None,
+    }
 }
 
 async fn deliver<S: Requests + Secrets + People, M: Mailer>(

@@ -168,6 +168,10 @@ pub struct RequestRecord {
     pub corrections: Option<std::collections::BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<ErasureReceipt>,
+    /// A mail budget was spent when this request came in: it gets no acknowledgement by mail
+    /// (an opt-out is honoured all the same).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mail_withheld: bool,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -210,6 +214,7 @@ impl RequestRecord {
             recipient_confirmed_at: None,
             corrections: None,
             receipt: None,
+            mail_withheld: false,
             updated_at: received_at,
         }
     }

@@ -11,8 +11,9 @@ use super::{
     Change, Claim, Created, DownloadToken, DueIndex, EffectLedger, ErasureLog, ErasureProgress, LiveToken,
     OpenPage, OpenQuery, OpenRequest, PageKey, PastRequest, People, Requests, Secrets, StoreError,
     Suppression, SuppressionList, TokenSlot, Verification, WrongAttempt, due_sort_key, page_key_id,
-    submitted_event, upper_sort_key,
+    budget_window, submitted_event, upper_sort_key,
 };
+use crate::budget::BudgetCharge;
 use crate::domain::{
     Actor, AuditEvent, Event, RequestId, RequestKind, RequestRecord, Status, SubjectKey, Transition,
 };
@@ -34,7 +35,7 @@ struct State {
     effects: HashMap<(RequestId, String), Effect>,
     history: HashMap<SubjectKey, Vec<PastRequest>>,
     suppressions: HashMap<(SubjectKey, SuppressionList), Suppression>,
-    mail: HashMap<SubjectKey, Vec<i64>>,
+    budgets: HashMap<(String, i64), u32>,
     erasures: HashMap<RequestId, ErasureProgress>,
 }
 
@@ -57,7 +58,7 @@ impl MemoryStore {
             && state.downloads.is_empty()
             && state.effects.is_empty()
             && state.suppressions.is_empty()
-            && state.mail.is_empty()
+            && state.budgets.is_empty()
             && state.erasures.is_empty()
     }
 
@@ -94,8 +95,8 @@ impl MemoryStore {
         for ((subject, list), s) in &state.suppressions {
             lines.push(format!("suppression {} {list:?} {s:?}", subject.as_str()));
         }
-        for (subject, sent) in &state.mail {
-            lines.push(format!("mail {} {sent:?}", subject.as_str()));
+        for ((key, window), sent) in &state.budgets {
+            lines.push(format!("budget {key} {window} {sent}"));
         }
         for (id, progress) in &state.erasures {
             lines.push(format!("erasure {id} {:?} {:?}", progress.sources, progress.exports_deleted));
@@ -441,21 +442,19 @@ impl People for MemoryStore {
         Ok(self.state().history.get(subject).cloned().unwrap_or_default())
     }
 
-    async fn take_mail_slot(
+    async fn charge_budget(
         &self,
-        subject: &SubjectKey,
+        charge: &BudgetCharge,
         now: DateTime<Utc>,
-        limit: u32,
         window: Duration,
     ) -> Result<bool, StoreError> {
+        let (number, _) = budget_window(now, window);
         let mut state = self.state();
-        let since = (now - window).timestamp();
-        let sent = state.mail.entry(subject.clone()).or_default();
-        sent.retain(|t| *t > since);
-        if sent.len() >= limit as usize {
+        let sent = state.budgets.entry((charge.key.clone(), number)).or_default();
+        if *sent >= charge.limit {
             return Ok(false);
         }
-        sent.push(now.timestamp());
+        *sent += 1;
         Ok(true)
     }
 }

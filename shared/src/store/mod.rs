@@ -11,6 +11,7 @@ mod memory;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::future::Future;
 
+use crate::budget::BudgetCharge;
 use crate::domain::{
     Actor, AuditEvent, ErasedSource, Event, Language, Regime, RequestId, RequestKind, RequestRecord, Status,
     SubjectKey, TokenHash, Transition, TransitionError,
@@ -60,10 +61,13 @@ impl Verification {
         self.tokens.is_empty() && self.locked_at.is_some()
     }
 
-    /// The set after a new link: expired links dropped, at most [`MAX_LIVE_TOKENS`] kept.
+    /// The set after a new link: expired links dropped, and at most [`MAX_LIVE_TOKENS`] kept,
+    /// the one closest to expiry leaving first (the store keeps no order of issue, and links of
+    /// one lifetime expire in the order they were issued).
     pub fn with_token(&self, token: LiveToken, now: DateTime<Utc>) -> Verification {
         let mut tokens: Vec<LiveToken> = self.tokens.iter().filter(|t| now < t.expires_at).cloned().collect();
         tokens.push(token);
+        tokens.sort_by_key(|t| t.expires_at);
         let excess = tokens.len().saturating_sub(MAX_LIVE_TOKENS);
         tokens.drain(..excess);
         Verification { tokens, ..self.clone() }
@@ -293,6 +297,14 @@ pub struct OpenPage {
     pub items_read: u64,
 }
 
+/// The fixed window `now` falls in (its number since the epoch) and when it ends.
+pub(crate) fn budget_window(now: DateTime<Utc>, window: Duration) -> (i64, DateTime<Utc>) {
+    let width = window.num_seconds().max(1);
+    let number = now.timestamp().div_euclid(width);
+    let ends = DateTime::from_timestamp((number + 1) * width, 0).unwrap_or(now);
+    (number, ends)
+}
+
 /// Fixed width, so the index sorts receipt times as text.
 pub(crate) fn received_key(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -502,13 +514,12 @@ pub trait People: Send + Sync {
         subject: &SubjectKey,
     ) -> impl Future<Output = Result<Vec<PastRequest>, StoreError>> + Send;
 
-    /// Takes one of `limit` slots in the sliding `window` for mail to this person. False when
-    /// all are taken: the caller must not send.
-    fn take_mail_slot(
+    /// Counts one mail against `charge` in the current fixed `window` (windows start at the
+    /// epoch), atomically: false, and nothing counted, when its limit is reached.
+    fn charge_budget(
         &self,
-        subject: &SubjectKey,
+        charge: &BudgetCharge,
         now: DateTime<Utc>,
-        limit: u32,
         window: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

@@ -1,15 +1,16 @@
 //! What is kept per person, under the hash of their address: the history of verified requests,
-//! suppressions, and the sliding window of mail sent to them.
+//! suppressions; and the mail budgets' counters, under hashed keys of their own.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{DynamoStore, aws_error, is_condition_failure, n, subject_pk, to_item};
+use super::{DynamoStore, key, n, s, subject_pk, unless_condition_failed};
 use crate::domain::{RequestId, RequestKind, RequestRecord, SubjectKey};
-use crate::store::{PastRequest, People, StoreError, Suppression, SuppressionList, received_key};
+use crate::budget::BudgetCharge;
+use crate::store::{
+    PastRequest, People, StoreError, Suppression, SuppressionList, budget_window, received_key,
+};
 
-const RATE_VERIFICATION: &str = "RATE#verification";
-const MAX_SLOT_RETRIES: usize = 4;
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct HistoryItem {
@@ -48,17 +49,6 @@ struct SuppressionItem {
     request_id: RequestId,
 }
 
-#[derive(Serialize, Deserialize)]
-struct RateItem {
-    pk: String,
-    sk: String,
-    entity: String,
-    /// Epoch seconds of the mails sent inside the window.
-    sent: Vec<i64>,
-    rev: u64,
-    ttl: i64,
-}
-
 impl People for DynamoStore {
     async fn suppressions(&self, subject: &SubjectKey) -> Result<Vec<Suppression>, StoreError> {
         let items: Vec<SuppressionItem> = self.query_prefix(subject_pk(subject), "SUPPRESS#").await?;
@@ -84,47 +74,30 @@ impl People for DynamoStore {
             .collect())
     }
 
-    async fn take_mail_slot(
+    async fn charge_budget(
         &self,
-        subject: &SubjectKey,
+        charge: &BudgetCharge,
         now: DateTime<Utc>,
-        limit: u32,
         window: Duration,
     ) -> Result<bool, StoreError> {
-        let pk = subject_pk(subject);
-        for _ in 0..MAX_SLOT_RETRIES {
-            let existing = self.get_item::<RateItem>(pk.clone(), RATE_VERIFICATION).await?;
-            let since = (now - window).timestamp();
-            let (mut sent, rev) = match &existing {
-                Some(item) => {
-                    (item.sent.iter().copied().filter(|t| *t > since).collect::<Vec<_>>(), Some(item.rev))
-                }
-                None => (Vec::new(), None),
-            };
-            if sent.len() >= limit as usize {
-                return Ok(false);
-            }
-            sent.push(now.timestamp());
-            let item = RateItem {
-                pk: pk.clone(),
-                sk: RATE_VERIFICATION.to_owned(),
-                entity: "mail_rate".to_owned(),
-                sent,
-                rev: rev.map_or(1, |r| r + 1),
-                ttl: (now + window).timestamp(),
-            };
-            let mut put = self.client.put_item().table_name(&self.table).set_item(Some(to_item(&item)?));
-            put = match rev {
-                Some(r) => put.condition_expression("rev = :rev").expression_attribute_values(":rev", n(r)),
-                None => put.condition_expression("attribute_not_exists(pk)"),
-            };
-            match put.send().await {
-                Ok(_) => return Ok(true),
-                Err(err) if is_condition_failure(&err) => continue,
-                Err(err) => return Err(aws_error("PutItem")(err)),
-            }
-        }
-        // Persistent contention on one address looks like a flood: fail closed, send nothing.
-        Ok(false)
+        let (number, ends) = budget_window(now, window);
+        // One atomic counter per window: no read, no retry, whatever the concurrency.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("BUDGET#{}", charge.key), &format!("WINDOW#{number}"))))
+            .update_expression("ADD sent :one SET entity = :entity, #scope = :scope, #ttl = :ttl")
+            .condition_expression("attribute_not_exists(sent) OR sent < :limit")
+            .expression_attribute_names("#scope", "scope")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(charge.limit))
+            .expression_attribute_values(":entity", s("mail_budget"))
+            .expression_attribute_values(":scope", s(charge.scope.as_str()))
+            .expression_attribute_values(":ttl", n((ends + window).timestamp()))
+            .send()
+            .await;
+        Ok(unless_condition_failed(result, "UpdateItem")?.is_some())
     }
 }

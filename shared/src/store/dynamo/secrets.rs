@@ -67,7 +67,7 @@ pub(super) fn secret_item(id: RequestId, slot: TokenSlot, v: &Verification, rev:
 }
 
 fn verification_of(item: &SecretItem) -> Result<Verification, StoreError> {
-    let tokens = item
+    let mut tokens = item
         .tokens
         .iter()
         .map(|(hash, expires_at)| {
@@ -76,6 +76,8 @@ fn verification_of(item: &SecretItem) -> Result<Verification, StoreError> {
             Ok(LiveToken { token_hash, expires_at: *expires_at })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
+    // The map keeps no order of issue; expiry is the order the domain keeps.
+    tokens.sort_by_key(|t: &LiveToken| t.expires_at);
     Ok(Verification { tokens, wrong_attempts: item.wrong_attempts, locked_at: item.locked_at })
 }
 
