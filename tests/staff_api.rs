@@ -324,6 +324,27 @@ async fn a_manual_request_is_completed_with_a_note_but_an_export_cannot_be_compl
 }
 
 #[tokio::test]
+async fn a_deletion_or_a_self_service_correction_cannot_be_completed_by_hand_either() {
+    let stack = Stack::new().await;
+    let deletion = verified_request(&stack, &unique_address("complete-d"), "deletion", "NL").await;
+    let address = unique_address("complete-c");
+    let body = json!({"email": address, "kind": "rectification", "region": "NL", "corrections": {"job_title": "Lead designer"}});
+    let (status, created) = submit(&stack.deps(), &body.to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    let (id, token) = link_parts(&stack.mail_to(&address).await[0]);
+    assert_eq!(verify_with(&stack.verifier(), &id, &token).await.0, 200);
+    let correction = RequestId::parse(&id).unwrap();
+    let api = staff_api(&stack);
+    for request in [deletion, correction] {
+        let path = format!("/staff/requests/{request}/complete");
+        let (status, body) = staff(&api, "POST", &path, Some(json!({"note": "Done by hand."}))).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (409, Some("automatic_fulfilment")), "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("by hand"), "{body}");
+        assert_eq!(version_of(&stack, request).await, 2, "nothing changed");
+    }
+}
+
+#[tokio::test]
 async fn actions_are_refused_before_verification_and_on_unknown_requests() {
     let stack = Stack::new().await;
     let (_, pending) = submit(&stack.deps(), &submission(&unique_address("early"), "objection", "NL")).await;

@@ -12,7 +12,8 @@ use devstack::stream::StreamReader;
 use privacy_shared::Clock;
 use privacy_shared::domain::{Completion, RequestId, Transition};
 use privacy_shared::jobs::ExportJob;
-use privacy_shared::store::Change;
+use privacy_shared::store::ledger::Invocation;
+use privacy_shared::store::{Change, Claim, EffectLedger};
 
 struct Setup {
     stack: Stack,
@@ -185,4 +186,43 @@ async fn a_failing_effect_is_reported_and_released_for_the_retry() {
     let jobs = queued_jobs(&setup).await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].request_id.to_string(), id);
+}
+
+/// Delivers `records` the way Lambda retries a failing batch, each time as a new invocation
+/// (`MaximumRetryAttempts: 5` in the template: six deliveries in all); how many it took.
+async fn deliver_with_retries(setup: &Setup, records: &[Value]) -> usize {
+    const DELIVERIES: usize = 6;
+    for delivery in 1..=DELIVERIES {
+        if deliver(setup, records).await == BatchResponse::default() {
+            return delivery;
+        }
+    }
+    panic!("the record would have gone to the failure queue after {DELIVERIES} deliveries");
+}
+
+#[tokio::test]
+async fn an_effect_left_claimed_by_a_crashed_invocation_is_taken_over_in_time_and_happens_once() {
+    let setup = setup().await;
+    let mut stream = StreamReader::open(&setup.stack.sdk, &setup.stack.table).await.unwrap();
+    let (_, id) = verified_request(&setup, "access").await;
+    assert_eq!(deliver(&setup, &stream.poll().await.unwrap()).await, BatchResponse::default());
+    let records = stream.poll().await.unwrap();
+    let request_id = RequestId::parse(&id).unwrap();
+
+    // An invocation of a whole function timeout (60 s) claimed the export and crashed: it will
+    // neither finish nor release the claim.
+    let store = &setup.dispatcher.deps.store;
+    let started = setup.stack.clock.now();
+    let crashed = Invocation::ending_at(started + chrono::Duration::seconds(60));
+    let lease = crashed.lease(started);
+    let claim = store.claim_effect(request_id, "export_queued#v3", started, lease).await.unwrap();
+    assert_eq!(claim, Claim::Acquired);
+
+    let deliveries = deliver_with_retries(&setup, &records).await;
+    assert!(deliveries <= 2, "taken over by the first retry that outlives the lease, not {deliveries}");
+    assert!(setup.stack.clock.now() > started + lease, "waited on the clock until the lease ran out");
+    assert_eq!(deliver(&setup, &records).await, BatchResponse::default(), "redelivery is harmless");
+    let jobs = queued_jobs(&setup).await;
+    assert_eq!(jobs, vec![ExportJob { request_id, version: 3 }], "the export was queued exactly once");
+    assert_eq!(setup.stack.mail_to(&setup.staff).await.len(), 1, "one staff notice");
 }

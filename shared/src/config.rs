@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use crate::datamap::DataMap;
+use crate::budget::MailBudgets;
 use crate::domain::{BusinessCalendar, CalendarError, EmailAddress, TokenHash};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -24,11 +25,14 @@ fn invalid(name: &'static str, why: impl std::fmt::Display) -> ConfigError {
 }
 
 type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+type Names = Box<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// Where settings come from (the process environment, or a table in tests), remembering every
 /// variable that was asked for.
 pub struct Env {
     lookup: Lookup,
+    /// Every name that is set, where the source can be listed.
+    names: Option<Names>,
     read: Mutex<BTreeSet<&'static str>>,
 }
 
@@ -48,18 +52,35 @@ pub const LOCAL_ONLY: &[&str] = &[
 
 impl Env {
     pub fn process() -> Env {
-        Env::from_lookup(|name| std::env::var(name).ok())
+        let names: Names =
+            Box::new(|| std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect());
+        Env { names: Some(names), ..Env::from_lookup(|name| std::env::var(name).ok()) }
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Env {
-        Env { lookup: Box::new(lookup), read: Mutex::new(BTreeSet::new()) }
+        Env { lookup: Box::new(lookup), names: None, read: Mutex::new(BTreeSet::new()) }
     }
 
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Env {
         let pairs: Vec<(String, String)> =
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let names: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
         // The last setting of a name wins, as in a shell.
-        Env::from_lookup(move |name| pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        let env =
+            Env::from_lookup(move |name| pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()));
+        Env { names: Some(Box::new(move || names.clone())), ..env }
+    }
+
+    /// Every set variable whose name starts with `prefix`, with its value (trimmed, blank counts
+    /// as unset); `None` where the source cannot be listed (one made [`Env::from_lookup`]).
+    pub fn with_prefix(&self, prefix: &'static str) -> Option<Vec<(String, String)>> {
+        self.read.lock().unwrap_or_else(|p| p.into_inner()).insert(prefix);
+        let mut names: Vec<String> =
+            (self.names.as_ref()?)().into_iter().filter(|n| n.starts_with(prefix)).collect();
+        names.sort();
+        names.dedup();
+        let value = |name: &str| (self.lookup)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        Some(names.into_iter().filter_map(|name| value(&name).map(|v| (name, v))).collect())
     }
 
     /// Every variable asked for so far.
@@ -115,8 +136,9 @@ pub struct Config {
 pub struct VerificationPolicy {
     pub token_lifetime: Duration,
     pub max_wrong_attempts: u32,
-    /// Verification emails one address can receive per `email_window`: the inbox-flood guard.
-    pub max_emails_per_window: u32,
+    /// What one mailbox, domain, network and everyone together may receive per `email_window`
+    /// (the mailbox's limit is `VERIFICATION_EMAILS_PER_HOUR`): the inbox-flood guard.
+    pub budgets: MailBudgets,
     pub email_window: Duration,
 }
 
@@ -125,10 +147,33 @@ impl Default for VerificationPolicy {
         VerificationPolicy {
             token_lifetime: Duration::hours(24),
             max_wrong_attempts: 5,
-            max_emails_per_window: 3,
+            budgets: MailBudgets::default(),
             email_window: Duration::hours(1),
         }
     }
+}
+
+/// `MAIL_BUDGETS_PER_HOUR`: `domain=100,network=20,overall=500`, any of them, the rest default.
+fn mail_budgets(env: &Env, per_mailbox: u32) -> Result<MailBudgets, ConfigError> {
+    const NAME: &str = "MAIL_BUDGETS_PER_HOUR";
+    let mut budgets = MailBudgets { per_mailbox, ..MailBudgets::default() };
+    let Some(raw) = env.get(NAME) else { return Ok(budgets) };
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (scope, value) = part.split_once('=').ok_or_else(|| invalid(NAME, "expected scope=number pairs"))?;
+        let value = value
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|v| (1..=1_000_000).contains(v))
+            .ok_or_else(|| invalid(NAME, "each limit must be a whole number from 1 to 1000000"))?;
+        match scope.trim() {
+            "domain" => budgets.per_domain = value,
+            "network" => budgets.per_network = value,
+            "overall" => budgets.overall = value,
+            _ => return Err(invalid(NAME, "scopes are domain, network and overall")),
+        }
+    }
+    Ok(budgets)
 }
 
 impl Config {
@@ -147,14 +192,12 @@ impl Config {
             CalendarError::BadHoliday(_) => invalid("BUSINESS_HOLIDAYS", &e),
         })?;
         let defaults = VerificationPolicy::default();
-        let verification = VerificationPolicy {
-            max_emails_per_window: env.number(
-                "VERIFICATION_EMAILS_PER_HOUR",
-                defaults.max_emails_per_window.into(),
-                1..=1000,
-            )? as u32,
-            ..defaults
-        };
+        let per_mailbox = env.number(
+            "VERIFICATION_EMAILS_PER_HOUR",
+            defaults.budgets.per_mailbox.into(),
+            1..=1000,
+        )? as u32;
+        let verification = VerificationPolicy { budgets: mail_budgets(env, per_mailbox)?, ..defaults };
         Ok(Config { table_name, mail_from, ses_configuration_set, public_base_url, calendar, verification })
     }
 }
@@ -251,26 +294,8 @@ impl Metrics {
     }
 }
 
-/// The staff API's local key: only for the local stack, where every AWS call goes to a loopback
-/// endpoint. Anything that could reach AWS itself refuses it, so a deployed function cannot be
-/// configured to accept it.
-pub fn local_staff_key(env: &Env) -> Result<Option<TokenHash>, ConfigError> {
-    let endpoint = env.get("AWS_ENDPOINT_URL").unwrap_or_default();
-    let Some(key) = env.get("STAFF_LOCAL_KEY") else { return Ok(None) };
-    let host = endpoint.split("://").nth(1).unwrap_or("").split(['/', ':']).next().unwrap_or("");
-    let loopback = endpoint.starts_with("http://")
-        && (host == "127.0.0.1" || host == "localhost" || endpoint.starts_with("http://[::1]"));
-    if !loopback {
-        return Err(invalid(
-            "STAFF_LOCAL_KEY",
-            "a local staff key is only accepted with a loopback AWS_ENDPOINT_URL (the local stack)",
-        ));
-    }
-    if key.len() < 24 {
-        return Err(invalid("STAFF_LOCAL_KEY", "must be at least 24 characters"));
-    }
-    Ok(Some(TokenHash::of_secret(&key)))
-}
+mod local_key;
+pub use local_key::local_staff_key;
 
 /// `intake` and `verify`.
 pub type IntakeSettings = Config;
@@ -283,6 +308,9 @@ pub struct DispatchSettings {
     pub export_retention_days: u64,
     pub data_map: DataMap,
     pub s3_path_style: bool,
+    /// The function's timeout (the template's `Timeout`): how long an invocation that brings no
+    /// deadline of its own may hold and wait for effects. Lambda's deadline, when given, wins.
+    pub timeout: Duration,
 }
 
 impl DispatchSettings {
@@ -294,6 +322,7 @@ impl DispatchSettings {
             export_retention_days: export_retention_days(env)?,
             data_map: data_map(env)?,
             s3_path_style: s3_path_style(env),
+            timeout: Duration::seconds(60),
         })
     }
 }
@@ -450,14 +479,21 @@ mod tests {
         let c = Config::load(&with(&[])).unwrap();
         assert_eq!(c.public_base_url, "https://privacy.example.com");
         assert_eq!(c.verification, VerificationPolicy::default());
-        assert_eq!(c.verification.max_emails_per_window, 3);
+        assert_eq!(c.verification.budgets.per_mailbox, 3);
         assert_eq!(c.calendar.zone_name(), "Europe/Amsterdam");
     }
 
     #[test]
     fn the_email_cap_is_configurable() {
-        let c = Config::load(&with(&[("VERIFICATION_EMAILS_PER_HOUR", "10")])).unwrap();
-        assert_eq!(c.verification.max_emails_per_window, 10);
+        let c = Config::load(&with(&[
+            ("VERIFICATION_EMAILS_PER_HOUR", "10"),
+            ("MAIL_BUDGETS_PER_HOUR", "domain=40, overall=900"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.verification.budgets,
+            MailBudgets { per_mailbox: 10, per_domain: 40, overall: 900, ..MailBudgets::default() }
+        );
     }
 
     #[test]
@@ -471,6 +507,9 @@ mod tests {
             ("BUSINESS_TIME_ZONE", "Nowhere/Land"),
             ("BUSINESS_HOLIDAYS", "tomorrow"),
             ("VERIFICATION_EMAILS_PER_HOUR", "0"),
+            ("MAIL_BUDGETS_PER_HOUR", "domain=0"),
+            ("MAIL_BUDGETS_PER_HOUR", "street=5"),
+            ("MAIL_BUDGETS_PER_HOUR", "overall"),
         ] {
             match Config::load(&with(&[(name, value)])) {
                 Err(ConfigError::Invalid { name: n, .. }) => assert_eq!(n, name),
@@ -485,27 +524,6 @@ mod tests {
         assert_eq!(policy.reminder_after, Duration::days(2));
         for (name, value) in [("UNVERIFIED_REMINDER_DAYS", "14"), ("DIGEST_WINDOW_DAYS", "0")] {
             assert!(matches!(SweepPolicy::load(&with(&[(name, value)])), Err(ConfigError::Invalid { .. })));
-        }
-    }
-
-    #[test]
-    fn a_local_key_is_refused_unless_aws_is_the_local_emulator() {
-        const KEY: &str = "0123456789abcdefghijklmnop";
-        assert_eq!(local_staff_key(&Env::from_pairs(&[])), Ok(None));
-        let local =
-            Env::from_pairs(&[("STAFF_LOCAL_KEY", KEY), ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]);
-        assert!(local_staff_key(&local).unwrap().is_some());
-        for pairs in [
-            vec![("STAFF_LOCAL_KEY", KEY)],
-            vec![("STAFF_LOCAL_KEY", KEY), ("AWS_ENDPOINT_URL", "https://dynamodb.eu-west-1.amazonaws.com")],
-            vec![("STAFF_LOCAL_KEY", KEY), ("AWS_ENDPOINT_URL", "http://127.0.0.1.evil.test")],
-            vec![("STAFF_LOCAL_KEY", "short"), ("AWS_ENDPOINT_URL", "http://localhost:5000")],
-        ] {
-            let outcome = local_staff_key(&Env::from_pairs(&pairs));
-            assert!(
-                matches!(outcome, Err(ConfigError::Invalid { name: "STAFF_LOCAL_KEY", .. })),
-                "{pairs:?}"
-            );
         }
     }
 

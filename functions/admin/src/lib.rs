@@ -31,8 +31,8 @@ use std::sync::Arc;
 use privacy_shared::api::{ApiError, json_response, read_json};
 use privacy_shared::config::{AdminSettings, Env};
 use privacy_shared::domain::{
-    Actor, Completion, CostEstimate, EmailAddress, ExtensionError, RequestId, RequestKind, RequestRecord,
-    StaffText, StaffTextError, Status, TokenHash, Transition,
+    Actor, Completion, CostEstimate, EmailAddress, ExtensionError, RequestId, RequestRecord, StaffText,
+    StaffTextError, Status, TokenHash, Transition,
 };
 use privacy_shared::mail::{Mailer, SesMailer};
 use privacy_shared::store::{
@@ -461,11 +461,13 @@ fn check<S: StaffStore, M: Mailer>(
             let today = calendar.local_date(admin.deps.clock.now());
             calendar.check_extension(record, today, *until).map_err(extension_error)
         }
-        Transition::Complete(_) if matches!(record.kind, RequestKind::Access | RequestKind::Portability) => {
+        // The domain refuses it too; this says why.
+        Transition::Complete(Completion::ByStaff { .. }) if record.fulfilled_automatically() => {
             Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "automatic_fulfilment",
-                "Access and portability requests are completed by the export, not by hand.",
+                "The system fulfils this request (the export, the erasure or the self-service \
+                 correction) and completes it itself; it cannot be completed by hand.",
             ))
         }
         _ => match record.status.apply(transition.event()) {

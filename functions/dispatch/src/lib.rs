@@ -12,13 +12,19 @@
 //! (claim, perform, finish): a redelivered record finds its effects done. The job queues are FIFO
 //! with a deduplication id per job as a second guard. A failing record is reported as the batch's
 //! first failure; Lambda redelivers from there (`ReportBatchItemFailures`).
+//!
+//! A claim lasts until its invocation has certainly ended (Lambda stops it at its deadline). An
+//! effect found claimed is waited for, within this invocation's time: the holder finishes it, or
+//! its lease runs out (it crashed) and it is taken over here. So a crash costs a retry or two,
+//! never the record: the failure queue only sees records whose work itself keeps failing.
 
 use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{Days, Duration};
-use lambda_runtime::LambdaEvent;
+use lambda_runtime::{Context, LambdaEvent};
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use privacy_shared::config::{DispatchSettings, Env};
 use privacy_shared::datamap::DataMap;
@@ -29,15 +35,16 @@ use privacy_shared::domain::{
 use privacy_shared::jobs::{DataChange, ErasureJob, ExportJob, JobQueue, QueueError, SqsJobQueue};
 use privacy_shared::mail::{MailError, Mailer, SesMailer};
 use privacy_shared::sources::{AwsPersonalData, PersonalData, SourceError};
-use privacy_shared::store::ledger::{Once, once};
+use privacy_shared::store::ledger::{Invocation, Once, once_or_take_over};
 use privacy_shared::store::{
     Change, DownloadToken, DynamoStore, LiveToken, Outcome, RequestStore, StoreError, TokenSlot,
     record_from_image, transition_or_reload,
 };
 use privacy_shared::{Clock, ConfigError, Deps};
 
-/// How long one delivery may hold an effect before a redelivery may take it over.
-const EFFECT_LEASE_SECONDS: i64 = 300;
+/// What an invocation keeps, when it waits for an effect held elsewhere, for performing it and
+/// the rest of its batch.
+const WAIT_RESERVE: Duration = Duration::seconds(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
@@ -134,6 +141,8 @@ pub fn effects(old: Option<&RequestRecord>, new: &RequestRecord) -> Vec<Effect> 
         Status::Completed if new.recipient_confirmed_at.is_some() => {
             vec![Effect::NotifyRequesterCompleted, Effect::NotifyRecipient]
         }
+        // An opt-out that came in over a spent mail budget is honoured without a mail.
+        Status::Completed if new.mail_withheld => Vec::new(),
         Status::Completed => vec![Effect::NotifyRequesterCompleted],
         Status::Denied => vec![Effect::NotifyRequesterDenied],
         Status::Rejected if new.cost_estimate.is_some() => vec![Effect::NotifyRequesterExcessive],
@@ -153,6 +162,25 @@ pub struct Dispatcher<S, M, Q, P> {
     /// The data map's account source is read to triage a verified request.
     pub data: P,
     pub map: DataMap,
+    /// The function's timeout, for an invocation without a deadline ([`DispatchSettings::timeout`]).
+    pub timeout: Duration,
+}
+
+impl<S, M, Q, P> Dispatcher<S, M, Q, P> {
+    /// This invocation on the dispatcher's clock: what is left until Lambda's deadline (a
+    /// wall-clock instant), or a whole timeout where there is none.
+    fn invocation(&self, context: &Context) -> Invocation {
+        let left = match context.deadline {
+            0 => self.timeout,
+            _ => context
+                .deadline()
+                .duration_since(SystemTime::now())
+                .ok()
+                .and_then(|left| Duration::from_std(left).ok())
+                .unwrap_or_else(Duration::zero),
+        };
+        Invocation::ending_at(self.deps.clock.now() + left)
+    }
 }
 
 impl Dispatcher<DynamoStore, SesMailer, SqsJobQueue, AwsPersonalData> {
@@ -175,6 +203,7 @@ impl Dispatcher<DynamoStore, SesMailer, SqsJobQueue, AwsPersonalData> {
             export_retention_days: settings.export_retention_days,
             data: AwsPersonalData::new(aws_sdk_dynamodb::Client::new(sdk), s3),
             map: settings.data_map,
+            timeout: settings.timeout,
         }
     }
 }
@@ -184,9 +213,10 @@ pub async fn handle<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     event: LambdaEvent<StreamEvent>,
 ) -> Result<DynamoDbEventResponse, Infallible> {
     let mut response = DynamoDbEventResponse::default();
+    let invocation = dispatcher.invocation(&event.context);
     for record in event.payload.records {
         let sequence = record.change.sequence_number.clone().unwrap_or_default();
-        if let Err(err) = process(dispatcher, record).await {
+        if let Err(err) = process(dispatcher, invocation, record).await {
             tracing::error!(error = %err, sequence = %sequence, "stream record failed; redelivering from it");
             // Streams are ordered: everything after a failure is redelivered anyway.
             let mut failure = DynamoDbBatchItemFailure::default();
@@ -200,6 +230,7 @@ pub async fn handle<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
 
 async fn process<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     dispatcher: &Dispatcher<S, M, Q, P>,
+    invocation: Invocation,
     record: EventRecord,
 ) -> Result<(), DispatchError> {
     let Some(new) = record_from_image(record.change.new_image) else {
@@ -207,22 +238,23 @@ async fn process<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     };
     let old = record_from_image(record.change.old_image);
     for effect in effects(old.as_ref(), &new) {
-        perform(dispatcher, effect, &new).await?;
+        perform(dispatcher, invocation, effect, &new).await?;
     }
     Ok(())
 }
 
 async fn perform<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     dispatcher: &Dispatcher<S, M, Q, P>,
+    invocation: Invocation,
     effect: Effect,
     record: &RequestRecord,
 ) -> Result<(), DispatchError> {
     let key = effect.ledger_key(record.version);
-    let now = dispatcher.deps.clock.now();
-    let lease = Duration::seconds(EFFECT_LEASE_SECONDS);
+    let deps = &dispatcher.deps;
     // Boxed: the effects' futures nest deep enough to overflow the compiler's layout queries.
     let work = Box::pin(perform_effect(dispatcher, effect, record));
-    match once(&dispatcher.deps.store, record.id, &key, now, lease, work).await? {
+    let clock = deps.clock.as_ref();
+    match once_or_take_over(&deps.store, clock, invocation, WAIT_RESERVE, record.id, &key, work).await? {
         Once::Performed(()) => {
             tracing::info!(request_id = %record.id, effect = %key, "effect performed");
             Ok(())

@@ -4,7 +4,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    CostEstimate, ErasureReceipt, Event, RequestRecord, StaffText, TokenHash, TransitionError, Triage,
+    CostEstimate, ErasureReceipt, Event, RequestKind, RequestRecord, StaffText, TokenHash, TransitionError,
+    Triage,
 };
 
 /// Why a request that was never verified was closed (kept in the audit trail and shown to staff).
@@ -122,6 +123,21 @@ impl Transition {
 }
 
 impl RequestRecord {
+    /// Whether the system fulfils this request itself (the export, the erasure, a self-service
+    /// correction) and closes it with its own completion. Staff completing one by hand would
+    /// tell the requester it was done while the work may never have run.
+    pub fn fulfilled_automatically(&self) -> bool {
+        match self.kind {
+            RequestKind::Access | RequestKind::Portability | RequestKind::Deletion => true,
+            RequestKind::Rectification => self.corrections.is_some(),
+            RequestKind::Restriction
+            | RequestKind::Objection
+            | RequestKind::WithdrawConsent
+            | RequestKind::OptOutOfSale
+            | RequestKind::Unsubscribe => false,
+        }
+    }
+
     /// The request after `transition` at `at`: the next status (by the state machine), the next
     /// version, and the fields the change sets. Refused when the state machine forbids it.
     pub fn apply(
@@ -149,6 +165,10 @@ impl RequestRecord {
                 }
                 next.recipient_confirmed_at = Some(at);
             }
+            // Only the system's own completion closes what the system fulfils.
+            Transition::Complete(Completion::ByStaff { .. }) if self.fulfilled_automatically() => {
+                return Err(refused());
+            }
             Transition::Complete(Completion::Erased(receipt)) => next.receipt = Some(receipt.clone()),
             Transition::Extend { until, reason } => {
                 if self.original_due_on.is_some() {
@@ -172,7 +192,7 @@ impl RequestRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Deadlines, EmailAddress, Language, Region, RequestId, RequestKind, Status};
+    use crate::domain::{Deadlines, EmailAddress, Language, Region, RequestId, Status};
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -285,6 +305,33 @@ mod tests {
         let confirmed = named.apply(&confirm, now).unwrap();
         assert_eq!(confirmed.recipient_confirmed_at, Some(now));
         assert!(confirmed.apply(&confirm, now).is_err(), "confirmed before");
+    }
+
+    #[test]
+    fn staff_cannot_complete_by_hand_what_the_system_fulfils() {
+        let now = at("2026-12-01T10:00:00Z");
+        let by_staff = Transition::Complete(Completion::ByStaff { note: Some(text("Done.")) });
+        let of = |kind: RequestKind, status: Status| RequestRecord { kind, ..request(status) };
+        for kind in [RequestKind::Access, RequestKind::Portability, RequestKind::Deletion] {
+            for status in [Status::Verified, Status::InProgress] {
+                let err = of(kind, status).apply(&by_staff, now).unwrap_err();
+                assert_eq!(err, TransitionError { from: status, event: Event::Completed }, "{kind}");
+            }
+        }
+        let corrections = [("job_title".to_owned(), "Lead".to_owned())].into();
+        let self_service = RequestRecord {
+            corrections: Some(corrections),
+            ..of(RequestKind::Rectification, Status::Verified)
+        };
+        assert!(self_service.fulfilled_automatically());
+        assert!(self_service.apply(&by_staff, now).is_err(), "a self-service correction completes itself");
+        for kind in [RequestKind::Rectification, RequestKind::Restriction, RequestKind::Objection] {
+            let done = of(kind, Status::Verified).apply(&by_staff, now).unwrap();
+            assert_eq!(done.status, Status::Completed, "{kind} is done by hand");
+        }
+        let exported = of(RequestKind::Access, Status::InProgress)
+            .apply(&Transition::Complete(Completion::Exported), now);
+        assert_eq!(exported.unwrap().status, Status::Completed, "the system's own completion still works");
     }
 
     #[test]

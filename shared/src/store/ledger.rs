@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use std::future::Future;
 
 use super::{Claim, EffectLedger, StoreError};
+use crate::Clock;
 use crate::domain::RequestId;
 
 /// Entries of one batch after claiming: the ones this caller now holds (with what the caller
@@ -86,4 +87,155 @@ where
     }
     let result = work.await;
     claims.settle(ledger, result).await.map(Once::Performed)
+}
+
+/// One invocation of a function, as long as the platform lets it run: Lambda stops it at its
+/// deadline (the function's timeout after it started), so nothing it claimed is still being
+/// worked on after that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Invocation {
+    ends_at: DateTime<Utc>,
+}
+
+/// How far the clocks of two invocations (and whole-second lease stamps) may disagree.
+pub const LEASE_MARGIN: Duration = Duration::seconds(5);
+/// How often a waiting invocation asks again whether a held effect came free.
+pub const TAKEOVER_POLL: Duration = Duration::seconds(5);
+
+impl Invocation {
+    pub fn ending_at(ends_at: DateTime<Utc>) -> Invocation {
+        Invocation { ends_at }
+    }
+
+    pub fn ends_at(&self) -> DateTime<Utc> {
+        self.ends_at
+    }
+
+    /// The lease for a claim taken at `now`: until this invocation has certainly ended. A lease
+    /// that ran out was therefore held by an invocation that is gone (it crashed or timed out)
+    /// and may be taken over without two holders ever working at once.
+    pub fn lease(&self, now: DateTime<Utc>) -> Duration {
+        (self.ends_at - now).max(Duration::zero()) + LEASE_MARGIN
+    }
+}
+
+/// Like [`once`], but an effect another delivery holds is waited for on `clock`: a live holder
+/// finishes it (then it is [`Once::AlreadyDone`]) or releases it, and a crashed holder's lease
+/// runs out, when it is taken over and performed here. The wait stops while `invocation` still
+/// has `reserve` left for the work and the rest of its batch; then it is [`Once::Busy`], for a
+/// later delivery (which outlives the lease, since the holder's invocation is no longer).
+#[allow(clippy::too_many_arguments)]
+pub async fn once_or_take_over<L, R, E, F>(
+    ledger: &L,
+    clock: &dyn Clock,
+    invocation: Invocation,
+    reserve: Duration,
+    id: RequestId,
+    key: &str,
+    work: F,
+) -> Result<Once<R>, E>
+where
+    L: EffectLedger + ?Sized,
+    E: From<StoreError>,
+    F: Future<Output = Result<R, E>>,
+{
+    loop {
+        let now = clock.now();
+        let claims = claim_all(ledger, [(id, key.to_owned(), ())], now, invocation.lease(now)).await?;
+        if !claims.acquired.is_empty() {
+            let result = work.await;
+            return claims.settle(ledger, result).await.map(Once::Performed);
+        }
+        if claims.already_done > 0 {
+            return Ok(Once::AlreadyDone);
+        }
+        let pause = TAKEOVER_POLL.min(invocation.ends_at - reserve - now);
+        if pause <= Duration::zero() {
+            return Ok(Once::Busy);
+        }
+        clock.sleep(pause).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+    use crate::store::MemoryStore;
+
+    const KEY: &str = "export_queued#v3";
+
+    fn start() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-28T09:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    /// A minute-long invocation starting now, keeping 15 seconds for its work.
+    fn invocation(clock: &ManualClock) -> Invocation {
+        Invocation::ending_at(clock.now() + Duration::seconds(60))
+    }
+
+    async fn run(store: &MemoryStore, clock: &ManualClock, id: RequestId, done: &mut u32) -> Once<()> {
+        let work = async {
+            *done += 1;
+            Ok::<(), StoreError>(())
+        };
+        let reserve = Duration::seconds(15);
+        once_or_take_over(store, clock, invocation(clock), reserve, id, KEY, work).await.unwrap()
+    }
+
+    #[test]
+    fn a_lease_lasts_until_the_invocation_has_certainly_ended() {
+        let invocation = Invocation::ending_at(start() + Duration::seconds(60));
+        assert_eq!(invocation.lease(start()), Duration::seconds(60) + LEASE_MARGIN);
+        assert_eq!(invocation.lease(start() + Duration::seconds(50)), Duration::seconds(10) + LEASE_MARGIN);
+        assert_eq!(invocation.lease(start() + Duration::seconds(90)), LEASE_MARGIN);
+    }
+
+    #[tokio::test]
+    async fn a_claim_left_by_a_crashed_invocation_is_taken_over_once_its_lease_runs_out() {
+        let store = MemoryStore::default();
+        let clock = ManualClock::new(start());
+        let id = RequestId::generate();
+        let crashed = invocation(&clock);
+        let claim = store.claim_effect(id, KEY, clock.now(), crashed.lease(clock.now())).await.unwrap();
+        assert_eq!(claim, Claim::Acquired);
+
+        // Half a minute later a retry outlives the crashed holder's lease and takes it over.
+        clock.advance(Duration::seconds(30));
+        let mut done = 0;
+        assert_eq!(run(&store, &clock, id, &mut done).await, Once::Performed(()));
+        assert_eq!(done, 1);
+        assert!(clock.now() > start() + crashed.lease(start()), "it waited for the lease");
+        assert!(clock.now() <= start() + Duration::seconds(75), "and not much longer");
+        assert_eq!(run(&store, &clock, id, &mut done).await, Once::AlreadyDone);
+        assert_eq!(done, 1, "performed exactly once");
+    }
+
+    #[tokio::test]
+    async fn a_retry_right_after_the_crash_gives_up_in_time_and_the_next_one_takes_over() {
+        let store = MemoryStore::default();
+        let clock = ManualClock::new(start());
+        let id = RequestId::generate();
+        let crashed = invocation(&clock);
+        store.claim_effect(id, KEY, clock.now(), crashed.lease(clock.now())).await.unwrap();
+
+        let mut done = 0;
+        assert_eq!(run(&store, &clock, id, &mut done).await, Once::Busy);
+        assert_eq!(done, 0);
+        assert!(clock.now() <= start() + Duration::seconds(45), "the reserve was kept");
+        assert_eq!(run(&store, &clock, id, &mut done).await, Once::Performed(()));
+        assert_eq!(done, 1);
+    }
+
+    #[tokio::test]
+    async fn an_effect_finished_by_the_holder_meanwhile_is_not_performed_again() {
+        let store = MemoryStore::default();
+        let clock = ManualClock::new(start());
+        let id = RequestId::generate();
+        store.claim_effect(id, KEY, clock.now(), invocation(&clock).lease(clock.now())).await.unwrap();
+        store.finish_effect(id, KEY).await.unwrap();
+        let mut done = 0;
+        assert_eq!(run(&store, &clock, id, &mut done).await, Once::AlreadyDone);
+        assert_eq!((done, clock.now()), (0, start()), "nothing performed, no wait");
+    }
 }
