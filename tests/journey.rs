@@ -338,7 +338,9 @@ async fn one_client_network_has_a_budget_across_addresses() {
             .with_request_context(lambda_http::request::RequestContext::ApiGatewayV2(context))
     };
     let addresses: Vec<String> = (0..4).map(|n| unique_address(&format!("net{n}"))).collect();
-    for (address, ip) in addresses.iter().zip(["198.51.100.7", "198.51.100.99", "198.51.100.3", "203.0.113.5"]) {
+    for (address, ip) in
+        addresses.iter().zip(["198.51.100.7", "198.51.100.99", "198.51.100.3", "203.0.113.5"])
+    {
         let response = intake::handle(&deps, from(ip, address)).await.unwrap();
         assert_eq!(response.status(), 202);
     }
@@ -359,7 +361,8 @@ async fn an_opt_out_over_a_spent_budget_is_honoured_without_a_mail() {
     assert!(stored.mail_withheld);
     assert!(dispatch::effects(None, &stored).is_empty(), "no acknowledgement goes out");
     let subject = privacy_shared::domain::EmailAddress::parse(&address).unwrap().subject_key();
-    let lists: Vec<_> = deps.store.suppressions(&subject).await.unwrap().into_iter().map(|s| s.list).collect();
+    let lists: Vec<_> =
+        deps.store.suppressions(&subject).await.unwrap().into_iter().map(|s| s.list).collect();
     assert_eq!(lists, [privacy_shared::store::SuppressionList::Sale], "suppressed all the same");
 }
 
@@ -453,5 +456,8 @@ async fn a_repeat_for_an_open_request_answers_like_a_new_one_in_body_and_time() 
     let (new_ms, repeat_ms) = (median_ms(new), median_ms(repeat));
     // The figure the note reports; the bound only catches a path that skips its work.
     println!("median answer: new request {new_ms:.1} ms, repeat of an open one {repeat_ms:.1} ms");
-    assert!(repeat_ms < new_ms * 3.0 && new_ms < repeat_ms * 3.0, "new {new_ms:.1} ms, repeat {repeat_ms:.1} ms");
+    assert!(
+        repeat_ms < new_ms * 3.0 && new_ms < repeat_ms * 3.0,
+        "new {new_ms:.1} ms, repeat {repeat_ms:.1} ms"
+    );
 }

@@ -293,7 +293,8 @@ async fn a_mail_budget_grants_its_limit_per_window_then_rolls<S: RequestStore>(s
     assert!(!store.charge_budget(mailbox, at(30), hour).await.unwrap());
     assert!(!store.charge_budget(mailbox, at(59), hour).await.unwrap(), "a refusal counts nothing");
     assert!(store.charge_budget(mailbox, at(61), hour).await.unwrap(), "the next window");
-    let other = &MailBudgets::default().charges(&EmailAddress::parse(&unique_address("else")).unwrap(), None)[0];
+    let other =
+        &MailBudgets::default().charges(&EmailAddress::parse(&unique_address("else")).unwrap(), None)[0];
     assert!(store.charge_budget(other, at(30), hour).await.unwrap(), "each key its own count");
 }
 

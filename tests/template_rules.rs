@@ -297,7 +297,8 @@ fn a_spent_mail_budget_is_counted_from_intakes_log_line_and_wakes_staff() {
     let mut counted = Vec::new();
     for id in template.resources_of_type("AWS::Logs::MetricFilter") {
         let filter = &resource(&template, &id)["Properties"];
-        if filter["FilterPattern"].as_str().is_some_and(|p| p.contains("\"mail budget spent: nothing sent\"")) {
+        if filter["FilterPattern"].as_str().is_some_and(|p| p.contains("\"mail budget spent: nothing sent\""))
+        {
             assert_eq!(intrinsic(&filter["LogGroupName"]), Some(("Ref", "IntakeLogs")));
             let metric = &filter["MetricTransformations"][0];
             assert_eq!(metric["MetricName"].as_str(), Some("MailBudgetSpent"));

@@ -8,8 +8,8 @@ use chrono::Duration;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use crate::datamap::DataMap;
 use crate::budget::MailBudgets;
+use crate::datamap::DataMap;
 use crate::domain::{BusinessCalendar, CalendarError, EmailAddress, TokenHash};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -159,7 +159,8 @@ fn mail_budgets(env: &Env, per_mailbox: u32) -> Result<MailBudgets, ConfigError>
     let mut budgets = MailBudgets { per_mailbox, ..MailBudgets::default() };
     let Some(raw) = env.get(NAME) else { return Ok(budgets) };
     for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (scope, value) = part.split_once('=').ok_or_else(|| invalid(NAME, "expected scope=number pairs"))?;
+        let (scope, value) =
+            part.split_once('=').ok_or_else(|| invalid(NAME, "expected scope=number pairs"))?;
         let value = value
             .trim()
             .parse::<u32>()
@@ -192,11 +193,8 @@ impl Config {
             CalendarError::BadHoliday(_) => invalid("BUSINESS_HOLIDAYS", &e),
         })?;
         let defaults = VerificationPolicy::default();
-        let per_mailbox = env.number(
-            "VERIFICATION_EMAILS_PER_HOUR",
-            defaults.budgets.per_mailbox.into(),
-            1..=1000,
-        )? as u32;
+        let per_mailbox =
+            env.number("VERIFICATION_EMAILS_PER_HOUR", defaults.budgets.per_mailbox.into(), 1..=1000)? as u32;
         let verification = VerificationPolicy { budgets: mail_budgets(env, per_mailbox)?, ..defaults };
         Ok(Config { table_name, mail_from, ses_configuration_set, public_base_url, calendar, verification })
     }

@@ -664,8 +664,10 @@ mod tests {
     #[test]
     fn english_email_has_the_link_the_code_and_the_due_date() {
         let (email, token, id) = render(Language::En, Regime::Gdpr);
-        let link =
-            format!("https://privacy.example.com/verify?lang=en#request_id={id}&token={}", token.expose_secret());
+        let link = format!(
+            "https://privacy.example.com/verify?lang=en#request_id={id}&token={}",
+            token.expose_secret()
+        );
         assert_eq!(email.subject, "Confirm your privacy request");
         assert!(email.text.contains(&link), "{}", email.text);
         assert!(email.html.contains(&link.replace('&', "&amp;")), "{}", email.html);

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::{
     Change, Claim, Created, DownloadToken, DueIndex, EffectLedger, ErasureLog, ErasureProgress, LiveToken,
     OpenPage, OpenQuery, OpenRequest, PageKey, PastRequest, People, Requests, Secrets, StoreError,
-    Suppression, SuppressionList, TokenSlot, Verification, WrongAttempt, due_sort_key, page_key_id,
-    budget_window, submitted_event, upper_sort_key,
+    Suppression, SuppressionList, TokenSlot, Verification, WrongAttempt, budget_window, due_sort_key,
+    page_key_id, submitted_event, upper_sort_key,
 };
 use crate::budget::BudgetCharge;
 use crate::domain::{

@@ -5,12 +5,11 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{DynamoStore, key, n, s, subject_pk, unless_condition_failed};
-use crate::domain::{RequestId, RequestKind, RequestRecord, SubjectKey};
 use crate::budget::BudgetCharge;
+use crate::domain::{RequestId, RequestKind, RequestRecord, SubjectKey};
 use crate::store::{
     PastRequest, People, StoreError, Suppression, SuppressionList, budget_window, received_key,
 };
-
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct HistoryItem {
