@@ -5,15 +5,20 @@
 use serde_json::Value;
 use std::io::Read;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::support::*;
 use devstack::seed::{self, SampleData};
 use export::{ExportTarget, Exporter};
-use privacy_shared::datamap::DataMap;
-use privacy_shared::domain::{Event, RequestId, Status};
-use privacy_shared::jobs::ExportJob;
-use privacy_shared::sources::AwsPersonalData;
-use privacy_shared::store::DynamoStore;
+use privacy_shared::Clock as _;
+use privacy_shared::datamap::{DataMap, Source};
+use privacy_shared::domain::{
+    Actor, BusinessCalendar, EmailAddress, Event, Language, Region, RequestId, RequestKind, RequestRecord,
+    Status, TokenHash, Transition,
+};
+use privacy_shared::jobs::{DataChange, ErasureJob, ExportJob};
+use privacy_shared::sources::{AwsPersonalData, PersonalData, SourceError, StoredObject};
+use privacy_shared::store::{Change, DynamoStore, LiveToken, Requests, Secrets};
 
 struct World {
     stack: Stack,
@@ -378,4 +383,228 @@ async fn a_staff_extension_before_the_export_starts_does_not_drop_the_job() {
     assert_eq!(done.status, Status::Completed, "the job was not dropped");
     assert_eq!(done.due_on, extended.due_on, "the extension stands");
     open_zip(download(&world, job.request_id).await);
+}
+
+// Erasure wins over export: no export or download link of a person survives their erasure.
+
+type AwsEraser = erasure::Eraser<DynamoStore, AwsPersonalData>;
+
+fn eraser(world: &World, export_bucket: &str) -> AwsEraser {
+    erasure::Eraser {
+        store: world.stack.deps().store,
+        data: AwsPersonalData::new(world.stack.dynamo.clone(), world.s3.clone()),
+        map: world.exporter.map.clone(),
+        s3: world.s3.clone(),
+        export_bucket: export_bucket.to_owned(),
+        clock: world.stack.clock.clone(),
+    }
+}
+
+/// A Dutch request of `address`, submitted and verified now through the store: no verification
+/// mail, so no other test's mail to the same sample person can get in the way.
+async fn verified_quietly(world: &World, address: &str, kind: RequestKind) -> ExportJob {
+    let calendar = BusinessCalendar::parse("Europe/Amsterdam", "").unwrap();
+    let region = Region::parse("NL").unwrap();
+    let now = world.stack.clock.now();
+    let deadlines = calendar.deadlines(region.regime(), now);
+    let email = EmailAddress::parse(address).unwrap();
+    let record =
+        RequestRecord::received(RequestId::generate(), kind, region, Language::Nl, email, now, deadlines);
+    let token = TokenHash::of_secret("t");
+    let store = &world.exporter.store;
+    let live = LiveToken { token_hash: token.clone(), expires_at: now + chrono::Duration::hours(1) };
+    store.create(&record, &live).await.unwrap();
+    store
+        .transition(&record, Change::new(Transition::Verify { token }, now, Actor::Requester))
+        .await
+        .unwrap();
+    ExportJob { request_id: record.id, version: 2 }
+}
+
+fn erase(job: &ExportJob) -> ErasureJob {
+    ErasureJob { request_id: job.request_id, version: job.version, change: DataChange::Erase }
+}
+
+/// The real sources, except that the person's whole erasure runs right after the export read
+/// its first source: the export then uploads after the erasure deleted the person's exports.
+struct ErasedWhileCollecting {
+    inner: AwsPersonalData,
+    eraser: AwsEraser,
+    job: ErasureJob,
+    erased: AtomicBool,
+}
+
+impl PersonalData for ErasedWhileCollecting {
+    async fn records(&self, source: &Source, key: &str) -> Result<Vec<Value>, SourceError> {
+        let records = self.inner.records(source, key).await;
+        if !self.erased.swap(true, Ordering::SeqCst) {
+            erasure::run(&self.eraser, &self.job).await.expect("the erasure completes");
+        }
+        records
+    }
+    async fn objects(&self, source: &Source, key: &str) -> Result<Vec<StoredObject>, SourceError> {
+        self.inner.objects(source, key).await
+    }
+    async fn delete_record(&self, source: &Source, record: &Value) -> Result<(), SourceError> {
+        self.inner.delete_record(source, record).await
+    }
+    async fn anonymise_record(
+        &self,
+        source: &Source,
+        record: &Value,
+        attributes: &[String],
+    ) -> Result<(), SourceError> {
+        self.inner.anonymise_record(source, record, attributes).await
+    }
+    async fn delete_object(&self, source: &Source, person: &str, key: &str) -> Result<(), SourceError> {
+        self.inner.delete_object(source, person, key).await
+    }
+    async fn correct(
+        &self,
+        source: &Source,
+        record: &Value,
+        changes: &serde_json::Map<String, Value>,
+    ) -> Result<(), SourceError> {
+        self.inner.correct(source, record, changes).await
+    }
+}
+
+/// Every version and delete marker under `prefix` in the export bucket.
+async fn versions_under(world: &World, prefix: &str) -> usize {
+    let out = world
+        .s3
+        .list_object_versions()
+        .bucket(&world.exporter.target.bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    out.versions().len() + out.delete_markers().len()
+}
+
+/// Dispatch, given the stream's closing records (completions and denials): the notices go out.
+async fn deliver_closings(world: &World) {
+    let mut stream =
+        devstack::stream::StreamReader::open(&world.stack.sdk, &world.stack.table).await.unwrap();
+    let closing: Vec<Value> = stream
+        .poll()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| matches!(r["dynamodb"]["NewImage"]["status"]["S"].as_str(), Some("completed" | "denied")))
+        .collect();
+    let event: aws_lambda_events::dynamodb::Event =
+        serde_json::from_value(serde_json::json!({ "Records": closing })).unwrap();
+    let dispatcher = dispatcher(&world.stack, "unused", &unique_address("staff")).await;
+    let response = dispatch::handle(
+        &dispatcher,
+        lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
+    )
+    .await
+    .unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+}
+
+/// The download link dispatch mailed for request `id` (other tests mail the same sample people).
+async fn mailed_link(world: &World, address: &str, id: RequestId) -> String {
+    deliver_closings(world).await;
+    let path = format!("/requests/{id}/download?token=");
+    let mails = world.stack.mail_to(address).await;
+    mails.iter().flat_map(|m| m.links()).find(|l| l.contains(&path)).expect("a download link")
+}
+
+fn downloads(world: &World) -> download::Downloads<DynamoStore> {
+    download::Downloads {
+        store: world.stack.deps().store,
+        s3: world.s3.clone(),
+        bucket: world.exporter.target.bucket.clone(),
+        clock: world.stack.clock.clone(),
+    }
+}
+
+#[tokio::test]
+async fn an_export_uploaded_after_the_persons_erasure_deleted_their_exports_leaves_no_object_and_no_link() {
+    let world = world().await;
+    let access = verified_quietly(&world, "eve@example.net", RequestKind::Access).await;
+    world.stack.clock.advance(chrono::Duration::minutes(1));
+    let deletion = verified_quietly(&world, "eve@example.net", RequestKind::Deletion).await;
+    let racing = Exporter {
+        store: world.stack.deps().store,
+        data: ErasedWhileCollecting {
+            inner: AwsPersonalData::new(world.stack.dynamo.clone(), world.s3.clone()),
+            eraser: eraser(&world, &world.exporter.target.bucket),
+            job: erase(&deletion),
+            erased: AtomicBool::new(false),
+        },
+        map: world.exporter.map.clone(),
+        s3: world.s3.clone(),
+        target: world.exporter.target.clone(),
+        clock: world.stack.clock.clone(),
+    };
+
+    export::export(&racing, &access).await.unwrap();
+    assert!(racing.data.erased.load(Ordering::SeqCst), "the erasure ran while the export collected");
+
+    let store = &world.exporter.store;
+    let erased = store.get(deletion.request_id).await.unwrap().unwrap();
+    assert_eq!(erased.status, Status::Completed);
+    assert_eq!(erased.receipt.expect("a receipt").exports_deleted, 0, "nothing was uploaded before it");
+    assert_eq!(versions_under(&world, "exports/").await, 0, "the receipt holds: no export of Eve is left");
+    let overtaken = store.get(access.request_id).await.unwrap().unwrap();
+    assert_eq!(overtaken.status, Status::Denied, "closed, never completed");
+    let trail = store.audit_trail(access.request_id).await.unwrap();
+    assert!(!trail.iter().any(|e| e.event == Event::Completed), "{trail:?}");
+
+    deliver_closings(&world).await;
+    assert!(store.download_tokens(access.request_id).await.unwrap().is_empty(), "no download link");
+    // The mailbox is shared with other tests of Eve: this request's mails only.
+    let id = access.request_id.to_string();
+    let mails: Vec<_> =
+        world.stack.mail_to("eve@example.net").await.into_iter().filter(|m| m.body.contains(&id)).collect();
+    assert!(mails.iter().all(|m| !m.body.contains("/download?token=")), "no link was mailed");
+    let denial =
+        mails.iter().find(|m| m.body.contains("Het wissen gaat voor")).expect("the requester is told why");
+    assert!(!denial.body.contains("download"), "{}", denial.body);
+}
+
+#[tokio::test]
+async fn a_download_link_is_refused_once_the_persons_erasure_has_begun_deleting_their_exports() {
+    let world = world().await;
+    let address = unique_address("erased");
+    let access = verified_quietly(&world, &address, RequestKind::Access).await;
+    export::export(&world.exporter, &access).await.unwrap();
+    let link = mailed_link(&world, &address, access.request_id).await;
+    assert_eq!(download::handle(&downloads(&world), get(&link)).await.unwrap().status(), 302);
+
+    // The erasure gets as far as deleting the exports, and the export bucket fails it there: the
+    // object and the link are still in place.
+    world.stack.clock.advance(chrono::Duration::minutes(1));
+    let deletion = verified_quietly(&world, &address, RequestKind::Deletion).await;
+    let failing = eraser(&world, &format!("{}no-such-bucket", world.prefix));
+    assert!(erasure::run(&failing, &erase(&deletion)).await.is_err());
+    assert_eq!(versions_under(&world, &format!("exports/{}/", access.request_id)).await, 1);
+
+    let refused = download::handle(&downloads(&world), get(&link)).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(json_of(&refused)["error"]["code"], "download_refused");
+    let trail = world.exporter.store.audit_trail(access.request_id).await.unwrap();
+    assert_eq!(trail.iter().filter(|e| e.event == Event::Downloaded).count(), 1, "only the earlier one");
+}
+
+#[tokio::test]
+async fn an_access_request_verified_after_a_completed_erasure_is_exported_as_usual() {
+    let world = world().await;
+    let address = unique_address("erased");
+    let deletion = verified_quietly(&world, &address, RequestKind::Deletion).await;
+    erasure::run(&eraser(&world, &world.exporter.target.bucket), &erase(&deletion)).await.unwrap();
+    let store = &world.exporter.store;
+    assert_eq!(store.get(deletion.request_id).await.unwrap().unwrap().status, Status::Completed);
+
+    world.stack.clock.advance(chrono::Duration::minutes(1));
+    let access = verified_quietly(&world, &address, RequestKind::Access).await;
+    export::export(&world.exporter, &access).await.unwrap();
+    assert_eq!(store.get(access.request_id).await.unwrap().unwrap().status, Status::Completed);
+    open_zip(download(&world, access.request_id).await);
+    let link = mailed_link(&world, &address, access.request_id).await;
+    assert_eq!(download::handle(&downloads(&world), get(&link)).await.unwrap().status(), 302);
 }

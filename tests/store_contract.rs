@@ -11,8 +11,8 @@ use privacy_shared::domain::{
     RequestRecord, StaffText, Status, TokenHash, Transition, Triage,
 };
 use privacy_shared::store::{
-    Bound, Change, Claim, Created, DownloadToken, ErasureProgress, LiveToken, MAX_LIVE_TOKENS, MemoryStore,
-    OpenQuery, RequestStore, StoreError, SuppressionList, TokenSlot, WrongAttempt,
+    Bound, Change, Claim, Created, DownloadToken, ErasureMark, ErasureProgress, LiveToken, MAX_LIVE_TOKENS,
+    MemoryStore, OpenQuery, RequestStore, StoreError, SuppressionList, TokenSlot, WrongAttempt,
 };
 
 fn at(minutes: i64) -> DateTime<Utc> {
@@ -386,6 +386,60 @@ async fn events_that_change_nothing_follow_their_transition_in_the_trail<S: Requ
     );
 }
 
+/// A request of `address` verified at `when`, its work started.
+async fn started<S: RequestStore>(
+    store: &S,
+    address: &str,
+    kind: RequestKind,
+    when: DateTime<Utc>,
+) -> RequestRecord {
+    let record = received(address, kind, when);
+    store.create(&record, &secret("t", when + Duration::hours(24))).await.unwrap();
+    let verify = Transition::Verify { token: TokenHash::of_secret("t") };
+    let verified = store.transition(&record, Change::new(verify, when, Actor::Requester)).await.unwrap();
+    store.transition(&verified, Change::system(Transition::StartWork, when)).await.unwrap()
+}
+
+async fn an_export_completes_only_when_no_erasure_of_the_person_began_since_it_was_verified<
+    S: RequestStore,
+>(
+    store: &S,
+) {
+    let address = unique_address("erased");
+    let subject = EmailAddress::parse(&address).unwrap().subject_key();
+    let exported = || Change::system(Transition::Complete(Completion::Exported), at(2));
+    let before = started(store, &address, RequestKind::Access, at(0)).await;
+    // Half a second after the mark: compared as text, "…:00Z" would sort after "…:00.5Z".
+    let after = started(store, &address, RequestKind::Portability, at(1) + Duration::milliseconds(500)).await;
+    let someone_else = started(store, &unique_address("other"), RequestKind::Access, at(0)).await;
+    assert_eq!(store.erasure_mark(&subject).await.unwrap(), None);
+
+    let erasure = RequestId::generate();
+    store.mark_erasure_started(&subject, erasure, at(1)).await.unwrap();
+    store.mark_erasure_started(&subject, erasure, at(1)).await.unwrap();
+    store.mark_erasure_started(&subject, RequestId::generate(), at(0)).await.unwrap();
+    let mark = ErasureMark { request_id: erasure, started_at: at(1) };
+    assert_eq!(store.erasure_mark(&subject).await.unwrap(), Some(mark), "idempotent, and never moved back");
+
+    assert!(matches!(store.transition(&before, exported()).await, Err(StoreError::Conflict)));
+    assert_eq!(store.get(before.id).await.unwrap(), Some(before.clone()), "nothing was written");
+    assert_eq!(store.audit_trail(before.id).await.unwrap().len(), 3);
+    let deny = Transition::Deny { reason: staff_text("Erased meanwhile.") };
+    let closed = store.transition(&before, Change::system(deny, at(2))).await.unwrap();
+    assert_eq!(closed.status, Status::Denied, "the overtaken export closes another way");
+
+    assert_eq!(store.transition(&after, exported()).await.unwrap().status, Status::Completed);
+    assert_eq!(store.transition(&someone_else, exported()).await.unwrap().status, Status::Completed);
+
+    // A later erasure moves the mark on, and overtakes what was verified before it.
+    let later = started(store, &address, RequestKind::Access, at(3)).await;
+    store.mark_erasure_started(&subject, RequestId::generate(), at(3)).await.unwrap();
+    assert!(
+        matches!(store.transition(&later, exported()).await, Err(StoreError::Conflict)),
+        "a tie: erasure wins"
+    );
+}
+
 macro_rules! held_by_both_stores {
     ($($behaviour:ident),* $(,)?) => {
         mod dynamodb {
@@ -424,4 +478,5 @@ held_by_both_stores!(
     links_add_up_to_a_few_and_wrong_tries_lock_them_without_touching_the_request,
     scrubbing_keeps_the_request_and_its_trail_but_no_personal_text_or_secrets,
     events_that_change_nothing_follow_their_transition_in_the_trail,
+    an_export_completes_only_when_no_erasure_of_the_person_began_since_it_was_verified,
 );

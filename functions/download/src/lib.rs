@@ -1,7 +1,9 @@
 //! `GET /requests/{id}/download?token=…`: the link in the completion email. Checks the download
 //! token (stored only as a hash, compared in constant time), audits the download, and redirects
 //! to a presigned S3 URL valid for at most 15 minutes. Once the bucket's lifecycle has removed
-//! the export, it says so in JSON (410), never with S3's XML.
+//! the export, it says so in JSON (410), never with S3's XML. Erasure wins: once an erasure of the
+//! person has begun deleting their exports after the request was verified, the link is refused,
+//! whatever else was left behind.
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use lambda_http::http::{HeaderValue, StatusCode, header};
@@ -13,7 +15,7 @@ use std::time::Duration;
 use privacy_shared::api::{ApiError, path_request_id};
 use privacy_shared::config::{DownloadSettings, Env};
 use privacy_shared::domain::{Actor, Event, RequestKind, Status, VerificationToken};
-use privacy_shared::store::{DynamoStore, Requests, Secrets, StoreError};
+use privacy_shared::store::{DynamoStore, People, Requests, Secrets, StoreError, export_asked_at};
 use privacy_shared::{Clock, ConfigError, SystemClock};
 
 /// The longest a presigned URL may live.
@@ -83,7 +85,7 @@ impl Downloads<DynamoStore> {
     }
 }
 
-pub async fn handle<S: Requests + Secrets>(
+pub async fn handle<S: Requests + Secrets + People>(
     downloads: &Downloads<S>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
@@ -106,7 +108,7 @@ pub async fn handle<S: Requests + Secrets>(
     })
 }
 
-async fn redirect<S: Requests + Secrets>(
+async fn redirect<S: Requests + Secrets + People>(
     downloads: &Downloads<S>,
     request: &Request,
 ) -> Result<String, DownloadError> {
@@ -132,6 +134,13 @@ async fn redirect<S: Requests + Secrets>(
         }
     }
     let expires_at = matched.ok_or(DownloadError::Refused)?;
+    // The erasure deletes the export and its links; should a link or an object outlive that (a
+    // completion mail sent late, say), the person's erasure still stands.
+    let mark = downloads.store.erasure_mark(&record.email.subject_key()).await?;
+    if mark.is_some_and(|m| m.overtakes(export_asked_at(&record))) {
+        tracing::info!(request_id = %id, "download refused: the person's data was erased since");
+        return Err(DownloadError::Refused);
+    }
     let now = downloads.clock.now();
     if now >= expires_at {
         return Err(DownloadError::Expired);

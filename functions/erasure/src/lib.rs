@@ -7,6 +7,10 @@
 //! name or free text. The request completes with a receipt (counts per source, what was kept and
 //! why, which recipients were instructed) and no copy of the data; `dispatch` mails it.
 //!
+//! Erasure wins over an export running meanwhile: before it deletes exports it marks the person
+//! (`ErasureMark`), and no export verified before that mark completes; the export worker deletes
+//! what it uploaded and closes its request instead, so the receipt's count stays true.
+//!
 //! Jobs are delivered at least once and may die halfway: progress is kept per source in the
 //! table (with the user id, looked up before the account that maps the address to it is
 //! deleted), so a redelivery resumes where the last delivery stopped and never touches anyone
@@ -189,6 +193,12 @@ async fn erase<S: ErasureStore, P: PersonalData>(
     let exports_deleted = match progress.exports_deleted {
         Some(n) => n,
         None => {
+            // Erasure wins over an export running meanwhile: from this mark on, no export of a
+            // request verified before it can complete (the store refuses it), so one that uploads
+            // after the deletion below cannot leave the person's data behind, and the receipt's
+            // count stays true. Written before the history is read, on every delivery that
+            // deletes, so any export the deletion could miss is verified before the mark.
+            store.mark_erasure_started(&request.email.subject_key(), request.id, eraser.clock.now()).await?;
             let n = erase_earlier_requests(eraser, &request).await?;
             progress.exports_deleted = Some(n);
             store.save_erasure_progress(request.id, &progress, eraser.clock.now()).await?;

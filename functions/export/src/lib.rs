@@ -19,6 +19,14 @@
 //! later is still exported, and only a request that moved on (closed, say) drops the job. The
 //! request moves verified -> in_progress before the work and in_progress -> completed only after
 //! the object exists; a failure leaves it in_progress and the message is retried.
+//!
+//! Erasure wins over export. An erasure of the person marks them before it deletes their exports
+//! (`ErasureMark`); an export whose request was verified before that mark cannot complete (the
+//! store's transaction checks the mark), because the erasure may have deleted the exports before
+//! this one was uploaded and its receipt says they are all gone. Such an export deletes whatever
+//! it uploaded and closes its request as denied, with the reason for the requester, instead of
+//! completing: a completion would bring a download link, and the person asked for their data to
+//! be gone. A request verified after the mark is exported as usual.
 
 use async_zip::base::write::ZipFileWriter;
 use async_zip::{Compression, DeflateOption, ZipEntryBuilder};
@@ -35,12 +43,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use privacy_shared::config::{Env, WorkerSettings};
 use privacy_shared::datamap::{CcpaDisclosure, DataMap, Location, Source};
-use privacy_shared::domain::{Completion, Regime, RequestRecord, Status, Transition};
+use privacy_shared::domain::{Completion, Language, Regime, RequestRecord, StaffText, Status, Transition};
 use privacy_shared::jobs::{ExportJob, each_job};
 use privacy_shared::sources::{
     AwsPersonalData, Person, PersonalData, SourceError, StoredObject, find_user_id, person_prefix,
 };
-use privacy_shared::store::{Change, DynamoStore, Outcome, Requests, StoreError, transition_or_reload};
+use privacy_shared::store::{
+    Change, DynamoStore, Outcome, People, Requests, StoreError, export_asked_at, transition_or_reload,
+};
 use privacy_shared::{Clock, ConfigError, SystemClock};
 
 /// S3 multipart parts (the minimum is 5 MiB); with the pipe, the bound on buffered export bytes.
@@ -65,6 +75,26 @@ pub enum ExportError {
     /// A recording changed between the listing and the download: the retry lists it again.
     #[error("a recording of source `{0}` changed while it was exported")]
     Changed(String),
+    #[error("the reason for closing an overtaken export is not valid text")]
+    Reason,
+}
+
+/// Why an export an erasure overtook was closed, for the requester (it is the denial's reason).
+pub fn overtaken_reason(language: Language) -> &'static str {
+    match language {
+        Language::En => {
+            "You also asked us to erase your personal data, and that erasure was carried out while \
+             this copy was being prepared. The erasure comes first: the copy was deleted with the \
+             rest of your data, so there is nothing of it left to send you. If you make a new \
+             request, we will send you the personal data we hold about you by then."
+        }
+        Language::Nl => {
+            "U hebt ons ook gevraagd uw persoonsgegevens te wissen, en dat is gebeurd terwijl deze \
+             kopie werd samengesteld. Het wissen gaat voor: de kopie is met de rest van uw gegevens \
+             verwijderd, dus wij hebben u daarvan niets meer te sturen. Als u een nieuw verzoek \
+             doet, sturen wij u de persoonsgegevens die wij dan van u hebben."
+        }
+    }
 }
 
 fn s3_error<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
@@ -117,7 +147,7 @@ impl Exporter<DynamoStore, AwsPersonalData> {
     }
 }
 
-pub async fn handle<S: Requests, P: PersonalData>(
+pub async fn handle<S: Requests + People, P: PersonalData>(
     exporter: &Exporter<S, P>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Infallible> {
@@ -125,7 +155,7 @@ pub async fn handle<S: Requests, P: PersonalData>(
 }
 
 /// Runs one job to completion (or leaves the request in progress for the retry).
-pub async fn export<S: Requests, P: PersonalData>(
+pub async fn export<S: Requests + People, P: PersonalData>(
     exporter: &Exporter<S, P>,
     job: &ExportJob,
 ) -> Result<(), ExportError> {
@@ -135,25 +165,69 @@ pub async fn export<S: Requests, P: PersonalData>(
     };
     match request.status {
         // Later versions of a verified request (a staff extension) still ask for this export.
-        Status::Verified if request.version >= job.version => {
-            request = start(exporter, &request).await?;
-        }
+        Status::Verified if request.version >= job.version => {}
         Status::InProgress => {} // a retry of a job that started
         _ => {
             tracing::info!(request_id = %request.id, status = %request.status, "nothing to export");
             return Ok(());
         }
     }
+    // Saves the work only: the completion's own condition is what keeps an overtaken export out.
+    if overtaken(exporter, &request).await? {
+        return withdraw(exporter, &request).await;
+    }
+    if request.status == Status::Verified {
+        request = start(exporter, &request).await?;
+    }
     let document = collect(exporter, &request).await?;
     write_archive(exporter, &request, &document).await?;
     let change = Change::system(Transition::Complete(Completion::Exported), exporter.clock.now());
     match exporter.store.transition(&request, change).await {
-        Ok(_) | Err(StoreError::Conflict) => {
+        Ok(_) => {
             tracing::info!(request_id = %request.id, "export completed");
+            Ok(())
+        }
+        // Another delivery completed it, or an erasure of the person overtook it (the store
+        // refuses the completion then).
+        Err(StoreError::Conflict) => {
+            if overtaken(exporter, &request).await? {
+                return withdraw(exporter, &request).await;
+            }
+            tracing::info!(request_id = %request.id, "export completed by another delivery");
             Ok(())
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// Whether an erasure of the person began deleting their exports after this request was verified.
+async fn overtaken<S: Requests + People, P: PersonalData>(
+    exporter: &Exporter<S, P>,
+    request: &RequestRecord,
+) -> Result<bool, ExportError> {
+    let mark = exporter.store.erasure_mark(&request.email.subject_key()).await?;
+    Ok(mark.is_some_and(|m| m.overtakes(export_asked_at(request))))
+}
+
+/// Erasure wins: deletes every version of whatever this export uploaded, closes the request as
+/// denied with the reason (never completed, which would bring a download link), and removes what
+/// the request still holds of the person, download links included.
+async fn withdraw<S: Requests + People, P: PersonalData>(
+    exporter: &Exporter<S, P>,
+    request: &RequestRecord,
+) -> Result<(), ExportError> {
+    let prefix = format!("exports/{}/", request.id);
+    privacy_shared::sources::delete_all_versions(&exporter.s3, &exporter.target.bucket, &prefix).await?;
+    let reason = StaffText::parse(overtaken_reason(request.language)).map_err(|_| ExportError::Reason)?;
+    let change = Change::system(Transition::Deny { reason }, exporter.clock.now());
+    match transition_or_reload(&exporter.store, request, change).await? {
+        // Still open at another version (a staff extension): the retry closes it from there.
+        Outcome::Overtaken(Some(now)) if now.status.is_open() => return Err(StoreError::Conflict.into()),
+        Outcome::Applied(_) | Outcome::Overtaken(_) => {}
+    }
+    exporter.store.scrub_request(request.id).await?;
+    tracing::info!(request_id = %request.id, "export withdrawn: an erasure of the person overtook it");
+    Ok(())
 }
 
 async fn start<S: Requests, P: PersonalData>(
@@ -548,6 +622,13 @@ mod tests {
         assert_eq!(path("notes"), "files/recordings/notes");
         assert_eq!(path("notes/"), "files/recordings/notes (2)");
         assert_eq!(path("a\\..\\b.mp4"), "files/recordings/a_.._b.mp4");
+    }
+
+    #[test]
+    fn the_reason_an_overtaken_export_gives_is_valid_text_in_every_language() {
+        for language in [Language::En, Language::Nl] {
+            assert!(StaffText::parse(overtaken_reason(language)).is_ok(), "{language:?}");
+        }
     }
 
     #[test]

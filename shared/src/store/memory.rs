@@ -8,14 +8,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    Change, Claim, Created, DownloadToken, DueIndex, EffectLedger, ErasureLog, ErasureProgress, LiveToken,
-    OpenPage, OpenQuery, OpenRequest, PageKey, PastRequest, People, Requests, Secrets, StoreError,
+    Change, Claim, Created, DownloadToken, DueIndex, EffectLedger, ErasureLog, ErasureMark, ErasureProgress,
+    LiveToken, OpenPage, OpenQuery, OpenRequest, PageKey, PastRequest, People, Requests, Secrets, StoreError,
     Suppression, SuppressionList, TokenSlot, Verification, WrongAttempt, budget_window, due_sort_key,
     page_key_id, submitted_event, upper_sort_key,
 };
 use crate::budget::BudgetCharge;
 use crate::domain::{
-    Actor, AuditEvent, Event, RequestId, RequestKind, RequestRecord, Status, SubjectKey, Transition,
+    Actor, AuditEvent, Completion, Event, RequestId, RequestKind, RequestRecord, Status, SubjectKey,
+    Transition,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +38,7 @@ struct State {
     suppressions: HashMap<(SubjectKey, SuppressionList), Suppression>,
     budgets: HashMap<(String, i64), u32>,
     erasures: HashMap<RequestId, ErasureProgress>,
+    erasure_marks: HashMap<SubjectKey, ErasureMark>,
 }
 
 /// Clones share one store, as every function of a stack shares one table.
@@ -60,6 +62,7 @@ impl MemoryStore {
             && state.suppressions.is_empty()
             && state.budgets.is_empty()
             && state.erasures.is_empty()
+            && state.erasure_marks.is_empty()
     }
 
     /// Everything stored, as text in a stable order (hashes in full): for tests that check that
@@ -100,6 +103,9 @@ impl MemoryStore {
         }
         for (id, progress) in &state.erasures {
             lines.push(format!("erasure {id} {:?} {:?}", progress.sources, progress.exports_deleted));
+        }
+        for (subject, mark) in &state.erasure_marks {
+            lines.push(format!("erasure_mark {} {mark:?}", subject.as_str()));
         }
         lines.sort();
         lines.join("\n")
@@ -208,6 +214,12 @@ impl Requests for MemoryStore {
         }
         if matches!(change.transition, Transition::Extend { .. }) && stored.original_due_on.is_some() {
             return Err(StoreError::Conflict);
+        }
+        if matches!(change.transition, Transition::Complete(Completion::Exported)) {
+            let mark = state.erasure_marks.get(&current.email.subject_key());
+            if mark.is_some_and(|m| m.overtakes(super::export_asked_at(current))) {
+                return Err(StoreError::Conflict);
+            }
         }
         let merged = merge(stored, current, &updated)?;
         if let Some((slot, _)) = consumes {
@@ -440,6 +452,24 @@ impl People for MemoryStore {
 
     async fn history(&self, subject: &SubjectKey) -> Result<Vec<PastRequest>, StoreError> {
         Ok(self.state().history.get(subject).cloned().unwrap_or_default())
+    }
+
+    async fn erasure_mark(&self, subject: &SubjectKey) -> Result<Option<ErasureMark>, StoreError> {
+        Ok(self.state().erasure_marks.get(subject).cloned())
+    }
+
+    async fn mark_erasure_started(
+        &self,
+        subject: &SubjectKey,
+        request_id: RequestId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let later = |m: &ErasureMark| super::erasure_instant(m.started_at) > super::erasure_instant(at);
+        if !state.erasure_marks.get(subject).is_some_and(later) {
+            state.erasure_marks.insert(subject.clone(), ErasureMark { request_id, started_at: at });
+        }
+        Ok(())
     }
 
     async fn charge_budget(

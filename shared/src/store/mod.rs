@@ -228,6 +228,36 @@ pub async fn is_suppressed<S: People + ?Sized>(
     Ok(store.suppressions(&email.subject_key()).await?.iter().any(|s| s.list == list))
 }
 
+/// The latest moment an erasure of one person began deleting their exports, kept under the
+/// person's subject: an export of theirs whose request was verified at or before it must not
+/// survive (the store refuses to complete it, and the download function to serve it). An
+/// export verified after it is of data that exists after the erasure, and goes ahead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasureMark {
+    pub request_id: RequestId,
+    pub started_at: DateTime<Utc>,
+}
+
+impl ErasureMark {
+    /// Whether this erasure overtakes an export of a request verified at `verified_at`. Compared
+    /// to the microsecond, as DynamoDB compares it; on a tie the erasure wins.
+    pub fn overtakes(&self, verified_at: DateTime<Utc>) -> bool {
+        erasure_instant(self.started_at) >= erasure_instant(verified_at)
+    }
+}
+
+/// The instant an erasure mark compares at (microseconds since the epoch: a number, because
+/// RFC 3339 text with varying fractions does not sort as time).
+pub(crate) fn erasure_instant(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+/// When the request an export answers was asked: its verification (received, should an old
+/// record lack it).
+pub fn export_asked_at(request: &RequestRecord) -> DateTime<Utc> {
+    request.verified_at.unwrap_or(request.received_at)
+}
+
 /// How far an erasure has come: what each finished source gave, so a redelivered job resumes
 /// where the last one stopped. Holds the person's user id while the job runs (the account that
 /// maps the address to it is deleted on the way), so `Debug` hides it.
@@ -393,7 +423,8 @@ pub trait Requests: Send + Sync {
 
     /// Applies the change to `current` and writes it, with its audit event and clean-up, in one
     /// transaction: `Conflict` when the request is no longer at `current`'s status and version
-    /// (or a token to consume is not the stored one).
+    /// (or a token to consume is not the stored one, or an export would complete over an
+    /// erasure of the person that [overtakes](ErasureMark::overtakes) it).
     fn transition(
         &self,
         current: &RequestRecord,
@@ -513,6 +544,22 @@ pub trait People: Send + Sync {
         &self,
         subject: &SubjectKey,
     ) -> impl Future<Output = Result<Vec<PastRequest>, StoreError>> + Send;
+
+    /// The latest erasure of this person that began deleting their exports, if any.
+    fn erasure_mark(
+        &self,
+        subject: &SubjectKey,
+    ) -> impl Future<Output = Result<Option<ErasureMark>, StoreError>> + Send;
+
+    /// Records that `request_id`, an erasure of this person, begins deleting their exports at
+    /// `at`. Idempotent, and the mark only moves forward: a redelivery writes a later moment, an
+    /// earlier one (a clock behind) leaves the stored one.
+    fn mark_erasure_started(
+        &self,
+        subject: &SubjectKey,
+        request_id: RequestId,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Counts one mail against `charge` in the current fixed `window` (windows start at the
     /// epoch), atomically: false, and nothing counted, when its limit is reached.

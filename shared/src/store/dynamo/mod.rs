@@ -13,6 +13,7 @@
 //! | verified request    | `SUBJ#<subject>`  | `REQ#<received>#<id>`   | people      |
 //! | suppression         | `SUBJ#<subject>`  | `SUPPRESS#<list>`       | people      |
 //! | mail rate window    | `SUBJ#<subject>`  | `RATE#verification`     | people      |
+//! | erasure mark        | `SUBJ#<subject>`  | `ERASURE`               | people      |
 //!
 //! Open requests carry `due_pk`/`due_sk`, the keys of the sparse `by_due_date` index: one
 //! partition per open status (`OPEN#<status>`), sorted by receipt time while pending verification

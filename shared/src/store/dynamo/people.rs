@@ -1,15 +1,42 @@
 //! What is kept per person, under the hash of their address: the history of verified requests,
 //! suppressions; and the mail budgets' counters, under hashed keys of their own.
 
+use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{DynamoStore, key, n, s, subject_pk, unless_condition_failed};
+use super::{DynamoStore, build_error, key, n, s, stamp, subject_pk, unless_condition_failed};
 use crate::budget::BudgetCharge;
 use crate::domain::{RequestId, RequestKind, RequestRecord, SubjectKey};
 use crate::store::{
-    PastRequest, People, StoreError, Suppression, SuppressionList, budget_window, received_key,
+    ErasureMark, PastRequest, People, StoreError, Suppression, SuppressionList, budget_window,
+    erasure_instant, export_asked_at, received_key,
 };
+
+/// The sort key of the person's erasure mark.
+const ERASURE_MARK: &str = "ERASURE";
+
+#[derive(Serialize, Deserialize)]
+struct ErasureMarkItem {
+    request_id: RequestId,
+    started_at: DateTime<Utc>,
+}
+
+/// The condition an export's completion carries in its transaction: no erasure of the person
+/// began deleting exports at or after the request was verified (see [`ErasureMark::overtakes`]).
+pub(super) fn no_erasure_since(
+    table: &str,
+    request: &RequestRecord,
+) -> Result<TransactWriteItem, StoreError> {
+    let check = ConditionCheck::builder()
+        .table_name(table)
+        .set_key(Some(key(subject_pk(&request.email.subject_key()), ERASURE_MARK)))
+        .condition_expression("attribute_not_exists(started_us) OR started_us < :asked")
+        .expression_attribute_values(":asked", n(erasure_instant(export_asked_at(request))))
+        .build()
+        .map_err(build_error("TransactWriteItems"))?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
+}
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct HistoryItem {
@@ -71,6 +98,36 @@ impl People for DynamoStore {
                 received_at: entry.received_at,
             })
             .collect())
+    }
+
+    async fn erasure_mark(&self, subject: &SubjectKey) -> Result<Option<ErasureMark>, StoreError> {
+        let item = self.get_item::<ErasureMarkItem>(subject_pk(subject), ERASURE_MARK).await?;
+        Ok(item.map(|m| ErasureMark { request_id: m.request_id, started_at: m.started_at }))
+    }
+
+    async fn mark_erasure_started(
+        &self,
+        subject: &SubjectKey,
+        request_id: RequestId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // `started_us` is what conditions compare; `started_at` is what people read.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(subject_pk(subject), ERASURE_MARK)))
+            .update_expression("SET started_us = :us, started_at = :at, request_id = :id, entity = :entity")
+            .condition_expression("attribute_not_exists(started_us) OR started_us <= :us")
+            .expression_attribute_values(":us", n(erasure_instant(at)))
+            .expression_attribute_values(":at", stamp(at))
+            .expression_attribute_values(":id", s(request_id.to_string()))
+            .expression_attribute_values(":entity", s("erasure_mark"))
+            .send()
+            .await;
+        // A failed condition: a later start is stored already, and it stands.
+        unless_condition_failed(result, "UpdateItem")?;
+        Ok(())
     }
 
     async fn charge_budget(

@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
-use super::people::{HistoryItem, suppression_sk};
+use super::people::{HistoryItem, no_erasure_since, suppression_sk};
 use super::secrets::{DOWNLOAD_SKS, secret_item, secret_sk};
 use super::{
     DynamoStore, Item, build_error, key, request_pk, s, stamp, subject_pk, to_item, unless_condition_failed,
 };
 use crate::domain::{
-    Actor, AuditEvent, Event, RequestId, RequestKind, RequestRecord, SubjectKey, Transition,
+    Actor, AuditEvent, Completion, Event, RequestId, RequestKind, RequestRecord, SubjectKey, Transition,
 };
 use crate::store::{
     Change, Created, LiveToken, Requests, StoreError, SuppressionList, TokenSlot, Verification, due_sort_key,
@@ -259,6 +259,9 @@ impl Requests for DynamoStore {
             }
             // Once only, whatever the caller checked.
             Transition::Extend { .. } => extra_condition = Some("attribute_not_exists(original_due_on)"),
+            // Erasure wins: no export completes over an erasure of the person that began after
+            // the request was verified (that erasure may have deleted the exports already).
+            Transition::Complete(Completion::Exported) => items.push(no_erasure_since(&self.table, current)?),
             Transition::Expire(_)
             | Transition::Triage(_)
             | Transition::Refer { .. }
