@@ -17,7 +17,7 @@ use privacy_shared::domain::{
     Status, TokenHash, Transition,
 };
 use privacy_shared::jobs::{DataChange, ErasureJob, ExportJob};
-use privacy_shared::sources::{AwsPersonalData, PersonalData, SourceError, StoredObject};
+use privacy_shared::sources::{AwsPersonalData, PersonalData, SourceError, StoredObject, Written};
 use privacy_shared::store::{Change, DynamoStore, LiveToken, Requests, Secrets};
 
 struct World {
@@ -445,7 +445,7 @@ impl PersonalData for ErasedWhileCollecting {
     async fn objects(&self, source: &Source, key: &str) -> Result<Vec<StoredObject>, SourceError> {
         self.inner.objects(source, key).await
     }
-    async fn delete_record(&self, source: &Source, record: &Value) -> Result<(), SourceError> {
+    async fn delete_record(&self, source: &Source, record: &Value) -> Result<Written, SourceError> {
         self.inner.delete_record(source, record).await
     }
     async fn anonymise_record(
@@ -453,7 +453,7 @@ impl PersonalData for ErasedWhileCollecting {
         source: &Source,
         record: &Value,
         attributes: &[String],
-    ) -> Result<(), SourceError> {
+    ) -> Result<Written, SourceError> {
         self.inner.anonymise_record(source, record, attributes).await
     }
     async fn delete_object(&self, source: &Source, person: &str, key: &str) -> Result<(), SourceError> {
@@ -464,7 +464,7 @@ impl PersonalData for ErasedWhileCollecting {
         source: &Source,
         record: &Value,
         changes: &serde_json::Map<String, Value>,
-    ) -> Result<(), SourceError> {
+    ) -> Result<Written, SourceError> {
         self.inner.correct(source, record, changes).await
     }
 }

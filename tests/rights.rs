@@ -14,7 +14,7 @@ use devstack::stream::StreamReader;
 use privacy_shared::datamap::{DataMap, Source};
 use privacy_shared::domain::{Event, RequestId, RequestRecord, Status};
 use privacy_shared::jobs::{DataChange, ErasureJob};
-use privacy_shared::sources::{AwsPersonalData, Person, PersonalData, SourceError, StoredObject};
+use privacy_shared::sources::{AwsPersonalData, Person, PersonalData, SourceError, StoredObject, Written};
 use privacy_shared::store::{DynamoStore, SuppressionList};
 
 type AwsExporter = export::Exporter<DynamoStore, AwsPersonalData>;
@@ -281,7 +281,7 @@ impl PersonalData for CrashesOnce {
     async fn objects(&self, source: &Source, key: &str) -> Result<Vec<StoredObject>, SourceError> {
         self.inner.objects(source, key).await
     }
-    async fn delete_record(&self, source: &Source, record: &Value) -> Result<(), SourceError> {
+    async fn delete_record(&self, source: &Source, record: &Value) -> Result<Written, SourceError> {
         self.crash(source)?;
         self.inner.delete_record(source, record).await
     }
@@ -290,7 +290,7 @@ impl PersonalData for CrashesOnce {
         source: &Source,
         record: &Value,
         attributes: &[String],
-    ) -> Result<(), SourceError> {
+    ) -> Result<Written, SourceError> {
         self.crash(source)?;
         self.inner.anonymise_record(source, record, attributes).await
     }
@@ -303,7 +303,7 @@ impl PersonalData for CrashesOnce {
         source: &Source,
         record: &Value,
         changes: &serde_json::Map<String, Value>,
-    ) -> Result<(), SourceError> {
+    ) -> Result<Written, SourceError> {
         self.inner.correct(source, record, changes).await
     }
 }

@@ -129,23 +129,24 @@ pub trait PersonalData: Send + Sync {
         key: &str,
     ) -> impl Future<Output = Result<Vec<StoredObject>, SourceError>> + Send;
 
-    /// Deletes one record (as `records` returned it) by the source's table key, if it still
-    /// belongs to the person. Deleting a record that is already gone succeeds.
+    /// Deletes one record (as `records` returned it) by the source's table key, only if it still
+    /// belongs to the person (a condition on the source's `find_by` attribute): `NotTheirs`
+    /// otherwise, and for a record already gone.
     fn delete_record(
         &self,
         source: &Source,
         record: &Value,
-    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+    ) -> impl Future<Output = Result<Written, SourceError>> + Send;
 
-    /// Keeps the record without `attributes` and stamps `anonymised_at`, if it still belongs to
-    /// the person. A record deleted meanwhile is left alone (success): there is nothing left to
-    /// anonymise.
+    /// Keeps the record without `attributes` and stamps `anonymised_at`, only if it still
+    /// belongs to the person. A record deleted meanwhile is left alone (`NotTheirs`): there is
+    /// nothing left to anonymise.
     fn anonymise_record(
         &self,
         source: &Source,
         record: &Value,
         attributes: &[String],
-    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+    ) -> impl Future<Output = Result<Written, SourceError>> + Send;
 
     /// Deletes every version and delete marker of one object of the person (`person_key` as for
     /// `objects`); refuses a key outside the person's prefix. An absent object succeeds.
@@ -158,44 +159,14 @@ pub trait PersonalData: Send + Sync {
 
     /// Sets the changed attributes (each one the map's `correctable` for the source; JSON null
     /// removes the attribute) and stamps `corrected_at`, if the record still belongs to the
-    /// person. A record deleted meanwhile is not recreated (success: it holds nothing inaccurate
-    /// any more).
+    /// person. A record deleted meanwhile is not recreated (`NotTheirs`: it holds nothing
+    /// inaccurate any more).
     fn correct(
         &self,
         source: &Source,
         record: &Value,
         changes: &serde_json::Map<String, Value>,
-    ) -> impl Future<Output = Result<(), SourceError>> + Send;
-
-    /// `delete_record`, saying whether it applied. The defaults of these three serve wrappers
-    /// that intercept only the plain methods (test doubles): they cannot tell and say `Applied`.
-    fn delete_theirs(
-        &self,
-        source: &Source,
-        record: &Value,
-    ) -> impl Future<Output = Result<Written, SourceError>> + Send {
-        async { self.delete_record(source, record).await.map(|()| Written::Applied) }
-    }
-
-    /// `anonymise_record`, saying whether it applied.
-    fn anonymise_theirs(
-        &self,
-        source: &Source,
-        record: &Value,
-        attributes: &[String],
-    ) -> impl Future<Output = Result<Written, SourceError>> + Send {
-        async { self.anonymise_record(source, record, attributes).await.map(|()| Written::Applied) }
-    }
-
-    /// `correct`, saying whether it applied.
-    fn correct_theirs(
-        &self,
-        source: &Source,
-        record: &Value,
-        changes: &serde_json::Map<String, Value>,
-    ) -> impl Future<Output = Result<Written, SourceError>> + Send {
-        async { self.correct(source, record, changes).await.map(|()| Written::Applied) }
-    }
+    ) -> impl Future<Output = Result<Written, SourceError>> + Send;
 }
 
 /// Looks the person's user id up in the map's account source (if the map has one).
@@ -487,19 +458,6 @@ impl PersonalData for AwsPersonalData {
         }
     }
 
-    async fn delete_record(&self, source: &Source, record: &Value) -> Result<(), SourceError> {
-        self.delete_theirs(source, record).await.map(drop)
-    }
-
-    async fn anonymise_record(
-        &self,
-        source: &Source,
-        record: &Value,
-        attributes: &[String],
-    ) -> Result<(), SourceError> {
-        self.anonymise_theirs(source, record, attributes).await.map(drop)
-    }
-
     async fn delete_object(
         &self,
         source: &Source,
@@ -519,16 +477,7 @@ impl PersonalData for AwsPersonalData {
         Ok(())
     }
 
-    async fn correct(
-        &self,
-        source: &Source,
-        record: &Value,
-        changes: &serde_json::Map<String, Value>,
-    ) -> Result<(), SourceError> {
-        self.correct_theirs(source, record, changes).await.map(drop)
-    }
-
-    async fn delete_theirs(&self, source: &Source, record: &Value) -> Result<Written, SourceError> {
+    async fn delete_record(&self, source: &Source, record: &Value) -> Result<Written, SourceError> {
         let (table, table_key, key) = record_key(source, record)?;
         let (owner, owned_by) = owner_of(source, record)?;
         // A record already gone fails the condition too: a rerun is a skip, not an error.
@@ -545,7 +494,7 @@ impl PersonalData for AwsPersonalData {
         written(source, "DeleteItem", result)
     }
 
-    async fn anonymise_theirs(
+    async fn anonymise_record(
         &self,
         source: &Source,
         record: &Value,
@@ -574,7 +523,7 @@ impl PersonalData for AwsPersonalData {
         self.update_theirs(source, record, expression, names, values).await
     }
 
-    async fn correct_theirs(
+    async fn correct(
         &self,
         source: &Source,
         record: &Value,

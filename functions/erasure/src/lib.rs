@@ -239,7 +239,7 @@ async fn erase_source<S: ErasureStore, P: PersonalData>(
     match (&source.location, &source.erasure) {
         (Location::Table { .. }, ErasurePolicy::Delete) => {
             for record in eraser.data.records(source, key).await? {
-                match eraser.data.delete_theirs(source, &record).await? {
+                match eraser.data.delete_record(source, &record).await? {
                     Written::Applied => erased.deleted += 1,
                     Written::NotTheirs => not_theirs += 1,
                 }
@@ -247,7 +247,7 @@ async fn erase_source<S: ErasureStore, P: PersonalData>(
         }
         (Location::Table { .. }, ErasurePolicy::Anonymise { attributes, reason }) => {
             for record in eraser.data.records(source, key).await? {
-                match eraser.data.anonymise_theirs(source, &record, attributes).await? {
+                match eraser.data.anonymise_record(source, &record, attributes).await? {
                     Written::Applied => erased.anonymised += 1,
                     Written::NotTheirs => not_theirs += 1,
                 }
@@ -397,7 +397,7 @@ async fn correct<S: ErasureStore, P: PersonalData>(
         changes.insert(field.clone(), serde_json::Value::String(value.clone()));
         let mut applied = false;
         for found in eraser.data.records(source, key).await? {
-            applied |= eraser.data.correct_theirs(source, &found, &changes).await? == Written::Applied;
+            applied |= eraser.data.correct(source, &found, &changes).await? == Written::Applied;
         }
         if applied {
             changed.push(field.clone());
