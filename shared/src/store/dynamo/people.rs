@@ -1,5 +1,6 @@
 //! What is kept per person, under the hash of their address: the history of verified requests,
-//! suppressions; and the mail budgets' counters, under hashed keys of their own.
+//! suppressions and the mark of an erasure that began; and the mail budgets' counters, under
+//! hashed keys of their own.
 
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
