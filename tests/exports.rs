@@ -183,6 +183,24 @@ async fn a_source_failing_once_leaves_the_request_in_progress_and_the_retry_comp
     assert_eq!(events.iter().filter(|e| e.event == Event::Completed).count(), 1);
 }
 
+/// Hands stream records to the real dispatch handler, as the event source mapping would.
+async fn dispatched<S, M, Q, P>(
+    dispatcher: &dispatch::Dispatcher<S, M, Q, P>,
+    records: Vec<Value>,
+) -> aws_lambda_events::streams::DynamoDbEventResponse
+where
+    S: privacy_shared::store::RequestStore,
+    M: privacy_shared::mail::Mailer,
+    Q: privacy_shared::jobs::JobQueue,
+    P: PersonalData,
+{
+    let event: aws_lambda_events::dynamodb::Event =
+        serde_json::from_value(serde_json::json!({ "Records": records })).unwrap();
+    dispatch::handle(dispatcher, lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()))
+        .await
+        .unwrap()
+}
+
 /// The completion notice's download link, as dispatch sends it after the export completed.
 async fn download_link(world: &World, address: &str) -> String {
     let mut stream =
@@ -191,14 +209,7 @@ async fn download_link(world: &World, address: &str) -> String {
     let dispatcher = dispatcher(&world.stack, "unused", &unique_address("staff")).await;
     let completed: Vec<Value> =
         records.into_iter().filter(|r| r["dynamodb"]["NewImage"]["status"]["S"] == "completed").collect();
-    let event: aws_lambda_events::dynamodb::Event =
-        serde_json::from_value(serde_json::json!({ "Records": completed })).unwrap();
-    dispatch::handle(
-        &dispatcher,
-        lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
-    )
-    .await
-    .unwrap();
+    dispatched(&dispatcher, completed).await;
     let mail = world.stack.mail_to(address).await.pop().unwrap();
     mail.links().into_iter().find(|l| l.contains("/download?token=")).expect("a download link")
 }
@@ -335,15 +346,7 @@ async fn a_staff_extension_before_the_export_starts_does_not_drop_the_job() {
     let job = verified(&world, "carol@example.org", "access", "NL").await;
     // Dispatch triages the verified request, then queues its export job.
     for _ in 0..2 {
-        let records = stream.poll().await.unwrap();
-        let event: aws_lambda_events::dynamodb::Event =
-            serde_json::from_value(serde_json::json!({ "Records": records })).unwrap();
-        let response = dispatch::handle(
-            &dispatcher,
-            lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
-        )
-        .await
-        .unwrap();
+        let response = dispatched(&dispatcher, stream.poll().await.unwrap()).await;
         assert!(response.batch_item_failures.is_empty(), "{response:?}");
     }
     let received = sqs.receive_message().queue_url(&queue).max_number_of_messages(10).send().await.unwrap();
@@ -493,15 +496,8 @@ async fn deliver_closings(world: &World) {
         .into_iter()
         .filter(|r| matches!(r["dynamodb"]["NewImage"]["status"]["S"].as_str(), Some("completed" | "denied")))
         .collect();
-    let event: aws_lambda_events::dynamodb::Event =
-        serde_json::from_value(serde_json::json!({ "Records": closing })).unwrap();
     let dispatcher = dispatcher(&world.stack, "unused", &unique_address("staff")).await;
-    let response = dispatch::handle(
-        &dispatcher,
-        lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
-    )
-    .await
-    .unwrap();
+    let response = dispatched(&dispatcher, closing).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
 }
 

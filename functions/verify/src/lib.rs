@@ -100,12 +100,11 @@ impl Confirmation {
 
     /// Whether the request is where a link of this slot can still be used.
     fn usable(self, record: &RequestRecord) -> bool {
+        let in_status = record.status == self.slot().usable_in();
         match self {
-            Confirmation::Request => record.status == Status::PendingVerification,
+            Confirmation::Request => in_status,
             Confirmation::Recipient => {
-                record.status == Status::Verified
-                    && record.recipient.is_some()
-                    && record.recipient_confirmed_at.is_none()
+                in_status && record.recipient.is_some() && record.recipient_confirmed_at.is_none()
             }
         }
     }

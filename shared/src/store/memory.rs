@@ -15,8 +15,7 @@ use super::{
 };
 use crate::budget::BudgetCharge;
 use crate::domain::{
-    Actor, AuditEvent, Completion, Event, RequestId, RequestKind, RequestRecord, Status, SubjectKey,
-    Transition,
+    Actor, AuditEvent, Completion, Event, RequestId, RequestKind, RequestRecord, SubjectKey, Transition,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -311,10 +310,7 @@ impl Secrets for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut state = self.state();
-        let usable = match slot {
-            TokenSlot::Requester => Status::PendingVerification,
-            TokenSlot::Recipient => Status::Verified,
-        };
+        let usable = slot.usable_in();
         if !state.requests.get(&id).is_some_and(|r| r.status == usable) {
             return Ok(false);
         }

@@ -169,6 +169,16 @@ pub enum TokenSlot {
     Recipient,
 }
 
+impl TokenSlot {
+    /// The status a request must have for a link of this slot to be of use.
+    pub fn usable_in(self) -> Status {
+        match self {
+            TokenSlot::Requester => Status::PendingVerification,
+            TokenSlot::Recipient => Status::Verified,
+        }
+    }
+}
+
 /// A verified request of one person, as the per-person history keeps it (for the right-to-know
 /// limit, and for erasure to find the person's earlier exports).
 #[derive(Clone, Debug, PartialEq, Eq)]

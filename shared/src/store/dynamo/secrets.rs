@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::requests::META;
 use super::{DynamoStore, build_error, key, n, request_pk, s, to_item};
-use crate::domain::{RequestId, Status, TokenHash};
+use crate::domain::{RequestId, TokenHash};
 use crate::store::{
     DownloadToken, LiveToken, Requests, Secrets, StoreError, TokenSlot, Verification, WrongAttempt,
 };
@@ -91,14 +91,6 @@ struct DownloadItem {
     ttl: i64,
 }
 
-/// The status a request must have for a slot's link to be of use.
-fn usable_in(slot: TokenSlot) -> Status {
-    match slot {
-        TokenSlot::Requester => Status::PendingVerification,
-        TokenSlot::Recipient => Status::Verified,
-    }
-}
-
 impl DynamoStore {
     /// Deletes a slot's secrets only if `hash` is one of its live links: a token is single-use
     /// even under concurrent requests.
@@ -161,7 +153,7 @@ impl Secrets for DynamoStore {
         token: &LiveToken,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let status = usable_in(slot);
+        let status = slot.usable_in();
         for _ in 0..MAX_ROUNDS {
             let stored = self.secret_item(id, slot).await?;
             let current = stored.as_ref().map(verification_of).transpose()?.unwrap_or_default();
