@@ -1,4 +1,14 @@
-"""The local AWS emulator: moto server with serialized state changes and a sturdier data dump.
+"""The local AWS emulator: moto server with IAM for role credentials, serialized writes, a sturdy dump.
+
+Calls signed with an assumed role's credentials are authorised as AWS would (dev/iam_guard.py, the
+outermost middleware): every (action, resource) pair the call needs must be allowed by the role's
+policies, an explicit Deny wins, and a refusal is the service's own AccessDenied error. So a
+function run locally under its own role fails on any call its role does not allow. The developer
+key `test` (tests, provisioning) and unsigned requests are never checked. moto's own enforcement
+(INITIAL_NO_AUTH_ACTION_COUNT) is not used: it authorises DynamoDB and SES v2 against resource
+"*" (a policy naming a table never matches), denies on any condition it cannot evaluate even in
+an Allow statement (s3:prefix, kms:ViaService), and its AssumeRole fails for roles trusting a
+service principal.
 
 moto's TransactWriteItems is not isolated: it snapshots the table, applies the writes, and on a
 failed condition restores the snapshot, which erases any transaction another thread committed
@@ -11,11 +21,16 @@ while it uploads parts, and one thread would deadlock on that.
 import argparse
 import json
 import os
+import sys
 import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import MotoRequestHandler
 from werkzeug.serving import run_simple
+
+# Run as a script, dev/ is on the path already; imported (tests, tools), it may not be.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from iam_guard import IamGuard  # noqa: E402
 
 
 def _robust_model_data(self, request, full_url, headers):  # type: ignore[no-untyped-def]
@@ -86,7 +101,8 @@ def main() -> None:
     run_simple(
         args.host,
         args.port,
-        SerializeAllButS3(DomainDispatcherApplication(create_backend_app)),
+        # The guard is outermost: a refused call never waits for, or holds, the serializing lock.
+        IamGuard(SerializeAllButS3(DomainDispatcherApplication(create_backend_app))),
         threaded=True,
         use_reloader=False,
         request_handler=MotoRequestHandler,
