@@ -214,21 +214,6 @@ async fn download_link(world: &World, address: &str) -> String {
     mail.links().into_iter().find(|l| l.contains("/download?token=")).expect("a download link")
 }
 
-fn get(url: &str) -> lambda_http::Request {
-    use lambda_http::RequestExt;
-    let path_and_query = url.trim_start_matches(PUBLIC_BASE_URL);
-    http("GET", path_and_query, None, lambda_http::Body::Empty).with_query_string_parameters(
-        url.split_once('?')
-            .map(|(_, q)| {
-                q.split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect::<std::collections::HashMap<_, _>>()
-            })
-            .unwrap_or_default(),
-    )
-}
-
 #[tokio::test]
 async fn the_emailed_download_link_redirects_to_the_zip_and_each_download_is_audited() {
     let world = world().await;

@@ -60,6 +60,10 @@ impl Invoker for InProcess {
 
 struct World {
     stack: Stack,
+    /// Intake and verify, each signing with its own role (the event functions in `pump` too).
+    intake: Stack,
+    verify: Stack,
+    download: Stack,
     map: DataMap,
     data: AwsPersonalData,
     s3: aws_sdk_s3::Client,
@@ -83,17 +87,38 @@ async fn world() -> World {
     devstack::provision::create_bucket(&s3, &bucket).await.unwrap();
     let staff = unique_address("staff");
     let data = AwsPersonalData::new(stack.dynamo.clone(), s3.clone());
+    // Every function runs under its own role from the template: a call it does not allow fails
+    // here as it would in AWS.
+    let export_queue_name = export_queue.rsplit('/').next().unwrap().to_owned();
+    let erasure_queue_name = erasure_queue.rsplit('/').next().unwrap().to_owned();
+    let roles = stack
+        .roles(&[
+            ("ExportQueue", &export_queue_name),
+            ("ErasureQueue", &erasure_queue_name),
+            ("ExportBucket", &bucket),
+        ])
+        .await;
+    let as_export = stack.signing_as(&roles, "export");
+    let export_s3 = devstack::provision::s3_client(&as_export.sdk);
+    let as_erasure = stack.signing_as(&roles, "erasure");
+    let erasure_s3 = devstack::provision::s3_client(&as_erasure.sdk);
     let functions = InProcess {
-        dispatcher: dispatcher_with(&stack, &export_queue, &erasure_queue, &staff).await,
+        dispatcher: dispatcher_with(
+            &stack.signing_as(&roles, "dispatch"),
+            &export_queue,
+            &erasure_queue,
+            &staff,
+        )
+        .await,
         exporter: export::Exporter {
-            store: stack.deps().store,
-            data: data.clone(),
+            store: as_export.deps().store,
+            data: AwsPersonalData::new(aws_sdk_dynamodb::Client::new(&as_export.sdk), export_s3.clone()),
             map: map.clone(),
-            s3: s3.clone(),
+            s3: export_s3,
             target: export::ExportTarget { bucket: bucket.clone(), kms_key_id: None },
             clock: stack.clock.clone(),
         },
-        eraser: eraser(&stack, &map, &s3, &bucket),
+        eraser: eraser(&as_erasure, &map, &erasure_s3, &bucket),
     };
     let stream = StreamMapping {
         reader: StreamReader::open(&stack.sdk, &stack.table).await.unwrap(),
@@ -113,13 +138,16 @@ async fn world() -> World {
         });
     }
     let pump = Pump::new(functions, &stack.sdk, Some(stream), queues);
-    World { stack, map, data, s3, bucket, staff, erasure_queue, pump }
+    let intake = stack.signing_as(&roles, "intake");
+    let verify = stack.signing_as(&roles, "verify");
+    let download = stack.signing_as(&roles, "download");
+    World { stack, intake, verify, download, map, data, s3, bucket, staff, erasure_queue, pump }
 }
 
 fn eraser(stack: &Stack, map: &DataMap, s3: &aws_sdk_s3::Client, bucket: &str) -> AwsEraser {
     erasure::Eraser {
         store: stack.deps().store,
-        data: AwsPersonalData::new(stack.dynamo.clone(), s3.clone()),
+        data: AwsPersonalData::new(aws_sdk_dynamodb::Client::new(&stack.sdk), s3.clone()),
         map: map.clone(),
         s3: s3.clone(),
         export_bucket: bucket.to_owned(),
@@ -136,13 +164,13 @@ impl World {
     /// Submits through intake and verifies with the emailed link; returns the id.
     async fn verified(&self, body: Value) -> RequestId {
         let address = body["email"].as_str().unwrap().to_owned();
-        let (status, answer) = submit(&self.stack.deps(), &body.to_string()).await;
+        let (status, answer) = submit(&self.intake.deps(), &body.to_string()).await;
         assert_eq!(status, 202, "{answer}");
         // The seeded people's mailboxes are shared with the tests running beside this one.
         let submitted = answer["request_id"].as_str().unwrap().to_owned();
         let mails = self.stack.mail_to(&address).await;
         let (id, token) = mails.iter().map(link_parts).rfind(|(id, _)| *id == submitted).unwrap();
-        assert_eq!(verify_with(&self.stack.verifier(), &id, &token).await.0, 200);
+        assert_eq!(verify_with(&self.verify.verifier(), &id, &token).await.0, 200);
         RequestId::parse(&id).unwrap()
     }
 
@@ -202,6 +230,26 @@ async fn an_erasure_removes_one_person_out_of_several_and_the_receipt_says_what_
         .await;
     world.drain().await;
     assert_eq!(world.exports().await.len(), 1);
+    // The emailed link, served by the download function under its role: the presigned URL it
+    // answers with is signed by that role, so the role must be able to read the export.
+    let link = world
+        .mail_about("alice@example.com", access)
+        .await
+        .links()
+        .into_iter()
+        .find(|l| l.contains("/download?token="))
+        .expect("a download link");
+    let downloads = download::Downloads {
+        store: world.download.deps().store,
+        s3: devstack::provision::s3_client(&world.download.sdk),
+        bucket: world.bucket.clone(),
+        clock: world.stack.clock.clone(),
+    };
+    let redirect = download::handle(&downloads, get(&link)).await.unwrap();
+    assert_eq!(redirect.status(), 302);
+    let presigned = redirect.headers()["location"].to_str().unwrap().to_owned();
+    let fetched = reqwest::get(&presigned).await.unwrap();
+    assert_eq!(fetched.status(), 200, "the download role reads exports/*");
 
     let deletion =
         world.verified(json!({"email": "alice@example.com", "kind": "deletion", "region": "NL"})).await;
@@ -360,7 +408,7 @@ async fn an_erasure_that_dies_between_two_sources_finishes_on_redelivery_without
 async fn opt_outs_need_no_verification_and_suppress_the_address_at_once() {
     let mut world = world().await;
     let address = unique_address("opt-out");
-    let deps = world.stack.deps();
+    let deps = world.intake.deps();
     let (status, first) =
         submit(&deps, &json!({"email": address, "kind": "unsubscribe", "region": "NL"}).to_string()).await;
     assert_eq!((status, first["status"].as_str()), (202, Some("completed")));
@@ -371,7 +419,7 @@ async fn opt_outs_need_no_verification_and_suppress_the_address_at_once() {
     let email = privacy_shared::domain::EmailAddress::parse(&address).unwrap();
     for list in [SuppressionList::Marketing, SuppressionList::Sale] {
         assert!(
-            privacy_shared::store::is_suppressed(&deps.store, &email, list).await.unwrap(),
+            privacy_shared::store::is_suppressed(&world.stack.deps().store, &email, list).await.unwrap(),
             "{list:?} at once"
         );
     }

@@ -3,6 +3,7 @@
 pub mod mailbox;
 pub mod provision;
 pub mod pump;
+pub mod roles;
 pub mod seed;
 pub mod stream;
 pub mod template;

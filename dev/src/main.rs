@@ -48,6 +48,14 @@ async fn provision() -> Result<()> {
         .context("no SES_CONFIGURATION_SET and no SesConfigurationSetName default in the template")?,
     };
     let queues = provision::provision_all(&sdk, &template, &names).await?;
+    // Each function's role, from the template, with this stack's names; the functions run with
+    // these credentials (ROLE_CREDENTIALS_OUT: a shared credentials file, one profile per binary).
+    let roles =
+        devstack::roles::provision_roles(&sdk, &template, &local_names(&template, &names, &queues)?).await?;
+    if let Ok(path) = std::env::var("ROLE_CREDENTIALS_OUT") {
+        std::fs::write(&path, devstack::roles::credentials_file(&roles))
+            .with_context(|| format!("writing {path}"))?;
+    }
     // The settings the functions need that only exist once the resources do (the export and
     // erasure queue URLs, the dispatcher's failure queue).
     if let Ok(path) = std::env::var("RESOURCES_ENV_OUT") {
@@ -56,15 +64,43 @@ async fn provision() -> Result<()> {
     }
     println!(
         "provisioned at {}: table {} (stream, indexes, TTL), bucket {} (versioning, lifecycle, public access block), \
-         SES identity {} with configuration set {}, {} queues",
+         SES identity {} with configuration set {}, {} queues, {} function roles",
         endpoint(),
         names.table,
         names.bucket,
         names.mail_from,
         names.configuration_set,
-        queues.len()
+        queues.len(),
+        roles.len()
     );
     Ok(())
+}
+
+/// What the template's names are in the local stack `make dev` runs (stack `STACK_NAME`,
+/// default privacy-local; the data map's sources under `DATA_NAME_PREFIX`).
+fn local_names(
+    template: &template::Template,
+    stack: &provision::LocalStack,
+    queues: &[(String, String)],
+) -> Result<devstack::roles::Names> {
+    let env_or = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let region = env_or("AWS_REGION", "eu-west-1");
+    let mut names = devstack::roles::Names::new(&region, &env_or("STACK_NAME", "privacy-local"))
+        .parameter("MailFromAddress", &stack.mail_from)
+        .parameter("StaffNotificationAddress", &env_or("STAFF_ADDRESS", "privacy-team@example.com"))
+        .parameter("AlarmEmailAddress", &env_or("ALARM_ADDRESS", "alarms@example.com"))
+        .parameter("PublicBaseUrl", &env_or("PUBLIC_BASE_URL", "https://privacy.example.com"))
+        .parameter("SesConfigurationSetName", &stack.configuration_set)
+        .resource("RequestsTable", &stack.table)
+        .resource("ExportBucket", &stack.bucket)
+        .resource("MailConfigurationSet", &stack.configuration_set);
+    for queue in template.queues()? {
+        if queues.iter().any(|(id, _)| *id == queue.logical_id) {
+            names = names.resource(&queue.logical_id, &queue.local_name());
+        }
+    }
+    let map = privacy_shared::datamap::DataMap::builtin()?;
+    Ok(names.sources(&map, &env_or("DATA_NAME_PREFIX", "")))
 }
 
 /// The data map's sources with the synthetic people in them (names prefixed by

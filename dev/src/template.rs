@@ -6,9 +6,13 @@ use serde::Deserialize;
 use serde_norway::Value;
 use std::path::{Path, PathBuf};
 
-/// The workspace's `infra/template.yaml`.
+/// The workspace's `infra/template.yaml`, or `INFRA_TEMPLATE` (to run the checks against another
+/// revision of it, e.g. `git show HEAD~1:infra/template.yaml`).
 pub fn default_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml")
+    match std::env::var_os("INFRA_TEMPLATE") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml"),
+    }
 }
 
 pub struct Template {

@@ -191,7 +191,65 @@ impl Stack {
     }
 }
 
-/// An address no other test uses, so the shared mailbox can be read per test.
+/// Every function's IAM role from the template, made in the emulator for one [`Stack`]; a
+/// function signing with its role is refused (by the emulator's IAM guard) whatever the role does
+/// not allow, as in AWS.
+pub struct Roles {
+    credentials: HashMap<String, devstack::roles::RoleCredentials>,
+}
+
+impl Roles {
+    /// An SDK configuration signing as `binary`'s role.
+    pub fn sdk(&self, base: &aws_config::SdkConfig, binary: &str) -> aws_config::SdkConfig {
+        self.credentials
+            .get(binary)
+            .unwrap_or_else(|| panic!("the template has no function {binary}"))
+            .sdk(base)
+    }
+}
+
+impl Stack {
+    /// The template's roles with this stack's names: its table, the data map's sources under its
+    /// prefix, and `resources` (logical id, this stack's physical name), as CloudFormation would
+    /// resolve them for a deployed stack.
+    pub async fn roles(&self, resources: &[(&str, &str)]) -> Roles {
+        let template = Template::load(&template::default_path()).expect("the template");
+        self.data_map().await;
+        let stack_name = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let mut names = devstack::roles::Names::new("eu-west-1", &stack_name)
+            .parameter("MailFromAddress", MAIL_FROM)
+            .parameter("StaffNotificationAddress", "privacy-team@example.com")
+            .parameter("AlarmEmailAddress", "alarms@example.com")
+            .parameter("PublicBaseUrl", PUBLIC_BASE_URL)
+            .resource("RequestsTable", &self.table)
+            .resource("MailConfigurationSet", CONFIGURATION_SET)
+            .sources(&privacy_shared::datamap::DataMap::builtin().unwrap(), &self.data_prefix);
+        for (logical_id, physical) in resources {
+            names = names.resource(logical_id, physical);
+        }
+        let made = devstack::roles::provision_roles(&self.sdk, &template, &names)
+            .await
+            .unwrap_or_else(|e| panic!("the template's roles in the emulator: {e:#}"));
+        Roles { credentials: made.into_iter().map(|c| (c.binary.clone(), c)).collect() }
+    }
+
+    /// This stack as one function sees it: the same table, clock, settings and data map, every
+    /// call signed with that function's role. The test's own reads (`dynamo`, `items`) stay the
+    /// developer's.
+    pub fn signing_as(&self, roles: &Roles, binary: &str) -> Stack {
+        Stack {
+            sdk: roles.sdk(&self.sdk, binary),
+            dynamo: self.dynamo.clone(),
+            table: self.table.clone(),
+            clock: self.clock.clone(),
+            endpoint: self.endpoint.clone(),
+            data_prefix: self.data_prefix.clone(),
+            sources: tokio::sync::OnceCell::new_with(self.sources.get().cloned()),
+            env: self.env.clone(),
+        }
+    }
+}
+
 /// An address no other test uses, and its own mailbox too (a `+tag` would share the base
 /// mailbox's mail budget).
 pub fn unique_address(tag: &str) -> String {
@@ -209,6 +267,22 @@ pub fn http(method: &str, path: &str, content_type: Option<&str>, body: Body) ->
         builder = builder.header("content-type", ct);
     }
     builder.body(body).expect("request")
+}
+
+/// A GET of an emailed link (the download link), as API Gateway delivers it.
+pub fn get(url: &str) -> lambda_http::Request {
+    use lambda_http::RequestExt;
+    let path_and_query = url.trim_start_matches(PUBLIC_BASE_URL);
+    http("GET", path_and_query, None, lambda_http::Body::Empty).with_query_string_parameters(
+        url.split_once('?')
+            .map(|(_, q)| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect::<std::collections::HashMap<_, _>>()
+            })
+            .unwrap_or_default(),
+    )
 }
 
 pub fn post_json(path: &str, body: &str) -> Request {
