@@ -404,6 +404,26 @@ impl AdminSettings {
     }
 }
 
+/// `mail-events`: the table, and the mail it sends staff when an answer bounces.
+#[derive(Clone, Debug)]
+pub struct MailEventsSettings {
+    pub table_name: String,
+    pub mail_from: String,
+    pub ses_configuration_set: Option<String>,
+    pub staff: EmailAddress,
+}
+
+impl MailEventsSettings {
+    pub fn load(env: &Env) -> Result<MailEventsSettings, ConfigError> {
+        Ok(MailEventsSettings {
+            table_name: env.required("TABLE_NAME")?,
+            mail_from: env.required("MAIL_FROM")?,
+            ses_configuration_set: env.get("SES_CONFIGURATION_SET"),
+            staff: staff_address(env)?,
+        })
+    }
+}
+
 /// Every function, by the name the template and `cargo lambda` give it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Function {
@@ -415,10 +435,11 @@ pub enum Function {
     Reminders,
     Admin,
     Erasure,
+    MailEvents,
 }
 
 impl Function {
-    pub const ALL: [Function; 8] = [
+    pub const ALL: [Function; 9] = [
         Function::Intake,
         Function::Verify,
         Function::Dispatch,
@@ -427,6 +448,7 @@ impl Function {
         Function::Reminders,
         Function::Admin,
         Function::Erasure,
+        Function::MailEvents,
     ];
 
     pub fn name(self) -> &'static str {
@@ -439,6 +461,7 @@ impl Function {
             Function::Reminders => "reminders",
             Function::Admin => "admin",
             Function::Erasure => "erasure",
+            Function::MailEvents => "mail-events",
         }
     }
 
@@ -452,6 +475,7 @@ impl Function {
             Function::Download => DownloadSettings::load(env).map(drop),
             Function::Reminders => ReminderSettings::load(env).map(drop),
             Function::Admin => AdminSettings::load(env).map(drop),
+            Function::MailEvents => MailEventsSettings::load(env).map(drop),
         }
     }
 }

@@ -8,6 +8,10 @@
 //! correction job, the confirmation of a third-party recipient, and a notice to the privacy staff.
 //! Completion, an extension, a refusal and a referral each become a notice to the requester.
 //!
+//! Mail to a requester (or their recipient) is withheld where the address bounced for good or
+//! complained before (`mail-events` records that), except the request's answer: it is sent all
+//! the same, and staff are alerted that it may never be read.
+//!
 //! Stream records arrive at least once, so every effect goes through the effect ledger
 //! (claim, perform, finish): a redelivered record finds its effects done. The job queues are FIFO
 //! with a deduplication id per job as a second guard. A failing record is reported as the batch's
@@ -29,11 +33,12 @@ use std::time::SystemTime;
 use privacy_shared::config::{DispatchSettings, Env};
 use privacy_shared::datamap::DataMap;
 use privacy_shared::domain::{
-    EmailAddress, LIMIT_REASON, Regime, RequestKind, RequestRecord, Status, Transition, Triage,
+    Actor, EmailAddress, Event, LIMIT_REASON, Regime, RequestKind, RequestRecord, Status, Transition, Triage,
     VerificationToken,
 };
 use privacy_shared::jobs::{DataChange, ErasureJob, ExportJob, JobQueue, QueueError, SqsJobQueue};
-use privacy_shared::mail::{MailError, Mailer, SesMailer};
+use privacy_shared::mail::templates::AnswerAlert;
+use privacy_shared::mail::{Guard, MailError, Mailer, OutgoingEmail, SesMailer, guard, record_withheld};
 use privacy_shared::sources::{AwsPersonalData, PersonalData, SourceError};
 use privacy_shared::store::ledger::{Invocation, Once, once_or_take_over};
 use privacy_shared::store::{
@@ -283,11 +288,11 @@ async fn perform_effect<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData
         Effect::NotifyStaff => notify_staff(dispatcher, record).await,
         Effect::NotifyRequesterCompleted => notify_completed(dispatcher, record).await,
         Effect::NotifyRecipient => notify_recipient(dispatcher, record).await,
-        Effect::NotifyRequesterReferred => notify(dispatcher, templates.referred(record)).await,
-        Effect::NotifyRequesterLimit => notify(dispatcher, templates.limit_reached(record)).await,
-        Effect::NotifyRequesterExtended => notify(dispatcher, templates.extended(record)).await,
-        Effect::NotifyRequesterDenied => notify(dispatcher, templates.denied(record)).await,
-        Effect::NotifyRequesterExcessive => notify(dispatcher, templates.excessive(record)).await,
+        Effect::NotifyRequesterReferred => notify(dispatcher, record, templates.referred(record)).await,
+        Effect::NotifyRequesterLimit => notify(dispatcher, record, templates.limit_reached(record)).await,
+        Effect::NotifyRequesterExtended => notify(dispatcher, record, templates.extended(record)).await,
+        Effect::NotifyRequesterDenied => notify(dispatcher, record, templates.denied(record)).await,
+        Effect::NotifyRequesterExcessive => notify(dispatcher, record, templates.excessive(record)).await,
     }
 }
 
@@ -385,8 +390,7 @@ async fn confirm_recipient<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalD
     let valid_until = deps.config.calendar.local_date(expires_at);
     let email =
         deps.templates.recipient_confirmation(record, &token, valid_until, &deps.config.public_base_url)?;
-    deps.mailer.send(&email).await?;
-    Ok(())
+    send_to_person(dispatcher, record, &email).await
 }
 
 /// A fresh download link for `slot`, valid as long as the export is kept (only its hash is
@@ -414,15 +418,43 @@ async fn notify_recipient<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalDa
     let Some(recipient) = &record.recipient else { return Ok(()) };
     let (link, until) = download_link(dispatcher, record, TokenSlot::Recipient).await?;
     let email = dispatcher.deps.templates.recipient_delivery(record, recipient, &link, until)?;
-    dispatcher.deps.mailer.send(&email).await?;
-    Ok(())
+    send_to_person(dispatcher, record, &email).await
 }
 
 async fn notify<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     dispatcher: &Dispatcher<S, M, Q, P>,
-    email: Result<privacy_shared::mail::OutgoingEmail, MailError>,
+    record: &RequestRecord,
+    email: Result<OutgoingEmail, MailError>,
 ) -> Result<(), DispatchError> {
-    dispatcher.deps.mailer.send(&email?).await?;
+    send_to_person(dispatcher, record, &email?).await
+}
+
+/// Sends a mail to the requester (or their recipient) past the mail suppression: withheld, and
+/// recorded, where the address bounced for good or complained before; but the request's answer
+/// goes out all the same, after staff are alerted. The alert comes first: should the answer then
+/// fail, the effect's retry repeats the alert, never the answer.
+async fn send_to_person<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    record: &RequestRecord,
+    email: &OutgoingEmail,
+) -> Result<(), DispatchError> {
+    let deps = &dispatcher.deps;
+    let now = deps.clock.now();
+    match guard(&deps.store, email).await? {
+        Guard::Send => {}
+        Guard::Withhold(_) => return Ok(record_withheld(&deps.store, record, email, now).await?),
+        Guard::SendDespite(suppression) => {
+            let kind = email.tags.kind;
+            let why = AnswerAlert::SentToSuppressed(suppression.cause);
+            let alert = deps.templates.answer_alert(&dispatcher.staff, record.id, kind, why)?;
+            deps.mailer.send(&alert).await?;
+            let reason = Some(kind.to_string());
+            let event = Event::AnswerToSuppressedAddress;
+            deps.store.record_event_because(record, event, now, Actor::System, reason).await?;
+            tracing::warn!(request_id = %record.id, kind = %kind, "answer sent to a suppressed address; staff alerted");
+        }
+    }
+    deps.mailer.send(email).await?;
     Ok(())
 }
 
@@ -439,8 +471,7 @@ async fn notify_completed<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalDa
     let until =
         deps.config.calendar.local_date(record.updated_at) + Days::new(dispatcher.export_retention_days);
     let email = deps.templates.completed(record, link.as_deref().map(|l| (l, until)))?;
-    deps.mailer.send(&email).await?;
-    Ok(())
+    send_to_person(dispatcher, record, &email).await
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! deadlines, and a verification email (which also confirms receipt) goes to the address given.
 //!
 //! Answers never reveal whether an address is known: a new request, a repeat of an open one and
-//! a request whose email was held back by the flood guard all get the same 202.
+//! a request whose email was held back by the flood guard all get the same 202. Nor does an
+//! address our mail may no longer go to (it bounced for good, or complained): its verification
+//! email is withheld, and the request records that.
 //!
 //! An opt-out of sale and an unsubscribe need no verification (the CCPA forbids requiring it):
 //! the address goes on the suppression list in the same transaction that records the request as
@@ -25,7 +27,7 @@ use privacy_shared::domain::{
     VerificationToken, has_control_chars,
 };
 use privacy_shared::mail::templates::VerificationEmail;
-use privacy_shared::mail::{MailError, Mailer};
+use privacy_shared::mail::{MailError, Mailer, send_guarded};
 use privacy_shared::store::{
     Created, LiveToken, People, Requests, Secrets, StoreError, SuppressionList, TokenSlot,
 };
@@ -394,13 +396,15 @@ async fn deliver<S: Requests + Secrets + People, M: Mailer>(
         valid_hours: deps.config.verification.token_lifetime.num_hours(),
         public_base_url: &deps.config.public_base_url,
     })?;
-    deps.mailer.send(&email).await?;
-    tracing::info!(request_id = %record.id, language = record.language.as_str(), "verification email sent");
-    // This email is also the confirmation of receipt the CCPA asks for within 10 business days;
-    // the daily digest warns staff about requests it never reached.
-    if record.acknowledged_at.is_none() {
-        deps.store.mark_acknowledged(record.id, deps.clock.now()).await?;
+    // Withheld from an address that bounced for good or complained: answered as usual (the
+    // answer never tells whether an address is known), recorded on the request.
+    let sent = send_guarded::<_, _, IntakeError>(&deps.store, &deps.mailer, record, &email, deps.clock.now());
+    if sent.await?.is_some() {
+        tracing::info!(request_id = %record.id, language = record.language.as_str(), "verification email sent");
     }
+    // This email is also the confirmation of receipt the CCPA asks for within 10 business days.
+    // It counts once SES reports it delivered (`mail-events` stamps the request then); the daily
+    // digest warns staff about requests it never reached.
     Ok(())
 }
 

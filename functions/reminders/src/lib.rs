@@ -27,11 +27,11 @@ use privacy_shared::domain::{
     Actor, EmailAddress, Event, ExpiryReason, RequestRecord, Status, Transition, VerificationToken,
 };
 use privacy_shared::mail::templates::{Digest, DigestRow, DigestSection};
-use privacy_shared::mail::{MailError, Mailer, SesMailer};
+use privacy_shared::mail::{MailError, Mailer, SesMailer, send_guarded};
 use privacy_shared::store::ledger::{Once, claim_all, once};
 use privacy_shared::store::{
-    Bound, Change, DueIndex, DynamoStore, EffectLedger, LiveToken, OpenQuery, OpenRequest, Requests, Secrets,
-    StoreError, TokenSlot,
+    Bound, Change, DueIndex, DynamoStore, EffectLedger, LiveToken, OpenQuery, OpenRequest, People, Requests,
+    Secrets, StoreError, TokenSlot,
 };
 use privacy_shared::{Clock, ConfigError, Deps};
 /// How long one run may hold a ledger entry: longer than a sweep takes (its timeout is 60 s).
@@ -101,10 +101,11 @@ impl Sweeper<DynamoStore, SesMailer> {
     }
 }
 
-/// What the sweep touches: requests, their verification secrets, the ledger and the index.
-pub trait SweepStore: Requests + Secrets + EffectLedger + DueIndex {}
+/// What the sweep touches: requests, their verification secrets, the ledger, the index, and the
+/// mail suppression of the people it reminds.
+pub trait SweepStore: Requests + Secrets + EffectLedger + DueIndex + People {}
 
-impl<T: Requests + Secrets + EffectLedger + DueIndex> SweepStore for T {}
+impl<T: Requests + Secrets + EffectLedger + DueIndex + People> SweepStore for T {}
 
 /// The scheduler's event carries nothing the sweep needs: it works from the clock.
 pub async fn handle<S: SweepStore, M: Mailer>(
@@ -208,7 +209,8 @@ pub async fn sweep<S: SweepStore, M: Mailer>(sweeper: &Sweeper<S, M>) -> Result<
                 request.acknowledged_at.is_some()
             }
         };
-        // No mail of ours has reached this requester: staff must confirm receipt another way.
+        // No mail of ours has been delivered to this requester (sent is not enough: it may have
+        // bounced): staff must confirm receipt another way.
         if !acknowledged && request.acknowledge_by.is_some_and(|by| by <= acknowledgement_horizon) {
             digest.push((DigestSection::AcknowledgementDue, request));
         }
@@ -286,7 +288,8 @@ async fn expire<S: SweepStore, M: Mailer>(
 }
 
 /// Sends the one verification reminder. Returns whether a confirmation of receipt has reached the
-/// requester by now (this reminder counts as one).
+/// requester by now: one was delivered (`mail-events` stamps the request when SES says so; this
+/// reminder counts once it is delivered, not when it is sent).
 async fn remind<S: SweepStore, M: Mailer>(
     sweeper: &Sweeper<S, M>,
     request: &OpenRequest,
@@ -298,8 +301,7 @@ async fn remind<S: SweepStore, M: Mailer>(
     let lease = Duration::seconds(CLAIM_LEASE_SECONDS);
     let work = send_reminder(sweeper, request, report);
     match once(&deps.store, request.id, REMINDER_KEY, now, lease, work).await? {
-        Once::Performed(sent) => Ok(acknowledged || sent),
-        Once::AlreadyDone => Ok(acknowledged),
+        Once::Performed(()) | Once::AlreadyDone => Ok(acknowledged),
         Once::Busy => {
             report.deferred += 1;
             Ok(acknowledged)
@@ -307,38 +309,33 @@ async fn remind<S: SweepStore, M: Mailer>(
     }
 }
 
-/// A fresh token (the first has long expired), valid until the request would close.
+/// A fresh token (the first has long expired), valid until the request would close. Withheld
+/// (and recorded) where the address bounced for good or complained.
 async fn send_reminder<S: SweepStore, M: Mailer>(
     sweeper: &Sweeper<S, M>,
     request: &OpenRequest,
     report: &mut SweepReport,
-) -> Result<bool, SweepError> {
+) -> Result<(), SweepError> {
     let deps = &sweeper.deps;
-    let Some(record) = still_pending(deps, request, report).await? else { return Ok(false) };
+    let Some(record) = still_pending(deps, request, report).await? else { return Ok(()) };
     let closes_at = record.received_at + sweeper.policy.expire_after;
     let token = VerificationToken::generate();
     // Added beside any link still in the mailbox; recreated if DynamoDB's TTL swept the first.
     let live = LiveToken { token_hash: token.hash(), expires_at: closes_at };
     if !deps.store.issue_token(record.id, TokenSlot::Requester, &live, deps.clock.now()).await? {
-        return Ok(false);
+        return Ok(());
     }
     let closes_on = deps.config.calendar.local_date(closes_at);
     let email = deps.templates.reminder(&record, &token, closes_on, &deps.config.public_base_url)?;
-    deps.mailer.send(&email).await?;
+    let sent = send_guarded::<_, _, SweepError>(&deps.store, &deps.mailer, &record, &email, deps.clock.now());
+    if sent.await?.is_none() {
+        return Ok(());
+    }
     let now = deps.clock.now();
     deps.store.record_event(&record, Event::Reminded, now, Actor::System).await?;
-    acknowledge(deps, &record, now).await?;
     tracing::info!(request_id = %record.id, "verification reminder sent");
     report.reminded += 1;
-    Ok(true)
-}
-
-async fn acknowledge<S: SweepStore, M: Mailer>(
-    deps: &Deps<S, M>,
-    record: &RequestRecord,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    if record.acknowledged_at.is_none() { deps.store.mark_acknowledged(record.id, now).await } else { Ok(()) }
+    Ok(())
 }
 
 /// One digest for every line not reported before; the lines are claimed first and finished once

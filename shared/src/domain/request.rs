@@ -137,7 +137,8 @@ pub struct RequestRecord {
     pub due_on: NaiveDate,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledge_by: Option<NaiveDate>,
-    /// When the confirmation of receipt reached the mail service (it is the verification email).
+    /// When a confirmation of receipt (the verification email, or the reminder) was delivered,
+    /// as SES reported it (`mail-events`); sending one is not enough.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

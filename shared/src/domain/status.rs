@@ -44,6 +44,16 @@ pub enum Event {
     /// An erasure kept finding new data of the person after its passes: staff were alerted and
     /// the request stays open (audited, not a change of status).
     ErasureStalled,
+    /// SES delivered one of the request's mails (the reason names which kind; `at` is when).
+    MailDelivered,
+    /// One of the request's mails bounced (the reason names the kind and whether for good).
+    MailBounced,
+    /// The recipient of one of the request's mails reported it as spam.
+    MailComplained,
+    /// A mail of the request was not sent: its address bounced for good or complained before.
+    MailWithheld,
+    /// The request's answer went to such an address all the same, and staff were alerted.
+    AnswerToSuppressedAddress,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -105,7 +115,7 @@ impl Status {
 }
 
 impl Event {
-    pub const ALL: [Event; 14] = [
+    pub const ALL: [Event; 19] = [
         Event::Submitted,
         Event::Verified,
         Event::WorkStarted,
@@ -120,6 +130,11 @@ impl Event {
         Event::Triaged,
         Event::RecipientConfirmed,
         Event::ErasureStalled,
+        Event::MailDelivered,
+        Event::MailBounced,
+        Event::MailComplained,
+        Event::MailWithheld,
+        Event::AnswerToSuppressedAddress,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -138,6 +153,11 @@ impl Event {
             Event::Triaged => "triaged",
             Event::RecipientConfirmed => "recipient_confirmed",
             Event::ErasureStalled => "erasure_stalled",
+            Event::MailDelivered => "mail_delivered",
+            Event::MailBounced => "mail_bounced",
+            Event::MailComplained => "mail_complained",
+            Event::MailWithheld => "mail_withheld",
+            Event::AnswerToSuppressedAddress => "answer_to_suppressed_address",
         }
     }
 }

@@ -1,16 +1,166 @@
 //! The mailer port, its SES v2 implementation, and the templates of every email we send.
+//!
+//! Every email carries tags (SES `EmailTags`): what it is ([`MessageKind`]) and which request it
+//! concerns. SES hands them back with each delivery, bounce and complaint event, which is how
+//! `mail-events` finds the request a mail belonged to without keeping any address.
 
+mod guard;
 mod memory;
 mod ses;
 pub mod templates;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, RequestId};
 
+pub use guard::{Guard, guard, record_withheld, send_guarded};
 pub use memory::MemoryMailer;
 pub use ses::SesMailer;
+
+/// What a mail is. Its name is the `kind` tag's value and the name of its template files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MessageKind {
+    Verification,
+    Reminder,
+    RecipientConfirmation,
+    RecipientDelivery,
+    Extended,
+    Completed,
+    Denied,
+    Excessive,
+    Referred,
+    Limit,
+    StaffNotice,
+    Digest,
+    /// Tells staff that a request's answer went to (or bounced from) an address that cannot
+    /// receive our mail.
+    AnswerAlert,
+}
+
+impl MessageKind {
+    pub const ALL: [MessageKind; 13] = [
+        MessageKind::Verification,
+        MessageKind::Reminder,
+        MessageKind::RecipientConfirmation,
+        MessageKind::RecipientDelivery,
+        MessageKind::Extended,
+        MessageKind::Completed,
+        MessageKind::Denied,
+        MessageKind::Excessive,
+        MessageKind::Referred,
+        MessageKind::Limit,
+        MessageKind::StaffNotice,
+        MessageKind::Digest,
+        MessageKind::AnswerAlert,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Verification => "verification",
+            MessageKind::Reminder => "reminder",
+            MessageKind::RecipientConfirmation => "recipient_confirmation",
+            MessageKind::RecipientDelivery => "recipient_delivery",
+            MessageKind::Extended => "extended",
+            MessageKind::Completed => "completed",
+            MessageKind::Denied => "denied",
+            MessageKind::Excessive => "excessive",
+            MessageKind::Referred => "referred",
+            MessageKind::Limit => "limit",
+            MessageKind::StaffNotice => "staff_notice",
+            MessageKind::Digest => "digest",
+            MessageKind::AnswerAlert => "answer_alert",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<MessageKind> {
+        MessageKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Mail to the privacy staff: never withheld, and its bounces suppress nothing (a staff
+    /// mailbox that bounces is an operational fault, not a person who cannot be reached).
+    pub fn is_to_staff(self) -> bool {
+        matches!(self, MessageKind::StaffNotice | MessageKind::Digest | MessageKind::AnswerAlert)
+    }
+
+    /// The answer the law owes the requester (the request's outcome, or the extension of its
+    /// deadline): sent even to a suppressed address, with a staff alert, because not sending it
+    /// would leave the request unanswered on our side as well.
+    pub fn is_answer(self) -> bool {
+        matches!(
+            self,
+            MessageKind::Completed
+                | MessageKind::Denied
+                | MessageKind::Excessive
+                | MessageKind::Referred
+                | MessageKind::Limit
+                | MessageKind::Extended
+        )
+    }
+
+    /// A confirmation of receipt (the CCPA's, within 10 business days): it counts once delivered.
+    pub fn confirms_receipt(self) -> bool {
+        matches!(self, MessageKind::Verification | MessageKind::Reminder)
+    }
+}
+
+impl fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The tags a mail carries: its kind and the request it concerns, if one. Both values keep to
+/// SES's tag alphabet (`[A-Za-z0-9_-]`) and name no person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MailTags {
+    pub kind: MessageKind,
+    pub request: Option<RequestId>,
+}
+
+impl MailTags {
+    pub const KIND: &'static str = "kind";
+    pub const REQUEST: &'static str = "request";
+
+    pub fn new(kind: MessageKind, request: Option<RequestId>) -> MailTags {
+        MailTags { kind, request }
+    }
+
+    /// As SES takes them: (name, value) pairs.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = vec![(MailTags::KIND, self.kind.as_str().to_owned())];
+        if let Some(request) = self.request {
+            pairs.push((MailTags::REQUEST, request.to_string()));
+        }
+        pairs
+    }
+
+    /// As SES hands them back in an event (`mail.tags`: name -> values, SES's own `ses:*` tags
+    /// among them). `None` without a kind we know: not a mail of ours, or of a newer version.
+    pub fn from_event(tags: &BTreeMap<String, Vec<String>>) -> Option<MailTags> {
+        let first = |name: &str| tags.get(name).and_then(|values| values.first()).map(String::as_str);
+        let kind = MessageKind::parse(first(MailTags::KIND)?)?;
+        let request = first(MailTags::REQUEST).and_then(|id| RequestId::parse(id).ok());
+        Some(MailTags { kind, request })
+    }
+}
+
+/// The id SES gave a mail it accepted (what its events name the mail by).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MessageId(pub String);
+
+impl MessageId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// A rendered email. `Debug` shows neither the recipient nor the body (the body carries secrets).
 #[derive(Clone)]
@@ -19,11 +169,12 @@ pub struct OutgoingEmail {
     pub subject: String,
     pub text: String,
     pub html: String,
+    pub tags: MailTags,
 }
 
 impl fmt::Debug for OutgoingEmail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OutgoingEmail").finish_non_exhaustive()
+        f.debug_struct("OutgoingEmail").field("tags", &self.tags).finish_non_exhaustive()
     }
 }
 
@@ -36,5 +187,59 @@ pub enum MailError {
 }
 
 pub trait Mailer: Send + Sync {
-    fn send(&self, email: &OutgoingEmail) -> impl Future<Output = Result<(), MailError>> + Send;
+    /// Sends one email with its tags; the id SES gave it.
+    fn send(&self, email: &OutgoingEmail) -> impl Future<Output = Result<MessageId, MailError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_their_names_and_keep_to_the_tag_alphabet() {
+        for kind in MessageKind::ALL {
+            assert_eq!(MessageKind::parse(kind.as_str()), Some(kind));
+            assert!(kind.as_str().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+        }
+        assert_eq!(MessageKind::parse("newsletter"), None);
+    }
+
+    #[test]
+    fn tags_name_the_kind_and_the_request_and_come_back_from_an_event() {
+        let id = RequestId::generate();
+        let tags = MailTags::new(MessageKind::Completed, Some(id));
+        let pairs = tags.pairs();
+        assert_eq!(pairs, vec![("kind", "completed".to_owned()), ("request", id.to_string())]);
+        for (_, value) in &pairs {
+            assert!(value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'), "{value}");
+        }
+        let mut event: BTreeMap<String, Vec<String>> =
+            pairs.into_iter().map(|(k, v)| (k.to_owned(), vec![v])).collect();
+        event.insert("ses:configuration-set".into(), vec!["privacy-requests".into()]);
+        assert_eq!(MailTags::from_event(&event), Some(tags));
+        let digest = MailTags::new(MessageKind::Digest, None);
+        assert_eq!(digest.pairs().len(), 1, "no request tag without a request");
+    }
+
+    #[test]
+    fn unknown_or_missing_kinds_are_not_ours() {
+        let mut tags = BTreeMap::new();
+        assert_eq!(MailTags::from_event(&tags), None);
+        tags.insert("kind".to_owned(), vec!["newsletter".to_owned()]);
+        assert_eq!(MailTags::from_event(&tags), None);
+        tags.insert("kind".to_owned(), vec!["reminder".to_owned()]);
+        tags.insert("request".to_owned(), vec!["not-an-id".to_owned()]);
+        assert_eq!(MailTags::from_event(&tags), Some(MailTags::new(MessageKind::Reminder, None)));
+    }
+
+    #[test]
+    fn answers_are_sent_whatever_and_staff_mail_is_never_a_requesters() {
+        for kind in MessageKind::ALL {
+            assert!(!(kind.is_answer() && kind.is_to_staff()), "{kind}");
+            assert!(!(kind.confirms_receipt() && kind.is_answer()), "{kind}");
+        }
+        assert!(MessageKind::Completed.is_answer());
+        assert!(!MessageKind::Reminder.is_answer());
+        assert!(MessageKind::Verification.confirms_receipt());
+    }
 }

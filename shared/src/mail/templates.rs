@@ -4,10 +4,11 @@
 use chrono::{Datelike, NaiveDate};
 use minijinja::{Environment, Value, context};
 
-use super::{MailError, OutgoingEmail};
+use super::{MailError, MailTags, MessageKind, OutgoingEmail};
 use crate::domain::{
     EmailAddress, Language, Regime, RequestId, RequestKind, RequestRecord, Status, VerificationToken,
 };
+use crate::store::SuppressionCause;
 
 macro_rules! templates {
     ($($name:literal),* $(,)?) => {
@@ -64,6 +65,9 @@ const FILES: &[(&str, &str)] = templates![
     "digest.subject.txt",
     "digest.txt",
     "digest.html",
+    "answer_alert.subject.txt",
+    "answer_alert.txt",
+    "answer_alert.html",
 ];
 
 /// The template environment, built once per cold start.
@@ -139,6 +143,7 @@ impl Templates {
             text: self.render(&format!("verification.{lang}.txt"), ctx.clone())?,
             html: self.render(&format!("verification.{lang}.html"), context! { ..html_links, ..ctx })?,
             subject,
+            tags: MailTags::new(MessageKind::Verification, Some(email.request_id)),
         })
     }
 }
@@ -174,6 +179,7 @@ impl Templates {
             text: self.render("staff_notice.txt", ctx.clone())?,
             html: self.render("staff_notice.html", context! { title => subject.clone(), ..ctx })?,
             subject,
+            tags: MailTags::new(MessageKind::StaffNotice, Some(record.id)),
         })
     }
 
@@ -233,18 +239,18 @@ impl Templates {
             Language::En => "Download my data",
             Language::Nl => "Mijn gegevens downloaden",
         };
-        self.notice("completed", record, ctx, None, label)
+        self.notice(MessageKind::Completed, record, ctx, None, label)
     }
 
     /// Sends the requester of an enterprise-managed account to its administrator.
     pub fn referred(&self, record: &RequestRecord) -> Result<OutgoingEmail, MailError> {
         let ctx = context! { contact => record.referral_contact.clone() };
-        self.notice("referred", record, ctx, None, "")
+        self.notice(MessageKind::Referred, record, ctx, None, "")
     }
 
     /// Refuses a third CCPA right-to-know request within 12 months.
     pub fn limit_reached(&self, record: &RequestRecord) -> Result<OutgoingEmail, MailError> {
-        self.notice("limit", record, context! {}, None, "")
+        self.notice(MessageKind::Limit, record, context! {}, None, "")
     }
 
     /// The second verification: the requester confirms the third party their export may go to.
@@ -272,7 +278,7 @@ impl Templates {
             Language::En => "Confirm this recipient",
             Language::Nl => "Deze ontvanger bevestigen",
         };
-        self.notice("recipient_confirmation", record, ctx, Some(token.expose_secret()), label)
+        self.notice(MessageKind::RecipientConfirmation, record, ctx, Some(token.expose_secret()), label)
     }
 
     /// Delivers a confirmed portability export to the third party. English: we do not know the
@@ -291,7 +297,8 @@ impl Templates {
         };
         let mut as_english = record.clone();
         as_english.language = Language::En;
-        let mut email = self.notice("recipient_delivery", &as_english, ctx, None, "Download the data")?;
+        let mut email =
+            self.notice(MessageKind::RecipientDelivery, &as_english, ctx, None, "Download the data")?;
         email.to = recipient.clone();
         Ok(email)
     }
@@ -367,7 +374,7 @@ impl Templates {
             Language::En => "Confirm my request",
             Language::Nl => "Mijn verzoek bevestigen",
         };
-        self.notice("reminder", record, ctx, Some(token.expose_secret()), label)
+        self.notice(MessageKind::Reminder, record, ctx, Some(token.expose_secret()), label)
     }
 
     /// Tells the requester the due date moved, why, and the new date.
@@ -378,12 +385,18 @@ impl Templates {
             due_on => long_date(record.due_on, lang),
             reason => record.extension_reason.clone(),
         };
-        self.notice("extended", record, ctx, None, "")
+        self.notice(MessageKind::Extended, record, ctx, None, "")
     }
 
     /// Tells the requester their request is refused, why, and where to complain.
     pub fn denied(&self, record: &RequestRecord) -> Result<OutgoingEmail, MailError> {
-        self.notice("denied", record, context! { reason => record.closed_reason.clone() }, None, "")
+        self.notice(
+            MessageKind::Denied,
+            record,
+            context! { reason => record.closed_reason.clone() },
+            None,
+            "",
+        )
     }
 
     /// Tells the requester why their request counts as excessive and what it would cost.
@@ -392,19 +405,20 @@ impl Templates {
             reason => record.closed_reason.clone(),
             cost_estimate => record.cost_estimate.as_ref().map(|c| c.to_string()),
         };
-        self.notice("excessive", record, ctx, None, "")
+        self.notice(MessageKind::Excessive, record, ctx, None, "")
     }
 
-    /// A requester notice: subject and text from `<name>.<lang>.*`, the HTML built from the text's
+    /// A requester notice: subject and text from `<kind>.<lang>.*`, the HTML built from the text's
     /// paragraphs (a paragraph that is only a link becomes a button, the code a code block).
     fn notice(
         &self,
-        name: &str,
+        kind: MessageKind,
         record: &RequestRecord,
         extra: Value,
         code: Option<&str>,
         link_label: &str,
     ) -> Result<OutgoingEmail, MailError> {
+        let name = kind.as_str();
         let lang = record.language.as_str();
         let subject = self.render(&format!("{name}.{lang}.subject.txt"), context! {})?.trim().to_owned();
         let ctx = context! {
@@ -433,7 +447,13 @@ impl Templates {
             .collect();
         let html =
             self.render("notice.html", context! { lang, title => subject.clone(), paragraphs, link_label })?;
-        Ok(OutgoingEmail { to: record.email.clone(), subject, text, html })
+        Ok(OutgoingEmail {
+            to: record.email.clone(),
+            subject,
+            text,
+            html,
+            tags: MailTags::new(kind, Some(record.id)),
+        })
     }
 
     /// The staff digest. English; neither the subject nor the body names a requester.
@@ -506,6 +526,48 @@ impl Templates {
             text: self.render("digest.txt", ctx.clone())?,
             html: self.render("digest.html", context! { title => subject.clone(), ..ctx })?,
             subject,
+            tags: MailTags::new(MessageKind::Digest, None),
+        })
+    }
+}
+
+/// Why staff hear about a request's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerAlert {
+    /// It is being sent to an address that bounced for good, or complained, before.
+    SentToSuppressed(SuppressionCause),
+    /// It bounced for good.
+    Bounced,
+}
+
+impl Templates {
+    /// Tells staff that a request's answer may not reach the requester. English; names the
+    /// request only, never the address.
+    pub fn answer_alert(
+        &self,
+        to: &EmailAddress,
+        request_id: RequestId,
+        answer: MessageKind,
+        why: AnswerAlert,
+    ) -> Result<OutgoingEmail, MailError> {
+        let (case, cause) = match why {
+            AnswerAlert::SentToSuppressed(cause) => ("sent_to_suppressed", Some(cause.as_str())),
+            AnswerAlert::Bounced => ("bounced", None),
+        };
+        let ctx = context! {
+            lang => "en",
+            request_id => request_id.to_string(),
+            answer => answer.as_str().replace('_', " "),
+            case,
+            cause,
+        };
+        let subject = self.render("answer_alert.subject.txt", ctx.clone())?.trim().to_owned();
+        Ok(OutgoingEmail {
+            to: to.clone(),
+            text: self.render("answer_alert.txt", ctx.clone())?,
+            html: self.render("answer_alert.html", context! { title => subject.clone(), ..ctx })?,
+            subject,
+            tags: MailTags::new(MessageKind::AnswerAlert, Some(request_id)),
         })
     }
 }
@@ -709,6 +771,27 @@ mod tests {
             kind_label(RequestKind::Deletion, Language::En),
             kind_label(RequestKind::Deletion, Language::Nl)
         );
+    }
+
+    #[test]
+    fn the_answer_alert_names_the_request_and_why_but_no_address() {
+        let staff = EmailAddress::parse("privacy-team@example.com").unwrap();
+        let id = RequestId::generate();
+        let templates = Templates::new();
+        let sent = templates
+            .answer_alert(
+                &staff,
+                id,
+                MessageKind::Completed,
+                AnswerAlert::SentToSuppressed(SuppressionCause::Complaint),
+            )
+            .unwrap();
+        assert_eq!(sent.tags, MailTags::new(MessageKind::AnswerAlert, Some(id)));
+        assert!(sent.subject.contains(&id.to_string()), "{}", sent.subject);
+        assert!(sent.text.contains("reported our mail as spam"), "{}", sent.text);
+        let bounced = templates.answer_alert(&staff, id, MessageKind::Denied, AnswerAlert::Bounced).unwrap();
+        assert!(bounced.text.contains("denied mail of privacy request"), "{}", bounced.text);
+        assert!(bounced.html.contains("bounced for good"));
     }
 
     #[test]

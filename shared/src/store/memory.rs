@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
     Change, Claim, Created, DownloadToken, DueIndex, EffectLedger, ErasureLog, ErasureMark, ErasureProgress,
-    LiveToken, OpenPage, OpenQuery, OpenRequest, PageKey, PastRequest, People, Requests, Secrets, StoreError,
-    Suppression, SuppressionList, TokenSlot, Verification, WrongAttempt, budget_window, due_sort_key,
-    page_key_id, submitted_event, upper_sort_key,
+    LiveToken, MailSuppression, OpenPage, OpenQuery, OpenRequest, PageKey, PastRequest, People, Requests,
+    Secrets, StoreError, Suppression, SuppressionList, TokenSlot, Verification, WrongAttempt, budget_window,
+    due_sort_key, page_key_id, submitted_event, upper_sort_key,
 };
 use crate::budget::BudgetCharge;
 use crate::domain::{
@@ -35,6 +35,7 @@ struct State {
     effects: HashMap<(RequestId, String), Effect>,
     history: HashMap<SubjectKey, Vec<PastRequest>>,
     suppressions: HashMap<(SubjectKey, SuppressionList), Suppression>,
+    mail_suppressions: HashMap<SubjectKey, MailSuppression>,
     budgets: HashMap<(String, i64), u32>,
     erasures: HashMap<RequestId, ErasureProgress>,
     erasure_marks: HashMap<SubjectKey, ErasureMark>,
@@ -59,6 +60,7 @@ impl MemoryStore {
             && state.downloads.is_empty()
             && state.effects.is_empty()
             && state.suppressions.is_empty()
+            && state.mail_suppressions.is_empty()
             && state.budgets.is_empty()
             && state.erasures.is_empty()
             && state.erasure_marks.is_empty()
@@ -96,6 +98,9 @@ impl MemoryStore {
         }
         for ((subject, list), s) in &state.suppressions {
             lines.push(format!("suppression {} {list:?} {s:?}", subject.as_str()));
+        }
+        for (subject, s) in &state.mail_suppressions {
+            lines.push(format!("mail_suppression {} {s:?}", subject.as_str()));
         }
         for ((key, window), sent) in &state.budgets {
             lines.push(format!("budget {key} {window} {sent}"));
@@ -247,12 +252,13 @@ impl Requests for MemoryStore {
         Ok(self.state().audit.get(&id).map(|events| events.values().cloned().collect()).unwrap_or_default())
     }
 
-    async fn record_event(
+    async fn record_event_because(
         &self,
         request: &RequestRecord,
         event: Event,
         at: DateTime<Utc>,
         actor: Actor,
+        reason: Option<String>,
     ) -> Result<(), StoreError> {
         let audit = AuditEvent {
             request_id: request.id,
@@ -262,7 +268,7 @@ impl Requests for MemoryStore {
             to: request.status,
             at,
             actor,
-            reason: None,
+            reason,
         };
         let sk = format!(
             "{}#{event}#{}",
@@ -465,6 +471,19 @@ impl People for MemoryStore {
         if !state.erasure_marks.get(subject).is_some_and(later) {
             state.erasure_marks.insert(subject.clone(), ErasureMark { request_id, started_at: at });
         }
+        Ok(())
+    }
+
+    async fn mail_suppression(&self, subject: &SubjectKey) -> Result<Option<MailSuppression>, StoreError> {
+        Ok(self.state().mail_suppressions.get(subject).cloned())
+    }
+
+    async fn suppress_mail(
+        &self,
+        subject: &SubjectKey,
+        suppression: &MailSuppression,
+    ) -> Result<(), StoreError> {
+        self.state().mail_suppressions.entry(subject.clone()).or_insert_with(|| suppression.clone());
         Ok(())
     }
 

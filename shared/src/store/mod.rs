@@ -228,6 +228,37 @@ pub struct Suppression {
     pub request_id: RequestId,
 }
 
+/// Why an address gets no more of our mail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SuppressionCause {
+    /// A permanent bounce: the mailbox does not exist or refuses our mail for good.
+    Bounce,
+    /// Its owner reported our mail as spam.
+    Complaint,
+}
+
+impl SuppressionCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionCause::Bounce => "bounce",
+            SuppressionCause::Complaint => "complaint",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<SuppressionCause> {
+        [SuppressionCause::Bounce, SuppressionCause::Complaint].into_iter().find(|c| c.as_str() == name)
+    }
+}
+
+/// An address our mail must no longer go to (kept under the hash of the address, like every
+/// per-person item): why, since when, and the request whose mail told us, if one did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailSuppression {
+    pub cause: SuppressionCause,
+    pub since: DateTime<Utc>,
+    pub request_id: Option<RequestId>,
+}
+
 /// Whether other systems must leave this address alone for `list`: the library call behind the
 /// staff API's suppression check, for systems that read the table directly.
 pub async fn is_suppressed<S: People + ?Sized>(
@@ -450,9 +481,23 @@ pub trait Requests: Send + Sync {
         event: Event,
         at: DateTime<Utc>,
         actor: Actor,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.record_event_because(request, event, at, actor, None)
+    }
+
+    /// [`Requests::record_event`] with a reason (which must name no person: a mail's kind, say).
+    /// Written under its version, event and moment: the same event at the same moment (a
+    /// redelivered mail event) is one line.
+    fn record_event_because(
+        &self,
+        request: &RequestRecord,
+        event: Event,
+        at: DateTime<Utc>,
+        actor: Actor,
+        reason: Option<String>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Notes that the confirmation of receipt went out (the first time only).
+    /// Notes that a confirmation of receipt was delivered (the first time only).
     fn mark_acknowledged(
         &self,
         id: RequestId,
@@ -541,7 +586,8 @@ pub trait DueIndex: Send + Sync {
 }
 
 /// What is kept per person (by the hash of their address, never the address): suppressions,
-/// the history of verified requests, and the mail rate window.
+/// the mail suppression (bounces and complaints), the history of verified requests, and the
+/// mail rate window.
 pub trait People: Send + Sync {
     /// The suppression lists this person is on.
     fn suppressions(
@@ -569,6 +615,19 @@ pub trait People: Send + Sync {
         subject: &SubjectKey,
         request_id: RequestId,
         at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether our mail must no longer go to this person's address, and why.
+    fn mail_suppression(
+        &self,
+        subject: &SubjectKey,
+    ) -> impl Future<Output = Result<Option<MailSuppression>, StoreError>> + Send;
+
+    /// Stops our mail to this person's address. Idempotent: the first suppression stands.
+    fn suppress_mail(
+        &self,
+        subject: &SubjectKey,
+        suppression: &MailSuppression,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Counts one mail against `charge` in the current fixed `window` (windows start at the

@@ -12,6 +12,7 @@
 //! | erasure progress    | `REQ#<id>`        | `ERASURE`               | erasure     |
 //! | verified request    | `SUBJ#<subject>`  | `REQ#<received>#<id>`   | people      |
 //! | suppression         | `SUBJ#<subject>`  | `SUPPRESS#<list>`       | people      |
+//! | mail suppression    | `SUBJ#<subject>`  | `MAIL#suppressed`       | people      |
 //! | mail rate window    | `SUBJ#<subject>`  | `RATE#verification`     | people      |
 //! | erasure mark        | `SUBJ#<subject>`  | `ERASURE`               | people      |
 //!

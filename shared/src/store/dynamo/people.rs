@@ -1,6 +1,6 @@
 //! What is kept per person, under the hash of their address: the history of verified requests,
-//! suppressions and the mark of an erasure that began; and the mail budgets' counters, under
-//! hashed keys of their own.
+//! suppressions, the mail suppression (bounces and complaints) and the mark of an erasure that
+//! began; and the mail budgets' counters, under hashed keys of their own.
 
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
@@ -10,12 +10,23 @@ use super::{DynamoStore, build_error, key, n, s, stamp, subject_pk, unless_condi
 use crate::budget::BudgetCharge;
 use crate::domain::{RequestId, RequestKind, RequestRecord, SubjectKey};
 use crate::store::{
-    ErasureMark, PastRequest, People, StoreError, Suppression, SuppressionList, budget_window,
-    erasure_instant, export_asked_at, received_key,
+    ErasureMark, MailSuppression, PastRequest, People, StoreError, Suppression, SuppressionCause,
+    SuppressionList, budget_window, erasure_instant, export_asked_at, received_key,
 };
 
 /// The sort key of the person's erasure mark.
 const ERASURE_MARK: &str = "ERASURE";
+/// The sort key of the person's mail suppression (not under `SUPPRESS#`: that prefix is the
+/// lists other systems ask about).
+const MAIL_SUPPRESSION: &str = "MAIL#suppressed";
+
+#[derive(Serialize, Deserialize)]
+struct MailSuppressionItem {
+    cause: String,
+    since: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_id: Option<RequestId>,
+}
 
 #[derive(Serialize, Deserialize)]
 struct ErasureMarkItem {
@@ -128,6 +139,42 @@ impl People for DynamoStore {
             .await;
         // A failed condition: a later start is stored already, and it stands.
         unless_condition_failed(result, "UpdateItem")?;
+        Ok(())
+    }
+
+    async fn mail_suppression(&self, subject: &SubjectKey) -> Result<Option<MailSuppression>, StoreError> {
+        let Some(item) = self.get_item::<MailSuppressionItem>(subject_pk(subject), MAIL_SUPPRESSION).await?
+        else {
+            return Ok(None);
+        };
+        let cause = SuppressionCause::parse(&item.cause)
+            .ok_or_else(|| StoreError::Corrupt("mail suppression".into()))?;
+        Ok(Some(MailSuppression { cause, since: item.since, request_id: item.request_id }))
+    }
+
+    async fn suppress_mail(
+        &self,
+        subject: &SubjectKey,
+        suppression: &MailSuppression,
+    ) -> Result<(), StoreError> {
+        // The first cause and moment stand; a redelivered event or a later bounce changes nothing.
+        let mut expression =
+            "SET entity = :entity, cause = if_not_exists(cause, :cause), since = if_not_exists(since, :since)"
+                .to_owned();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(subject_pk(subject), MAIL_SUPPRESSION)))
+            .expression_attribute_values(":entity", s("mail_suppression"))
+            .expression_attribute_values(":cause", s(suppression.cause.as_str()))
+            .expression_attribute_values(":since", stamp(suppression.since));
+        if let Some(id) = suppression.request_id {
+            expression.push_str(", request_id = if_not_exists(request_id, :id)");
+            update = update.expression_attribute_values(":id", s(id.to_string()));
+        }
+        update = update.update_expression(expression);
+        update.send().await.map_err(super::aws_error("UpdateItem"))?;
         Ok(())
     }
 

@@ -297,12 +297,13 @@ impl Requests for DynamoStore {
         Ok(items.into_iter().map(|item| item.event).collect())
     }
 
-    async fn record_event(
+    async fn record_event_because(
         &self,
         request: &RequestRecord,
         event: Event,
         at: DateTime<Utc>,
         actor: Actor,
+        reason: Option<String>,
     ) -> Result<(), StoreError> {
         let audit = AuditEvent {
             request_id: request.id,
@@ -312,7 +313,7 @@ impl Requests for DynamoStore {
             to: request.status,
             at,
             actor,
-            reason: None,
+            reason,
         };
         let mut item = audit_item(audit);
         // After the transition it follows, unique per moment.
