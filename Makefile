@@ -1,4 +1,4 @@
-.PHONY: dev test mailbox sweep staff bench bench-export bench-sweep build
+.PHONY: dev test mailbox sweep staff bench bench-export bench-sweep build deploy-check
 
 # Bring up the whole local stack: emulator, resources, functions on 127.0.0.1:9000.
 dev:
@@ -27,6 +27,11 @@ bench:
 # The deployable build: sam build (cargo-lambda) of every function, x86_64 here (see infra/README.md).
 build:
 	dev/bin/sam-build
+
+# What `sam deploy` would upload (sam build + sam package into the emulator's S3): each function's
+# artifact is its bootstrap and nothing else, for the architecture the deploy declares.
+deploy-check:
+	dev/bin/deploy-check
 
 # The export of a person with ~1 GiB of recordings vs a bare multipart upload (figures).
 bench-export:

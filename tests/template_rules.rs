@@ -6,7 +6,7 @@ use privacy_shared::store::DUE_INDEX;
 use serde_norway::Value;
 
 #[test]
-fn there_are_eight_functions_each_built_from_its_own_binary() {
+fn there_are_nine_functions_each_built_from_its_own_binary() {
     let template = Template::load(&template::default_path()).unwrap();
     let mut binaries: Vec<&str> = template
         .resources_of_type("AWS::Serverless::Function")
@@ -16,7 +16,17 @@ fn there_are_eight_functions_each_built_from_its_own_binary() {
     binaries.sort_unstable();
     assert_eq!(
         binaries,
-        ["admin", "dispatch", "download", "erasure", "export", "intake", "reminders", "verify"]
+        [
+            "admin",
+            "dispatch",
+            "download",
+            "erasure",
+            "export",
+            "intake",
+            "mail-events",
+            "reminders",
+            "verify"
+        ]
     );
 }
 
@@ -100,14 +110,18 @@ fn the_export_role_may_read_every_source_of_the_data_map_and_nothing_else_is_nee
 
 // ------------------------------------------------------------------ the sweep and the staff API
 
-/// `!Tag value` as (tag, value), for the template's intrinsic functions.
+/// `!Tag value` as (tag, value), for the template's intrinsic functions; for `!Sub [text,
+/// variables]` the text.
 fn intrinsic(value: &Value) -> Option<(&str, &str)> {
     match value {
         Value::Tagged(t) => {
             let tag = t.tag.to_string();
             let tag = tag.trim_start_matches('!');
             let known = ["Ref", "GetAtt", "Sub"].into_iter().find(|k| *k == tag)?;
-            Some((known, t.value.as_str()?))
+            match &t.value {
+                Value::Sequence(parts) if known == "Sub" => Some((known, parts.first()?.as_str()?)),
+                text => Some((known, text.as_str()?)),
+            }
         }
         _ => None,
     }
@@ -263,9 +277,10 @@ fn the_reminders_schedule_invokes_the_sweep_daily_with_retries_and_a_dead_letter
     assert_eq!(resources.len(), 1);
     assert_eq!(intrinsic(resources[0]), Some(("GetAtt", "RemindersFunction.Arn")));
 
-    // Never two sweeps at once; a failed sweep is retried by Lambda, then dead-lettered.
+    // Never two sweeps at once (with ReservedConcurrency on; the ledger guards without it); a
+    // failed sweep is retried by Lambda, then dead-lettered.
     let function = &resource(&template, "RemindersFunction")["Properties"];
-    assert_eq!(function["ReservedConcurrentExecutions"].as_u64(), Some(1));
+    assert_eq!(reserved_concurrency(function), Some(1));
     assert_eq!(function["EventInvokeConfig"]["MaximumRetryAttempts"].as_u64(), Some(2));
     assert!(function["EventInvokeConfig"]["MaximumEventAgeInSeconds"].as_u64().is_some());
     assert_eq!(
@@ -356,6 +371,16 @@ fn actions(statement: &Value) -> Vec<String> {
     one_or_many(&statement["Action"]).into_iter().map(|a| a.as_str().unwrap().to_owned()).collect()
 }
 
+/// The X-Ray actions of active tracing. X-Ray has no resource-level permissions: `"*"` is the only
+/// resource they take, so a statement of exactly these on `"*"` is the one wildcard a role may hold.
+const TRACE_ACTIONS: [&str; 2] = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"];
+
+fn writes_traces(statement: &Value) -> bool {
+    let mut granted = actions(statement);
+    granted.sort();
+    granted == TRACE_ACTIONS && statement["Resource"].as_str() == Some("*")
+}
+
 #[test]
 fn the_admin_and_reminders_roles_grant_no_wildcard_action_or_resource() {
     let template = Template::load(&template::default_path()).unwrap();
@@ -363,6 +388,7 @@ fn the_admin_and_reminders_roles_grant_no_wildcard_action_or_resource() {
         ("AdminFunction", "AdminRole"),
         ("RemindersFunction", "RemindersRole"),
         ("", "RemindersScheduleRole"),
+        ("MailEventsFunction", "MailEventsRole"),
     ] {
         if !function.is_empty() {
             let uses = &resource(&template, function)["Properties"]["Role"];
@@ -375,11 +401,11 @@ fn the_admin_and_reminders_roles_grant_no_wildcard_action_or_resource() {
                 assert!(!action.contains('*'), "{role} grants {action}");
                 assert_ne!(action, "cloudwatch:PutMetricData", "{role}: metrics go through the log (EMF)");
             }
+            if writes_traces(statement) {
+                continue;
+            }
             for resource in one_or_many(&statement["Resource"]) {
-                let arn = match intrinsic(resource) {
-                    Some((_, arn)) => arn.to_owned(),
-                    None => resource.as_str().unwrap().to_owned(),
-                };
+                let arn = arn_text(resource);
                 // Only a log group's streams (`${…Logs.Arn}:*`) end in a wildcard.
                 let log_streams = arn.starts_with("${") && arn.ends_with("Logs.Arn}:*");
                 assert!(!arn.contains('*') || log_streams, "{role} grants {arn}");
@@ -575,6 +601,9 @@ fn the_erasure_role_deletes_in_the_data_map_and_the_export_buckets_exports_prefi
             assert!(!action.starts_with("ses:"), "the erasure sends no mail (dispatch sends the receipt)");
             assert!(!action.starts_with("s3:Put"), "the erasure writes no object");
         }
+        if writes_traces(statement) {
+            continue;
+        }
         for resource in one_or_many(&statement["Resource"]) {
             let arn = arn_text(resource);
             // Only a log group's streams and object prefixes end in a wildcard.
@@ -603,7 +632,7 @@ fn the_erasure_queue_feeds_the_erasure_function_one_job_at_a_time() {
     );
     let function = &resource(&template, "ErasureFunction")["Properties"];
     assert_eq!(function["Timeout"].as_u64(), Some(300));
-    assert!(function["ReservedConcurrentExecutions"].as_u64().is_some_and(|n| (1..=5).contains(&n)));
+    assert!(reserved_concurrency(function).is_some_and(|n| (1..=5).contains(&n)));
     assert_eq!(
         intrinsic(&function["Environment"]["Variables"]["EXPORT_BUCKET"]),
         Some(("Ref", "ExportBucket"))
@@ -772,4 +801,1138 @@ fn the_recipient_confirmation_route_goes_to_verify_and_is_throttled_like_verific
         settings["POST /requests/{id}/recipient"], settings["POST /requests/{id}/verify"],
         "the recipient confirmation is throttled like the verification"
     );
+}
+
+// ------------------------------------------------------------------ mail events
+
+#[test]
+fn ses_reports_every_mail_event_to_the_mail_events_function_through_an_encrypted_topic_only_it_may_publish_to()
+ {
+    let template = Template::load(&template::default_path()).unwrap();
+    let destination = &resource(&template, "MailEventDestination");
+    assert_eq!(destination["Type"].as_str(), Some("AWS::SES::ConfigurationSetEventDestination"));
+    let properties = &destination["Properties"];
+    assert_eq!(intrinsic(&properties["ConfigurationSetName"]), Some(("Ref", "MailConfigurationSet")));
+    let events = &properties["EventDestination"];
+    assert_eq!(events["Enabled"].as_bool(), Some(true));
+    let mut types: Vec<&str> =
+        one_or_many(&events["MatchingEventTypes"]).into_iter().filter_map(Value::as_str).collect();
+    types.sort_unstable();
+    assert_eq!(types, ["bounce", "complaint", "delivery", "deliveryDelay", "reject", "send"]);
+    assert_eq!(intrinsic(&events["SnsDestination"]["TopicARN"]), Some(("Ref", "MailEventsTopic")));
+
+    let topic = &resource(&template, "MailEventsTopic")["Properties"];
+    assert_eq!(intrinsic(&topic["KmsMasterKeyId"]), Some(("Ref", "DataKey")));
+    let policy = &resource(&template, "MailEventsTopicPolicy")["Properties"];
+    assert_eq!(
+        one_or_many(&policy["Topics"]).into_iter().map(intrinsic).collect::<Vec<_>>(),
+        [Some(("Ref", "MailEventsTopic"))]
+    );
+    for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+        assert_eq!(statement["Principal"]["Service"].as_str(), Some("ses.amazonaws.com"));
+        assert_eq!(actions(statement), ["sns:Publish"]);
+        assert_eq!(
+            intrinsic(&statement["Condition"]["StringEquals"]["aws:SourceAccount"]),
+            Some(("Ref", "AWS::AccountId")),
+            "only this account's SES"
+        );
+    }
+    // SES (to publish) and SNS (to deliver) may use the key the topic is encrypted with.
+    let key_policy = &resource(&template, "DataKey")["Properties"]["KeyPolicy"]["Statement"];
+    let for_topic = key_policy
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            one_or_many(&s["Principal"]["Service"]).iter().any(|p| p.as_str() == Some("ses.amazonaws.com"))
+        })
+        .expect("a key policy statement for SES");
+    let services: Vec<&str> =
+        one_or_many(&for_topic["Principal"]["Service"]).into_iter().filter_map(Value::as_str).collect();
+    assert!(services.contains(&"sns.amazonaws.com"), "{services:?}");
+    assert!(!actions(for_topic).iter().any(|a| a == "kms:*"));
+    assert!(!for_topic["Condition"]["StringEquals"]["aws:SourceAccount"].is_null());
+
+    // The function: the topic's one subscriber, retried then dead-lettered (asynchronous), alarmed.
+    let function = resource(&template, "MailEventsFunction");
+    assert_eq!(function["Metadata"]["BuildProperties"]["Binary"].as_str(), Some("mail-events"));
+    let properties = &function["Properties"];
+    let subscriptions: Vec<&Value> = properties["Events"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .map(|(_, e)| e)
+        .filter(|e| e["Type"].as_str() == Some("SNS"))
+        .collect();
+    assert_eq!(subscriptions.len(), 1);
+    assert_eq!(intrinsic(&subscriptions[0]["Properties"]["Topic"]), Some(("Ref", "MailEventsTopic")));
+    assert!(properties["EventInvokeConfig"]["MaximumRetryAttempts"].as_u64().is_some());
+    assert!(properties["EventInvokeConfig"]["MaximumEventAgeInSeconds"].as_u64().is_some());
+    let (_, dlq) = intrinsic(&properties["DeadLetterQueue"]["TargetArn"]).expect("a dead-letter queue");
+    let dlq = dlq.strip_suffix(".Arn").unwrap();
+    assert_eq!(
+        intrinsic(&resource(&template, dlq)["Properties"]["KmsMasterKeyId"]),
+        Some(("Ref", "DataKey"))
+    );
+    let alarms: Vec<&Value> = template
+        .resources_of_type("AWS::CloudWatch::Alarm")
+        .iter()
+        .map(|id| &resource(&template, id)["Properties"])
+        .collect();
+    let watches = |metric: &str, value: (&str, &str)| {
+        alarms.iter().any(|a| {
+            a["MetricName"].as_str() == Some(metric)
+                && one_or_many(&a["Dimensions"]).iter().any(|d| intrinsic(&d["Value"]) == Some(value))
+        })
+    };
+    assert!(watches("Errors", ("Ref", "MailEventsFunction")), "no Errors alarm on MailEventsFunction");
+    let queue_name = format!("{dlq}.QueueName");
+    assert!(watches("ApproximateNumberOfMessagesVisible", ("GetAtt", &queue_name)), "no alarm on {dlq}");
+
+    // Exactly the table actions it calls, on the table only; mail only from the stack's sender.
+    let role = resource(&template, "MailEventsRole");
+    assert_eq!(intrinsic(&properties["Role"]), Some(("GetAtt", "MailEventsRole.Arn")));
+    let mut table_actions: Vec<String> =
+        statements(role).into_iter().flat_map(actions).filter(|a| a.starts_with("dynamodb:")).collect();
+    table_actions.sort();
+    assert_eq!(
+        table_actions,
+        ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    );
+    for action in &table_actions {
+        assert!(granted(role, action).iter().all(|(arn, _)| arn == "RequestsTable.Arn"), "{action}");
+    }
+    // (`!Sub [text, variables]` for the domain identity: its text is what matters.)
+    let sends = statements(role).into_iter().filter(|s| actions(s).iter().any(|a| a == "ses:SendEmail"));
+    for resource in sends.flat_map(|s| one_or_many(&s["Resource"])) {
+        let arn = match resource {
+            Value::Tagged(t) => match &t.value {
+                Value::Sequence(parts) => parts[0].as_str(),
+                text => text.as_str(),
+            },
+            text => text.as_str(),
+        }
+        .unwrap_or_default();
+        let identity = arn.contains(":identity/");
+        assert!(identity || arn.ends_with(":configuration-set/${MailConfigurationSet}"), "{arn}");
+    }
+}
+
+#[test]
+fn the_ses_reputation_alarms_wake_staff_before_ses_pauses_sending() {
+    let template = Template::load(&template::default_path()).unwrap();
+    for (id, metric, threshold) in [
+        ("BounceRateAlarm", "Reputation.BounceRate", 0.05),
+        ("ComplaintRateAlarm", "Reputation.ComplaintRate", 0.001),
+    ] {
+        let alarm = &resource(&template, id)["Properties"];
+        assert_eq!(alarm["Namespace"].as_str(), Some("AWS/SES"), "{id}");
+        assert_eq!(alarm["MetricName"].as_str(), Some(metric), "{id}");
+        assert_eq!(alarm["Threshold"].as_f64(), Some(threshold), "{id}");
+        assert_eq!(alarm["ComparisonOperator"].as_str(), Some("GreaterThanThreshold"), "{id}");
+        assert_eq!(intrinsic(&alarm["AlarmActions"][0]), Some(("Ref", "AlarmTopic")), "{id}");
+    }
+}
+
+// ------------------------------------------------------------------ the first deploy (issue 12)
+
+/// A resource's properties, or (for a function) what it is given, as one YAML text: what a
+/// reference search reads.
+fn yaml(value: &Value) -> String {
+    serde_norway::to_string(value).unwrap()
+}
+
+/// `(condition, then, else)` of an `!If`.
+fn if_branches(value: &Value) -> Option<(&str, &Value, &Value)> {
+    match value {
+        Value::Tagged(t) if t.tag == "If" => match t.value.as_sequence()?.as_slice() {
+            [condition, then, otherwise] => Some((condition.as_str()?, then, otherwise)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn is_no_value(value: &Value) -> bool {
+    intrinsic(value) == Some(("Ref", "AWS::NoValue"))
+}
+
+fn parse_yaml(text: &str) -> Value {
+    serde_norway::from_str(text).unwrap()
+}
+
+/// The reserved concurrency a function gets with `ReservedConcurrency: "on"`: the `n` of
+/// `!If [ReserveConcurrency, n, !Ref AWS::NoValue]` (none without it).
+fn reserved_concurrency(function: &Value) -> Option<u64> {
+    match if_branches(&function["ReservedConcurrentExecutions"]) {
+        Some(("ReserveConcurrency", n, otherwise)) if is_no_value(otherwise) => n.as_u64(),
+        _ => None,
+    }
+}
+
+/// Whether `value` names resource `id` anywhere (`!Ref id`, `!GetAtt id.…`, `${id}` or `${id.…}`
+/// in a `!Sub`).
+fn refers_to(value: &Value, id: &str) -> bool {
+    match value {
+        Value::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let named = match (tag.trim_start_matches('!'), t.value.as_str()) {
+                ("Ref", Some(target)) => target == id,
+                ("GetAtt", Some(target)) => target.split('.').next() == Some(id),
+                ("Sub", Some(text)) => {
+                    text.contains(&format!("${{{id}}}")) || text.contains(&format!("${{{id}."))
+                }
+                _ => false,
+            };
+            named || refers_to(&t.value, id)
+        }
+        Value::Mapping(map) => map.iter().any(|(_, v)| refers_to(v, id)),
+        Value::Sequence(items) => items.iter().any(|v| refers_to(v, id)),
+        _ => false,
+    }
+}
+
+/// The resource an ARN of a policy names: `X` of `!GetAtt X.Arn`, `!Ref X`, or `${X.Arn}/…`.
+fn named_resource(arn: &Value) -> Option<String> {
+    match intrinsic(arn)? {
+        ("GetAtt", target) | ("Ref", target) => Some(target.split('.').next()?.to_owned()),
+        (_, text) => {
+            let inner = text.strip_prefix("${")?.split('}').next()?;
+            let id = inner.split('.').next()?;
+            (!id.starts_with("AWS::")).then(|| id.to_owned())
+        }
+    }
+}
+
+/// Every resource of the template: (logical id, resource).
+fn all_resources(template: &Template) -> Vec<(String, &Value)> {
+    template.raw()["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(id, r)| (id.as_str().unwrap().to_owned(), r))
+        .collect()
+}
+
+/// The roles that run the functions: (function logical id, binary, role logical id).
+fn function_roles(template: &Template) -> Vec<(String, String, String)> {
+    template
+        .resources_of_type("AWS::Serverless::Function")
+        .into_iter()
+        .map(|id| {
+            let (_, role) =
+                intrinsic(&resource(template, &id)["Properties"]["Role"]).expect("a role of its own");
+            let role = role.strip_suffix(".Arn").unwrap().to_owned();
+            (id.clone(), binary(template, &id).to_owned(), role)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- samconfig.toml
+
+/// `infra/samconfig.toml` as (table, key) -> value, read line by line (the file holds only tables
+/// and `key = value` pairs; strings lose their quotes).
+fn samconfig() -> std::collections::BTreeMap<(String, String), String> {
+    let path = template::default_path().with_file_name("samconfig.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut table = String::new();
+    let mut pairs = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        // A `#` outside a string starts a comment.
+        let mut quoted = false;
+        let end = line
+            .char_indices()
+            .find(|&(_, c)| {
+                quoted ^= c == '"';
+                c == '#' && !quoted
+            })
+            .map_or(line.len(), |(i, _)| i);
+        let line = line[..end].trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            table = name.trim().to_owned();
+        } else if let Some((key, value)) = line.split_once('=') {
+            let value = value.trim();
+            let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+            pairs.insert((table.clone(), key.trim().to_owned()), value.to_owned());
+        }
+    }
+    pairs
+}
+
+/// The config environments of samconfig.toml (`default`, `x86_64`, …).
+fn config_envs(config: &std::collections::BTreeMap<(String, String), String>) -> Vec<String> {
+    let mut envs: Vec<String> = config
+        .keys()
+        .filter_map(|(table, _)| table.split('.').next().filter(|e| !e.is_empty()).map(str::to_owned))
+        .collect();
+    envs.sort();
+    envs.dedup();
+    envs
+}
+
+#[test]
+fn sam_deploy_takes_the_built_template_and_only_build_and_validate_name_the_source_template() {
+    let config = samconfig();
+    for ((table, key), value) in &config {
+        if key == "template_file" {
+            let command = table.split('.').nth(1).unwrap_or_default();
+            assert!(
+                ["build", "validate"].contains(&command),
+                "[{table}] sets template_file = {value:?}: sam deploy would then package the source \
+                 template, whose CodeUri ../ is the whole repository, instead of .aws-sam/build"
+            );
+        }
+    }
+    for env in config_envs(&config) {
+        for command in ["build", "validate"] {
+            let table = format!("{env}.{command}.parameters");
+            assert_eq!(
+                config.get(&(table.clone(), "template_file".to_owned())).map(String::as_str),
+                Some("template.yaml"),
+                "[{table}]"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_x86_64_config_env_builds_and_deploys_x86_64_with_the_default_envs_settings() {
+    let config = samconfig();
+    let setting = |env: &str, command: &str, key: &str| {
+        config
+            .get(&(format!("{env}.{command}.parameters"), key.to_owned()))
+            .or_else(|| config.get(&(format!("{env}.global.parameters"), key.to_owned())))
+            .cloned()
+    };
+    // Build and deploy agree: an arm64 function cannot run an x86_64 bootstrap.
+    for command in ["build", "deploy"] {
+        let overrides = setting("x86_64", command, "parameter_overrides").unwrap_or_default();
+        assert!(
+            overrides.split_whitespace().any(|o| o == "Architecture=x86_64"),
+            "sam {command} --config-env x86_64 does not set Architecture=x86_64 ({overrides:?})"
+        );
+        let default = setting("default", command, "parameter_overrides").unwrap_or_default();
+        assert!(!default.contains("Architecture="), "the default env keeps the template's arm64");
+    }
+    // Everything else as the default env has it (a config env does not inherit from another).
+    for ((table, key), value) in &config {
+        let Some(rest) = table.strip_prefix("default.") else { continue };
+        assert_eq!(
+            config.get(&(format!("x86_64.{rest}"), key.clone())),
+            Some(value),
+            "[x86_64.{rest}] {key} differs from [default.{rest}]"
+        );
+    }
+}
+
+#[test]
+fn every_function_and_the_deployed_stack_carry_the_cost_allocation_tag() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let tags = &template.raw()["Globals"]["Function"]["Tags"];
+    assert_eq!(tags["project"].as_str(), Some("privacy-requests"), "Globals.Function.Tags");
+    for id in template.resources_of_type("AWS::Serverless::Function") {
+        let own = &resource(&template, &id)["Properties"]["Tags"];
+        assert!(own.is_null() || own["project"].as_str() == Some("privacy-requests"), "{id}");
+    }
+    let config = samconfig();
+    for env in config_envs(&config) {
+        let deploy = config.get(&(format!("{env}.deploy.parameters"), "tags".to_owned())).cloned();
+        assert!(
+            deploy.unwrap_or_default().split_whitespace().any(|t| t == "project=privacy-requests"),
+            "sam deploy --config-env {env} does not tag the stack"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- KMS
+
+/// The KMS use (service, key actions) an action on a resource encrypted with a customer-managed
+/// key asks of the caller's role; none for actions that read or write no encrypted data.
+fn key_use(action: &str) -> Option<(&'static str, &'static [&'static str])> {
+    const READ: &[&str] = &["kms:Decrypt", "kms:DescribeKey"];
+    const WRITE: &[&str] = &["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"];
+    match action {
+        "dynamodb:GetItem"
+        | "dynamodb:BatchGetItem"
+        | "dynamodb:Query"
+        | "dynamodb:Scan"
+        | "dynamodb:ConditionCheckItem"
+        | "dynamodb:GetRecords" => Some(("dynamodb", READ)),
+        "dynamodb:PutItem" | "dynamodb:UpdateItem" | "dynamodb:DeleteItem" | "dynamodb:BatchWriteItem" => {
+            Some(("dynamodb", WRITE))
+        }
+        "sqs:SendMessage" => Some(("sqs", &["kms:Decrypt", "kms:GenerateDataKey"])),
+        "sqs:ReceiveMessage" => Some(("sqs", &["kms:Decrypt"])),
+        // SSE-KMS: a (multipart) upload generates and decrypts data keys, a read decrypts.
+        "s3:PutObject" => Some(("s3", &["kms:Decrypt", "kms:GenerateDataKey"])),
+        "s3:GetObject" => Some(("s3", &["kms:Decrypt"])),
+        "sns:Publish" => Some(("sns", &["kms:Decrypt", "kms:GenerateDataKey"])),
+        _ => None,
+    }
+}
+
+/// The services a statement's `kms:ViaService` condition allows (`dynamodb` for
+/// `!Sub dynamodb.${AWS::Region}.amazonaws.com`); only that exact regional form counts.
+fn via_services(statement: &Value) -> Vec<String> {
+    one_or_many(&statement["Condition"]["StringEquals"]["kms:ViaService"])
+        .into_iter()
+        .filter_map(|v| match intrinsic(v) {
+            Some(("Sub", text)) => text.strip_suffix(".${AWS::Region}.amazonaws.com").map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The resources encrypted with `key` (their properties name it), log groups aside: CloudWatch
+/// Logs uses the key under the key policy, never with the writer's role.
+fn encrypted_with(template: &Template, key: &str) -> std::collections::BTreeSet<String> {
+    all_resources(template)
+        .into_iter()
+        .filter(|(_, r)| !matches!(r["Type"].as_str(), Some("AWS::Logs::LogGroup" | "AWS::KMS::Alias")))
+        .filter(|(_, r)| refers_to(&r["Properties"], key))
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// A role's statements and those of the policies attached to it (`AWS::IAM::Policy` naming it).
+fn all_statements<'a>(template: &'a Template, role: &str) -> Vec<&'a Value> {
+    let mut all = statements(resource(template, role));
+    for id in template.resources_of_type("AWS::IAM::Policy") {
+        let policy = resource(template, &id);
+        if one_or_many(&policy["Properties"]["Roles"]).iter().any(|r| intrinsic(r) == Some(("Ref", role))) {
+            all.extend(policy["Properties"]["PolicyDocument"]["Statement"].as_sequence().unwrap());
+        }
+    }
+    all
+}
+
+#[test]
+fn every_role_may_use_the_stack_key_exactly_as_the_encrypted_resources_it_touches_need_and_only_through_their_service()
+ {
+    use std::collections::{BTreeMap, BTreeSet};
+    let template = Template::load(&template::default_path()).unwrap();
+    let encrypted = encrypted_with(&template, "DataKey");
+    for id in ["RequestsTable", "ExportBucket", "ExportQueue", "ErasureQueue", "AlarmTopic"] {
+        assert!(encrypted.contains(id), "{id} is encrypted with DataKey");
+    }
+    let mut problems = Vec::new();
+    for role in template.resources_of_type("AWS::IAM::Role") {
+        let mut needed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut allowed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for statement in all_statements(&template, &role) {
+            let granted = actions(statement);
+            let resources = one_or_many(&statement["Resource"]);
+            if granted.iter().any(|a| a.starts_with("kms:")) {
+                if !resources.iter().any(|r| named_resource(r).as_deref() == Some("DataKey")) {
+                    continue;
+                }
+                let services = via_services(statement);
+                if services.is_empty() {
+                    problems.push(format!("{role} may use DataKey through any service: {granted:?}"));
+                }
+                for service in services {
+                    allowed.entry(service).or_default().extend(granted.iter().cloned());
+                }
+                continue;
+            }
+            let touches =
+                resources.iter().any(|r| named_resource(r).is_some_and(|id| encrypted.contains(&id)));
+            if touches {
+                for (service, key_actions) in granted.iter().filter_map(|a| key_use(a)) {
+                    needed
+                        .entry(service.to_owned())
+                        .or_default()
+                        .extend(key_actions.iter().map(|a| (*a).to_owned()));
+                }
+            }
+        }
+        if needed != allowed {
+            problems.push(format!("{role}: needs {needed:?}\n    but may {allowed:?}"));
+        }
+    }
+    assert!(problems.is_empty(), "key permissions (per kms:ViaService):\n{}", problems.join("\n"));
+}
+
+#[test]
+fn the_data_map_sources_keys_are_granted_only_when_given_and_only_to_decrypt_through_their_services() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let parameter = &template.raw()["Parameters"]["SourceKeyArns"];
+    assert_eq!(parameter["Type"].as_str(), Some("CommaDelimitedList"));
+    assert_eq!(parameter["Default"].as_str(), Some(""), "optional: none by default");
+    let condition = &template.raw()["Conditions"]["HasSourceKeys"];
+    assert!(refers_to(condition, "SourceKeyArns"), "HasSourceKeys is about SourceKeyArns");
+    // The roles that read the map's sources: tables and buckets (export, erasure), and the
+    // account table (dispatch's triage).
+    for (role, services) in [
+        ("ExportRole", vec!["dynamodb", "s3"]),
+        ("ErasureRole", vec!["dynamodb", "s3"]),
+        ("DispatchRole", vec!["dynamodb"]),
+    ] {
+        assert!(
+            !statements(resource(&template, role)).iter().any(|s| refers_to(&s["Resource"], "SourceKeyArns")),
+            "{role} names the source keys unconditionally"
+        );
+        let mut grants = Vec::new();
+        for id in template.resources_of_type("AWS::IAM::Policy") {
+            let policy = resource(&template, &id);
+            if !one_or_many(&policy["Properties"]["Roles"])
+                .iter()
+                .any(|r| intrinsic(r) == Some(("Ref", role)))
+            {
+                continue;
+            }
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+                if refers_to(&statement["Resource"], "SourceKeyArns") {
+                    assert_eq!(
+                        policy["Condition"].as_str(),
+                        Some("HasSourceKeys"),
+                        "{id}: nothing when none given"
+                    );
+                    grants.push(statement);
+                }
+            }
+        }
+        assert_eq!(grants.len(), 1, "{role}: one grant of the source keys");
+        assert_eq!(actions(grants[0]), ["kms:Decrypt"], "{role}");
+        assert_eq!(via_services(grants[0]), services, "{role}");
+    }
+}
+
+// ---------------------------------------------------------------- each role against its calls
+
+/// What the store's methods (shared/src/store) do to the requests table, as IAM authorises it
+/// (TransactWriteItems per item action: Put -> PutItem, Update -> UpdateItem, Delete ->
+/// DeleteItem, ConditionCheck -> ConditionCheckItem). `@index` marks the due-date index's ARN.
+/// A call is found in a function's source by its text: `.name(` for a method, `name(` for a
+/// helper of `store`, `store::ledger` or `mail::guard` that calls store methods itself (a new
+/// such helper belongs here too).
+const STORE_CALLS: &[(&str, &[&str])] = &[
+    // Requests: create puts four items; on a conflict it reads the open marker.
+    (".create(", &["PutItem", "GetItem"]),
+    (".create_opt_out(", &["PutItem", "UpdateItem"]),
+    (".get(", &["GetItem"]),
+    (".open_request(", &["GetItem"]),
+    // The request (update), its audit event (put), a consumed secret or a closed request's
+    // secrets and marker (delete), the verified history (put).
+    (".transition(", &["UpdateItem", "PutItem", "DeleteItem"]),
+    ("transition_or_reload(", &["UpdateItem", "PutItem", "DeleteItem", "GetItem"]),
+    // Completing an export checks the person's erasure mark in the same transaction.
+    ("Completion::Exported", &["ConditionCheckItem"]),
+    (".audit_trail(", &["Query"]),
+    (".record_event(", &["PutItem"]),
+    (".record_event_because(", &["PutItem"]),
+    (".mark_acknowledged(", &["UpdateItem"]),
+    (".scrub_request(", &["UpdateItem", "DeleteItem"]),
+    // Secrets: a new link is written together with a check of the request's status.
+    (".secret(", &["GetItem"]),
+    (".issue_token(", &["GetItem", "PutItem", "ConditionCheckItem"]),
+    (".count_wrong_attempt(", &["GetItem", "PutItem"]),
+    (".put_download_token(", &["PutItem"]),
+    (".download_tokens(", &["GetItem"]),
+    // The effect ledger: claim (put, then get on a conflict), finish (update), release (delete).
+    (".claim_effect(", &["PutItem", "GetItem"]),
+    (".finish_effect(", &["UpdateItem"]),
+    (".release_effect(", &["DeleteItem"]),
+    ("once(", &["PutItem", "GetItem", "UpdateItem", "DeleteItem"]),
+    ("claim_all(", &["PutItem", "GetItem", "UpdateItem", "DeleteItem"]),
+    ("once_or_take_over(", &["PutItem", "GetItem", "UpdateItem", "DeleteItem"]),
+    (".open_requests(", &["Query@index"]),
+    // People.
+    (".suppressions(", &["Query"]),
+    ("is_suppressed(", &["Query"]),
+    (".history(", &["Query"]),
+    (".erasure_mark(", &["GetItem"]),
+    (".mark_erasure_started(", &["UpdateItem"]),
+    (".charge_budget(", &["UpdateItem"]),
+    (".mail_suppression(", &["GetItem"]),
+    (".suppress_mail(", &["UpdateItem"]),
+    // shared::mail::guard: the recipient's suppression, and a withheld mail's audit event.
+    ("guard(", &["GetItem"]),
+    ("record_withheld(", &["PutItem"]),
+    ("send_guarded(", &["GetItem", "PutItem"]),
+    // Erasure progress.
+    (".erasure_progress(", &["GetItem"]),
+    (".save_erasure_progress(", &["PutItem"]),
+];
+
+/// A function crate's code, its test modules left out.
+fn function_source(binary: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions");
+    let dir = [binary.to_owned(), binary.replace('_', "-"), binary.replace('-', "_")]
+        .into_iter()
+        .map(|name| root.join(name).join("src"))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| panic!("no functions/{binary}/src"));
+    let mut code = String::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for file in files.into_iter().filter(|f| f.extension().is_some_and(|e| e == "rs")) {
+        let text = std::fs::read_to_string(file).unwrap();
+        code.push_str(text.split("#[cfg(test)]").next().unwrap_or_default());
+        code.push('\n');
+    }
+    code
+}
+
+/// Whether `code` makes the call: `.name(` anywhere, `name(` not as the end of a longer name.
+fn calls(code: &str, call: &str) -> bool {
+    if call.starts_with('.') || call.contains("::") {
+        return code.contains(call);
+    }
+    code.match_indices(call)
+        .any(|(at, _)| code[..at].chars().next_back().is_none_or(|c| !(c.is_alphanumeric() || c == '_')))
+}
+
+#[test]
+fn every_role_allows_exactly_the_requests_table_calls_its_function_makes() {
+    use std::collections::BTreeSet;
+    let template = Template::load(&template::default_path()).unwrap();
+    let mut problems = Vec::new();
+    for (function, binary, role) in function_roles(&template) {
+        let code = function_source(&binary);
+        let needed: BTreeSet<String> = STORE_CALLS
+            .iter()
+            .filter(|(call, _)| calls(&code, call))
+            .flat_map(|(_, actions)| actions.iter().map(|a| (*a).to_owned()))
+            .collect();
+        let mut allowed = BTreeSet::new();
+        for statement in statements(resource(&template, &role)) {
+            for arn in one_or_many(&statement["Resource"]).into_iter().map(arn_text) {
+                let on = match arn.as_str() {
+                    "RequestsTable.Arn" => "",
+                    "${RequestsTable.Arn}/index/by_due_date" => "@index",
+                    _ => continue,
+                };
+                for action in actions(statement) {
+                    let action = action.strip_prefix("dynamodb:").unwrap_or(&action).to_owned();
+                    allowed.insert(format!("{action}{on}"));
+                }
+            }
+        }
+        if needed != allowed {
+            let missing: Vec<_> = needed.difference(&allowed).collect();
+            let extra: Vec<_> = allowed.difference(&needed).collect();
+            problems.push(format!("{function} ({role}): lacks {missing:?}, allows unused {extra:?}"));
+        }
+    }
+    assert!(problems.is_empty(), "requests table permissions against the calls:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn every_method_of_the_store_says_which_table_actions_it_makes() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/src/store/mod.rs");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut in_trait = false;
+    let mut methods = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("pub trait ") {
+            in_trait = true;
+        } else if line == "}" {
+            in_trait = false;
+        } else if let Some(rest) = line.strip_prefix("    fn ").filter(|_| in_trait) {
+            methods.push(rest.split(['(', '<']).next().unwrap().to_owned());
+        }
+    }
+    assert!(methods.len() >= 20, "the store traits' methods: {methods:?}");
+    let unknown: Vec<&String> =
+        methods.iter().filter(|m| !STORE_CALLS.iter().any(|(call, _)| *call == format!(".{m}("))).collect();
+    assert!(unknown.is_empty(), "STORE_CALLS does not say what these do to the table: {unknown:?}");
+}
+
+#[test]
+fn an_export_an_erasure_overtook_may_delete_every_version_of_its_own_upload_under_exports_only() {
+    let template = Template::load(&template::default_path()).unwrap();
+    assert!(function_source("export").contains("delete_all_versions("), "what these permissions are for");
+    let role = resource(&template, "ExportRole");
+    for action in ["s3:DeleteObject", "s3:DeleteObjectVersion"] {
+        let on: Vec<String> = granted(role, action).into_iter().map(|(arn, _)| arn).collect();
+        assert_eq!(on, ["${ExportBucket.Arn}/exports/*"], "ExportRole {action}");
+    }
+    let lists = granted(role, "s3:ListBucketVersions");
+    assert_eq!(lists.len(), 1);
+    assert_eq!(lists[0].0, "ExportBucket.Arn");
+    assert_eq!(prefix_condition(lists[0].1), ["exports/*"], "listing only under exports/");
+}
+
+// ---------------------------------------------------------------- concurrency
+
+#[test]
+fn reserved_concurrency_is_a_parameter_off_by_default_and_on_gives_each_function_its_value() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let parameter = &template.raw()["Parameters"]["ReservedConcurrency"];
+    assert_eq!(parameter["Default"].as_str(), Some("off"), "a new account's quota of 10 reserves nothing");
+    let allowed: Vec<&str> =
+        one_or_many(&parameter["AllowedValues"]).into_iter().filter_map(Value::as_str).collect();
+    assert_eq!(allowed, ["on", "off"]);
+    assert_eq!(
+        template.raw()["Conditions"]["ReserveConcurrency"],
+        parse_yaml("!Equals [!Ref ReservedConcurrency, \"on\"]")
+    );
+    let mut total = 0;
+    for id in template.resources_of_type("AWS::Serverless::Function") {
+        let function = &resource(&template, &id)["Properties"];
+        let n = reserved_concurrency(function).unwrap_or_else(|| {
+            panic!("{id}: ReservedConcurrentExecutions is not !If [ReserveConcurrency, n, !Ref AWS::NoValue]")
+        });
+        assert!(n >= 1, "{id}");
+        total += n;
+    }
+    assert!(total <= 100, "with it on, the account needs {total} + 10 unreserved");
+}
+
+#[test]
+fn no_queue_event_source_polls_for_more_jobs_at_once_than_its_function_may_run() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let mut checked = 0;
+    for id in template.resources_of_type("AWS::Serverless::Function") {
+        let function = &resource(&template, &id)["Properties"];
+        for (name, event) in function["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"].as_str() != Some("SQS") {
+                continue;
+            }
+            let maximum = event["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{id} {name:?}: no ScalingConfig.MaximumConcurrency"));
+            assert!(maximum >= 2, "{id}: SQS allows 2 at least");
+            if let Some(reserved) = reserved_concurrency(function) {
+                assert!(maximum <= reserved, "{id}: {maximum} pollers for {reserved} reserved");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "the export and erasure queues");
+}
+
+// ---------------------------------------------------------------- retention
+
+#[test]
+fn every_retained_resource_encrypted_with_a_key_of_the_stack_keeps_that_key() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let retained: Vec<(String, &Value)> = all_resources(&template)
+        .into_iter()
+        .filter(|(_, r)| r["DeletionPolicy"].as_str() == Some("Retain"))
+        .collect();
+    let mut keys_checked = 0;
+    for key in template.resources_of_type("AWS::KMS::Key") {
+        let users: Vec<&String> =
+            retained.iter().filter(|(_, r)| refers_to(&r["Properties"], &key)).map(|(id, _)| id).collect();
+        if users.is_empty() {
+            continue;
+        }
+        let key_resource = resource(&template, &key);
+        for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+            assert_eq!(
+                key_resource[policy].as_str(),
+                Some("Retain"),
+                "{key} has no {policy}: Retain, yet {users:?} are kept and unreadable without it"
+            );
+        }
+        keys_checked += 1;
+    }
+    assert!(keys_checked >= 1, "the table and export bucket are retained and encrypted with DataKey");
+}
+
+// ---------------------------------------------------------------- the public address
+
+#[test]
+fn the_public_base_url_is_the_custom_domain_or_a_required_value_never_a_placeholder() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let parameters = &template.raw()["Parameters"];
+    for name in ["PublicBaseUrl", "CustomDomainName", "CertificateArn"] {
+        assert_eq!(parameters[name]["Default"].as_str(), Some(""), "{name}: no placeholder");
+    }
+    // One of the two is required, checked by CloudFormation before anything is created.
+    let rules = yaml(&template.raw()["Rules"]);
+    assert!(
+        template.raw()["Rules"].as_mapping().into_iter().flatten().any(|(_, rule)| {
+            let text = yaml(rule);
+            text.contains("PublicBaseUrl") && text.contains("CustomDomainName") && text.contains("Assert")
+        }),
+        "no rule requires PublicBaseUrl or CustomDomainName: {rules}"
+    );
+    let expected =
+        parse_yaml("!If [HasPublicBaseUrl, !Ref PublicBaseUrl, !Sub \"https://${CustomDomainName}\"]");
+    let mut given = 0;
+    for id in template.resources_of_type("AWS::Serverless::Function") {
+        let value = &resource(&template, &id)["Properties"]["Environment"]["Variables"]["PUBLIC_BASE_URL"];
+        if !value.is_null() {
+            assert_eq!(value, &expected, "{id}: PUBLIC_BASE_URL");
+            given += 1;
+        }
+    }
+    assert!(given >= 4);
+    // The custom domain, when given, in front of the public API.
+    let domains = template.resources_of_type("AWS::ApiGatewayV2::DomainName");
+    assert_eq!(domains.len(), 1);
+    let domain = resource(&template, &domains[0]);
+    assert_eq!(domain["Condition"].as_str(), Some("HasCustomDomain"));
+    assert!(refers_to(&template.raw()["Conditions"]["HasCustomDomain"], "CustomDomainName"));
+    assert_eq!(intrinsic(&domain["Properties"]["DomainName"]), Some(("Ref", "CustomDomainName")));
+    let configuration = &domain["Properties"]["DomainNameConfigurations"][0];
+    assert_eq!(intrinsic(&configuration["CertificateArn"]), Some(("Ref", "CertificateArn")));
+    let mappings = template.resources_of_type("AWS::ApiGatewayV2::ApiMapping");
+    assert_eq!(mappings.len(), 1);
+    let mapping = resource(&template, &mappings[0]);
+    assert_eq!(mapping["Condition"].as_str(), Some("HasCustomDomain"));
+    assert_eq!(intrinsic(&mapping["Properties"]["ApiId"]), Some(("Ref", "PublicApi")));
+    assert_eq!(intrinsic(&mapping["Properties"]["DomainName"]), Some(("Ref", domains[0].as_str())));
+}
+
+#[test]
+fn the_public_api_allows_cors_only_for_the_configured_web_origin() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let parameter = &template.raw()["Parameters"]["AllowedWebOrigin"];
+    assert_eq!(parameter["Default"].as_str(), Some(""), "no CORS unless asked");
+    let pattern = pattern_of(parameter);
+    assert!(pattern.is_valid(&serde_json::json!("https://www.company.example")));
+    for wrong in ["*", "http://www.company.example", "https://www.company.example/form"] {
+        assert!(!pattern.is_valid(&serde_json::json!(wrong)), "AllowedWebOrigin accepts {wrong}");
+    }
+    let cors = &resource(&template, "PublicApi")["Properties"]["CorsConfiguration"];
+    let (condition, then, otherwise) = if_branches(cors).expect("CorsConfiguration: !If [HasWebOrigin, …]");
+    assert_eq!(condition, "HasWebOrigin");
+    assert!(refers_to(&template.raw()["Conditions"]["HasWebOrigin"], "AllowedWebOrigin"));
+    assert!(is_no_value(otherwise), "no CORS at all without an origin");
+    let origins = one_or_many(&then["AllowOrigins"]);
+    assert_eq!(origins.len(), 1);
+    assert_eq!(intrinsic(origins[0]), Some(("Ref", "AllowedWebOrigin")));
+    assert!(then["AllowCredentials"].as_bool() != Some(true), "no cookies cross origin");
+    assert!(
+        resource(&template, "StaffApi")["Properties"]["CorsConfiguration"].is_null(),
+        "staff: no browser"
+    );
+}
+
+/// A parameter's AllowedPattern as a validator of strings.
+fn pattern_of(parameter: &Value) -> jsonschema::Validator {
+    let pattern = parameter["AllowedPattern"].as_str().expect("an AllowedPattern");
+    jsonschema::validator_for(&serde_json::json!({"type": "string", "pattern": pattern})).unwrap()
+}
+
+// ---------------------------------------------------------------- mail on day one
+
+#[test]
+fn the_mail_addresses_have_no_defaults_and_must_be_addresses() {
+    let template = Template::load(&template::default_path()).unwrap();
+    for name in ["MailFromAddress", "StaffNotificationAddress", "AlarmEmailAddress"] {
+        let parameter = &template.raw()["Parameters"][name];
+        assert!(parameter["Default"].is_null(), "{name} has a default: a stack that mails nobody");
+        let pattern = pattern_of(parameter);
+        for address in ["privacy@company.example", "privacy-team@mail.company.example"] {
+            assert!(pattern.is_valid(&serde_json::json!(address)), "{name} refuses {address}");
+        }
+        for wrong in ["", "privacy", "privacy@company", "a@b@company.example", "privacy @company.example"] {
+            assert!(!pattern.is_valid(&serde_json::json!(wrong)), "{name} accepts {wrong:?}");
+        }
+    }
+    // Alarms reach someone from the first deploy.
+    let subscription = resource(&template, "AlarmEmailSubscription");
+    assert!(subscription["Condition"].is_null(), "the alarm subscription is not optional");
+    assert_eq!(intrinsic(&subscription["Properties"]["Endpoint"]), Some(("Ref", "AlarmEmailAddress")));
+    assert_eq!(intrinsic(&subscription["Properties"]["TopicArn"]), Some(("Ref", "AlarmTopic")));
+}
+
+#[test]
+fn the_sender_identity_is_its_domain_with_2048_bit_dkim_by_default_its_address_on_request_or_none() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let mode = &template.raw()["Parameters"]["MailIdentityMode"];
+    assert_eq!(mode["Default"].as_str(), Some("domain"));
+    let modes: Vec<&str> =
+        one_or_many(&mode["AllowedValues"]).into_iter().filter_map(Value::as_str).collect();
+    assert_eq!(modes, ["domain", "address", "existing"]);
+    let condition_of = |id: &str| {
+        let name =
+            resource(&template, id)["Condition"].as_str().unwrap_or_else(|| panic!("{id} is unconditional"));
+        (name.to_owned(), template.raw()["Conditions"][name].clone())
+    };
+    let domain_of_sender = parse_yaml("!Select [1, !Split [\"@\", !Ref MailFromAddress]]");
+    let mut by_mode = std::collections::BTreeMap::new();
+    for id in template.resources_of_type("AWS::SES::EmailIdentity") {
+        let (name, condition) = condition_of(&id);
+        let properties = &resource(&template, &id)["Properties"];
+        assert_eq!(
+            intrinsic(&properties["ConfigurationSetAttributes"]["ConfigurationSetName"]),
+            Some(("Ref", "MailConfigurationSet")),
+            "{id}"
+        );
+        if condition == parse_yaml("!Equals [!Ref MailIdentityMode, domain]") {
+            assert_eq!(properties["EmailIdentity"], domain_of_sender, "{id}: the sender's domain");
+            assert_eq!(
+                properties["DkimSigningAttributes"]["NextSigningKeyLength"].as_str(),
+                Some("RSA_2048_BIT")
+            );
+            assert_ne!(properties["DkimAttributes"]["SigningEnabled"].as_bool(), Some(false));
+            by_mode.insert("domain", (id, name));
+        } else if condition == parse_yaml("!Equals [!Ref MailIdentityMode, address]") {
+            assert_eq!(intrinsic(&properties["EmailIdentity"]), Some(("Ref", "MailFromAddress")), "{id}");
+            by_mode.insert("address", (id, name));
+        } else {
+            panic!("{id} is created under {name}, which is no MailIdentityMode");
+        }
+    }
+    assert_eq!(by_mode.keys().copied().collect::<Vec<_>>(), ["address", "domain"], "existing creates none");
+    // The three Easy DKIM records to publish, when the stack made the domain identity.
+    let (domain, condition) = &by_mode["domain"];
+    for n in 1..=3 {
+        let output = &template.raw()["Outputs"][format!("DkimRecord{n}").as_str()];
+        assert_eq!(output["Condition"].as_str(), Some(condition.as_str()), "DkimRecord{n}");
+        let (_, text) = intrinsic(&output["Value"]).expect("a !Sub");
+        assert!(text.contains(&format!("${{{domain}.DkimDNSTokenName{n}}}")), "{text}");
+        assert!(text.contains(&format!("${{{domain}.DkimDNSTokenValue{n}}}")), "{text}");
+        assert!(text.contains("CNAME"), "{text}");
+    }
+}
+
+#[test]
+fn every_role_that_sends_mail_may_send_as_the_address_or_its_domain_and_through_the_configuration_set_only() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let expected = [
+        "!Sub arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${MailFromAddress}",
+        "!Sub\n- arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${Domain}\n- Domain: !Select [1, !Split [\"@\", !Ref MailFromAddress]]",
+        "!Sub arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${MailConfigurationSet}",
+    ]
+    .map(parse_yaml);
+    let mut senders = Vec::new();
+    for role in template.resources_of_type("AWS::IAM::Role") {
+        for statement in statements(resource(&template, &role)) {
+            if !actions(statement).iter().any(|a| a.starts_with("ses:")) {
+                continue;
+            }
+            assert_eq!(actions(statement), ["ses:SendEmail"], "{role}");
+            let resources: Vec<Value> = one_or_many(&statement["Resource"]).into_iter().cloned().collect();
+            assert_eq!(
+                resources, expected,
+                "{role}: the address's identity, its domain's, the configuration set"
+            );
+            senders.push(role.clone());
+        }
+    }
+    for role in ["IntakeRole", "DispatchRole", "RemindersRole"] {
+        assert!(senders.iter().any(|s| s == role), "{role} sends mail");
+    }
+}
+
+// ---------------------------------------------------------------- day-one operations
+
+/// The alarms that notify AlarmTopic: their properties.
+fn notifying_alarms(template: &Template) -> Vec<&Value> {
+    template
+        .resources_of_type("AWS::CloudWatch::Alarm")
+        .iter()
+        .map(|id| &resource(template, id)["Properties"])
+        .filter(|a| {
+            one_or_many(&a["AlarmActions"]).iter().any(|t| intrinsic(t) == Some(("Ref", "AlarmTopic")))
+        })
+        .collect()
+}
+
+/// The alarm on `namespace`/`metric` for the dimension `name` = `value`.
+fn alarm_on<'a>(
+    alarms: &[&'a Value],
+    namespace: &str,
+    metric: &str,
+    name: &str,
+    value: (&str, &str),
+) -> Option<&'a Value> {
+    alarms.iter().copied().find(|a| {
+        a["Namespace"].as_str() == Some(namespace)
+            && a["MetricName"].as_str() == Some(metric)
+            && one_or_many(&a["Dimensions"])
+                .iter()
+                .any(|d| d["Name"].as_str() == Some(name) && intrinsic(&d["Value"]) == Some(value))
+    })
+}
+
+#[test]
+fn every_function_has_an_errors_alarm_and_a_throttles_alarm() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let alarms = notifying_alarms(&template);
+    let mut missing = Vec::new();
+    for id in template.resources_of_type("AWS::Serverless::Function") {
+        for metric in ["Errors", "Throttles"] {
+            match alarm_on(&alarms, "AWS/Lambda", metric, "FunctionName", ("Ref", &id)) {
+                Some(alarm) => {
+                    assert!(alarm["Threshold"].as_f64().is_some_and(|t| t <= 1.0), "{id} {metric}")
+                }
+                None => missing.push(format!("{id} {metric}")),
+            }
+        }
+    }
+    assert!(missing.is_empty(), "no alarm on: {missing:?}");
+}
+
+#[test]
+fn the_stream_consumer_has_an_iterator_age_alarm_well_before_its_records_age_out() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let alarms = notifying_alarms(&template);
+    let mut checked = 0;
+    for id in template.resources_of_type("AWS::Serverless::Function") {
+        for (_, event) in resource(&template, &id)["Properties"]["Events"].as_mapping().into_iter().flatten()
+        {
+            if event["Type"].as_str() != Some("DynamoDB") {
+                continue;
+            }
+            let alarm = alarm_on(&alarms, "AWS/Lambda", "IteratorAge", "FunctionName", ("Ref", &id))
+                .unwrap_or_else(|| panic!("no IteratorAge alarm on {id}"));
+            let dropped_after_ms =
+                event["Properties"]["MaximumRecordAgeInSeconds"].as_f64().unwrap() * 1000.0;
+            let threshold = alarm["Threshold"].as_f64().unwrap();
+            assert!(
+                threshold * 10.0 <= dropped_after_ms,
+                "{id}: alarms at {threshold} ms, drops at {dropped_after_ms}"
+            );
+            assert_eq!(alarm["Statistic"].as_str(), Some("Maximum"));
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 1, "the table's stream into dispatch");
+}
+
+#[test]
+fn every_worker_queue_has_an_oldest_message_age_alarm_within_two_visibility_timeouts() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let alarms = notifying_alarms(&template);
+    let sources = template.queue_event_sources().unwrap();
+    assert!(sources.len() >= 2, "the export and erasure queues");
+    for source in sources {
+        let queue_name = format!("{}.QueueName", source.queue);
+        let alarm = alarm_on(
+            &alarms,
+            "AWS/SQS",
+            "ApproximateAgeOfOldestMessage",
+            "QueueName",
+            ("GetAtt", &queue_name),
+        )
+        .unwrap_or_else(|| panic!("no oldest-message age alarm on {}", source.queue));
+        let visibility =
+            resource(&template, &source.queue)["Properties"]["VisibilityTimeout"].as_f64().unwrap();
+        let threshold = alarm["Threshold"].as_f64().unwrap();
+        // A job seconds old is normal; one past two visibility timeouts was not polled, or failed
+        // twice: a person looks while the legal deadline (weeks) is far.
+        assert!(threshold > 0.0 && threshold <= 2.0 * visibility, "{}: {threshold} s", source.queue);
+        assert_eq!(alarm["Statistic"].as_str(), Some("Maximum"), "{}", source.queue);
+    }
+}
+
+#[test]
+fn both_apis_alarm_on_any_5xx() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let alarms = notifying_alarms(&template);
+    let apis = template.resources_of_type("AWS::Serverless::HttpApi");
+    assert_eq!(apis.len(), 2);
+    for api in apis {
+        let alarm = alarm_on(&alarms, "AWS/ApiGateway", "5xx", "ApiId", ("Ref", &api))
+            .unwrap_or_else(|| panic!("no 5xx alarm on {api}"));
+        assert_eq!(alarm["Threshold"].as_f64(), Some(1.0), "{api}");
+        assert_eq!(alarm["ComparisonOperator"].as_str(), Some("GreaterThanOrEqualToThreshold"), "{api}");
+        assert_eq!(alarm["Statistic"].as_str(), Some("Sum"), "{api}");
+    }
+}
+
+#[test]
+fn every_function_is_traced_and_its_role_may_write_traces_the_only_thing_it_may_do_on_any_resource() {
+    let template = Template::load(&template::default_path()).unwrap();
+    assert_eq!(template.raw()["Globals"]["Function"]["Tracing"].as_str(), Some("Active"));
+    for (function, _, role) in function_roles(&template) {
+        let own = &resource(&template, &function)["Properties"]["Tracing"];
+        assert!(own.is_null() || own.as_str() == Some("Active"), "{function} turns tracing off");
+        let statements = statements(resource(&template, &role));
+        assert_eq!(statements.iter().filter(|s| writes_traces(s)).count(), 1, "{role} writes traces");
+        for statement in statements.iter().filter(|s| !writes_traces(s)) {
+            for arn in one_or_many(&statement["Resource"]) {
+                assert_ne!(arn.as_str(), Some("*"), "{role}: {:?} on *", actions(statement));
+            }
+        }
+    }
+}
+
+/// The metrics a dashboard body shows: (namespace, metric, dimension value), with `${X}` of the
+/// `!Sub` kept as `<X>`.
+fn dashboard_metrics(body: &str) -> Vec<(String, String, String)> {
+    let mut json = String::new();
+    let mut rest = body;
+    while let Some(at) = rest.find("${") {
+        json.push_str(&rest[..at]);
+        let end = rest[at..].find('}').unwrap() + at;
+        json.push_str(&format!("<{}>", &rest[at + 2..end]));
+        rest = &rest[end + 1..];
+    }
+    json.push_str(rest);
+    let body: serde_json::Value = serde_json::from_str(&json).expect("the dashboard body is JSON");
+    let mut metrics = Vec::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        for metric in widget["properties"]["metrics"].as_array().into_iter().flatten() {
+            let text = |i: usize| metric[i].as_str().unwrap_or_default().to_owned();
+            metrics.push((text(0), text(1), text(3)));
+        }
+    }
+    metrics
+}
+
+#[test]
+fn the_dashboard_shows_every_function_queue_and_api_and_the_overdue_count() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let dashboards = template.resources_of_type("AWS::CloudWatch::Dashboard");
+    assert_eq!(dashboards.len(), 1);
+    let (_, body) = intrinsic(&resource(&template, &dashboards[0])["Properties"]["DashboardBody"]).unwrap();
+    let shown = dashboard_metrics(body);
+    let shows = |namespace: &str, metric: &str, of: &str| {
+        shown.iter().any(|(n, m, v)| n == namespace && m == metric && v == &format!("<{of}>"))
+    };
+    let mut missing = Vec::new();
+    for id in template.resources_of_type("AWS::Serverless::Function") {
+        for metric in ["Invocations", "Errors", "Duration", "Throttles"] {
+            if !shows("AWS/Lambda", metric, &id) {
+                missing.push(format!("{metric} of {id}"));
+            }
+        }
+    }
+    for queue in template.resources_of_type("AWS::SQS::Queue") {
+        if !shows("AWS/SQS", "ApproximateNumberOfMessagesVisible", &format!("{queue}.QueueName")) {
+            missing.push(format!("the depth of {queue}"));
+        }
+    }
+    for source in template.queue_event_sources().unwrap() {
+        if !shows("AWS/SQS", "ApproximateAgeOfOldestMessage", &format!("{}.QueueName", source.queue)) {
+            missing.push(format!("the oldest job of {}", source.queue));
+        }
+    }
+    for api in template.resources_of_type("AWS::Serverless::HttpApi") {
+        for metric in ["4xx", "5xx"] {
+            if !shows("AWS/ApiGateway", metric, &api) {
+                missing.push(format!("{metric} of {api}"));
+            }
+        }
+    }
+    if !shows("PrivacyRequests", "OverdueRequests", "AWS::StackName") {
+        missing.push("OverdueRequests".to_owned());
+    }
+    assert!(missing.is_empty(), "the dashboard lacks {missing:?}");
+}
+
+#[test]
+fn every_dead_letter_queue_and_the_stream_failure_queue_are_outputs_by_url_and_arn() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let target =
+        |value: &Value| intrinsic(value).and_then(|(_, t)| t.strip_suffix(".Arn")).map(str::to_owned);
+    let mut dead_letters = std::collections::BTreeSet::new();
+    for (_, r) in all_resources(&template) {
+        let properties = &r["Properties"];
+        dead_letters.extend(target(&properties["RedrivePolicy"]["deadLetterTargetArn"]));
+        dead_letters.extend(target(&properties["DeadLetterQueue"]["TargetArn"]));
+        dead_letters.extend(target(&properties["Target"]["DeadLetterConfig"]["Arn"]));
+        for (_, event) in properties["Events"].as_mapping().into_iter().flatten() {
+            dead_letters
+                .extend(target(&event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]));
+        }
+    }
+    assert!(dead_letters.contains("DispatchFailureQueue") && dead_letters.len() >= 4, "{dead_letters:?}");
+    let outputs: Vec<Value> =
+        template.raw()["Outputs"].as_mapping().unwrap().iter().map(|(_, o)| o["Value"].clone()).collect();
+    for queue in dead_letters {
+        let url = parse_yaml(&format!("!Ref {queue}"));
+        let arn = parse_yaml(&format!("!GetAtt {queue}.Arn"));
+        assert!(outputs.contains(&url), "no output of {queue}'s URL");
+        assert!(outputs.contains(&arn), "no output of {queue}'s ARN");
+    }
 }
