@@ -5,7 +5,6 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use crate::support::*;
@@ -477,17 +476,4 @@ async fn unknown_event_types_untagged_mail_and_unreadable_messages_change_nothin
 
     assert_eq!(world.stack.items().await.len(), before, "nothing was written");
     assert_eq!(world.trail(id).await.len(), 1, "only the submission");
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

@@ -1,23 +1,7 @@
 //! Our own house: what the functions log never carries an address, a name, free text or a token.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use crate::support::*;
 use serde_json::json;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn logs_never_carry_the_address_name_details_or_token() {

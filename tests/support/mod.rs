@@ -250,6 +250,20 @@ impl Stack {
     }
 }
 
+/// What the functions' logging wrote, for tests that read it (`telemetry::subscriber` writes here).
+#[derive(Clone, Default)]
+pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// An address no other test uses, and its own mailbox too (a `+tag` would share the base
 /// mailbox's mail budget).
 pub fn unique_address(tag: &str) -> String {
