@@ -456,53 +456,43 @@ impl<'a> Resolver<'a> {
     }
 }
 
-/// `!Tag x` or `{"Fn::Tag": x}` as ("Fn::Tag", x); `!Ref`/`!Condition` keep their short names.
-fn intrinsic(value: &Value) -> Option<(&str, &Value)> {
+/// The intrinsic functions resolved locally, by their long names.
+const INTRINSICS: [&str; 12] = [
+    "Ref",
+    "Condition",
+    "Fn::GetAtt",
+    "Fn::Sub",
+    "Fn::If",
+    "Fn::Select",
+    "Fn::Split",
+    "Fn::Join",
+    "Fn::Equals",
+    "Fn::Not",
+    "Fn::And",
+    "Fn::Or",
+];
+
+/// `!Tag x` or `{"Fn::Tag": x}` as ("Fn::Tag", x); `!Ref`/`!Condition` keep their short names. A
+/// long form this module does not resolve is "Fn::Unknown" (refused when called); a short tag it
+/// does not know is not an intrinsic here (refused as an unknown tag).
+fn intrinsic(value: &Value) -> Option<(&'static str, &Value)> {
+    let known = |name: &str| INTRINSICS.iter().find(|n| **n == name).copied();
     match value {
         Value::Tagged(tagged) => {
-            let name = match tagged.tag.to_string().trim_start_matches('!') {
-                "Ref" => "Ref",
-                "Condition" => "Condition",
-                "GetAtt" => "Fn::GetAtt",
-                "Sub" => "Fn::Sub",
-                "If" => "Fn::If",
-                "Select" => "Fn::Select",
-                "Split" => "Fn::Split",
-                "Join" => "Fn::Join",
-                "Equals" => "Fn::Equals",
-                "Not" => "Fn::Not",
-                "And" => "Fn::And",
-                "Or" => "Fn::Or",
-                _ => return None,
-            };
-            Some((name, &tagged.value))
+            let tag = tagged.tag.to_string();
+            let short = tag.trim_start_matches('!');
+            let long =
+                if matches!(short, "Ref" | "Condition") { short.to_owned() } else { format!("Fn::{short}") };
+            known(&long).map(|name| (name, &tagged.value))
         }
         Value::Mapping(map) if map.len() == 1 => {
             let (key, argument) = map.iter().next()?;
             let key = key.as_str()?;
-            (key == "Ref" || key == "Condition" || key.starts_with("Fn::")).then_some((key, argument))
+            (key == "Ref" || key == "Condition" || key.starts_with("Fn::"))
+                .then(|| (known(key).unwrap_or("Fn::Unknown"), argument))
         }
         _ => None,
     }
-    .map(|(name, argument)| (static_name(name), argument))
-}
-
-fn static_name(name: &str) -> &'static str {
-    const NAMES: [&str; 12] = [
-        "Ref",
-        "Condition",
-        "Fn::GetAtt",
-        "Fn::Sub",
-        "Fn::If",
-        "Fn::Select",
-        "Fn::Split",
-        "Fn::Join",
-        "Fn::Equals",
-        "Fn::Not",
-        "Fn::And",
-        "Fn::Or",
-    ];
-    NAMES.iter().find(|n| **n == name).copied().unwrap_or("Fn::Unknown")
 }
 
 impl Template {
