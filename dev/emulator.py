@@ -10,12 +10,17 @@ key `test` (tests, provisioning) and unsigned requests are never checked. moto's
 an Allow statement (s3:prefix, kms:ViaService), and its AssumeRole fails for roles trusting a
 service principal.
 
-moto's TransactWriteItems is not isolated: it snapshots the table, applies the writes, and on a
-failed condition restores the snapshot, which erases any transaction another thread committed
-meanwhile. Real DynamoDB transactions are serializable. So every request except S3's is served
-one at a time; our handlers still interleave (read, read, write, write), and races between them
-stay real in the tests. S3 requests run concurrently, as they must: an export streams a GetObject
-while it uploads parts, and one thread would deadlock on that.
+moto is not thread-safe: a conditional write checks and then writes, and a transaction checks all
+its conditions before it applies any write. DynamoDB does both atomically. So every request except
+S3's is served one at a time; our handlers still interleave (read, read, write, write), and races
+between them stay real in the tests. S3 requests run concurrently, as they must: an export streams
+a GetObject while it uploads parts, and one thread would deadlock on that.
+
+What would make each request cost more as the stack fills (moto copying whole tables per
+transaction, keeping every object it ever made, sorting the table for a Query) is changed in
+dev/emulator_patches.py. Two paths of its own, outside any AWS API: GET /_local/health answers
+once the server is up, and GET /_local/mail?to=ADDRESS lists the mail sent to one address (the
+mailbox's fast path: /moto-api/data.json dumps every message).
 """
 
 import argparse
@@ -30,6 +35,7 @@ from werkzeug.serving import run_simple
 
 # Run as a script, dev/ is on the path already; imported (tests, tools), it may not be.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import emulator_patches  # noqa: E402
 from iam_guard import IamGuard  # noqa: E402
 
 
@@ -89,6 +95,49 @@ class SerializeAllButS3:
             return list(self.app(environ, start_response))
 
 
+def _sent_mail() -> list[dict]:  # type: ignore[type-arg]
+    from moto.ses.models import Message
+
+    return [
+        {
+            "id": m.id,
+            "source": m.source,
+            "destinations": m.destinations,
+            "subject": m.subject,
+            "body": m.body,
+        }
+        for m in list(Message.instances_tracked)
+    ]
+
+
+class LocalPaths:
+    """WSGI middleware: the emulator's own paths under /_local/ (never an AWS API's)."""
+
+    def __init__(self, app):  # type: ignore[no-untyped-def]
+        self.app = app
+
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/_local/"):
+            return self.app(environ, start_response)
+        if path == "/_local/health":
+            body: object = {"ok": True}
+        elif path == "/_local/mail":
+            from urllib.parse import parse_qs
+
+            to = parse_qs(environ.get("QUERY_STRING", "")).get("to", [""])[0].lower()
+            body = [
+                m
+                for m in _sent_mail()
+                if any(a.lower() == to for a in (m["destinations"] or {}).get("ToAddresses", []))
+            ]
+        else:
+            start_response("404 Not Found", [("Content-Type", "application/json")])
+            return [b'{"error":"not_found"}']
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -98,11 +147,12 @@ def main() -> None:
     from moto.moto_api._internal.responses import MotoAPIResponse
 
     MotoAPIResponse.model_data = _robust_model_data
+    emulator_patches.apply()
     run_simple(
         args.host,
         args.port,
         # The guard is outermost: a refused call never waits for, or holds, the serializing lock.
-        IamGuard(SerializeAllButS3(DomainDispatcherApplication(create_backend_app))),
+        LocalPaths(IamGuard(SerializeAllButS3(DomainDispatcherApplication(create_backend_app)))),
         threaded=True,
         use_reloader=False,
         request_handler=MotoRequestHandler,

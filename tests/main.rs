@@ -8,6 +8,7 @@ mod confirmation_page;
 mod contract;
 mod data_sources;
 mod deadlines;
+mod emulator_dynamo;
 mod emulator_iam;
 mod exports;
 mod function_roles;

@@ -47,7 +47,7 @@ start_emulator() {
 emulator_answers() {
   "$ROOT/.venv/bin/python" - "$1" <<'PY' 2>/dev/null
 import sys, urllib.request
-urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/data.json", timeout=1)
+urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/_local/health", timeout=1)
 PY
 }
 

@@ -90,3 +90,19 @@ pub async fn fetch(endpoint: &str) -> Result<Vec<SentMail>> {
         .context("decoding the emulator's data.json")?;
     Ok(data.ses.message)
 }
+
+/// The mail the emulator at `endpoint` has accepted for one address, oldest first: the emulator's
+/// own filtered list (dev/emulator.py), which costs the same however much other mail it holds.
+pub async fn fetch_to(endpoint: &str, address: &str) -> Result<Vec<SentMail>> {
+    let url = format!("{}/_local/mail", endpoint.trim_end_matches('/'));
+    reqwest::Client::new()
+        .get(&url)
+        .query(&[("to", address)])
+        .send()
+        .await
+        .with_context(|| format!("reading {url}"))?
+        .error_for_status()?
+        .json()
+        .await
+        .context("decoding the emulator's mail list")
+}

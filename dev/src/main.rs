@@ -21,7 +21,7 @@ async fn main() -> Result<()> {
 }
 
 async fn wait_for_emulator() -> Result<()> {
-    let url = format!("{}/moto-api/data.json", endpoint());
+    let url = format!("{}/_local/health", endpoint());
     for _ in 0..120 {
         if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
             return Ok(());
@@ -221,8 +221,11 @@ async fn pump() -> Result<()> {
 }
 
 async fn print_mailbox(to: Option<&str>) -> Result<()> {
-    let mails = mailbox::fetch(&endpoint()).await?;
-    let shown: Vec<_> = mails.iter().filter(|m| to.is_none_or(|a| m.is_to(a))).collect();
+    let mails = match to {
+        Some(address) => mailbox::fetch_to(&endpoint(), address).await?,
+        None => mailbox::fetch(&endpoint()).await?,
+    };
+    let shown: Vec<_> = mails.iter().collect();
     if shown.is_empty() {
         println!("(no mail)");
     }

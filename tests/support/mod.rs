@@ -182,12 +182,7 @@ impl Stack {
 
     /// Mail the emulator accepted for this address (addresses are unique per test).
     pub async fn mail_to(&self, address: &str) -> Vec<SentMail> {
-        mailbox::fetch(&self.endpoint)
-            .await
-            .expect("emulator mailbox")
-            .into_iter()
-            .filter(|m| m.is_to(address))
-            .collect()
+        mailbox::fetch_to(&self.endpoint, address).await.expect("emulator mailbox")
     }
 }
 

@@ -1,0 +1,197 @@
+//! The emulator's DynamoDB keeps DynamoDB's semantics where dev/emulator_patches.py changed moto
+//! for speed: a transaction is all or nothing, in the table and in its stream, and a Query on the
+//! key reads the right partition in key order, pages included.
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use devstack::stream::StreamReader;
+use serde_json::Value;
+
+use crate::support::*;
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn put(table: &str, pk: &str, sk: &str, extra: &[(&str, AttributeValue)]) -> TransactWriteItem {
+    let mut put = Put::builder().table_name(table).item("pk", s(pk)).item("sk", s(sk));
+    for (name, value) in extra {
+        put = put.item(*name, value.clone());
+    }
+    TransactWriteItem::builder().put(put.build().unwrap()).build()
+}
+
+async fn item(
+    stack: &Stack,
+    pk: &str,
+    sk: &str,
+) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    stack
+        .dynamo
+        .get_item()
+        .table_name(&stack.table)
+        .key("pk", s(pk))
+        .key("sk", s(sk))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+/// Every stream record of the table so far, as (event name, pk) in order.
+async fn stream_of(stack: &Stack) -> Vec<(String, String)> {
+    let mut reader = StreamReader::open(&stack.sdk, &stack.table).await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let records: Vec<Value> = reader.poll().await.unwrap();
+        if records.is_empty() {
+            return seen;
+        }
+        seen.extend(records.iter().map(|r| {
+            (
+                r["eventName"].as_str().unwrap_or_default().to_owned(),
+                r["dynamodb"]["Keys"]["pk"]["S"].as_str().unwrap_or_default().to_owned(),
+            )
+        }));
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_cancelled_by_a_condition_writes_nothing_and_leaves_no_stream_record() {
+    let stack = Stack::new().await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (first, second) = (format!("T#{id}-a"), format!("T#{id}-b"));
+    stack
+        .dynamo
+        .transact_write_items()
+        .transact_items(put(&stack.table, &first, "x", &[("n", AttributeValue::N("1".into()))]))
+        .send()
+        .await
+        .unwrap();
+
+    let refused = stack
+        .dynamo
+        .transact_write_items()
+        .transact_items(put(&stack.table, &second, "x", &[]))
+        .transact_items(
+            TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name(&stack.table)
+                        .key("pk", s(&first))
+                        .key("sk", s("x"))
+                        .condition_expression("n = :two")
+                        .expression_attribute_values(":two", AttributeValue::N("2".into()))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+
+    assert_eq!(refused.code(), Some("TransactionCanceledException"));
+    assert!(item(&stack, &second, "x").await.is_none(), "the put of a cancelled transaction is not kept");
+    assert_eq!(
+        stream_of(&stack).await,
+        vec![("INSERT".to_owned(), first)],
+        "only the committed write is streamed"
+    );
+}
+
+#[tokio::test]
+async fn a_transaction_whose_later_write_fails_undoes_the_earlier_ones_in_the_table_and_the_stream() {
+    let stack = Stack::new().await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (kept, added) = (format!("T#{id}-kept"), format!("T#{id}-added"));
+    stack
+        .dynamo
+        .transact_write_items()
+        .transact_items(put(&stack.table, &kept, "x", &[("label", s("before"))]))
+        .send()
+        .await
+        .unwrap();
+
+    // Every condition holds; the update then fails on its operand (a string cannot be added to).
+    let refused = stack
+        .dynamo
+        .transact_write_items()
+        .transact_items(put(&stack.table, &added, "x", &[]))
+        .transact_items(
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&stack.table)
+                        .key("pk", s(&kept))
+                        .key("sk", s("x"))
+                        .update_expression("SET #label = :after, counter = #label + :one")
+                        .expression_attribute_names("#label", "label")
+                        .expression_attribute_values(":after", s("after"))
+                        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                        .condition_expression("attribute_exists(pk)")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+
+    assert!(refused.code().is_some(), "refused: {refused:?}");
+    assert!(item(&stack, &added, "x").await.is_none(), "the earlier put is undone");
+    let label = item(&stack, &kept, "x").await.unwrap().get("label").cloned();
+    assert_eq!(label, Some(s("before")), "the failed update changed nothing");
+    assert_eq!(stream_of(&stack).await, vec![("INSERT".to_owned(), kept)]);
+}
+
+#[tokio::test]
+async fn a_query_on_the_key_reads_only_its_partition_in_key_order_across_pages() {
+    let stack = Stack::new().await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (mine, other) = (format!("Q#{id}-mine"), format!("Q#{id}-other"));
+    for sk in ["c", "a", "e", "b", "d"] {
+        for pk in [&mine, &other] {
+            stack
+                .dynamo
+                .put_item()
+                .table_name(&stack.table)
+                .item("pk", s(pk))
+                .item("sk", s(sk))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    let mut keys = Vec::new();
+    let mut start = None;
+    loop {
+        let page = stack
+            .dynamo
+            .query()
+            .table_name(&stack.table)
+            .key_condition_expression("pk = :pk AND sk > :after")
+            .expression_attribute_values(":pk", s(&mine))
+            .expression_attribute_values(":after", s("a"))
+            .scan_index_forward(false)
+            .limit(2)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        keys.extend(
+            page.items().iter().map(|i| (i["pk"].as_s().unwrap().clone(), i["sk"].as_s().unwrap().clone())),
+        );
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+
+    let expected: Vec<(String, String)> =
+        ["e", "d", "c", "b"].iter().map(|sk| (mine.clone(), (*sk).to_owned())).collect();
+    assert_eq!(keys, expected);
+}
