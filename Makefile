@@ -1,4 +1,4 @@
-.PHONY: dev test mailbox sweep staff bench bench-export bench-sweep build deploy-check
+.PHONY: dev test mailbox sweep staff bench bench-export bench-sweep bench-local build deploy-check
 
 # Bring up the whole local stack: emulator, resources, functions on 127.0.0.1:9000.
 dev:
@@ -40,3 +40,8 @@ bench-export:
 # The daily sweep over 10,000 and 100,000 requests with 50 due: index items read and time (figures).
 bench-sweep:
 	dev/bin/bench-sweep
+
+# A fresh local stack of its own under bursts of access requests: fresh, after 1,000 and after
+# 5,000 requests (rates, latencies, and the CPU of the emulator, functions, router and pump).
+bench-local:
+	dev/bin/bench-local

@@ -1,5 +1,6 @@
 //! Developer tooling for the local stack. Nothing here is deployed.
 
+pub mod burst;
 pub mod mailbox;
 pub mod provision;
 pub mod pump;

@@ -94,8 +94,13 @@ pub async fn fetch(endpoint: &str) -> Result<Vec<SentMail>> {
 /// The mail the emulator at `endpoint` has accepted for one address, oldest first: the emulator's
 /// own filtered list (dev/emulator.py), which costs the same however much other mail it holds.
 pub async fn fetch_to(endpoint: &str, address: &str) -> Result<Vec<SentMail>> {
+    fetch_to_with(&reqwest::Client::new(), endpoint, address).await
+}
+
+/// [`fetch_to`] through a client of the caller's, so a poller reuses its connections.
+pub async fn fetch_to_with(client: &reqwest::Client, endpoint: &str, address: &str) -> Result<Vec<SentMail>> {
     let url = format!("{}/_local/mail", endpoint.trim_end_matches('/'));
-    reqwest::Client::new()
+    client
         .get(&url)
         .query(&[("to", address)])
         .send()

@@ -16,7 +16,10 @@ async fn main() -> Result<()> {
         Some("seed") => seed().await,
         Some("pump") => pump().await,
         Some("sweep") => sweep().await,
-        _ => bail!("usage: devstack provision | seed | pump | sweep | mailbox [ADDRESS] | wait"),
+        Some("burst") => burst(&args[1..]).await,
+        _ => bail!(
+            "usage: devstack provision | seed | pump | sweep | mailbox [ADDRESS] | wait | burst LABEL REQUESTS [CLIENTS]"
+        ),
     }
 }
 
@@ -127,11 +130,9 @@ fn daily_sweep_payload() -> serde_json::Value {
     serde_json::json!({"sweep": "daily"})
 }
 
-fn seconds_from_env(name: &str, default: u64) -> Result<u64> {
+fn number_from_env(name: &str, default: u64) -> Result<u64> {
     match std::env::var(name) {
-        Ok(value) => {
-            value.trim().parse().with_context(|| format!("{name}={value:?} is not a number of seconds"))
-        }
+        Ok(value) => value.trim().parse().with_context(|| format!("{name}={value:?} is not a whole number")),
         Err(_) => Ok(default),
     }
 }
@@ -157,8 +158,8 @@ async fn pump() -> Result<()> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "privacy-requests".to_owned());
     let invoke_url = invoke_url();
-    let sweep_every = seconds_from_env("SWEEP_INTERVAL_SECONDS", 3600)?;
-    let sweep_retry = seconds_from_env("SWEEP_RETRY_SECONDS", 60)?;
+    let sweep_every = number_from_env("SWEEP_INTERVAL_SECONDS", 3600)?;
+    let sweep_retry = number_from_env("SWEEP_RETRY_SECONDS", 60)?;
     let failure_queue = std::env::var("DISPATCH_FAILURE_QUEUE_URL").ok();
     let stream = devstack::pump::StreamMapping {
         reader: devstack::stream::StreamReader::open(&sdk, &table).await?,
@@ -187,22 +188,42 @@ async fn pump() -> Result<()> {
             retry_after_seconds: 5,
         });
     }
-    let mut pump =
-        devstack::pump::Pump::new(devstack::pump::HttpInvoker::new(invoke_url), &sdk, Some(stream), queues);
-    println!("pump: delivering {}", delivering.join(", "));
+    // As Lambda runs them: the stream's batches one after another (one shard), each queue's
+    // batches by several pollers at once (PUMP_QUEUE_CONCURRENCY, default 4; the queue's
+    // visibility keeps them apart), and the schedule on its own, so none waits for the others.
+    let pollers = usize::try_from(number_from_env("PUMP_QUEUE_CONCURRENCY", 4)?)?.max(1);
+    let invoker = || devstack::pump::HttpInvoker::new(invoke_url.clone());
+    let mut pumps = vec![devstack::pump::Pump::new(invoker(), &sdk, Some(stream), Vec::new())];
+    for queue in queues {
+        for _ in 0..pollers {
+            pumps.push(devstack::pump::Pump::new(invoker(), &sdk, None, vec![queue.clone()]));
+        }
+    }
+    println!("pump: delivering {} ({pollers} pollers per queue)", delivering.join(", "));
     if sweep_every > 0 {
         // The local stand-in for RemindersSchedule (EventBridge Scheduler is not emulated).
-        pump = pump.with_schedule(devstack::pump::ScheduleMapping {
-            function: "reminders".to_owned(),
-            payload: daily_sweep_payload(),
-            every: Duration::from_secs(sweep_every),
-            retry_after: Duration::from_secs(sweep_retry),
-        });
+        pumps.push(devstack::pump::Pump::new(invoker(), &sdk, None, Vec::new()).with_schedule(
+            devstack::pump::ScheduleMapping {
+                function: "reminders".to_owned(),
+                payload: daily_sweep_payload(),
+                every: Duration::from_secs(sweep_every),
+                retry_after: Duration::from_secs(sweep_retry),
+            },
+        ));
         println!(
             "pump: invoking reminders with {} now and every {sweep_every} s (a failure: again after {sweep_retry} s)",
             daily_sweep_payload()
         );
     }
+    let mut running = tokio::task::JoinSet::new();
+    for pump in pumps {
+        running.spawn(run_forever(pump));
+    }
+    while running.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn run_forever(mut pump: devstack::pump::Pump<devstack::pump::HttpInvoker>) {
     loop {
         match pump.tick().await {
             Ok(tick) if !tick.idle() => {
@@ -211,13 +232,39 @@ async fn pump() -> Result<()> {
                 }
                 println!("pump: {tick:?}");
             }
-            Ok(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             Err(err) => {
                 eprintln!("pump: {err:#}");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
+}
+
+/// A burst of access requests through the running local stack (LAMBDA_INVOKE_URL, the
+/// emulator's endpoint): prints one line of figures, labelled, and fails if any request did not
+/// complete.
+async fn burst(args: &[String]) -> Result<()> {
+    let usage = "usage: devstack burst LABEL REQUESTS [CLIENTS]";
+    let label = args.first().context(usage)?;
+    let requests = args.get(1).context(usage)?.parse().context(usage)?;
+    let clients = args.get(2).map(|c| c.parse()).transpose().context(usage)?.unwrap_or(8);
+    let report = devstack::burst::run(devstack::burst::Settings {
+        api: invoke_url(),
+        emulator: endpoint(),
+        requests,
+        clients,
+        patience: Duration::from_secs(number_from_env("BURST_PATIENCE_SECONDS", 300)?),
+    })
+    .await?;
+    println!("{label}: {}", report.summary());
+    for failure in report.failures.iter().take(5) {
+        eprintln!("{label}: a request failed: {failure}");
+    }
+    if !report.failures.is_empty() {
+        bail!("{label}: {} of {} requests failed", report.failures.len(), report.requests);
+    }
+    Ok(())
 }
 
 async fn print_mailbox(to: Option<&str>) -> Result<()> {

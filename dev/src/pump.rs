@@ -54,6 +54,7 @@ impl Invoker for HttpInvoker {
 }
 
 /// A queue and the function its event source mapping invokes.
+#[derive(Clone)]
 pub struct QueueMapping {
     pub url: String,
     pub arn: String,
