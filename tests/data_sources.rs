@@ -14,7 +14,8 @@ use privacy_shared::ManualClock;
 use privacy_shared::datamap::{DataMap, ErasurePolicy, Location, Source};
 use privacy_shared::domain::EmailAddress;
 use privacy_shared::sources::{
-    AwsPersonalData, Person, PersonalData, SourceError, Written, delete_all_versions, find_user_id,
+    AwsPersonalData, Cursor, Page, Person, PersonalData, SourceError, Written, delete_all_versions,
+    find_user_id,
 };
 
 struct Seeded {
@@ -503,8 +504,13 @@ impl KeepsWriting {
 }
 
 impl PersonalData for KeepsWriting {
-    async fn records(&self, source: &Source, key: &str) -> Result<Vec<Value>, SourceError> {
-        self.inner.records(source, key).await
+    async fn records_page(
+        &self,
+        source: &Source,
+        key: &str,
+        cursor: Option<Cursor>,
+    ) -> Result<Page, SourceError> {
+        self.inner.records_page(source, key, cursor).await
     }
     async fn objects(
         &self,
@@ -574,6 +580,7 @@ async fn erasing_alice(writes: u32) -> Erasing {
         s3,
         export_bucket: bucket,
         clock: stack.clock.clone(),
+        continuation: None,
     };
     Erasing { stack, eraser, job }
 }

@@ -17,7 +17,9 @@ use privacy_shared::domain::{
     Status, TokenHash, Transition,
 };
 use privacy_shared::jobs::{DataChange, ErasureJob, ExportJob};
-use privacy_shared::sources::{AwsPersonalData, PersonalData, SourceError, StoredObject, Written};
+use privacy_shared::sources::{
+    AwsPersonalData, Cursor, Page, PersonalData, SourceError, StoredObject, Written,
+};
 use privacy_shared::store::{Change, DynamoStore, LiveToken, Requests, Secrets};
 
 struct World {
@@ -385,6 +387,7 @@ fn eraser(world: &World, export_bucket: &str) -> AwsEraser {
         s3: world.s3.clone(),
         export_bucket: export_bucket.to_owned(),
         clock: world.stack.clock.clone(),
+        continuation: None,
     }
 }
 
@@ -414,7 +417,7 @@ fn erase(job: &ExportJob) -> ErasureJob {
 }
 
 /// The real sources, except that the person's whole erasure runs right after the export read
-/// its first source: the export then uploads after the erasure deleted the person's exports.
+/// its first page: the export then uploads after the erasure deleted the person's exports.
 struct ErasedWhileCollecting {
     inner: AwsPersonalData,
     eraser: AwsEraser,
@@ -423,12 +426,17 @@ struct ErasedWhileCollecting {
 }
 
 impl PersonalData for ErasedWhileCollecting {
-    async fn records(&self, source: &Source, key: &str) -> Result<Vec<Value>, SourceError> {
-        let records = self.inner.records(source, key).await;
+    async fn records_page(
+        &self,
+        source: &Source,
+        key: &str,
+        cursor: Option<Cursor>,
+    ) -> Result<Page, SourceError> {
+        let page = self.inner.records_page(source, key, cursor).await;
         if !self.erased.swap(true, Ordering::SeqCst) {
             erasure::run(&self.eraser, &self.job).await.expect("the erasure completes");
         }
-        records
+        page
     }
     async fn objects(&self, source: &Source, key: &str) -> Result<Vec<StoredObject>, SourceError> {
         self.inner.objects(source, key).await

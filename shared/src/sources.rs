@@ -12,11 +12,16 @@
 //! gone, anonymising or correcting a record deleted meanwhile, all succeed. Objects are deleted
 //! with every version and delete marker, so a versioned bucket keeps nothing to restore. Errors
 //! name the source, the operation and the service's error code, never a key, address or value.
+//!
+//! A person can hold hundreds of thousands of records in one source, so records are read a page
+//! at a time ([`PersonalData::records_page`]): a worker holds one page, never the person, and a
+//! page's [`Cursor`] can be saved to carry on from there in another invocation.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -88,6 +93,72 @@ pub enum SourceError {
     EmptyPrefix,
 }
 
+/// Where the next page of a person's records in a source starts: the table's own position after
+/// the last record read (DynamoDB's `LastEvaluatedKey`), its key values kept with their types so
+/// that a saved cursor (the erasure saves it with its progress) gives back exactly that position.
+/// It holds key values of the person's records (their address or user id, for a source read
+/// through an index), so `Debug` shows none.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor(BTreeMap<String, KeyValue>);
+
+/// A key attribute's value: DynamoDB keys are strings, numbers or binary.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum KeyValue {
+    S(String),
+    N(String),
+    B(Vec<u8>),
+}
+
+impl std::fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cursor(<redacted>)")
+    }
+}
+
+impl Cursor {
+    /// The position a Query page ended at; `None` when the page was the last.
+    fn after(
+        source: &Source,
+        key: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<Option<Cursor>, SourceError> {
+        let Some(key) = key.filter(|k| !k.is_empty()) else { return Ok(None) };
+        let mut values = BTreeMap::new();
+        for (name, value) in key {
+            let value = match value {
+                AttributeValue::S(s) => KeyValue::S(s),
+                AttributeValue::N(n) => KeyValue::N(n),
+                AttributeValue::B(b) => KeyValue::B(b.into_inner()),
+                _ => return Err(SourceError::Unreadable(source.id.clone())),
+            };
+            values.insert(name, value);
+        }
+        Ok(Some(Cursor(values)))
+    }
+
+    fn into_start_key(self) -> HashMap<String, AttributeValue> {
+        self.0
+            .into_iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    KeyValue::S(s) => AttributeValue::S(s),
+                    KeyValue::N(n) => AttributeValue::N(n),
+                    KeyValue::B(b) => AttributeValue::B(aws_smithy_types::Blob::new(b)),
+                };
+                (name, value)
+            })
+            .collect()
+    }
+}
+
+/// One page of a person's records in a source, and where the next page starts (`None`: this
+/// was the last). A page may be empty and still have a next one.
+#[derive(Clone, Default)]
+pub struct Page {
+    pub records: Vec<Value>,
+    pub next: Option<Cursor>,
+}
+
 /// What a conditional change of one record did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
@@ -100,7 +171,7 @@ pub enum Written {
 }
 
 /// The attribute that ties a record to its person (the source's `find_by`), and the person's key
-/// as the record carries it: `records` found it by this value.
+/// as the record carries it: the page that held the record found it by this value.
 fn owner_of(source: &Source, record: &Value) -> Result<(&'static str, AttributeValue), SourceError> {
     let attribute = match source.find_by() {
         SubjectAttribute::Email => "email",
@@ -112,15 +183,40 @@ fn owner_of(source: &Source, record: &Value) -> Result<(&'static str, AttributeV
     }
 }
 
-/// `record` is always one `records(source, key)` returned: its `find_by` attribute holds the
-/// person's key, and every change applies only while the stored record still holds it.
+/// `record` is always one `records_page(source, key, _)` returned: its `find_by` attribute holds
+/// the person's key, and every change applies only while the stored record still holds it.
 pub trait PersonalData: Send + Sync {
-    /// Every record of `source` that belongs to the person with this key.
+    /// One page of the records of `source` that belong to the person with this key: the first
+    /// (`cursor` None), or the one starting where an earlier page's `next` points. A page is
+    /// bounded (the table's page size, or the implementation's own limit), however many records
+    /// the person has.
+    fn records_page(
+        &self,
+        source: &Source,
+        key: &str,
+        cursor: Option<Cursor>,
+    ) -> impl Future<Output = Result<Page, SourceError>> + Send;
+
+    /// Every record of `source` that belongs to the person with this key, all pages in memory:
+    /// for sources that hold a few records per person (the account), never for a whole export.
     fn records(
         &self,
         source: &Source,
         key: &str,
-    ) -> impl Future<Output = Result<Vec<Value>, SourceError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Value>, SourceError>> + Send {
+        async move {
+            let mut records = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = self.records_page(source, key, cursor.take()).await?;
+                records.extend(page.records);
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => return Ok(records),
+                }
+            }
+        }
+    }
 
     /// Every object of `source` under the person's prefix.
     fn objects(
@@ -129,7 +225,7 @@ pub trait PersonalData: Send + Sync {
         key: &str,
     ) -> impl Future<Output = Result<Vec<StoredObject>, SourceError>> + Send;
 
-    /// Deletes one record (as `records` returned it) by the source's table key, only if it still
+    /// Deletes one record (as a page held it) by the source's table key, only if it still
     /// belongs to the person (a condition on the source's `find_by` attribute): `NotTheirs`
     /// otherwise, and for a record already gone.
     fn delete_record(
@@ -188,6 +284,8 @@ pub struct AwsPersonalData {
     s3: aws_sdk_s3::Client,
     /// Stamps `anonymised_at` and `corrected_at`.
     clock: Arc<dyn Clock>,
+    /// The most records one page holds; DynamoDB's own bound (1 MB of items) without it.
+    page_size: Option<i32>,
 }
 
 impl std::fmt::Debug for AwsPersonalData {
@@ -198,7 +296,14 @@ impl std::fmt::Debug for AwsPersonalData {
 
 impl AwsPersonalData {
     pub fn new(dynamo: aws_sdk_dynamodb::Client, s3: aws_sdk_s3::Client) -> AwsPersonalData {
-        AwsPersonalData { dynamo, s3, clock: Arc::new(SystemClock) }
+        AwsPersonalData { dynamo, s3, clock: Arc::new(SystemClock), page_size: None }
+    }
+
+    /// The same, with pages of at most `records` records (at least one): a worker that changes
+    /// every record of a page bounds the time one page takes.
+    pub fn with_page_size(self, records: u32) -> AwsPersonalData {
+        let records = i32::try_from(records.max(1)).unwrap_or(i32::MAX);
+        AwsPersonalData { page_size: Some(records), ..self }
     }
 
     /// The same, stamping changes with this clock (the worker's, so tests control the time).
@@ -388,7 +493,12 @@ pub fn person_prefix(source: &Source, key: &str) -> Result<String, SourceError> 
 }
 
 impl PersonalData for AwsPersonalData {
-    async fn records(&self, source: &Source, key: &str) -> Result<Vec<Value>, SourceError> {
+    async fn records_page(
+        &self,
+        source: &Source,
+        key: &str,
+        cursor: Option<Cursor>,
+    ) -> Result<Page, SourceError> {
         let Location::Table { table, find_by, index, .. } = &source.location else {
             return Err(SourceError::WrongKind(source.id.clone()));
         };
@@ -396,32 +506,27 @@ impl PersonalData for AwsPersonalData {
             SubjectAttribute::Email => "email",
             SubjectAttribute::UserId => "user_id",
         };
-        let mut records = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .dynamo
-                .query()
-                .table_name(table)
-                .set_index_name(index.clone())
-                .key_condition_expression("#k = :v")
-                .expression_attribute_names("#k", attribute)
-                .expression_attribute_values(":v", AttributeValue::S(key.to_owned()))
-                .set_consistent_read(index.is_none().then_some(true))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| aws_error(source, "Query", &e))?;
-            for item in out.items.unwrap_or_default() {
-                let value: Value =
-                    serde_dynamo::from_item(item).map_err(|_| SourceError::Unreadable(source.id.clone()))?;
-                records.push(value);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(records),
-            }
-        }
+        let out = self
+            .dynamo
+            .query()
+            .table_name(table)
+            .set_index_name(index.clone())
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", attribute)
+            .expression_attribute_values(":v", AttributeValue::S(key.to_owned()))
+            .set_consistent_read(index.is_none().then_some(true))
+            .set_limit(self.page_size)
+            .set_exclusive_start_key(cursor.map(Cursor::into_start_key))
+            .send()
+            .await
+            .map_err(|e| aws_error(source, "Query", &e))?;
+        let records = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).map_err(|_| SourceError::Unreadable(source.id.clone())))
+            .collect::<Result<Vec<Value>, SourceError>>()?;
+        Ok(Page { records, next: Cursor::after(source, out.last_evaluated_key)? })
     }
 
     async fn objects(&self, source: &Source, key: &str) -> Result<Vec<StoredObject>, SourceError> {
@@ -619,6 +724,27 @@ mod tests {
             record_key(map.source("recordings").unwrap(), &serde_json::json!({"call_id": "c-1"})),
             Err(SourceError::WrongKind(_))
         ));
+    }
+
+    #[test]
+    fn a_cursor_survives_saving_with_its_key_types_and_shows_no_key_in_debug() {
+        let map = DataMap::builtin().unwrap();
+        let chats = map.source("chat_transcripts").unwrap();
+        let last = HashMap::from([
+            ("message_id".to_owned(), AttributeValue::S("m-1".into())),
+            ("user_id".to_owned(), AttributeValue::S("u-secret".into())),
+            ("sent".to_owned(), AttributeValue::N("1764320400".into())),
+            ("bin".to_owned(), AttributeValue::B(aws_smithy_types::Blob::new(vec![1, 2]))),
+        ]);
+        let cursor = Cursor::after(chats, Some(last.clone())).unwrap().expect("a next page");
+        let saved: HashMap<String, AttributeValue> = serde_dynamo::to_item(&cursor).unwrap();
+        let loaded: Cursor = serde_dynamo::from_item(saved).unwrap();
+        assert_eq!(loaded.clone().into_start_key(), last);
+        assert!(!format!("{loaded:?}").contains("u-secret"));
+        assert!(Cursor::after(chats, None).unwrap().is_none(), "the last page");
+        assert!(Cursor::after(chats, Some(HashMap::new())).unwrap().is_none(), "the last page");
+        let odd = HashMap::from([("x".to_owned(), AttributeValue::Bool(true))]);
+        assert!(matches!(Cursor::after(chats, Some(odd)), Err(SourceError::Unreadable(_))));
     }
 
     #[test]

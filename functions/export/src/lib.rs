@@ -1,18 +1,23 @@
 //! `export`: consumes export jobs and delivers one person's complete data as a ZIP in S3:
-//! `data.json` (machine-readable, for portability), `index.html` (to read), the recordings'
-//! files under `files/`, and the disclosure the policy promises (categories, origins, purposes,
-//! recipients, retention; for CCPA the two separate lists of s12 and only the 12 months before
-//! the verified request).
+//! `data.json` (machine-readable, for portability), `index.html` (to read: a summary of every
+//! source with its first [`RECORDS_PER_PAGE`] records, linking to `sources/<source>/page-N.html`
+//! for the rest), the recordings' files under `files/`, and the disclosure the policy promises
+//! (categories, origins, purposes, recipients, retention; for CCPA the two separate lists of s12
+//! and only the 12 months before the verified request).
 //!
 //! The ZIP is written as it is produced, through a small pipe, into an S3 multipart upload
-//! (SSE-KMS when a key is configured): memory stays bounded whatever the export's size. So the
+//! (SSE-KMS when a key is configured), and the records are read into it a page at a time: memory
+//! stays bounded by a page whatever the person holds (hundreds of thousands of chat messages, or
+//! a terabyte of recordings). A ZIP's entries follow one another, so the sources are read twice:
+//! once into `data.json`, once into the readable pages (a record written between the two reads
+//! may be in one and not the other; `data.json` is the export's record). `data.json` and the
 //! recordings are streamed into their entries, which then carry their sizes and CRC in a data
 //! descriptor after the data rather than in the local header. A stored entry ending in a data
 //! descriptor cannot be read by a streaming reader (nothing says where its bytes end), so the
-//! streamed entries are deflated (fastest level: recordings barely compress, but a deflate stream
-//! marks its own end); `data.json` and `index.html` are written whole, sizes and CRC in the header.
-//! Each recording's entry is named by its key below the person's prefix, so two recordings of the
-//! same name in different folders both go in.
+//! streamed entries are deflated (recordings at the fastest level: they barely compress, but a
+//! deflate stream marks its own end); the pages, one page of records each, are written whole,
+//! sizes and CRC in the header. Each recording's entry is named by its key below the person's
+//! prefix, so two recordings of the same name in different folders both go in.
 //!
 //! A job carries the request version that asked for it; a staff extension before the job starts
 //! bumps the version without changing what was asked, so a verified request at that version or
@@ -32,10 +37,10 @@ use async_zip::base::write::ZipFileWriter;
 use async_zip::{Compression, DeflateOption, ZipEntryBuilder};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use chrono::{DateTime, Months, Utc};
-use futures_lite::io::AsyncWriteExt as _;
+use futures_lite::io::{AsyncWrite, AsyncWriteExt as _};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -58,7 +63,17 @@ pub const PART_SIZE: usize = 8 * 1024 * 1024;
 const PIPE_BYTES: usize = 256 * 1024;
 /// The deflate level of streamed recordings: they are compressed media already.
 const FASTEST: i32 = 1;
-const INDEX_TEMPLATE: &str = include_str!("../templates/index.html");
+/// The most records one readable page holds: `index.html` shows each source's first page, and
+/// each further page is a file of its own, so rendering one never holds more than this.
+pub const RECORDS_PER_PAGE: usize = 250;
+const TEMPLATES: [(&str, &str); 4] = [
+    ("layout.html", include_str!("../templates/layout.html")),
+    ("records.html", include_str!("../templates/records.html")),
+    ("index.html", include_str!("../templates/index.html")),
+    ("page.html", include_str!("../templates/page.html")),
+];
+/// `data.json` is handed to the archive in pieces about this large.
+const JSON_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -179,8 +194,8 @@ pub async fn export<S: Requests + People, P: PersonalData>(
     if request.status == Status::Verified {
         request = start(exporter, &request).await?;
     }
-    let document = collect(exporter, &request).await?;
-    write_archive(exporter, &request, &document).await?;
+    let plan = plan(exporter, &request).await?;
+    write_archive(exporter, &request, &plan).await?;
     let change = Change::system(Transition::Complete(Completion::Exported), exporter.clock.now());
     match exporter.store.transition(&request, change).await {
         Ok(_) => {
@@ -242,10 +257,18 @@ async fn start<S: Requests, P: PersonalData>(
     }
 }
 
-/// What goes into the archive, before any byte of it is written.
-pub struct Document {
-    pub data: Value,
+/// What the archive is made of, known before any byte of it is written: whose data, which
+/// window, when, and the recordings (one entry each; `data.json` and the index list them). The
+/// records themselves are read while the archive is written, a page at a time.
+pub struct Plan {
+    person: Person,
+    /// CCPA: the start of the 12 months before the request; none for other regimes.
+    since: Option<DateTime<Utc>>,
+    asked_at: DateTime<Utc>,
+    generated_at: DateTime<Utc>,
     pub files: Vec<ArchivedFile>,
+    /// The listing of each object source, as `data.json` and the index show it.
+    listings: BTreeMap<String, Vec<Value>>,
 }
 
 /// One recording and where it goes in the archive.
@@ -330,10 +353,11 @@ pub fn disclosure(sources: &[&Source], regime: Regime) -> Value {
     out
 }
 
-pub async fn collect<S: Requests, P: PersonalData>(
+/// Who, which window, and the recordings to stream.
+pub async fn plan<S: Requests, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
-) -> Result<Document, ExportError> {
+) -> Result<Plan, ExportError> {
     let person = Person {
         email: request.email.clone(),
         user_id: find_user_id(&exporter.data, &exporter.map, &request.email).await?,
@@ -341,128 +365,304 @@ pub async fn collect<S: Requests, P: PersonalData>(
     let asked_at = request.verified_at.unwrap_or(request.received_at);
     let since =
         (request.regime == Regime::Ccpa).then(|| asked_at.checked_sub_months(Months::new(12))).flatten();
-    let mut sources_out = Map::new();
     let mut files = Vec::new();
+    let mut listings = BTreeMap::new();
     let mut taken = BTreeSet::new();
-    let mut with_data: Vec<&Source> = Vec::new();
     for source in exporter.map.sources() {
         let Some(key) = person.key_for(source.find_by()) else { continue };
+        let Location::Objects { .. } = &source.location else { continue };
+        let objects: Vec<StoredObject> = exporter
+            .data
+            .objects(source, key)
+            .await?
+            .into_iter()
+            .filter(|o| since.is_none_or(|s| o.last_modified.is_none_or(|m| m >= s)))
+            .collect();
+        let prefix = person_prefix(source, key)?;
+        let listed: Vec<Value> = objects
+            .into_iter()
+            .map(|o| {
+                let relative = o.key.strip_prefix(&prefix).unwrap_or(&o.key);
+                let path = entry_path(&source.id, relative, &mut taken);
+                let listed = json!({"path": path, "size": o.size, "last_modified": o.last_modified});
+                files.push(ArchivedFile { path, source_id: source.id.clone(), object: o });
+                listed
+            })
+            .collect();
+        listings.insert(source.id.clone(), listed);
+    }
+    Ok(Plan { person, since, asked_at, generated_at: exporter.clock.now(), files, listings })
+}
+
+/// `value` as pretty JSON whose lines after the first are indented `depth` levels, to sit at
+/// that depth in `data.json`. JSON strings hold no raw newline, so every newline is the layout's.
+fn pretty_at(value: &Value, depth: usize) -> Result<String, ExportError> {
+    let text = serde_json::to_string_pretty(value).map_err(archive_error)?;
+    Ok(text.replace('\n', &format!("\n{}", "  ".repeat(depth))))
+}
+
+/// Writes `data.json` into the archive as the sources are read, a page at a time: the same
+/// document a whole `serde_json` value would be, but never more than a page of it in memory.
+/// Returns the disclosure for the sources that hold the person's data (it ends the document;
+/// the index shows it too).
+async fn write_data_json<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
+    exporter: &Exporter<S, P>,
+    request: &RequestRecord,
+    plan: &Plan,
+    zip: &mut ZipFileWriter<W>,
+) -> Result<Value, ExportError> {
+    let head = json!({
+        "id": request.id, "kind": request.kind, "regime": request.regime,
+        "received_at": request.received_at, "verified_at": request.verified_at,
+        "generated_at": plan.generated_at,
+        "period": plan.since.map(|s| json!({"from": s, "to": plan.asked_at})),
+    });
+    let mut entry = zip
+        .write_entry_stream(ZipEntryBuilder::new("data.json".into(), Compression::Deflate))
+        .await
+        .map_err(archive_error)?;
+    let mut out = format!(
+        "{{\n  \"request\": {},\n  \"subject\": {},\n  \"sources\": {{",
+        pretty_at(&head, 1)?,
+        pretty_at(&json!({"email": request.email.as_str()}), 1)?,
+    );
+    let mut with_data: Vec<&Source> = Vec::new();
+    let mut first_source = true;
+    for source in exporter.map.sources() {
+        let Some(key) = plan.person.key_for(source.find_by()) else { continue };
+        out.push_str(if first_source { "\n    " } else { ",\n    " });
+        first_source = false;
+        out.push_str(&format!(
+            "{}: {{\n      \"description\": {},\n",
+            json!(source.id),
+            json!(source.description)
+        ));
         match &source.location {
             Location::Table { time_attribute, .. } => {
-                let records: Vec<Value> = exporter
-                    .data
-                    .records(source, key)
-                    .await?
-                    .into_iter()
-                    .filter(|r| within(r, time_attribute.as_deref(), since))
-                    .collect();
-                if !records.is_empty() {
+                out.push_str("      \"records\": [");
+                let mut count = 0u64;
+                let mut cursor = None;
+                loop {
+                    let page = exporter.data.records_page(source, key, cursor.take()).await?;
+                    for record in
+                        page.records.iter().filter(|r| within(r, time_attribute.as_deref(), plan.since))
+                    {
+                        out.push_str(if count == 0 { "\n        " } else { ",\n        " });
+                        out.push_str(&pretty_at(record, 4)?);
+                        count += 1;
+                        if out.len() >= JSON_CHUNK {
+                            entry.write_all(out.as_bytes()).await.map_err(archive_error)?;
+                            out.clear();
+                        }
+                    }
+                    match page.next {
+                        Some(next) => cursor = Some(next),
+                        None => break,
+                    }
+                }
+                out.push_str(if count == 0 { "]\n    }" } else { "\n      ]\n    }" });
+                if count > 0 {
                     with_data.push(source);
                 }
-                sources_out.insert(
-                    source.id.clone(),
-                    json!({"description": source.description, "records": records}),
-                );
             }
             Location::Objects { .. } => {
-                let objects: Vec<StoredObject> = exporter
-                    .data
-                    .objects(source, key)
-                    .await?
-                    .into_iter()
-                    .filter(|o| since.is_none_or(|s| o.last_modified.is_none_or(|m| m >= s)))
-                    .collect();
-                if !objects.is_empty() {
+                let listed = plan.listings.get(&source.id).cloned().unwrap_or_default();
+                if !listed.is_empty() {
                     with_data.push(source);
                 }
-                let prefix = person_prefix(source, key)?;
-                let listed: Vec<Value> = objects
-                    .iter()
-                    .map(|o| {
-                        let relative = o.key.strip_prefix(&prefix).unwrap_or(&o.key);
-                        let path = entry_path(&source.id, relative, &mut taken);
-                        files.push(ArchivedFile {
-                            path: path.clone(),
-                            source_id: source.id.clone(),
-                            object: o.clone(),
-                        });
-                        json!({"path": path, "size": o.size, "last_modified": o.last_modified})
-                    })
-                    .collect();
-                sources_out
-                    .insert(source.id.clone(), json!({"description": source.description, "files": listed}));
+                out.push_str(&format!("      \"files\": {}\n    }}", pretty_at(&Value::Array(listed), 3)?));
             }
         }
     }
-    let data = json!({
-        "request": {
-            "id": request.id, "kind": request.kind, "regime": request.regime,
-            "received_at": request.received_at, "verified_at": request.verified_at,
-            "generated_at": exporter.clock.now(),
-            "period": since.map(|s| json!({"from": s, "to": asked_at})),
-        },
-        "subject": {"email": request.email.as_str()},
-        "sources": sources_out,
-        "disclosure": disclosure(&with_data, request.regime),
-    });
-    Ok(Document { data, files })
+    let disclosure = disclosure(&with_data, request.regime);
+    out.push_str(if first_source { "},\n" } else { "\n  },\n" });
+    out.push_str(&format!("  \"disclosure\": {}\n}}", pretty_at(&disclosure, 1)?));
+    entry.write_all(out.as_bytes()).await.map_err(archive_error)?;
+    entry.close().await.map_err(archive_error)?;
+    Ok(disclosure)
 }
 
-fn render_index(request: &RequestRecord, data: &Value) -> Result<String, ExportError> {
+/// The human-readable pages' words, in the request's language.
+fn texts(language: Language) -> Value {
+    match language {
+        Language::Nl => json!({
+            "title": "Uw persoonsgegevens",
+            "intro": "Dit zijn de persoonsgegevens die wij over u bewaren, voor verzoek",
+            "generated": "Samengesteld op", "period": "Periode:",
+            "machine": "Dezelfde gegevens staan machineleesbaar in data.json; opnames staan in de map files.",
+            "nothing": "Geen gegevens.", "disclosure": "Wat wij met deze gegevens doen",
+            "categories": "Categorieën", "origins": "Bronnen", "purposes": "Doelen", "recipients": "Ontvangers",
+            "sold": "Verkocht of gedeeld", "business": "Verstrekt voor een zakelijk doel",
+            "retention": "Bewaartermijnen",
+            "shown": "Hier staan de eerste", "of": "van de", "records": "gegevens", "more": "De rest staat op",
+            "page": "pagina", "page_heading": "Pagina", "back": "Terug naar het overzicht",
+            "previous": "Vorige pagina", "next": "Volgende pagina",
+        }),
+        Language::En => json!({
+            "title": "Your personal data",
+            "intro": "This is the personal data we hold about you, for request",
+            "generated": "Compiled on", "period": "Period:",
+            "machine": "The same data is in data.json, machine-readable; recordings are in the files folder.",
+            "nothing": "No data.", "disclosure": "What we do with this data",
+            "categories": "Categories", "origins": "Sources", "purposes": "Purposes", "recipients": "Recipients",
+            "sold": "Sold or shared", "business": "Disclosed for a business purpose",
+            "retention": "Retention",
+            "shown": "Shown here are the first", "of": "of", "records": "records", "more": "The rest are on",
+            "page": "page", "page_heading": "Page", "back": "Back to the overview",
+            "previous": "Previous page", "next": "Next page",
+        }),
+    }
+}
+
+fn templates() -> Result<minijinja::Environment<'static>, ExportError> {
     let mut env = minijinja::Environment::new();
-    env.add_template("index.html", INDEX_TEMPLATE).map_err(archive_error)?;
-    let nl = request.language == privacy_shared::domain::Language::Nl;
-    let t = if nl {
-        json!({"title": "Uw persoonsgegevens", "intro": "Dit zijn de persoonsgegevens die wij over u bewaren, voor verzoek", "generated": "Samengesteld op", "period": "Periode:", "machine": "Dezelfde gegevens staan machineleesbaar in data.json; opnames staan in de map files.", "nothing": "Geen gegevens.", "disclosure": "Wat wij met deze gegevens doen", "categories": "Categorieën", "origins": "Bronnen", "purposes": "Doelen", "recipients": "Ontvangers", "sold": "Verkocht of gedeeld", "business": "Verstrekt voor een zakelijk doel", "retention": "Bewaartermijnen"})
-    } else {
-        json!({"title": "Your personal data", "intro": "This is the personal data we hold about you, for request", "generated": "Compiled on", "period": "Period:", "machine": "The same data is in data.json, machine-readable; recordings are in the files folder.", "nothing": "No data.", "disclosure": "What we do with this data", "categories": "Categories", "origins": "Sources", "purposes": "Purposes", "recipients": "Recipients", "sold": "Sold or shared", "business": "Disclosed for a business purpose", "retention": "Retention"})
-    };
-    let sources: Vec<Value> = data["sources"]
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source).map_err(archive_error)?;
+    }
+    Ok(env)
+}
+
+/// A record as the pages show it: every value as text.
+fn readable(record: &Value) -> Value {
+    let flat: Map<String, Value> = record
         .as_object()
-        .map(|m| {
-            m.values()
-                .map(|s| {
-                    let records: Vec<Value> = s["records"]
-                        .as_array()
-                        .map(|rs| {
-                            rs.iter()
-                                .map(|r| {
-                                    let flat: Map<String, Value> = r
-                                        .as_object()
-                                        .map(|o| {
-                                            o.iter()
-                                                .map(|(k, v)| {
-                                                    (
-                                                        k.clone(),
-                                                        Value::String(
-                                                            v.as_str()
-                                                                .map_or_else(|| v.to_string(), str::to_owned),
-                                                        ),
-                                                    )
-                                                })
-                                                .collect()
-                                        })
-                                        .unwrap_or_default();
-                                    Value::Object(flat)
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    json!({"description": s["description"], "records": records, "files": s["files"]})
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    (k.clone(), Value::String(v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
                 })
                 .collect()
         })
         .unwrap_or_default();
+    Value::Object(flat)
+}
+
+/// One source as the index shows it: its first page of records (or its files), how many records
+/// it has and how many pages they fill.
+#[derive(serde::Serialize)]
+struct Summary {
+    id: String,
+    description: String,
+    count: u64,
+    pages: usize,
+    records: Vec<Value>,
+    files: Option<Vec<Value>>,
+}
+
+/// Writes the readable pages of every table source (its second page on; the first is the
+/// index's) as its records are read, one page in memory at a time; returns what the index shows.
+async fn write_pages<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
+    exporter: &Exporter<S, P>,
+    request: &RequestRecord,
+    plan: &Plan,
+    env: &minijinja::Environment<'static>,
+    zip: &mut ZipFileWriter<W>,
+) -> Result<Vec<Summary>, ExportError> {
+    let t = minijinja::Value::from_serialize(texts(request.language));
+    let mut summaries = Vec::new();
+    for source in exporter.map.sources() {
+        let Some(key) = plan.person.key_for(source.find_by()) else { continue };
+        let mut summary = Summary {
+            id: source.id.clone(),
+            description: source.description.clone(),
+            count: 0,
+            pages: 0,
+            records: Vec::new(),
+            files: None,
+        };
+        let time_attribute = match &source.location {
+            Location::Table { time_attribute, .. } => time_attribute.as_deref(),
+            Location::Objects { .. } => {
+                summary.files = plan.listings.get(&source.id).cloned();
+                summaries.push(summary);
+                continue;
+            }
+        };
+        // The page being filled; it is written once a record for the next one turns up (so it
+        // knows it has a next page) or the records end.
+        let mut current: Vec<Value> = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = exporter.data.records_page(source, key, cursor.take()).await?;
+            for record in page.records.iter().filter(|r| within(r, time_attribute, plan.since)) {
+                if current.len() == RECORDS_PER_PAGE {
+                    summary.pages += 1;
+                    let full = std::mem::take(&mut current);
+                    write_page(env, &t, request, &mut summary, full, true, zip).await?;
+                }
+                current.push(readable(record));
+                summary.count += 1;
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        if !current.is_empty() {
+            summary.pages += 1;
+            write_page(env, &t, request, &mut summary, current, false, zip).await?;
+        }
+        summaries.push(summary);
+    }
+    Ok(summaries)
+}
+
+/// Page `summary.pages` of a source: the first stays with the summary for the index, the
+/// others become `sources/<source>/page-N.html`.
+async fn write_page<W: AsyncWrite + Unpin>(
+    env: &minijinja::Environment<'static>,
+    t: &minijinja::Value,
+    request: &RequestRecord,
+    summary: &mut Summary,
+    records: Vec<Value>,
+    has_next: bool,
+    zip: &mut ZipFileWriter<W>,
+) -> Result<(), ExportError> {
+    let number = summary.pages;
+    if number == 1 {
+        summary.records = records;
+        return Ok(());
+    }
+    // The first page is the index's.
+    let previous =
+        if number > 2 { format!("page-{}.html", number - 1) } else { "../../index.html".to_owned() };
+    let html = env
+        .get_template("page.html")
+        .and_then(|tpl| {
+            tpl.render(minijinja::context! {
+                lang => request.language.as_str(),
+                t => t.clone(),
+                description => &summary.description,
+                number => number,
+                previous => previous,
+                next => has_next.then(|| format!("page-{}.html", number + 1)),
+                records => minijinja::Value::from_serialize(&records),
+            })
+        })
+        .map_err(archive_error)?;
+    let name = format!("sources/{}/page-{number}.html", summary.id);
+    zip.write_entry_whole(ZipEntryBuilder::new(name.into(), Compression::Deflate), html.as_bytes())
+        .await
+        .map_err(archive_error)
+}
+
+fn render_index(
+    env: &minijinja::Environment<'static>,
+    request: &RequestRecord,
+    plan: &Plan,
+    summaries: &[Summary],
+    disclosure: &Value,
+) -> Result<String, ExportError> {
     env.get_template("index.html")
         .and_then(|tpl| {
             tpl.render(minijinja::context! {
                 lang => request.language.as_str(),
-                t => minijinja::Value::from_serialize(&t),
+                t => minijinja::Value::from_serialize(texts(request.language)),
                 request_id => request.id.to_string(),
-                generated_at => data["request"]["generated_at"].as_str().unwrap_or_default(),
-                period => minijinja::Value::from_serialize(&data["request"]["period"]),
-                sources => minijinja::Value::from_serialize(&sources),
-                disclosure => minijinja::Value::from_serialize(&data["disclosure"]),
+                generated_at => plan.generated_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                period => plan.since.map(|s| json!({"from": s, "to": plan.asked_at})),
+                sources => minijinja::Value::from_serialize(summaries),
+                disclosure => minijinja::Value::from_serialize(disclosure),
             })
         })
         .map_err(archive_error)
@@ -471,25 +671,25 @@ fn render_index(request: &RequestRecord, data: &Value) -> Result<String, ExportE
 async fn write_archive<S: Requests, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
-    document: &Document,
+    plan: &Plan,
 ) -> Result<(), ExportError> {
     let (zip_side, upload_side) = tokio::io::duplex(PIPE_BYTES);
     let key = object_key(request);
     let upload = upload_multipart(exporter.s3.clone(), exporter.target.clone(), key, upload_side);
     let produce = async {
+        let env = templates()?;
         let mut zip = ZipFileWriter::with_tokio(zip_side);
-        let json = serde_json::to_vec_pretty(&document.data).map_err(archive_error)?;
-        zip.write_entry_whole(ZipEntryBuilder::new("data.json".into(), Compression::Deflate), &json)
-            .await
-            .map_err(archive_error)?;
-        let index = render_index(request, &document.data)?;
+        let disclosure = write_data_json(exporter, request, plan, &mut zip).await?;
+        let summaries = write_pages(exporter, request, plan, &env, &mut zip).await?;
+        let index = render_index(&env, request, plan, &summaries, &disclosure)?;
+        drop(summaries);
         zip.write_entry_whole(
             ZipEntryBuilder::new("index.html".into(), Compression::Deflate),
             index.as_bytes(),
         )
         .await
         .map_err(archive_error)?;
-        for file in &document.files {
+        for file in &plan.files {
             let object = &file.object;
             let got = exporter
                 .s3
