@@ -12,6 +12,7 @@ mod emulator_dynamo;
 mod emulator_iam;
 mod exports;
 mod function_roles;
+mod heavy_user;
 mod journey;
 mod local_stack;
 mod mail_events;

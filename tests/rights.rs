@@ -14,7 +14,9 @@ use devstack::stream::StreamReader;
 use privacy_shared::datamap::{DataMap, Source};
 use privacy_shared::domain::{Event, RequestId, RequestRecord, Status};
 use privacy_shared::jobs::{DataChange, ErasureJob};
-use privacy_shared::sources::{AwsPersonalData, Person, PersonalData, SourceError, StoredObject, Written};
+use privacy_shared::sources::{
+    AwsPersonalData, Cursor, Page, Person, PersonalData, SourceError, StoredObject, Written,
+};
 use privacy_shared::store::{DynamoStore, SuppressionList};
 
 type AwsExporter = export::Exporter<DynamoStore, AwsPersonalData>;
@@ -152,6 +154,7 @@ fn eraser(stack: &Stack, map: &DataMap, s3: &aws_sdk_s3::Client, bucket: &str) -
         s3: s3.clone(),
         export_bucket: bucket.to_owned(),
         clock: stack.clock.clone(),
+        continuation: None,
     }
 }
 
@@ -323,8 +326,13 @@ impl CrashesOnce {
 }
 
 impl PersonalData for CrashesOnce {
-    async fn records(&self, source: &Source, key: &str) -> Result<Vec<Value>, SourceError> {
-        self.inner.records(source, key).await
+    async fn records_page(
+        &self,
+        source: &Source,
+        key: &str,
+        cursor: Option<Cursor>,
+    ) -> Result<Page, SourceError> {
+        self.inner.records_page(source, key, cursor).await
     }
     async fn objects(&self, source: &Source, key: &str) -> Result<Vec<StoredObject>, SourceError> {
         self.inner.objects(source, key).await
@@ -386,6 +394,7 @@ async fn an_erasure_that_dies_between_two_sources_finishes_on_redelivery_without
         s3: world.s3.clone(),
         export_bucket: world.bucket.clone(),
         clock: world.stack.clock.clone(),
+        continuation: None,
     };
     assert!(erasure::run(&crashing, &job).await.is_err(), "dies in the third source");
     let halfway = world.holdings("bob@example.com", "u-bob").await;
@@ -603,4 +612,32 @@ async fn restriction_objection_and_consent_withdrawal_are_staff_tasks_completed_
         let done = world.stack.mail_to(&address).await.pop().unwrap();
         assert!(done.body.contains(&note), "{kind}: {}", done.body);
     }
+}
+
+/// The short version of `make bench-local`: a backlog of requests confirmed at once goes through
+/// the stream and the queues in batches, and each request ends once, with one answer.
+#[tokio::test]
+async fn a_backlog_of_requests_confirmed_together_completes_each_once_with_one_answer() {
+    let mut world = world().await;
+    let mut made = Vec::new();
+    for n in 0..12 {
+        let kind = if n % 3 == 2 { "deletion" } else { "access" };
+        let address = unique_address("backlog");
+        let id = world.verified(json!({"email": address, "kind": kind, "region": "NL"})).await;
+        made.push((address, id, kind));
+    }
+    world.drain().await;
+
+    for (address, id, kind) in &made {
+        assert_eq!(world.record(*id).await.status, Status::Completed, "{kind}");
+        let completions = world.events(*id).await.iter().filter(|e| **e == Event::Completed).count();
+        assert_eq!(completions, 1, "{kind}");
+        assert_eq!(
+            world.stack.mail_to(address).await.len(),
+            2,
+            "a confirmation link, then one answer ({kind})"
+        );
+    }
+    let access = made.iter().filter(|(_, _, kind)| *kind == "access").count();
+    assert_eq!(world.exports().await.len(), access, "one export per access request");
 }

@@ -11,8 +11,9 @@ use privacy_shared::domain::{
     RequestRecord, StaffText, Status, TokenHash, Transition, Triage,
 };
 use privacy_shared::store::{
-    Bound, Change, Claim, Created, DownloadToken, ErasureMark, ErasureProgress, LiveToken, MAX_LIVE_TOKENS,
-    MemoryStore, OpenQuery, RequestStore, StoreError, SuppressionList, TokenSlot, WrongAttempt,
+    Bound, Change, Claim, Created, DownloadToken, ErasureAt, ErasureMark, ErasureProgress, LiveToken,
+    MAX_LIVE_TOKENS, MemoryStore, OpenQuery, RequestStore, StoreError, SuppressionList, TokenSlot,
+    WrongAttempt,
 };
 
 fn at(minutes: i64) -> DateTime<Utc> {
@@ -357,8 +358,13 @@ async fn scrubbing_keeps_the_request_and_its_trail_but_no_personal_text_or_secre
     store.create(&record, &secret("t", at(60))).await.unwrap();
     let download = DownloadToken { token_hash: TokenHash::of_secret("d"), expires_at: at(1000) };
     store.put_download_token(record.id, TokenSlot::Requester, &download).await.unwrap();
-    let progress =
-        ErasureProgress { user_id: Some("u-1".into()), sources: Vec::new(), exports_deleted: Some(0) };
+    let standing = ErasureAt { pass: 2, pending: vec!["devices".into()], next: None };
+    let progress = ErasureProgress {
+        user_id: Some("u-1".into()),
+        sources: Vec::new(),
+        exports_deleted: Some(0),
+        at: Some(standing),
+    };
     store.save_erasure_progress(record.id, &progress, at(1)).await.unwrap();
     assert_eq!(store.erasure_progress(record.id).await.unwrap(), Some(progress));
 

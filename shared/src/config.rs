@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use crate::budget::MailBudgets;
-use crate::datamap::DataMap;
+use crate::datamap::{BuiltinMap, DataMap};
 use crate::domain::{BusinessCalendar, CalendarError, EmailAddress, TokenHash};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -212,6 +212,11 @@ pub fn data_map(env: &Env) -> Result<DataMap, ConfigError> {
     Ok(DataMap::builtin().map_err(|e| invalid("DATA_NAME_PREFIX", e))?.with_name_prefix(&prefix))
 }
 
+/// The same map, read when first asked for ([`BuiltinMap`]).
+pub fn lazy_data_map(env: &Env) -> BuiltinMap {
+    BuiltinMap::with_name_prefix(&env.get("DATA_NAME_PREFIX").unwrap_or_default())
+}
+
 /// `S3_FORCE_PATH_STYLE=true`: the emulator at 127.0.0.1 has no per-bucket host names.
 pub fn s3_path_style(env: &Env) -> bool {
     env.flag("S3_FORCE_PATH_STYLE")
@@ -304,7 +309,8 @@ pub struct DispatchSettings {
     pub staff: EmailAddress,
     pub queues: QueueUrls,
     pub export_retention_days: u64,
-    pub data_map: DataMap,
+    /// Only triage reads it, so it is read at the first triage, not at cold start.
+    pub data_map: BuiltinMap,
     pub s3_path_style: bool,
     /// The function's timeout (the template's `Timeout`): how long an invocation that brings no
     /// deadline of its own may hold and wait for effects. Lambda's deadline, when given, wins.
@@ -318,7 +324,7 @@ impl DispatchSettings {
             staff: staff_address(env)?,
             queues: QueueUrls::load(env)?,
             export_retention_days: export_retention_days(env)?,
-            data_map: data_map(env)?,
+            data_map: lazy_data_map(env),
             s3_path_style: s3_path_style(env),
             timeout: Duration::seconds(60),
         })
@@ -334,6 +340,17 @@ pub struct WorkerSettings {
     pub export_kms_key_id: Option<String>,
     pub data_map: DataMap,
     pub s3_path_style: bool,
+    /// The erasure's: how a job that runs out of time goes on.
+    pub continuation: Option<ContinuationSettings>,
+}
+
+/// An erasure that would outlast its invocation stops this long before the invocation's
+/// deadline (`ERASURE_STOP_BEFORE_DEADLINE_SECONDS`, default 30) and continues in a fresh one,
+/// through its own queue (`ERASURE_QUEUE_URL`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContinuationSettings {
+    pub queue_url: String,
+    pub stop_before_deadline: std::time::Duration,
 }
 
 impl WorkerSettings {
@@ -344,6 +361,7 @@ impl WorkerSettings {
             export_kms_key_id: if writes_exports { env.get("EXPORT_KMS_KEY_ID") } else { None },
             data_map: data_map(env)?,
             s3_path_style: s3_path_style(env),
+            continuation: None,
         })
     }
 
@@ -352,7 +370,12 @@ impl WorkerSettings {
     }
 
     pub fn erasure(env: &Env) -> Result<WorkerSettings, ConfigError> {
-        WorkerSettings::load(env, false)
+        let margin = env.number("ERASURE_STOP_BEFORE_DEADLINE_SECONDS", 30, 1..=900)?;
+        let continuation = ContinuationSettings {
+            queue_url: env.required("ERASURE_QUEUE_URL")?,
+            stop_before_deadline: std::time::Duration::from_secs(margin),
+        };
+        Ok(WorkerSettings { continuation: Some(continuation), ..WorkerSettings::load(env, false)? })
     }
 }
 
@@ -547,6 +570,24 @@ mod tests {
         for (name, value) in [("UNVERIFIED_REMINDER_DAYS", "14"), ("DIGEST_WINDOW_DAYS", "0")] {
             assert!(matches!(SweepPolicy::load(&with(&[(name, value)])), Err(ConfigError::Invalid { .. })));
         }
+    }
+
+    #[test]
+    fn the_erasure_continues_through_its_own_queue_and_stops_before_its_deadline() {
+        let base = [("EXPORT_BUCKET", "exports"), ("ERASURE_QUEUE_URL", "https://sqs/erasure.fifo")];
+        let settings = WorkerSettings::erasure(&with(&base)).unwrap();
+        let expected = ContinuationSettings {
+            queue_url: "https://sqs/erasure.fifo".into(),
+            stop_before_deadline: std::time::Duration::from_secs(30),
+        };
+        assert_eq!(settings.continuation, Some(expected));
+        let mut later = base.to_vec();
+        later.push(("ERASURE_STOP_BEFORE_DEADLINE_SECONDS", "60"));
+        let settings = WorkerSettings::erasure(&with(&later)).unwrap();
+        assert_eq!(settings.continuation.unwrap().stop_before_deadline.as_secs(), 60);
+        let missing = WorkerSettings::erasure(&with(&base[..1]));
+        assert_eq!(missing.unwrap_err(), ConfigError::Missing("ERASURE_QUEUE_URL"));
+        assert!(WorkerSettings::export(&with(&base[..1])).unwrap().continuation.is_none());
     }
 
     #[test]

@@ -75,6 +75,44 @@ impl Job for ErasureJob {
     }
 }
 
+/// An erasure job as the erasure queue carries it: the job `dispatch` sent (part 0, the same
+/// message), or a continuation the erasure sends itself when an invocation runs out of time
+/// (part 1, 2, …), so a large erasure goes on in a fresh invocation instead of failing towards
+/// the dead-letter queue. Each part has its own deduplication id, so the FIFO queue does not drop
+/// a continuation as a repeat of the job it continues, and a part sent twice (by a redelivered
+/// invocation) is still one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasurePart {
+    #[serde(flatten)]
+    pub job: ErasureJob,
+    #[serde(default, skip_serializing_if = "is_first")]
+    pub part: u32,
+}
+
+fn is_first(part: &u32) -> bool {
+    *part == 0
+}
+
+impl ErasurePart {
+    /// The part that carries on where this one stopped.
+    pub fn next(&self) -> ErasurePart {
+        ErasurePart { job: self.job.clone(), part: self.part + 1 }
+    }
+}
+
+impl Job for ErasurePart {
+    const QUEUE: QueueName = QueueName::Erasure;
+    fn request_id(&self) -> RequestId {
+        self.job.request_id
+    }
+    fn deduplication_id(&self) -> String {
+        match self.part {
+            0 => self.job.deduplication_id(),
+            n => format!("{}-part{n}", self.job.deduplication_id()),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("SendMessage failed: {code}")]
 pub struct QueueError {
@@ -183,4 +221,23 @@ where
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_continued_erasure_is_a_new_message_and_its_first_part_is_the_job_dispatch_sent() {
+        let job = ErasureJob { request_id: RequestId::generate(), version: 3, change: DataChange::Erase };
+        let first: ErasurePart = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
+        assert_eq!(first, ErasurePart { job: job.clone(), part: 0 });
+        assert_eq!(first.deduplication_id(), job.deduplication_id(), "the same message as dispatch's");
+        let second = first.next();
+        assert_ne!(second.deduplication_id(), first.deduplication_id());
+        assert_eq!(second.deduplication_id(), first.next().deduplication_id(), "sent twice, one message");
+        let body = serde_json::to_value(&second).unwrap();
+        assert_eq!(body["part"], 1);
+        assert_eq!(serde_json::from_value::<ErasureJob>(body).unwrap(), job, "still an erasure job");
+    }
 }

@@ -11,17 +11,29 @@
 //! (`ErasureMark`), and no export verified before that mark completes; the export worker deletes
 //! what it uploaded and closes its request instead, so the receipt's count stays true.
 //!
-//! Jobs are delivered at least once and may die halfway: progress is kept per source in the
-//! table (with the user id, looked up before the account that maps the address to it is
-//! deleted), so a redelivery resumes where the last delivery stopped and never touches anyone
-//! else: every read and write is by the person's own key.
+//! Jobs are delivered at least once and may die halfway, and a person can hold hundreds of
+//! thousands of records: sources are erased a page at a time, and after every page the progress
+//! is saved in the table (the counts so far, the pass, the sources still to do and the cursor of
+//! the next page, with the user id, looked up before the account that maps the address to it is
+//! deleted). A redelivery resumes at the page after the last one saved and never touches anyone
+//! else: every read and write is by the person's own key. A page's counts are saved together with
+//! the cursor past it, so no page is counted twice; a redelivery after a crash between a page's
+//! changes and its save finds what that page changed gone or no longer the person's, and does
+//! not count it again (the receipt may then count up to a page fewer than were erased, never
+//! more).
+//!
+//! An invocation stops taking pages [`ContinuationSettings::stop_before_deadline`] before its
+//! deadline (after one page at least, so every invocation moves the job on), and sends the next
+//! part of the job ([`ErasurePart`]) to the erasure queue before it acknowledges its own message:
+//! a large erasure goes on in fresh invocations, one after another in the request's message
+//! group, and never fails towards the dead-letter queue merely for its size.
 //!
 //! Every change is conditional on the record still being the person's: a stale index entry is
 //! skipped, never someone else's record changed, and only what was changed is counted.
 //!
 //! The erasure converges: the re-read that proves nothing is left may find a record written
 //! while the job ran (the person's app still syncing, say). That source is erased again, up to
-//! [`MAX_PASSES`] times in one delivery; a source that still keeps getting new data after that
+//! [`MAX_PASSES`] passes in one job; a source that still keeps getting new data after that
 //! alerts staff (an `erasure_stalled` audit event, an error log line and the `StalledErasures`
 //! metric, which the stack's alarm watches) and the request stays in progress, open for staff
 //! to see in the staff API and the digest, instead of failing until the dead-letter queue.
@@ -32,18 +44,24 @@
 use lambda_runtime::LambdaEvent;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 pub use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+pub use privacy_shared::config::ContinuationSettings;
 use privacy_shared::config::{Env, WorkerSettings};
 use privacy_shared::datamap::Source;
 use privacy_shared::datamap::{DataMap, ErasurePolicy, Location};
 use privacy_shared::domain::{
     Actor, Completion, ErasedSource, ErasureReceipt, Event, RequestKind, RequestRecord, Status, Transition,
 };
-use privacy_shared::jobs::{DataChange, ErasureJob, each_job};
-use privacy_shared::sources::{AwsPersonalData, Person, PersonalData, SourceError, Written, find_user_id};
+use privacy_shared::jobs::{
+    DataChange, ErasureJob, ErasurePart, JobQueue, QueueError, SqsJobQueue, each_job,
+};
+use privacy_shared::sources::{
+    AwsPersonalData, Cursor, Person, PersonalData, SourceError, Written, find_user_id,
+};
 use privacy_shared::store::{
-    Change, DynamoStore, ErasureLog, ErasureProgress, Outcome, People, Requests, StoreError,
+    Change, DynamoStore, ErasureAt, ErasureLog, ErasureProgress, Outcome, People, Requests, StoreError,
     transition_or_reload,
 };
 use privacy_shared::{Clock, ConfigError, SystemClock};
@@ -56,11 +74,26 @@ pub enum ErasureError {
     Source(#[from] SourceError),
     #[error("the job message is not readable")]
     BadJob,
+    /// The continuation of a job that ran out of time could not be sent: the message is
+    /// retried, and resumes where the saved progress stands.
+    #[error("continuing the erasure failed: {0}")]
+    Continue(#[from] QueueError),
+    /// Out of time with no queue to continue on: the message is retried, and resumes.
+    #[error("the erasure ran out of time and has no queue to continue on")]
+    OutOfTime,
 }
 
-/// How many times one delivery goes through the sources before it gives up on a source that
-/// keeps getting new data of the person, and alerts staff.
+/// How many passes through the sources one job makes before it gives up on a source that keeps
+/// getting new data of the person, and alerts staff.
 pub const MAX_PASSES: u32 = 3;
+
+/// The most records one page of the erasure holds: each is a conditional write of its own, so
+/// this bounds the time between two saves of the progress (and two looks at the deadline).
+pub const PAGE_RECORDS: u32 = 200;
+
+/// The most objects one step deletes (each with all its versions) before the progress is saved
+/// and the deadline looked at.
+pub const OBJECTS_PER_STEP: usize = 50;
 
 /// The metric a stalled erasure publishes (CloudWatch Embedded Metric Format, in the log).
 pub const STALLED_METRIC: &str = "StalledErasures";
@@ -77,6 +110,68 @@ pub struct Eraser<S, P> {
     /// Where exports live (`exports/<request id>/…`).
     pub export_bucket: String,
     pub clock: Arc<dyn Clock>,
+    /// How a job that would outlast its invocation goes on; without it [`handle`] runs every job
+    /// to its end (a tool, a test), whatever the invocation's deadline.
+    pub continuation: Option<Continuation>,
+}
+
+/// The erasure queue a job that runs out of time continues on, and how long before the
+/// invocation's deadline it stops.
+pub struct Continuation {
+    pub queue: SqsJobQueue,
+    pub stop_before_deadline: Duration,
+}
+
+impl Continuation {
+    pub fn new(sqs: aws_sdk_sqs::Client, settings: &ContinuationSettings) -> Continuation {
+        Continuation {
+            queue: SqsJobQueue::new(sqs, String::new(), settings.queue_url.clone()),
+            stop_before_deadline: settings.stop_before_deadline,
+        }
+    }
+}
+
+/// When an invocation stops taking new work: its deadline less the margin, and not before it
+/// has done one step (a page, a few objects), so every invocation moves its job on.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    stop_at: Option<Instant>,
+    steps: u32,
+}
+
+impl Budget {
+    /// No deadline: the job runs to its end.
+    pub fn unlimited() -> Budget {
+        Budget { stop_at: None, steps: 0 }
+    }
+
+    /// Stops `margin` before `deadline` (a Lambda context's, in milliseconds since the epoch; 0,
+    /// as a local invocation without one gives, means none).
+    pub fn until(deadline_ms: u64, margin: Duration) -> Budget {
+        if deadline_ms == 0 {
+            return Budget::unlimited();
+        }
+        let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+        let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+        Budget { stop_at: Some(Instant::now() + left.saturating_sub(margin)), steps: 0 }
+    }
+
+    fn spent(&self) -> bool {
+        self.steps > 0 && self.stop_at.is_some_and(|at| Instant::now() >= at)
+    }
+
+    fn step(&mut self) {
+        self.steps += 1;
+    }
+}
+
+/// How far one invocation took a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ran {
+    /// Done with: completed, stalled (staff alerted), or nothing to do.
+    Finished,
+    /// Out of time, with the progress saved: the job goes on in another invocation.
+    OutOfTime,
 }
 
 impl Eraser<DynamoStore, AwsPersonalData> {
@@ -86,14 +181,17 @@ impl Eraser<DynamoStore, AwsPersonalData> {
     }
 
     pub fn with_sdk(sdk: &aws_config::SdkConfig, settings: WorkerSettings, clock: Arc<dyn Clock>) -> Self {
+        let continuation =
+            settings.continuation.as_ref().map(|c| Continuation::new(aws_sdk_sqs::Client::new(sdk), c));
         let worker = privacy_shared::deps::SourceWorker::new(sdk, settings);
         Eraser {
             store: worker.store,
-            data: worker.data,
+            data: worker.data.with_page_size(PAGE_RECORDS),
             map: worker.map,
             s3: worker.s3,
             export_bucket: worker.export_bucket,
             clock,
+            continuation,
         }
     }
 }
@@ -107,7 +205,36 @@ pub async fn handle<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Infallible> {
-    Ok(each_job(event.payload, |job: ErasureJob| async move { run(eraser, &job).await }).await)
+    let budget = match &eraser.continuation {
+        Some(c) => Budget::until(event.context.deadline, c.stop_before_deadline),
+        None => Budget::unlimited(),
+    };
+    // Boxed: the whole job nested in the runtime's future is deeper than the compiler's layout
+    // limit.
+    Ok(each_job(event.payload, |part: ErasurePart| async move {
+        Box::pin(run_part(eraser, &part, budget)).await.map(drop)
+    })
+    .await)
+}
+
+/// Runs one part of a job until it is done or the budget is spent; then sends the next part to
+/// the erasure queue, so the current message is acknowledged and the job goes on.
+pub async fn run_part<S: ErasureStore, P: PersonalData>(
+    eraser: &Eraser<S, P>,
+    part: &ErasurePart,
+    budget: Budget,
+) -> Result<Ran, ErasureError> {
+    let ran = run_until(eraser, &part.job, budget).await?;
+    if ran == Ran::OutOfTime {
+        let Some(continuation) = &eraser.continuation else { return Err(ErasureError::OutOfTime) };
+        let next = part.next();
+        continuation.queue.enqueue(&next).await?;
+        tracing::info!(
+            request_id = %part.job.request_id, part = next.part,
+            "out of time: the erasure goes on in a fresh invocation"
+        );
+    }
+    Ok(ran)
 }
 
 /// Runs one job to completion; a failure leaves what was done recorded for the retry.
@@ -115,10 +242,21 @@ pub async fn run<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     job: &ErasureJob,
 ) -> Result<(), ErasureError> {
-    let Some(record) = eraser.store.get(job.request_id).await? else { return Ok(()) };
+    run_until(eraser, job, Budget::unlimited()).await.map(drop)
+}
+
+/// Runs one job until it is done or the budget is spent (the progress saved either way).
+pub async fn run_until<S: ErasureStore, P: PersonalData>(
+    eraser: &Eraser<S, P>,
+    job: &ErasureJob,
+    budget: Budget,
+) -> Result<Ran, ErasureError> {
+    let Some(record) = eraser.store.get(job.request_id).await? else { return Ok(Ran::Finished) };
     match job.change {
-        DataChange::Erase if record.kind == RequestKind::Deletion => erase(eraser, record).await,
-        DataChange::Correct if record.kind == RequestKind::Rectification => correct(eraser, record).await,
+        DataChange::Erase if record.kind == RequestKind::Deletion => erase(eraser, record, budget).await,
+        DataChange::Correct if record.kind == RequestKind::Rectification => {
+            correct(eraser, record).await.map(|()| Ran::Finished)
+        }
         _ => Err(ErasureError::BadJob),
     }
 }
@@ -146,8 +284,9 @@ async fn start<S: ErasureStore, P: PersonalData>(
 async fn erase<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     record: RequestRecord,
-) -> Result<(), ErasureError> {
-    let Some(request) = start(eraser, record).await? else { return Ok(()) };
+    mut budget: Budget,
+) -> Result<Ran, ErasureError> {
+    let Some(request) = start(eraser, record).await? else { return Ok(Ran::Finished) };
     let store = &eraser.store;
     // The user id first: the account that maps the address to it is among what goes.
     let mut progress = match store.erasure_progress(request.id).await? {
@@ -160,34 +299,66 @@ async fn erase<S: ErasureStore, P: PersonalData>(
         }
     };
     let person = Person { email: request.email.clone(), user_id: progress.user_id.clone() };
+    let mut at = progress.at.clone().unwrap_or_else(|| ErasureAt {
+        pass: 1,
+        // Progress an older version saved (per source) lists finished sources only.
+        pending: (eraser.map.sources().iter())
+            .filter(|s| !progress.sources.iter().any(|done| done.source == s.id))
+            .map(|s| s.id.clone())
+            .collect(),
+        next: None,
+    });
 
-    // Sources whose re-read found something: erased again on the next pass.
-    let mut again: Vec<String> = Vec::new();
-    for pass in 1..=MAX_PASSES {
-        for source in eraser.map.sources() {
-            let done = progress.sources.iter().position(|d| d.source == source.id);
-            if done.is_some() && !again.contains(&source.id) {
+    loop {
+        while let Some(source_id) = at.pending.first().cloned() {
+            if budget.spent() {
+                return Ok(Ran::OutOfTime);
+            }
+            let Some(source) = eraser.map.source(&source_id) else {
+                // No longer in the data map (a new version deployed meanwhile): nothing to erase.
+                at.pending.remove(0);
+                at.next = None;
                 continue;
+            };
+            let step = erase_step(eraser, source, &person, at.next.take()).await?;
+            match progress.sources.iter().position(|d| d.source == source.id) {
+                Some(i) => add_counts(&mut progress.sources[i], step.erased),
+                None => progress.sources.push(step.erased),
             }
-            let erased = erase_source(eraser, source, &person).await?;
-            match done {
-                Some(i) => add_counts(&mut progress.sources[i], erased),
-                None => progress.sources.push(erased),
+            match step.next {
+                Next::Page(cursor) => at.next = Some(cursor),
+                Next::Again => {}
+                Next::Done => {
+                    at.pending.remove(0);
+                    tracing::info!(request_id = %request.id, source = %source.id, pass = at.pass, "source erased");
+                }
             }
+            // The page's counts and where the next page starts, in one write.
+            progress.at = Some(at.clone());
             store.save_erasure_progress(request.id, &progress, eraser.clock.now()).await?;
-            tracing::info!(request_id = %request.id, source = %source.id, pass, "source erased");
+            budget.step();
         }
-        again = leftovers(eraser, &person).await?;
+        if budget.spent() {
+            return Ok(Ran::OutOfTime);
+        }
+        let again = leftovers(eraser, &person).await?;
         if again.is_empty() {
             break;
         }
+        if at.pass >= MAX_PASSES {
+            // A later delivery (staff redriving it, say) starts a fresh round of passes.
+            progress.at = Some(ErasureAt { pass: 1, pending: Vec::new(), next: None });
+            store.save_erasure_progress(request.id, &progress, eraser.clock.now()).await?;
+            stalled(eraser, &request, &again).await?;
+            return Ok(Ran::Finished);
+        }
         tracing::warn!(
-            request_id = %request.id, pass, sources = %again.join(","),
+            request_id = %request.id, pass = at.pass, sources = %again.join(","),
             "the person's data appeared again during the erasure; erasing those sources again"
         );
-    }
-    if !again.is_empty() {
-        return stalled(eraser, &request, &again).await;
+        at = ErasureAt { pass: at.pass + 1, pending: again, next: None };
+        progress.at = Some(at.clone());
+        store.save_erasure_progress(request.id, &progress, eraser.clock.now()).await?;
     }
 
     let exports_deleted = match progress.exports_deleted {
@@ -216,16 +387,32 @@ async fn erase<S: ErasureStore, P: PersonalData>(
     // Last: the progress (with the user id), and the request's own name and free text.
     store.scrub_request(request.id).await?;
     tracing::info!(request_id = %request.id, "erasure completed");
-    Ok(())
+    Ok(Ran::Finished)
 }
 
-/// Erases the person from one source as the data map says; counts only what was changed (a
-/// record that is no longer theirs is skipped).
-async fn erase_source<S: ErasureStore, P: PersonalData>(
+/// What one step in a source did, and what comes next there.
+struct Step {
+    erased: ErasedSource,
+    next: Next,
+}
+
+enum Next {
+    /// More records, from this page on.
+    Page(Cursor),
+    /// More objects: the listing, which no longer holds the deleted ones, starts over.
+    Again,
+    /// Nothing more of the person in this source, in this pass.
+    Done,
+}
+
+/// Erases one page of the person's records (or a few of their objects) as the data map says;
+/// counts only what was changed (a record that is no longer theirs is skipped).
+async fn erase_step<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     source: &Source,
     person: &Person,
-) -> Result<ErasedSource, ErasureError> {
+    cursor: Option<Cursor>,
+) -> Result<Step, ErasureError> {
     let mut erased = ErasedSource {
         source: source.id.clone(),
         description: source.description.clone(),
@@ -234,45 +421,52 @@ async fn erase_source<S: ErasureStore, P: PersonalData>(
         anonymised: 0,
         kept_because: None,
     };
-    let Some(key) = person.key_for(source.find_by()) else { return Ok(erased) };
+    let Some(key) = person.key_for(source.find_by()) else { return Ok(Step { erased, next: Next::Done }) };
     let mut not_theirs = 0;
-    match (&source.location, &source.erasure) {
-        (Location::Table { .. }, ErasurePolicy::Delete) => {
-            for record in eraser.data.records(source, key).await? {
-                match eraser.data.delete_record(source, &record).await? {
-                    Written::Applied => erased.deleted += 1,
-                    Written::NotTheirs => not_theirs += 1,
+    let next = match (&source.location, &source.erasure) {
+        (Location::Table { .. }, policy) => {
+            // A deleted or anonymised record leaves the person's key range, and the cursor is a
+            // position in it, so the next page starts after this one whatever was changed.
+            let page = eraser.data.records_page(source, key, cursor).await?;
+            for record in &page.records {
+                let written = match policy {
+                    ErasurePolicy::Delete => eraser.data.delete_record(source, record).await?,
+                    ErasurePolicy::Anonymise { attributes, .. } => {
+                        eraser.data.anonymise_record(source, record, attributes).await?
+                    }
+                };
+                match (written, policy) {
+                    (Written::Applied, ErasurePolicy::Delete) => erased.deleted += 1,
+                    (Written::Applied, ErasurePolicy::Anonymise { .. }) => erased.anonymised += 1,
+                    (Written::NotTheirs, _) => not_theirs += 1,
                 }
             }
-        }
-        (Location::Table { .. }, ErasurePolicy::Anonymise { attributes, reason }) => {
-            for record in eraser.data.records(source, key).await? {
-                match eraser.data.anonymise_record(source, &record, attributes).await? {
-                    Written::Applied => erased.anonymised += 1,
-                    Written::NotTheirs => not_theirs += 1,
-                }
+            if let ErasurePolicy::Anonymise { reason, .. } = policy {
+                erased.kept_because = (erased.anonymised > 0).then(|| reason.clone());
             }
-            erased.kept_because = (erased.anonymised > 0).then(|| reason.clone());
+            page.next.map_or(Next::Done, Next::Page)
         }
         (Location::Objects { .. }, _) => {
-            for object in eraser.data.objects(source, key).await? {
+            let objects = eraser.data.objects(source, key).await?;
+            for object in objects.iter().take(OBJECTS_PER_STEP) {
                 eraser.data.delete_object(source, key, &object.key).await?;
                 erased.deleted += 1;
             }
+            if objects.len() > OBJECTS_PER_STEP { Next::Again } else { Next::Done }
         }
-    }
+    };
     if not_theirs > 0 {
         tracing::info!(source = %source.id, skipped = not_theirs, "records no longer the person's were left alone");
     }
-    Ok(erased)
+    Ok(Step { erased, next })
 }
 
-/// A later pass over a source adds to what the earlier ones did.
-fn add_counts(total: &mut ErasedSource, pass: ErasedSource) {
-    total.deleted += pass.deleted;
-    total.anonymised += pass.anonymised;
+/// A later page or pass over a source adds to what the earlier ones did.
+fn add_counts(total: &mut ErasedSource, step: ErasedSource) {
+    total.deleted += step.deleted;
+    total.anonymised += step.anonymised;
     if total.kept_because.is_none() {
-        total.kept_because = pass.kept_because;
+        total.kept_because = step.kept_because;
     }
 }
 
@@ -285,7 +479,7 @@ async fn leftovers<S: ErasureStore, P: PersonalData>(
     for source in eraser.map.sources() {
         let Some(key) = person.key_for(source.find_by()) else { continue };
         let found = match &source.location {
-            Location::Table { .. } => !eraser.data.records(source, key).await?.is_empty(),
+            Location::Table { .. } => any_record(&eraser.data, source, key).await?,
             Location::Objects { .. } => !eraser.data.objects(source, key).await?.is_empty(),
         };
         if found {
@@ -293,6 +487,22 @@ async fn leftovers<S: ErasureStore, P: PersonalData>(
         }
     }
     Ok(left)
+}
+
+/// Whether the person has any record in the source: the first page that holds one (a page may
+/// be empty and still have a next one).
+async fn any_record<P: PersonalData>(data: &P, source: &Source, key: &str) -> Result<bool, ErasureError> {
+    let mut cursor = None;
+    loop {
+        let page = data.records_page(source, key, cursor).await?;
+        if !page.records.is_empty() {
+            return Ok(true);
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(false),
+        }
+    }
 }
 
 /// The passes are used up and `sources` still get new data of the person: staff are alerted
@@ -412,5 +622,32 @@ async fn correct<S: ErasureStore, P: PersonalData>(
     match eraser.store.transition(&record, change).await {
         Ok(_) | Err(StoreError::Conflict) => Ok(()),
         Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn in_ms(from_now: Duration) -> u64 {
+        (SystemTime::now() + from_now).duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as u64
+    }
+
+    #[test]
+    fn an_invocation_stops_the_margin_before_its_deadline_but_only_after_one_step() {
+        let margin = Duration::from_secs(30);
+        let mut late = Budget::until(in_ms(Duration::from_secs(10)), margin);
+        assert!(!late.spent(), "every invocation takes one step");
+        late.step();
+        assert!(late.spent(), "then stops: less than the margin is left");
+
+        let mut early = Budget::until(in_ms(Duration::from_secs(300)), margin);
+        early.step();
+        early.step();
+        assert!(!early.spent(), "minutes left");
+
+        let mut none = Budget::until(0, margin);
+        none.step();
+        assert!(!none.spent(), "a local invocation without a deadline runs to the end");
     }
 }

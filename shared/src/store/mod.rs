@@ -299,14 +299,19 @@ pub fn export_asked_at(request: &RequestRecord) -> DateTime<Utc> {
     request.verified_at.unwrap_or(request.received_at)
 }
 
-/// How far an erasure has come: what each finished source gave, so a redelivered job resumes
-/// where the last one stopped. Holds the person's user id while the job runs (the account that
-/// maps the address to it is deleted on the way), so `Debug` hides it.
+/// How far an erasure has come, saved after every page: what each source gave so far (counts
+/// over every page and pass) and where it stands, so the next invocation (a continuation, or a
+/// redelivery after a crash) resumes at the page after the last one saved and counts nothing
+/// twice. Holds the person's user id while the job runs (the account that maps the address to it
+/// is deleted on the way) and a cursor among their records, so `Debug` hides both.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ErasureProgress {
     pub user_id: Option<String>,
     pub sources: Vec<ErasedSource>,
     pub exports_deleted: Option<u32>,
+    /// Where the erasure stands; None before its first page (and in progress saved before pages
+    /// were: every source in `sources` is done).
+    pub at: Option<ErasureAt>,
 }
 
 impl std::fmt::Debug for ErasureProgress {
@@ -314,8 +319,20 @@ impl std::fmt::Debug for ErasureProgress {
         f.debug_struct("ErasureProgress")
             .field("sources", &self.sources.len())
             .field("exports_deleted", &self.exports_deleted)
+            .field("pass", &self.at.as_ref().map(|at| at.pass))
             .finish_non_exhaustive()
     }
+}
+
+/// Where an erasure stands: its pass over the sources (1 first; a later pass erases what the
+/// re-read found again), the sources this pass has still to erase in the map's order (the first
+/// is under way), and where that source's next page starts (None: at its beginning).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErasureAt {
+    pub pass: u32,
+    pub pending: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<crate::sources::Cursor>,
 }
 
 /// An open request as the due-date index holds it: enough to sort, remind and list, and no

@@ -1,11 +1,11 @@
-//! Erasure progress: one item per erasure, saved after each source so a redelivery resumes.
+//! Erasure progress: one item per erasure, saved after each page so the next invocation resumes.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{DynamoStore, request_pk};
 use crate::domain::{ErasedSource, RequestId};
-use crate::store::{ErasureLog, ErasureProgress, StoreError};
+use crate::store::{ErasureAt, ErasureLog, ErasureProgress, StoreError};
 
 pub(super) const ERASURE: &str = "ERASURE";
 
@@ -19,6 +19,8 @@ struct ProgressItem {
     sources: Vec<ErasedSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     exports_deleted: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<ErasureAt>,
     /// A safety net: progress of a job that never finishes is swept after 30 days.
     ttl: i64,
 }
@@ -29,6 +31,7 @@ impl ErasureLog for DynamoStore {
             user_id: item.user_id,
             sources: item.sources,
             exports_deleted: item.exports_deleted,
+            at: item.at,
         }))
     }
 
@@ -45,6 +48,7 @@ impl ErasureLog for DynamoStore {
             user_id: progress.user_id.clone(),
             sources: progress.sources.clone(),
             exports_deleted: progress.exports_deleted,
+            at: progress.at.clone(),
             ttl: (now + Duration::days(30)).timestamp(),
         };
         self.put(&item).await
