@@ -2,11 +2,13 @@
 //! each place, what the policy discloses about it, what erasure does to it (delete, or keep an
 //! anonymised record for a stated legal reason), and which attributes a requester may correct
 //! themselves. Checked completely at load, so a bad map fails at cold start with the entry named,
-//! never halfway through an export or an erasure.
+//! never halfway through an export or an erasure. (`dispatch`, which needs it only to triage a
+//! verification, reads the checked-in map when it first triages: see [`BuiltinMap`].)
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 const BUILTIN: &str = include_str!("../../config/datamap.yaml");
 
@@ -161,6 +163,38 @@ pub struct DataMap {
     sources: Vec<Source>,
 }
 
+/// The checked-in map under a name prefix, read when it is first asked for: for a function that
+/// needs the map in only some of its invocations (`dispatch`, to triage a verification), so that
+/// its cold start does not pay for reading it (a YAML parse, most of a millisecond). The map is
+/// compiled in and the tests read it, so a build whose map does not read never passes them:
+/// reading it late cannot fail where reading it at cold start would not have. Clones share the
+/// one reading.
+#[derive(Clone)]
+pub struct BuiltinMap {
+    prefix: String,
+    map: Arc<OnceLock<Result<DataMap, DataMapError>>>,
+}
+
+impl BuiltinMap {
+    pub fn with_name_prefix(prefix: &str) -> BuiltinMap {
+        BuiltinMap { prefix: prefix.to_owned(), map: Arc::new(OnceLock::new()) }
+    }
+
+    pub fn get(&self) -> Result<&DataMap, DataMapError> {
+        let read = self.map.get_or_init(|| DataMap::builtin().map(|map| map.with_name_prefix(&self.prefix)));
+        read.as_ref().map_err(Clone::clone)
+    }
+}
+
+impl fmt::Debug for BuiltinMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BuiltinMap")
+            .field("prefix", &self.prefix)
+            .field("read", &self.map.get().is_some())
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct DataMapError {
     /// The entry's id, or its position when it has no readable id, or `(file)`.
@@ -179,6 +213,21 @@ impl fmt::Display for DataMapError {
 struct RawMap {
     version: u32,
     sources: Vec<serde_norway::Value>,
+}
+
+/// The same file read straight into its entries (see [`DataMap::parse`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTypedMap {
+    version: u32,
+    sources: Vec<RawSource>,
+}
+
+fn check_version(version: u32) -> Result<(), DataMapError> {
+    match version {
+        1 => Ok(()),
+        other => Err(problem("(file)", format!("version {other} is not supported (expected 1)"))),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -485,18 +534,39 @@ impl DataMap {
     }
 
     pub fn parse(text: &str) -> Result<DataMap, DataMapError> {
+        // A map that reads is read in one pass, straight into its entries: the functions that
+        // work on the sources read it at cold start, and a YAML value tree built first and then
+        // converted entry by entry costs a quarter more. A map that does not read is read again
+        // that way, so that the error names the entry.
+        let Ok(raw) = serde_norway::from_str::<RawTypedMap>(text) else {
+            return DataMap::parse_by_entry(text);
+        };
+        check_version(raw.version)?;
+        let sources = raw.sources.into_iter().map(|raw_source| (raw_source.id.clone(), Ok(raw_source)));
+        DataMap::checked(sources)
+    }
+
+    fn parse_by_entry(text: &str) -> Result<DataMap, DataMapError> {
         let raw: RawMap = serde_norway::from_str(text).map_err(|err| problem("(file)", err.to_string()))?;
-        if raw.version != 1 {
-            return Err(problem("(file)", format!("version {} is not supported (expected 1)", raw.version)));
-        }
-        let mut sources = Vec::new();
-        let mut ids = BTreeSet::new();
-        for (position, value) in raw.sources.into_iter().enumerate() {
+        check_version(raw.version)?;
+        let sources = raw.sources.into_iter().enumerate().map(|(position, value)| {
             let entry =
                 value["id"].as_str().map(str::to_owned).unwrap_or_else(|| format!("#{}", position + 1));
-            let raw_source: RawSource =
-                serde_norway::from_value(value).map_err(|err| problem(&entry, err.to_string()))?;
-            let source = raw_source.into_source()?;
+            let raw_source = serde_norway::from_value::<RawSource>(value).map_err(|err| err.to_string());
+            (entry, raw_source)
+        });
+        DataMap::checked(sources)
+    }
+
+    /// Each entry checked, then the map as a whole. An entry is its name (the id, or its position
+    /// when it has none) and what was read of it.
+    fn checked(
+        entries: impl Iterator<Item = (String, Result<RawSource, String>)>,
+    ) -> Result<DataMap, DataMapError> {
+        let mut sources = Vec::new();
+        let mut ids = BTreeSet::new();
+        for (entry, raw_source) in entries {
+            let source = raw_source.map_err(|why| problem(&entry, why))?.into_source()?;
             if !ids.insert(source.id.clone()) {
                 return Err(problem(&entry, "the id is used twice"));
             }
@@ -628,6 +698,24 @@ mod tests {
         for not_self_service in ["email", "user_id", "plan", "participants", "corrected_at"] {
             assert!(map.correction_source(not_self_service).is_none(), "{not_self_service}");
         }
+    }
+
+    #[test]
+    fn the_built_in_map_is_read_when_first_asked_for_and_once() {
+        let lazy = BuiltinMap::with_name_prefix("t1-");
+        assert!(lazy.map.get().is_none(), "nothing read before it is asked for");
+        let shared = lazy.clone();
+        let map = lazy.get().unwrap();
+        assert_eq!(map, &DataMap::builtin().unwrap().with_name_prefix("t1-"));
+        assert!(std::ptr::eq(map, shared.get().unwrap()), "clones share the one reading");
+    }
+
+    #[test]
+    fn a_map_read_in_one_pass_is_the_map_read_entry_by_entry() {
+        let one_pass = DataMap::parse(BUILTIN).unwrap();
+        assert_eq!(one_pass, DataMap::parse_by_entry(BUILTIN).unwrap());
+        let bad = with_entry("  - id: broken\n    store: dynamodb\n");
+        assert_eq!(DataMap::parse(&bad).unwrap_err().entry, "broken", "the error names the entry");
     }
 
     fn with_entry(entry: &str) -> String {

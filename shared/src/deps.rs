@@ -35,8 +35,19 @@ impl AwsDeps {
     }
 
     pub fn with_sdk(sdk: &aws_config::SdkConfig, config: Config, clock: Arc<dyn Clock>) -> AwsDeps {
+        AwsDeps::with_dynamo(sdk, aws_sdk_dynamodb::Client::new(sdk), config, clock)
+    }
+
+    /// The same, on a DynamoDB client the function also reads other tables with: a client costs
+    /// a few hundred microseconds of cold start to build, and one per service is enough.
+    pub fn with_dynamo(
+        sdk: &aws_config::SdkConfig,
+        dynamo: aws_sdk_dynamodb::Client,
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> AwsDeps {
         Deps {
-            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name.clone()),
+            store: DynamoStore::new(dynamo, config.table_name.clone()),
             mailer: SesMailer::new(
                 aws_sdk_sesv2::Client::new(sdk),
                 config.mail_from.clone(),
@@ -82,9 +93,11 @@ pub struct SourceWorker {
 impl SourceWorker {
     pub fn new(sdk: &aws_config::SdkConfig, settings: crate::config::WorkerSettings) -> SourceWorker {
         let s3 = s3_client(sdk, settings.s3_path_style);
+        // One client for the request table and the sources' tables (see `AwsDeps::with_dynamo`).
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         SourceWorker {
-            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table_name),
-            data: crate::sources::AwsPersonalData::new(aws_sdk_dynamodb::Client::new(sdk), s3.clone()),
+            store: DynamoStore::new(dynamo.clone(), settings.table_name),
+            data: crate::sources::AwsPersonalData::new(dynamo, s3.clone()),
             map: settings.data_map,
             s3,
             export_bucket: settings.export_bucket,

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use privacy_shared::config::{DispatchSettings, Env};
-use privacy_shared::datamap::DataMap;
+use privacy_shared::datamap::{BuiltinMap, DataMapError};
 use privacy_shared::domain::{
     Actor, EmailAddress, Event, LIMIT_REASON, Regime, RequestKind, RequestRecord, Status, Transition, Triage,
     VerificationToken,
@@ -61,6 +61,8 @@ pub enum DispatchError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    DataMap(#[from] DataMapError),
     #[error("effect {0} is being performed by another delivery")]
     Busy(String),
 }
@@ -166,7 +168,8 @@ pub struct Dispatcher<S, M, Q, P> {
     pub export_retention_days: u64,
     /// The data map's account source is read to triage a verified request.
     pub data: P,
-    pub map: DataMap,
+    /// Read at the first triage: most deliveries are other transitions.
+    pub map: BuiltinMap,
     /// The function's timeout, for an invocation without a deadline ([`DispatchSettings::timeout`]).
     pub timeout: Duration,
 }
@@ -197,8 +200,9 @@ impl Dispatcher<DynamoStore, SesMailer, SqsJobQueue, AwsPersonalData> {
 
     pub fn with_sdk(sdk: &aws_config::SdkConfig, settings: DispatchSettings, clock: Arc<dyn Clock>) -> Self {
         let s3 = privacy_shared::deps::s3_client(sdk, settings.s3_path_style);
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         Dispatcher {
-            deps: privacy_shared::AwsDeps::with_sdk(sdk, settings.core, clock),
+            deps: privacy_shared::AwsDeps::with_dynamo(sdk, dynamo.clone(), settings.core, clock),
             queue: SqsJobQueue::new(
                 aws_sdk_sqs::Client::new(sdk),
                 settings.queues.export,
@@ -206,7 +210,7 @@ impl Dispatcher<DynamoStore, SesMailer, SqsJobQueue, AwsPersonalData> {
             ),
             staff: settings.staff,
             export_retention_days: settings.export_retention_days,
-            data: AwsPersonalData::new(aws_sdk_dynamodb::Client::new(sdk), s3),
+            data: AwsPersonalData::new(dynamo, s3),
             map: settings.data_map,
             timeout: settings.timeout,
         }
@@ -312,7 +316,7 @@ async fn triage<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     record: &RequestRecord,
 ) -> Result<(), DispatchError> {
     let deps = &dispatcher.deps;
-    let account = match dispatcher.map.user_id_source() {
+    let account = match dispatcher.map.get()?.user_id_source() {
         Some(source) => dispatcher.data.records(source, record.email.normalized()).await?.into_iter().next(),
         None => None,
     };
