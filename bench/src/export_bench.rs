@@ -3,6 +3,12 @@
 //!   MIB of recordings, and that person's verified access request; prints the request id.
 //! - `export ID`: runs the real export of that request; prints seconds and bytes written.
 //! - `bare MIB`: a plain multipart upload of the same number of bytes, 8 MiB parts; prints seconds.
+//! - `seed-records N`: gives the same person N records across the sources (BatchWriteItem), and a
+//!   new verified access request; prints the request id and the seconds seeding took.
+//! - `erase TIMEOUT`: a verified deletion request of that person, erased by the real handler the
+//!   way Lambda runs it: each message of `ERASURE_QUEUE_URL` delivered to one invocation with
+//!   TIMEOUT seconds to run, the continuations it sends delivered in turn, until the request is
+//!   completed; prints seconds, invocations and the records the receipt counts.
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -11,9 +17,10 @@ use std::time::Instant;
 
 use privacy_shared::datamap::{DataMap, Location};
 use privacy_shared::domain::{
-    Actor, EmailAddress, Language, Region, RequestId, RequestKind, RequestRecord, Transition,
+    Actor, EmailAddress, Language, Region, RequestId, RequestKind, RequestRecord, Status, Transition,
     VerificationToken,
 };
+use privacy_shared::jobs::{DataChange, ErasureJob, JobQueue, SqsJobQueue};
 use privacy_shared::store::{Change, DynamoStore, LiveToken, Requests};
 
 const RECORDING_MIB: usize = 64;
@@ -71,22 +78,21 @@ async fn seed(mib: usize) -> Result<()> {
             _ => {}
         }
     }
-    let store = DynamoStore::new(dynamo, env("TABLE_NAME")?);
+    let record = verified_request(&DynamoStore::new(dynamo, env("TABLE_NAME")?), RequestKind::Access).await?;
+    println!("{}", record.id);
+    Ok(())
+}
+
+/// A verified request of the bench's person.
+async fn verified_request(store: &DynamoStore, kind: RequestKind) -> Result<RequestRecord> {
     let now = chrono::Utc::now();
     let email = EmailAddress::parse(ADDRESS)?;
     let token = VerificationToken::generate();
     let day = now.date_naive();
     let deadlines = privacy_shared::domain::Deadlines { received_on: day, due_on: day, acknowledge_by: None };
     let region = Region::parse("NL")?;
-    let record = RequestRecord::received(
-        RequestId::generate(),
-        RequestKind::Access,
-        region,
-        Language::En,
-        email,
-        now,
-        deadlines,
-    );
+    let record =
+        RequestRecord::received(RequestId::generate(), kind, region, Language::En, email, now, deadlines);
     store
         .create(
             &record,
@@ -94,8 +100,127 @@ async fn seed(mib: usize) -> Result<()> {
         )
         .await?;
     let change = Change::new(Transition::Verify { token: token.hash() }, now, Actor::Requester);
-    store.transition(&record, change).await?;
-    println!("{}", record.id);
+    Ok(store.transition(&record, change).await?)
+}
+
+/// The person's `index`th record in `source`, about as large as a real one (a few hundred bytes).
+fn record(source: &str, index: usize) -> Option<serde_json::Value> {
+    let at =
+        format!("2026-{:02}-{:02}T{:02}:{:02}:00Z", 1 + index % 11, 1 + index % 28, index % 24, index % 60);
+    Some(match source {
+        "chat_transcripts" => serde_json::json!({
+            "message_id": format!("m-big-{index:07}"), "user_id": USER_ID, "recipients": ["u-colleague", "u-other"],
+            "sent_at": at, "read_by": ["u-colleague"],
+            "content": format!("Message {index}: the slides for the review are in the shared folder; the numbers are on page four, the open questions at the end."),
+        }),
+        "call_detail_records" => serde_json::json!({
+            "call_id": format!("c-big-{index:07}"), "user_id": USER_ID, "started_at": at,
+            "duration_seconds": index % 3600, "participants": [USER_ID, "u-colleague", "u-other"],
+            "actions": ["share_screen", "mute", "chat"], "quality": {"packet_loss_pct": 0.4, "jitter_ms": 12},
+            "network": "wifi",
+        }),
+        "meeting_rooms" => serde_json::json!({
+            "room_id": format!("r-big-{index:07}"), "user_id": USER_ID, "title": format!("Weekly review {index}"),
+            "link": format!("https://meet.example/r/big-{index}"), "invitations": ["u-colleague"],
+            "participants": [USER_ID, "u-colleague"], "features_used": ["chat"], "created_at": at,
+        }),
+        "devices" => serde_json::json!({
+            "device_id": format!("d-big-{index:07}"), "user_id": USER_ID, "model": "Laptop", "os": "macOS 15.1",
+            "app_version": "7.4.2", "connected_hardware": ["USB camera"], "last_seen_at": at,
+        }),
+        _ => return None,
+    })
+}
+
+/// How the bench's records are spread over the sources, in percent.
+const SPREAD: [(&str, usize); 4] =
+    [("chat_transcripts", 50), ("call_detail_records", 40), ("meeting_rooms", 5), ("devices", 5)];
+
+async fn seed_records(count: usize) -> Result<()> {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    let sdk = sdk().await;
+    let map = DataMap::builtin()?.with_name_prefix(&std::env::var("DATA_NAME_PREFIX").unwrap_or_default());
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let started = Instant::now();
+    let mut seeded = 0;
+    for (i, (id, percent)) in SPREAD.iter().enumerate() {
+        let Some(Location::Table { table, .. }) = map.source(id).map(|s| &s.location) else {
+            bail!("the data map has no table source {id}")
+        };
+        // The last source takes what rounding left, so the total is exactly `count`.
+        let n = if i + 1 == SPREAD.len() { count - seeded } else { count * percent / 100 };
+        // A few batches in flight: the emulator serves one at a time, but the round trips overlap.
+        let mut flight = tokio::task::JoinSet::new();
+        for start in (0..n).step_by(25) {
+            let writes = (start..(start + 25).min(n))
+                .filter_map(|index| record(id, index))
+                .map(|item| {
+                    let put = PutRequest::builder().set_item(Some(serde_dynamo::to_item(item)?)).build()?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let (dynamo, table) = (dynamo.clone(), table.clone());
+            flight.spawn(async move {
+                let mut pending = writes;
+                while !pending.is_empty() {
+                    let out = dynamo.batch_write_item().request_items(&table, pending).send().await?;
+                    pending = out.unprocessed_items.and_then(|mut u| u.remove(&table)).unwrap_or_default();
+                }
+                anyhow::Ok(())
+            });
+            if flight.len() >= 4 {
+                flight.join_next().await.context("a batch")???;
+            }
+        }
+        while let Some(done) = flight.join_next().await {
+            done??;
+        }
+        seeded += n;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let store = DynamoStore::new(dynamo, env("TABLE_NAME")?);
+    let request = verified_request(&store, RequestKind::Access).await?;
+    println!("{} {seconds:.3}", request.id);
+    Ok(())
+}
+
+/// The person's erasure, invocation after invocation as Lambda would run it, each with `timeout`
+/// seconds; prints seconds, invocations and the records the receipt counts.
+async fn erase(timeout: u64) -> Result<()> {
+    let mut eraser = erasure::Eraser::from_env().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    eraser.clock = Arc::new(privacy_shared::SystemClock);
+    let queue_url = env("ERASURE_QUEUE_URL")?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let request = verified_request(&eraser.store, RequestKind::Deletion).await?;
+    let job = ErasureJob { request_id: request.id, version: request.version, change: DataChange::Erase };
+    SqsJobQueue::new(sqs.clone(), "", &queue_url).enqueue(&job).await?;
+
+    let started = Instant::now();
+    let mut invocations = 0;
+    loop {
+        let received = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(1).send().await?;
+        let Some(message) = received.messages().first() else { break };
+        let records = serde_json::json!([{"messageId": message.message_id(), "body": message.body()}]);
+        let event: erasure::SqsEvent = serde_json::from_value(serde_json::json!({ "Records": records }))?;
+        let mut context = lambda_runtime::Context::default();
+        let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(timeout);
+        context.deadline = deadline.duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+        let response = erasure::handle(&eraser, lambda_runtime::LambdaEvent::new(event, context)).await?;
+        invocations += 1;
+        if !response.batch_item_failures.is_empty() {
+            bail!("invocation {invocations} failed; see the log");
+        }
+        let receipt = message.receipt_handle().context("a receipt handle")?;
+        sqs.delete_message().queue_url(&queue_url).receipt_handle(receipt).send().await?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let done = eraser.store.get(request.id).await?.context("the request")?;
+    if done.status != Status::Completed {
+        bail!("the erasure did not complete: {}", done.status);
+    }
+    let receipt = done.receipt.context("a receipt")?;
+    let records: u64 = receipt.sources.iter().map(|s| u64::from(s.deleted + s.anonymised)).sum();
+    println!("{seconds:.3} {invocations} {records}");
     Ok(())
 }
 
@@ -170,6 +295,8 @@ async fn main() -> Result<()> {
         (Some("seed"), Some(mib)) => seed(mib.parse()?).await,
         (Some("export"), Some(id)) => run_export(id).await,
         (Some("bare"), Some(mib)) => bare(mib.parse()?).await,
-        _ => bail!("usage: export-bench seed MIB | export ID | bare MIB"),
+        (Some("seed-records"), Some(count)) => seed_records(count.parse()?).await,
+        (Some("erase"), Some(timeout)) => erase(timeout.parse()?).await,
+        _ => bail!("usage: export-bench seed MIB | export ID | bare MIB | seed-records N | erase TIMEOUT"),
     }
 }
