@@ -320,3 +320,65 @@ async fn a_query_on_an_index_pages_through_its_partition_and_sees_every_write_be
     let (alices, _) = index_page(&stack, &table, "alice", None, true).await;
     assert_eq!(alices, everything(&["a00", "a01", "a02", "a03"]));
 }
+
+#[tokio::test]
+async fn items_read_back_through_every_read_hold_every_attribute_type_as_written() {
+    use aws_sdk_dynamodb::primitives::Blob;
+    use aws_sdk_dynamodb::types::KeysAndAttributes;
+    let stack = Stack::new().await;
+    let table = indexed_table(&stack).await;
+    let item = std::collections::HashMap::from([
+        ("id".to_owned(), s("every-type")),
+        ("user".to_owned(), s("carol")),
+        ("n".to_owned(), AttributeValue::N("-12.5".into())),
+        ("b".to_owned(), AttributeValue::B(Blob::new(vec![0, 159, 255, 10]))),
+        ("yes".to_owned(), AttributeValue::Bool(true)),
+        ("nothing".to_owned(), AttributeValue::Null(true)),
+        ("list".to_owned(), AttributeValue::L(vec![s("x"), AttributeValue::N("1".into())])),
+        ("map".to_owned(), AttributeValue::M([("inner".to_owned(), s("é ü 😀 \"quoted\""))].into())),
+        ("ss".to_owned(), AttributeValue::Ss(vec!["a".into(), "b".into()])),
+        ("ns".to_owned(), AttributeValue::Ns(vec!["1".into(), "2".into()])),
+        ("bs".to_owned(), AttributeValue::Bs(vec![Blob::new(vec![1]), Blob::new(vec![2, 3])])),
+    ]);
+    stack.dynamo.put_item().table_name(&table).set_item(Some(item.clone())).send().await.unwrap();
+    let sorted = |mut sets: std::collections::HashMap<String, AttributeValue>| {
+        for value in sets.values_mut() {
+            match value {
+                AttributeValue::Ss(v) | AttributeValue::Ns(v) => v.sort(),
+                AttributeValue::Bs(v) => v.sort_by(|a, b| a.as_ref().cmp(b.as_ref())),
+                _ => {}
+            }
+        }
+        sets
+    };
+    let key = std::collections::HashMap::from([("id".to_owned(), s("every-type"))]);
+    let got = stack.dynamo.get_item().table_name(&table).set_key(Some(key.clone())).send().await.unwrap();
+    assert_eq!(sorted(got.item.unwrap()), sorted(item.clone()), "GetItem");
+    let queried = stack
+        .dynamo
+        .query()
+        .table_name(&table)
+        .index_name("by_user")
+        .key_condition_expression("#u = :u")
+        .expression_attribute_names("#u", "user")
+        .expression_attribute_values(":u", s("carol"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queried.count, 1);
+    assert_eq!(sorted(queried.items.unwrap().remove(0)), sorted(item.clone()), "Query");
+    let scanned = stack.dynamo.scan().table_name(&table).send().await.unwrap();
+    assert_eq!(sorted(scanned.items.unwrap().remove(0)), sorted(item.clone()), "Scan");
+    let batch = stack
+        .dynamo
+        .batch_get_item()
+        .request_items(&table, KeysAndAttributes::builder().keys(key).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let mut read = batch.responses.unwrap().remove(&table).unwrap();
+    assert_eq!(sorted(read.remove(0)), sorted(item), "BatchGetItem");
+    let missing = std::collections::HashMap::from([("id".to_owned(), s("nobody"))]);
+    let none = stack.dynamo.get_item().table_name(&table).set_key(Some(missing)).send().await.unwrap();
+    assert!(none.item.is_none(), "no item, no error");
+}
