@@ -2,6 +2,10 @@
 //! - `seed MIB`: the data map's sources (prefix `DATA_NAME_PREFIX`) with one person holding about
 //!   MIB of recordings, and that person's verified access request; prints the request id.
 //! - `export ID`: runs the real export of that request; prints seconds and bytes written.
+//! - `export-parts ID CONCURRENCY`: the real export of that request as the function runs it with
+//!   its export queue (`EXPORT_QUEUE_URL`) and part size (`EXPORT_PART_BYTES`): the job dispatch
+//!   sends plans the parts and queues a job per part, and those jobs run CONCURRENCY at a time in
+//!   this process, as Lambda would run them side by side; prints seconds, parts and bytes written.
 //! - `bare MIB`: a plain multipart upload of the same number of bytes, 8 MiB parts; prints seconds.
 //! - `seed-records N`: gives the same person N records across the sources (BatchWriteItem), and a
 //!   new verified access request; prints the request id and the seconds seeding took.
@@ -20,7 +24,7 @@ use privacy_shared::domain::{
     Actor, EmailAddress, Language, Region, RequestId, RequestKind, RequestRecord, Status, Transition,
     VerificationToken,
 };
-use privacy_shared::jobs::{DataChange, ErasureJob, JobQueue, SqsJobQueue};
+use privacy_shared::jobs::{DataChange, ErasureJob, ExportPart, JobQueue, SqsJobQueue};
 use privacy_shared::store::{Change, DynamoStore, LiveToken, Requests};
 
 const RECORDING_MIB: usize = 64;
@@ -245,6 +249,70 @@ async fn run_export(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The export of request `id` split into parts, as in the module docs.
+async fn export_parts(id: &str, concurrency: usize) -> Result<()> {
+    let mut worker = export::Worker::from_env().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    worker.exporter.clock = Arc::new(privacy_shared::SystemClock);
+    let worker = Arc::new(worker);
+    let split = worker.split.as_ref().context("EXPORT_QUEUE_URL is not set: nothing would split")?;
+    let request_id = RequestId::parse(id).map_err(|_| anyhow::anyhow!("bad id"))?;
+    let job = privacy_shared::jobs::ExportJob { request_id, version: 2 };
+    let started = Instant::now();
+    let plan = ExportPart { job, part: None };
+    export::run(&worker.exporter, Some(split), &plan).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let planned = started.elapsed().as_secs_f64();
+
+    // The parts' jobs the plan queued, taken off the queue and run `concurrency` at a time.
+    let queue_url = env("EXPORT_QUEUE_URL")?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let mut parts = Vec::new();
+    loop {
+        let received = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).send().await?;
+        if received.messages().is_empty() {
+            break;
+        }
+        for message in received.messages() {
+            parts.push(serde_json::from_str::<ExportPart>(message.body().context("a body")?)?);
+            let receipt = message.receipt_handle().context("a receipt handle")?;
+            sqs.delete_message().queue_url(&queue_url).receipt_handle(receipt).send().await?;
+        }
+    }
+    if parts.is_empty() {
+        bail!("the export was not split: is EXPORT_PART_BYTES below the recordings' size?");
+    }
+    let count = parts.len() as u32;
+    let mut running = tokio::task::JoinSet::new();
+    for part in parts {
+        if running.len() >= concurrency {
+            running.join_next().await.context("a part")???;
+        }
+        let worker = worker.clone();
+        running.spawn(async move {
+            export::run(&worker.exporter, worker.split.as_ref(), &part)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        done??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let done = worker.exporter.store.get(request_id).await?.context("the request")?;
+    if done.status != Status::Completed || done.export_parts != Some(count) {
+        bail!("the export did not complete in {} parts: {} {:?}", count, done.status, done.export_parts);
+    }
+    let mut bytes = 0;
+    for number in 1..=count {
+        let part = privacy_shared::domain::PartOf::new(number, count).context("a part")?;
+        let key = privacy_shared::domain::export_key(request_id, Some(part));
+        let head =
+            worker.exporter.s3.head_object().bucket(&worker.exporter.target.bucket).key(key).send().await?;
+        bytes += head.content_length().unwrap_or_default();
+    }
+    println!("{seconds:.3} {count} {bytes} {planned:.3}");
+    Ok(())
+}
+
 async fn bare(mib: usize) -> Result<()> {
     let sdk = sdk().await;
     let s3 = devstack::provision::s3_client(&sdk);
@@ -294,9 +362,14 @@ async fn main() -> Result<()> {
     match (args.first().map(String::as_str), args.get(1)) {
         (Some("seed"), Some(mib)) => seed(mib.parse()?).await,
         (Some("export"), Some(id)) => run_export(id).await,
+        (Some("export-parts"), Some(id)) => {
+            export_parts(id, args.get(2).map(|n| n.parse()).transpose()?.unwrap_or(2)).await
+        }
         (Some("bare"), Some(mib)) => bare(mib.parse()?).await,
         (Some("seed-records"), Some(count)) => seed_records(count.parse()?).await,
         (Some("erase"), Some(timeout)) => erase(timeout.parse()?).await,
-        _ => bail!("usage: export-bench seed MIB | export ID | bare MIB | seed-records N | erase TIMEOUT"),
+        _ => bail!(
+            "usage: export-bench seed MIB | export ID | export-parts ID CONCURRENCY | bare MIB | seed-records N | erase TIMEOUT"
+        ),
     }
 }

@@ -342,7 +342,27 @@ pub struct WorkerSettings {
     pub s3_path_style: bool,
     /// The erasure's: how a job that runs out of time goes on.
     pub continuation: Option<ContinuationSettings>,
+    /// The export's: how an export too big for one invocation is split into parts; none without
+    /// `EXPORT_QUEUE_URL` (every export is then written whole).
+    pub export_parts: Option<PartSettings>,
 }
+
+/// An export whose recordings come to more than `part_bytes` (`EXPORT_PART_BYTES`) is written as
+/// numbered parts of at most that much each (a larger recording alone in its part), each part
+/// its own job on the export queue (`EXPORT_QUEUE_URL`), run side by side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartSettings {
+    pub queue_url: String,
+    pub part_bytes: u64,
+}
+
+/// What one export invocation writes in its 15 minutes (the template's timeout), with room to
+/// spare. `make bench-export` writes 0.1-0.2 GiB/s into the emulator with a core to itself (and
+/// 12-15 MB/s on a 2-core machine loaded three times over), most of it deflating the recordings.
+/// The function has 256 MB, about a seventh of a vCPU (Lambda gives a whole one at 1,769 MB), so
+/// count on 0.1 GiB/s / 7, some 15 MB/s: 4 GiB is then under 5 minutes, a third of the timeout,
+/// leaving the rest for slow sources, S3 and a retry's re-reads.
+pub const DEFAULT_EXPORT_PART_BYTES: u64 = 4 << 30;
 
 /// An erasure that would outlast its invocation stops this long before the invocation's
 /// deadline (`ERASURE_STOP_BEFORE_DEADLINE_SECONDS`, default 30) and continues in a fresh one,
@@ -362,6 +382,7 @@ impl WorkerSettings {
             data_map: data_map(env)?,
             s3_path_style: s3_path_style(env),
             continuation: None,
+            export_parts: if writes_exports { PartSettings::load(env)? } else { None },
         })
     }
 
@@ -376,6 +397,14 @@ impl WorkerSettings {
             stop_before_deadline: std::time::Duration::from_secs(margin),
         };
         Ok(WorkerSettings { continuation: Some(continuation), ..WorkerSettings::load(env, false)? })
+    }
+}
+
+impl PartSettings {
+    fn load(env: &Env) -> Result<Option<PartSettings>, ConfigError> {
+        // From 1 MiB (a part is at least one S3 upload part) to S3's largest object, 5 TiB.
+        let part_bytes = env.number("EXPORT_PART_BYTES", DEFAULT_EXPORT_PART_BYTES, (1 << 20)..=(5 << 40))?;
+        Ok(env.get("EXPORT_QUEUE_URL").map(|queue_url| PartSettings { queue_url, part_bytes }))
     }
 }
 
@@ -588,6 +617,32 @@ mod tests {
         let missing = WorkerSettings::erasure(&with(&base[..1]));
         assert_eq!(missing.unwrap_err(), ConfigError::Missing("ERASURE_QUEUE_URL"));
         assert!(WorkerSettings::export(&with(&base[..1])).unwrap().continuation.is_none());
+    }
+
+    #[test]
+    fn the_export_splits_above_its_part_size_through_its_own_queue_and_only_with_one() {
+        let base = [("EXPORT_BUCKET", "exports"), ("EXPORT_QUEUE_URL", "https://sqs/export.fifo")];
+        let settings = WorkerSettings::export(&with(&base)).unwrap();
+        let expected = PartSettings {
+            queue_url: "https://sqs/export.fifo".into(),
+            part_bytes: DEFAULT_EXPORT_PART_BYTES,
+        };
+        assert_eq!(settings.export_parts, Some(expected));
+        let mut smaller = base.to_vec();
+        smaller.push(("EXPORT_PART_BYTES", "1073741824"));
+        assert_eq!(
+            WorkerSettings::export(&with(&smaller)).unwrap().export_parts.unwrap().part_bytes,
+            1 << 30
+        );
+        smaller.push(("EXPORT_PART_BYTES", "1000"));
+        assert!(matches!(WorkerSettings::export(&with(&smaller)), Err(ConfigError::Invalid { .. })));
+        assert_eq!(
+            WorkerSettings::export(&with(&base[..1])).unwrap().export_parts,
+            None,
+            "no queue, no parts"
+        );
+        let erasure = [("EXPORT_BUCKET", "exports"), ("ERASURE_QUEUE_URL", "https://sqs/erasure.fifo")];
+        assert_eq!(WorkerSettings::erasure(&with(&erasure)).unwrap().export_parts, None);
     }
 
     #[test]

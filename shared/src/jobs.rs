@@ -26,6 +26,11 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync {
     /// The same job sent twice is one message (FIFO deduplication): a redelivered stream
     /// record cannot start the work twice.
     fn deduplication_id(&self) -> String;
+    /// The FIFO message group: a group's messages are delivered one after another, so by
+    /// default a request's jobs never run side by side.
+    fn message_group(&self) -> String {
+        self.request_id().to_string()
+    }
 }
 
 /// The job an export worker receives.
@@ -43,6 +48,46 @@ impl Job for ExportJob {
     }
     fn deduplication_id(&self) -> String {
         format!("{}-export-v{}", self.request_id, self.version)
+    }
+}
+
+/// An export job as the export queue carries it: the job `dispatch` sent (no part: the whole
+/// export, or, when it is too big for one invocation, the plan of its parts), or one part of a
+/// planned export (1, 2, …), which the planning job sends itself. Each part has its own
+/// deduplication id (sent twice by a redelivered plan, still one message) and its own message
+/// group: in the request's group the parts would run one after another, each waiting for the
+/// one before, which is the long single run the split is there to avoid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportPart {
+    #[serde(flatten)]
+    pub job: ExportJob,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<u32>,
+}
+
+impl ExportPart {
+    /// Part `number` of the export `job` asked for.
+    pub fn of(job: &ExportJob, number: u32) -> ExportPart {
+        ExportPart { job: job.clone(), part: Some(number) }
+    }
+}
+
+impl Job for ExportPart {
+    const QUEUE: QueueName = QueueName::Export;
+    fn request_id(&self) -> RequestId {
+        self.job.request_id
+    }
+    fn deduplication_id(&self) -> String {
+        match self.part {
+            None => self.job.deduplication_id(),
+            Some(n) => format!("{}-part{n}", self.job.deduplication_id()),
+        }
+    }
+    fn message_group(&self) -> String {
+        match self.part {
+            None => self.job.message_group(),
+            Some(n) => format!("{}-p{n}", self.job.request_id),
+        }
     }
 }
 
@@ -124,7 +169,8 @@ pub trait JobQueue: Send + Sync {
     fn enqueue<J: Job>(&self, job: &J) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
-/// SQS FIFO queues: one message group per request, deduplicated per job.
+/// SQS FIFO queues: one message group per request (unless the job says otherwise), deduplicated
+/// per job.
 #[derive(Clone, Debug)]
 pub struct SqsJobQueue {
     client: aws_sdk_sqs::Client,
@@ -139,6 +185,15 @@ impl SqsJobQueue {
         erasure_url: impl Into<String>,
     ) -> SqsJobQueue {
         SqsJobQueue { client, export_url: export_url.into(), erasure_url: erasure_url.into() }
+    }
+
+    /// The same, with a client of its own from `sdk` (for a worker that has no other use for SQS).
+    pub fn with_sdk(
+        sdk: &aws_config::SdkConfig,
+        export_url: impl Into<String>,
+        erasure_url: impl Into<String>,
+    ) -> SqsJobQueue {
+        SqsJobQueue::new(aws_sdk_sqs::Client::new(sdk), export_url, erasure_url)
     }
 
     fn url(&self, queue: QueueName) -> &str {
@@ -156,7 +211,7 @@ impl JobQueue for SqsJobQueue {
             .send_message()
             .queue_url(self.url(J::QUEUE))
             .message_body(body)
-            .message_group_id(job.request_id().to_string())
+            .message_group_id(job.message_group())
             .message_deduplication_id(job.deduplication_id())
             .send()
             .await
@@ -226,6 +281,29 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_export_part_is_a_message_of_its_own_in_a_group_of_its_own_and_no_part_is_the_job_dispatch_sent() {
+        let job = ExportJob { request_id: RequestId::generate(), version: 2 };
+        let whole: ExportPart = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
+        assert_eq!(whole, ExportPart { job: job.clone(), part: None });
+        assert_eq!(whole.deduplication_id(), job.deduplication_id(), "the same message as dispatch's");
+        assert_eq!(whole.message_group(), job.request_id.to_string());
+        assert_eq!(serde_json::to_value(&whole).unwrap(), serde_json::to_value(&job).unwrap());
+        let (one, two) = (ExportPart::of(&job, 1), ExportPart::of(&job, 2));
+        assert_ne!(one.deduplication_id(), whole.deduplication_id());
+        assert_ne!(one.deduplication_id(), two.deduplication_id());
+        assert_eq!(
+            one.deduplication_id(),
+            ExportPart::of(&job, 1).deduplication_id(),
+            "sent twice, one message"
+        );
+        assert_ne!(one.message_group(), two.message_group(), "parts run side by side");
+        assert_ne!(one.message_group(), whole.message_group());
+        let body = serde_json::to_value(&two).unwrap();
+        assert_eq!(body["part"], 2);
+        assert_eq!(serde_json::from_value::<ExportJob>(body).unwrap(), job, "still an export job");
+    }
 
     #[test]
     fn a_continued_erasure_is_a_new_message_and_its_first_part_is_the_job_dispatch_sent() {

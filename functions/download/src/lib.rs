@@ -4,6 +4,10 @@
 //! the export, it says so in JSON (410), never with S3's XML. Erasure wins: once an erasure of the
 //! person has begun deleting their exports after the request was verified, the link is refused,
 //! whatever else was left behind.
+//!
+//! An export in parts (too big for one invocation to write) is downloaded a part at a time with
+//! the same link and `&part=N`; without a part number the link gives the whole export, or the
+//! first part of one in parts. A part the export does not have is a 404 in JSON.
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use lambda_http::http::{HeaderValue, StatusCode, header};
@@ -14,7 +18,7 @@ use std::time::Duration;
 
 use privacy_shared::api::{ApiError, path_request_id};
 use privacy_shared::config::{DownloadSettings, Env};
-use privacy_shared::domain::{Actor, Event, RequestKind, Status, VerificationToken};
+use privacy_shared::domain::{Actor, Event, RequestKind, Status, VerificationToken, export_key};
 use privacy_shared::store::{DynamoStore, People, Requests, Secrets, StoreError, export_asked_at};
 use privacy_shared::{Clock, ConfigError, SystemClock};
 
@@ -30,6 +34,8 @@ pub enum DownloadError {
     Refused,
     #[error("export expired")]
     Expired,
+    #[error("no such part")]
+    NoSuchPart,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{operation} failed: {code}")]
@@ -50,6 +56,10 @@ impl DownloadError {
                 "This export has expired and was deleted. You can submit a new request.",
             )
             .into_response(),
+            DownloadError::NoSuchPart => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "This export has no such part.")
+                    .into_response()
+            }
             DownloadError::Store(err) => {
                 tracing::error!(error = %err, "request store failed");
                 ApiError::unavailable().into_response()
@@ -113,8 +123,12 @@ async fn redirect<S: Requests + Secrets + People>(
     request: &Request,
 ) -> Result<String, DownloadError> {
     let id = path_request_id(request, "download")?;
-    let token = request
-        .query_string_parameters_ref()
+    let query = request.query_string_parameters_ref();
+    let asked_part = match query.and_then(|q| q.first("part")) {
+        None => None,
+        Some(raw) => Some(part_number(raw)?),
+    };
+    let token = query
         .and_then(|q| q.first("token"))
         .and_then(VerificationToken::parse)
         .ok_or(DownloadError::Refused)?;
@@ -145,7 +159,13 @@ async fn redirect<S: Requests + Secrets + People>(
     if now >= expires_at {
         return Err(DownloadError::Expired);
     }
-    let key = format!("exports/{id}/export.zip");
+    // Only once the link is known good: the number of parts is nobody else's business.
+    let part = record.export_part(asked_part).map_err(|_| DownloadError::NoSuchPart)?;
+    let key = export_key(id, part);
+    let file_name = match part {
+        None => format!("privacy-export-{id}.zip"),
+        Some(part) => format!("privacy-export-{id}-{}", part.file_name().trim_start_matches("export-")),
+    };
     match downloads.s3.head_object().bucket(&downloads.bucket).key(&key).send().await {
         Ok(_) => {}
         Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => {
@@ -165,12 +185,35 @@ async fn redirect<S: Requests + Secrets + People>(
         .get_object()
         .bucket(&downloads.bucket)
         .key(&key)
-        .response_content_disposition(format!("attachment; filename=\"privacy-export-{id}.zip\""))
+        .response_content_disposition(format!("attachment; filename=\"{file_name}\""))
         .response_content_type("application/zip")
         .presigned(presigning)
         .await
         .map_err(|_| DownloadError::S3 { operation: "presign", code: "presign".into() })?;
-    downloads.store.record_event(&record, Event::Downloaded, now, Actor::Requester).await?;
-    tracing::info!(request_id = %id, "export downloaded");
+    let which = part.map(|p| format!("part {} of {}", p.number(), p.of()));
+    downloads.store.record_event_because(&record, Event::Downloaded, now, Actor::Requester, which).await?;
+    tracing::info!(request_id = %id, part = part.map(|p| p.number()), "export downloaded");
     Ok(presigned.uri().to_owned())
+}
+
+/// `part=N`: a whole number from 1, written plainly (no sign, no leading zero).
+fn part_number(raw: &str) -> Result<u32, DownloadError> {
+    raw.parse::<u32>()
+        .ok()
+        .filter(|n| *n >= 1 && n.to_string() == raw)
+        .ok_or_else(|| ApiError::invalid_field("part", "must be a whole number from 1").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_part_number_is_a_plain_whole_number_from_one() {
+        assert_eq!(part_number("1").ok(), Some(1));
+        assert_eq!(part_number("12").ok(), Some(12));
+        for bad in ["0", "-1", "+1", "01", "1.0", "", "one", "4294967296", " 1"] {
+            assert!(matches!(part_number(bad), Err(DownloadError::Input(_))), "{bad:?}");
+        }
+    }
 }

@@ -19,6 +19,17 @@
 //! sizes and CRC in the header. Each recording's entry is named by its key below the person's
 //! prefix, so two recordings of the same name in different folders both go in.
 //!
+//! An export too big for one invocation to write in its time is split (given an export queue,
+//! [`Split`]): when the person's recordings come to more than `EXPORT_PART_BYTES`, the job that
+//! finds this writes the plan of the parts (`plan.json`: which recordings go in which part,
+//! greedy in listing order, [`assign_parts`]) and queues a job per part, each in a message group
+//! of its own so the parts are written side by side. Each part is a ZIP of its own
+//! (`export-part-01-of-03.zip`): part 1 holds `data.json`, the index (which says which part holds
+//! each recording) and the pages with its share of the recordings, the others recordings only.
+//! A part's job writes its part unless it exists (a redelivery), then looks whether every part
+//! exists; the one that finds them all completes the request, with the number of parts for the
+//! completion mail's links. Below the threshold nothing changes: one `export.zip`, one job.
+//!
 //! A job carries the request version that asked for it; a staff extension before the job starts
 //! bumps the version without changing what was asked, so a verified request at that version or
 //! later is still exported, and only a request that moved on (closed, say) drops the job. The
@@ -40,7 +51,7 @@ use chrono::{DateTime, Months, Utc};
 use futures_lite::io::{AsyncWrite, AsyncWriteExt as _};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,8 +59,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use privacy_shared::config::{Env, WorkerSettings};
 use privacy_shared::datamap::{CcpaDisclosure, DataMap, Location, Source};
-use privacy_shared::domain::{Completion, Language, Regime, RequestRecord, StaffText, Status, Transition};
-use privacy_shared::jobs::{ExportJob, each_job};
+use privacy_shared::domain::{
+    Completion, Language, PartOf, Regime, RequestId, RequestRecord, StaffText, Status, Transition,
+    export_key, export_plan_key, export_prefix,
+};
+use privacy_shared::jobs::{ExportJob, ExportPart, JobQueue, QueueError, SqsJobQueue, each_job};
 use privacy_shared::sources::{
     AwsPersonalData, Person, PersonalData, SourceError, StoredObject, find_user_id, person_prefix,
 };
@@ -85,8 +99,15 @@ pub enum ExportError {
     S3 { operation: &'static str, code: String },
     #[error("writing the archive failed: {0}")]
     Archive(String),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
     #[error("export job is not readable")]
     BadJob,
+    /// A part's job found no plan of the parts (it is written before any part is queued).
+    #[error("an export part has no plan")]
+    NoPlan,
+    #[error("the plan of an export's parts is not readable")]
+    Plan,
     /// A recording changed between the listing and the download: the retry lists it again.
     #[error("a recording of source `{0}` changed while it was exported")]
     Changed(String),
@@ -122,7 +143,8 @@ fn archive_error(e: impl std::fmt::Display) -> ExportError {
     ExportError::Archive(e.to_string())
 }
 
-/// Where exports go: `exports/<request id>/export.zip` in this bucket.
+/// Where exports go: `exports/<request id>/export.zip` in this bucket, or the numbered parts of
+/// a big export and their plan beside it.
 #[derive(Clone, Debug)]
 pub struct ExportTarget {
     pub bucket: String,
@@ -130,7 +152,36 @@ pub struct ExportTarget {
 }
 
 pub fn object_key(request: &RequestRecord) -> String {
-    format!("exports/{}/export.zip", request.id)
+    export_key(request.id, None)
+}
+
+/// How exports too big for one invocation are split: recordings of more than `part_bytes` in
+/// all go in numbered parts of at most that much each, each part its own job on `queue`.
+pub struct Split<Q> {
+    pub part_bytes: u64,
+    pub queue: Q,
+}
+
+/// The export function as Lambda runs it: the exporter, and how big exports split (none without
+/// an export queue: every export is then written whole, as [`export`] writes it).
+pub struct Worker<S, P, Q> {
+    pub exporter: Exporter<S, P>,
+    pub split: Option<Split<Q>>,
+}
+
+impl Worker<DynamoStore, AwsPersonalData, SqsJobQueue> {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let settings = WorkerSettings::export(&Env::process())?;
+        Ok(Worker::with_sdk(&privacy_shared::deps::sdk_from_env().await, settings, Arc::new(SystemClock)))
+    }
+
+    pub fn with_sdk(sdk: &aws_config::SdkConfig, settings: WorkerSettings, clock: Arc<dyn Clock>) -> Self {
+        let split = settings.export_parts.clone().map(|parts| Split {
+            part_bytes: parts.part_bytes,
+            queue: SqsJobQueue::with_sdk(sdk, parts.queue_url, ""),
+        });
+        Worker { exporter: Exporter::with_sdk(sdk, settings, clock), split }
+    }
 }
 
 pub struct Exporter<S, P> {
@@ -162,16 +213,55 @@ impl Exporter<DynamoStore, AwsPersonalData> {
     }
 }
 
+/// No split: what [`handle`] and [`export`] run with.
+const WHOLE: Option<&Split<SqsJobQueue>> = None;
+
+/// The export queue's messages, every export written whole (a part of an export another worker
+/// planned is still written as its plan says).
 pub async fn handle<S: Requests + People, P: PersonalData>(
     exporter: &Exporter<S, P>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Infallible> {
-    Ok(each_job(event.payload, |job: ExportJob| async move { export(exporter, &job).await }).await)
+    Ok(each_job(event.payload, |job: ExportPart| async move { run(exporter, WHOLE, &job).await }).await)
 }
 
-/// Runs one job to completion (or leaves the request in progress for the retry).
+/// The export queue's messages as the function handles them: big exports split into parts.
+pub async fn handle_jobs<S: Requests + People, P: PersonalData, Q: JobQueue>(
+    worker: &Worker<S, P, Q>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Infallible> {
+    let split = worker.split.as_ref();
+    Ok(each_job(event.payload, |job: ExportPart| async move { run(&worker.exporter, split, &job).await })
+        .await)
+}
+
+/// One message of the export queue: the export `dispatch` asked for, or one part of it.
+pub async fn run<S: Requests + People, P: PersonalData, Q: JobQueue>(
+    exporter: &Exporter<S, P>,
+    split: Option<&Split<Q>>,
+    message: &ExportPart,
+) -> Result<(), ExportError> {
+    // Boxed: the export's futures nest deep enough to overflow the compiler's layout queries.
+    match message.part {
+        None => Box::pin(export_or_split(exporter, split, &message.job)).await,
+        Some(number) => Box::pin(export_part(exporter, &message.job, number)).await,
+    }
+}
+
+/// Runs one job to completion (or leaves the request in progress for the retry), the export
+/// written whole whatever its size.
 pub async fn export<S: Requests + People, P: PersonalData>(
     exporter: &Exporter<S, P>,
+    job: &ExportJob,
+) -> Result<(), ExportError> {
+    export_or_split(exporter, WHOLE, job).await
+}
+
+/// The job `dispatch` sent: the whole export, written and completed here; or, when its
+/// recordings come to more than a part may hold, the plan of its parts and a job per part.
+async fn export_or_split<S: Requests + People, P: PersonalData, Q: JobQueue>(
+    exporter: &Exporter<S, P>,
+    split: Option<&Split<Q>>,
     job: &ExportJob,
 ) -> Result<(), ExportError> {
     let Some(mut request) = exporter.store.get(job.request_id).await? else {
@@ -194,25 +284,123 @@ pub async fn export<S: Requests + People, P: PersonalData>(
     if request.status == Status::Verified {
         request = start(exporter, &request).await?;
     }
-    let plan = plan(exporter, &request).await?;
-    write_archive(exporter, &request, &plan).await?;
-    let change = Change::system(Transition::Complete(Completion::Exported), exporter.clock.now());
-    match exporter.store.transition(&request, change).await {
-        Ok(_) => {
-            tracing::info!(request_id = %request.id, "export completed");
-            Ok(())
-        }
-        // Another delivery completed it, or an erasure of the person overtook it (the store
-        // refuses the completion then).
-        Err(StoreError::Conflict) => {
-            if overtaken(exporter, &request).await? {
-                return withdraw(exporter, &request).await;
+    if let Some(split) = split {
+        // A plan stored before (this job delivered again) is the one the parts follow, whatever
+        // the sources hold by now.
+        let there = listed(exporter, request.id).await?;
+        let stored = match read_plan(exporter, request.id, &there).await? {
+            Some(stored) => stored,
+            None => {
+                let plan = plan(exporter, &request).await?;
+                let sizes: Vec<u64> = plan.files.iter().map(|f| f.object.size).collect();
+                let parts = assign_parts(&sizes, split.part_bytes);
+                if parts.last().is_none_or(|last| *last == 1) {
+                    return export_whole(exporter, &request, plan).await;
+                }
+                let stored = StoredPlan::of(&plan, &parts);
+                write_plan(exporter, request.id, &stored).await?;
+                stored
             }
-            tracing::info!(request_id = %request.id, "export completed by another delivery");
-            Ok(())
+        };
+        for number in 1..=stored.parts {
+            split.queue.enqueue(&ExportPart::of(job, number)).await?;
         }
-        Err(err) => Err(err.into()),
+        tracing::info!(request_id = %request.id, parts = stored.parts, "export split into parts");
+        return Ok(());
     }
+    let plan = plan(exporter, &request).await?;
+    export_whole(exporter, &request, plan).await
+}
+
+async fn export_whole<S: Requests + People, P: PersonalData>(
+    exporter: &Exporter<S, P>,
+    request: &RequestRecord,
+    plan: Plan,
+) -> Result<(), ExportError> {
+    write_archive(exporter, request, &plan, None).await?;
+    complete(exporter, request, Completion::Exported).await
+}
+
+/// Part `number` of a planned export: written unless it exists already (this job delivered
+/// again), then, if every part exists, the request completed. Each part's job looks after writing
+/// its own, so the last to finish sees them all; should two finish together, both see them all
+/// and the second finds the request completed.
+async fn export_part<S: Requests + People, P: PersonalData>(
+    exporter: &Exporter<S, P>,
+    job: &ExportJob,
+    number: u32,
+) -> Result<(), ExportError> {
+    let Some(request) = exporter.store.get(job.request_id).await? else {
+        tracing::warn!(request_id = %job.request_id, "export job for an unknown request");
+        return Ok(());
+    };
+    // The job that planned the parts started the work; completed (by another part) or closed
+    // since, there is nothing left to write.
+    if request.status != Status::InProgress {
+        tracing::info!(request_id = %request.id, part = number, status = %request.status, "nothing to export");
+        return Ok(());
+    }
+    if overtaken(exporter, &request).await? {
+        return withdraw(exporter, &request).await;
+    }
+    let there = listed(exporter, request.id).await?;
+    let stored = read_plan(exporter, request.id, &there).await?.ok_or(ExportError::NoPlan)?;
+    let part = PartOf::new(number, stored.parts).ok_or(ExportError::BadJob)?;
+    if there.contains(&export_key(request.id, Some(part))) {
+        tracing::info!(request_id = %request.id, part = number, "export part exists already");
+    } else {
+        let plan = stored.into_plan(exporter, &request, part).await?;
+        write_archive(exporter, &request, &plan, Some(part)).await?;
+        tracing::info!(request_id = %request.id, part = number, parts = part.of(), "export part written");
+    }
+    let there = listed(exporter, request.id).await?;
+    let all = (1..=part.of())
+        .filter_map(|n| PartOf::new(n, part.of()))
+        .all(|p| there.contains(&export_key(request.id, Some(p))));
+    if !all {
+        return Ok(());
+    }
+    complete(exporter, &request, Completion::ExportedInParts { parts: part.of() }).await
+}
+
+/// How often a completion that lost a race to another change of an open request is tried again.
+const COMPLETION_TRIES: usize = 3;
+
+/// Completes the request once its export exists. Should another writer get in first: an erasure
+/// of the person wins (the export is withdrawn); a completion by another delivery (or another
+/// part) is this one's too; any other change of the request (a staff extension, say) is read and
+/// the completion tried again from there.
+async fn complete<S: Requests + People, P: PersonalData>(
+    exporter: &Exporter<S, P>,
+    request: &RequestRecord,
+    completion: Completion,
+) -> Result<(), ExportError> {
+    let mut current = request.clone();
+    for _ in 0..COMPLETION_TRIES {
+        let change = Change::system(Transition::Complete(completion.clone()), exporter.clock.now());
+        match exporter.store.transition(&current, change).await {
+            Ok(_) => {
+                tracing::info!(request_id = %current.id, "export completed");
+                return Ok(());
+            }
+            // Another delivery completed it, or an erasure of the person overtook it (the store
+            // refuses the completion then), or the request changed otherwise.
+            Err(StoreError::Conflict) => {
+                if overtaken(exporter, &current).await? {
+                    return withdraw(exporter, &current).await;
+                }
+                match exporter.store.get(current.id).await? {
+                    Some(now) if now.status == Status::InProgress => current = now,
+                    _ => {
+                        tracing::info!(request_id = %current.id, "export completed by another delivery");
+                        return Ok(());
+                    }
+                }
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(StoreError::Conflict.into())
 }
 
 /// Whether an erasure of the person began deleting their exports after this request was verified.
@@ -267,16 +455,198 @@ pub struct Plan {
     asked_at: DateTime<Utc>,
     generated_at: DateTime<Utc>,
     pub files: Vec<ArchivedFile>,
-    /// The listing of each object source, as `data.json` and the index show it.
-    listings: BTreeMap<String, Vec<Value>>,
+    /// An export in parts: how many (each file names its own).
+    parts: Option<u32>,
 }
 
-/// One recording and where it goes in the archive.
+/// One recording and where it goes in the archive (and, for an export in parts, in which part).
 #[derive(Clone, Debug)]
 pub struct ArchivedFile {
     pub path: String,
     pub source_id: String,
     pub object: StoredObject,
+    pub part: Option<u32>,
+}
+
+impl Plan {
+    /// The recordings of one object source, as `data.json` and the index list them.
+    fn listing(&self, source_id: &str) -> Vec<Value> {
+        self.files
+            .iter()
+            .filter(|f| f.source_id == source_id)
+            .map(|f| {
+                let mut listed =
+                    json!({"path": f.path, "size": f.object.size, "last_modified": f.object.last_modified});
+                if let Some(part) = f.part {
+                    listed["part"] = json!(part);
+                }
+                listed
+            })
+            .collect()
+    }
+}
+
+/// The part (from 1) of each recording of sizes `sizes`, in listing order: each part takes the
+/// recordings that follow one another until the next would take it past `limit` bytes; a
+/// recording larger than `limit` gets a part of its own. Deterministic, so a plan made twice is
+/// the same plan. Part 1 also holds the records (`data.json` and the pages), which are not
+/// counted: next to recordings they are small (a hundred thousand records are some 60 MB).
+pub fn assign_parts(sizes: &[u64], limit: u64) -> Vec<u32> {
+    let mut part = 1;
+    let mut used = 0u64;
+    sizes
+        .iter()
+        .map(|&size| {
+            if used > 0 && used.saturating_add(size) > limit {
+                part += 1;
+                used = 0;
+            }
+            used = used.saturating_add(size);
+            part
+        })
+        .collect()
+}
+
+/// `plan.json`: which recording goes in which part, and when the export was compiled. The job
+/// that splits the export writes it once, before any part is queued; every part's job builds its
+/// part from it, so a retry writes the part it would have written the first time.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StoredPlan {
+    parts: u32,
+    generated_at: DateTime<Utc>,
+    files: Vec<PlannedFile>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct PlannedFile {
+    part: u32,
+    source_id: String,
+    path: String,
+    bucket: String,
+    key: String,
+    size: u64,
+    last_modified: Option<DateTime<Utc>>,
+}
+
+impl StoredPlan {
+    fn of(plan: &Plan, parts: &[u32]) -> StoredPlan {
+        let files = plan
+            .files
+            .iter()
+            .zip(parts)
+            .map(|(file, part)| PlannedFile {
+                part: *part,
+                source_id: file.source_id.clone(),
+                path: file.path.clone(),
+                bucket: file.object.bucket.clone(),
+                key: file.object.key.clone(),
+                size: file.object.size,
+                last_modified: file.object.last_modified,
+            })
+            .collect();
+        StoredPlan { parts: parts.iter().copied().max().unwrap_or(1), generated_at: plan.generated_at, files }
+    }
+
+    /// The plan of one part. Only the first, which holds the records, needs to know whose they
+    /// are; the others hold recordings the plan names by their keys.
+    async fn into_plan<S: Requests, P: PersonalData>(
+        self,
+        exporter: &Exporter<S, P>,
+        request: &RequestRecord,
+        part: PartOf,
+    ) -> Result<Plan, ExportError> {
+        let user_id = match part.number() {
+            1 => find_user_id(&exporter.data, &exporter.map, &request.email).await?,
+            _ => None,
+        };
+        let (since, asked_at) = window(request);
+        let files = self
+            .files
+            .into_iter()
+            .map(|f| ArchivedFile {
+                path: f.path,
+                source_id: f.source_id,
+                object: StoredObject {
+                    bucket: f.bucket,
+                    key: f.key,
+                    size: f.size,
+                    last_modified: f.last_modified,
+                },
+                part: Some(f.part),
+            })
+            .collect();
+        Ok(Plan {
+            person: Person { email: request.email.clone(), user_id },
+            since,
+            asked_at,
+            generated_at: self.generated_at,
+            files,
+            parts: Some(self.parts),
+        })
+    }
+}
+
+/// The keys under the request's export prefix. A listing rather than a read of each key: without
+/// `s3:ListBucket`, S3 answers a read of a missing key with 403, not 404, and the listing is
+/// scoped to `exports/` in the role.
+async fn listed<S, P>(exporter: &Exporter<S, P>, id: RequestId) -> Result<BTreeSet<String>, ExportError> {
+    let mut keys = BTreeSet::new();
+    let mut pages = exporter
+        .s3
+        .list_objects_v2()
+        .bucket(&exporter.target.bucket)
+        .prefix(export_prefix(id))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(s3_error("ListObjectsV2"))?;
+        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+    }
+    Ok(keys)
+}
+
+/// The plan of the parts, if the export's keys (`listed`) hold one.
+async fn read_plan<S, P>(
+    exporter: &Exporter<S, P>,
+    id: RequestId,
+    listed: &BTreeSet<String>,
+) -> Result<Option<StoredPlan>, ExportError> {
+    let key = export_plan_key(id);
+    if !listed.contains(&key) {
+        return Ok(None);
+    }
+    let got = exporter
+        .s3
+        .get_object()
+        .bucket(&exporter.target.bucket)
+        .key(&key)
+        .send()
+        .await
+        .map_err(s3_error("GetObject"))?;
+    let bytes = got.body.collect().await.map_err(archive_error)?.into_bytes();
+    serde_json::from_slice(&bytes).map(Some).map_err(|_| ExportError::Plan)
+}
+
+async fn write_plan<S, P>(
+    exporter: &Exporter<S, P>,
+    id: RequestId,
+    plan: &StoredPlan,
+) -> Result<(), ExportError> {
+    let body = serde_json::to_vec(plan).map_err(|_| ExportError::Plan)?;
+    let put = exporter
+        .s3
+        .put_object()
+        .bucket(&exporter.target.bucket)
+        .key(export_plan_key(id))
+        .content_type("application/json")
+        .body(body.into());
+    // Encrypted as the parts are: it names the person's recordings.
+    let put = match &exporter.target.kms_key_id {
+        Some(kms) => put.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(kms),
+        None => put.server_side_encryption(ServerSideEncryption::Aes256),
+    };
+    put.send().await.map_err(s3_error("PutObject"))?;
+    Ok(())
 }
 
 /// The archive path of an object: its key below the person's prefix (`relative`), in its
@@ -362,11 +732,8 @@ pub async fn plan<S: Requests, P: PersonalData>(
         email: request.email.clone(),
         user_id: find_user_id(&exporter.data, &exporter.map, &request.email).await?,
     };
-    let asked_at = request.verified_at.unwrap_or(request.received_at);
-    let since =
-        (request.regime == Regime::Ccpa).then(|| asked_at.checked_sub_months(Months::new(12))).flatten();
+    let (since, asked_at) = window(request);
     let mut files = Vec::new();
-    let mut listings = BTreeMap::new();
     let mut taken = BTreeSet::new();
     for source in exporter.map.sources() {
         let Some(key) = person.key_for(source.find_by()) else { continue };
@@ -379,19 +746,22 @@ pub async fn plan<S: Requests, P: PersonalData>(
             .filter(|o| since.is_none_or(|s| o.last_modified.is_none_or(|m| m >= s)))
             .collect();
         let prefix = person_prefix(source, key)?;
-        let listed: Vec<Value> = objects
-            .into_iter()
-            .map(|o| {
-                let relative = o.key.strip_prefix(&prefix).unwrap_or(&o.key);
-                let path = entry_path(&source.id, relative, &mut taken);
-                let listed = json!({"path": path, "size": o.size, "last_modified": o.last_modified});
-                files.push(ArchivedFile { path, source_id: source.id.clone(), object: o });
-                listed
-            })
-            .collect();
-        listings.insert(source.id.clone(), listed);
+        for object in objects {
+            let relative = object.key.strip_prefix(&prefix).unwrap_or(&object.key);
+            let path = entry_path(&source.id, relative, &mut taken);
+            files.push(ArchivedFile { path, source_id: source.id.clone(), object, part: None });
+        }
     }
-    Ok(Plan { person, since, asked_at, generated_at: exporter.clock.now(), files, listings })
+    Ok(Plan { person, since, asked_at, generated_at: exporter.clock.now(), files, parts: None })
+}
+
+/// When the request asked (its verification), and, under the CCPA, the start of the 12 months
+/// before that the export covers.
+fn window(request: &RequestRecord) -> (Option<DateTime<Utc>>, DateTime<Utc>) {
+    let asked_at = request.verified_at.unwrap_or(request.received_at);
+    let since =
+        (request.regime == Regime::Ccpa).then(|| asked_at.checked_sub_months(Months::new(12))).flatten();
+    (since, asked_at)
 }
 
 /// `value` as pretty JSON whose lines after the first are indented `depth` levels, to sit at
@@ -411,12 +781,15 @@ async fn write_data_json<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
     plan: &Plan,
     zip: &mut ZipFileWriter<W>,
 ) -> Result<Value, ExportError> {
-    let head = json!({
+    let mut head = json!({
         "id": request.id, "kind": request.kind, "regime": request.regime,
         "received_at": request.received_at, "verified_at": request.verified_at,
         "generated_at": plan.generated_at,
         "period": plan.since.map(|s| json!({"from": s, "to": plan.asked_at})),
     });
+    if let Some(parts) = plan.parts {
+        head["parts"] = json!(parts);
+    }
     let mut entry = zip
         .write_entry_stream(ZipEntryBuilder::new("data.json".into(), Compression::Deflate))
         .await
@@ -466,7 +839,7 @@ async fn write_data_json<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
                 }
             }
             Location::Objects { .. } => {
-                let listed = plan.listings.get(&source.id).cloned().unwrap_or_default();
+                let listed = plan.listing(&source.id);
                 if !listed.is_empty() {
                     with_data.push(source);
                 }
@@ -497,6 +870,9 @@ fn texts(language: Language) -> Value {
             "shown": "Hier staan de eerste", "of": "van de", "records": "gegevens", "more": "De rest staat op",
             "page": "pagina", "page_heading": "Pagina", "back": "Terug naar het overzicht",
             "previous": "Vorige pagina", "next": "Volgende pagina",
+            "parts_before": "Deze export bestaat uit",
+            "parts_after": "delen, elk een eigen ZIP-bestand. Dit is deel 1, met data.json, dit overzicht en de pagina's; bij de opnamen hieronder staat in welk deel elk zit.",
+            "in_part": "in deel",
         }),
         Language::En => json!({
             "title": "Your personal data",
@@ -510,6 +886,9 @@ fn texts(language: Language) -> Value {
             "shown": "Shown here are the first", "of": "of", "records": "records", "more": "The rest are on",
             "page": "page", "page_heading": "Page", "back": "Back to the overview",
             "previous": "Previous page", "next": "Next page",
+            "parts_before": "This export comes in",
+            "parts_after": "parts, each a ZIP file of its own. This is part 1, with data.json, this overview and its pages; the list of recordings below says which part holds each.",
+            "in_part": "in part",
         }),
     }
 }
@@ -573,7 +952,7 @@ async fn write_pages<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
         let time_attribute = match &source.location {
             Location::Table { time_attribute, .. } => time_attribute.as_deref(),
             Location::Objects { .. } => {
-                summary.files = plan.listings.get(&source.id).cloned();
+                summary.files = Some(plan.listing(&source.id));
                 summaries.push(summary);
                 continue;
             }
@@ -661,6 +1040,7 @@ fn render_index(
                 request_id => request.id.to_string(),
                 generated_at => plan.generated_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
                 period => plan.since.map(|s| json!({"from": s, "to": plan.asked_at})),
+                parts => plan.parts,
                 sources => minijinja::Value::from_serialize(summaries),
                 disclosure => minijinja::Value::from_serialize(disclosure),
             })
@@ -668,28 +1048,34 @@ fn render_index(
         .map_err(archive_error)
 }
 
+/// Writes the whole export (`part` none) or one part of it: the records (`data.json`, the pages
+/// and the index) go in the whole export and in part 1, each recording where the plan puts it.
 async fn write_archive<S: Requests, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
     plan: &Plan,
+    part: Option<PartOf>,
 ) -> Result<(), ExportError> {
     let (zip_side, upload_side) = tokio::io::duplex(PIPE_BYTES);
-    let key = object_key(request);
+    let key = export_key(request.id, part);
     let upload = upload_multipart(exporter.s3.clone(), exporter.target.clone(), key, upload_side);
+    let number = part.map(PartOf::number);
     let produce = async {
-        let env = templates()?;
         let mut zip = ZipFileWriter::with_tokio(zip_side);
-        let disclosure = write_data_json(exporter, request, plan, &mut zip).await?;
-        let summaries = write_pages(exporter, request, plan, &env, &mut zip).await?;
-        let index = render_index(&env, request, plan, &summaries, &disclosure)?;
-        drop(summaries);
-        zip.write_entry_whole(
-            ZipEntryBuilder::new("index.html".into(), Compression::Deflate),
-            index.as_bytes(),
-        )
-        .await
-        .map_err(archive_error)?;
-        for file in &plan.files {
+        if number.is_none_or(|n| n == 1) {
+            let env = templates()?;
+            let disclosure = write_data_json(exporter, request, plan, &mut zip).await?;
+            let summaries = write_pages(exporter, request, plan, &env, &mut zip).await?;
+            let index = render_index(&env, request, plan, &summaries, &disclosure)?;
+            drop(summaries);
+            zip.write_entry_whole(
+                ZipEntryBuilder::new("index.html".into(), Compression::Deflate),
+                index.as_bytes(),
+            )
+            .await
+            .map_err(archive_error)?;
+        }
+        for file in plan.files.iter().filter(|f| f.part == number) {
             let object = &file.object;
             let got = exporter
                 .s3
@@ -822,6 +1208,40 @@ mod tests {
         assert_eq!(path("notes"), "files/recordings/notes");
         assert_eq!(path("notes/"), "files/recordings/notes (2)");
         assert_eq!(path("a\\..\\b.mp4"), "files/recordings/a_.._b.mp4");
+    }
+
+    #[test]
+    fn recordings_are_parted_greedily_in_listing_order_within_the_limit() {
+        assert_eq!(assign_parts(&[], 10), Vec::<u32>::new());
+        assert_eq!(assign_parts(&[3, 3, 4], 10), [1, 1, 1], "all fit: one part");
+        assert_eq!(assign_parts(&[4, 4, 4, 4], 10), [1, 1, 2, 2]);
+        assert_eq!(assign_parts(&[5, 5, 5], 10), [1, 1, 2], "exactly full is full");
+        assert_eq!(assign_parts(&[6, 1, 6, 1], 10), [1, 1, 2, 2], "listing order, no reshuffling");
+        assert_eq!(assign_parts(&[0, 10, 0, 1], 10), [1, 1, 1, 2]);
+    }
+
+    #[test]
+    fn a_recording_larger_than_a_part_gets_a_part_of_its_own() {
+        assert_eq!(assign_parts(&[3, 20, 3], 10), [1, 2, 3]);
+        assert_eq!(assign_parts(&[20, 20], 10), [1, 2]);
+        assert_eq!(assign_parts(&[20], 10), [1], "one recording is one part, however large");
+        assert_eq!(assign_parts(&[u64::MAX, u64::MAX, 1], 10), [1, 2, 3], "no overflow");
+    }
+
+    #[test]
+    fn every_part_keeps_within_the_limit_unless_it_holds_one_recording_and_parts_follow_one_another() {
+        let sizes: Vec<u64> = (0..200u64).map(|i| (i * 7919) % 23 + 1).collect();
+        for limit in [1, 5, 23, 24, 100, 5000] {
+            let parts = assign_parts(&sizes, limit);
+            assert_eq!(parts, assign_parts(&sizes, limit), "deterministic");
+            assert_eq!(parts.first(), Some(&1));
+            assert!(parts.windows(2).all(|w| w[1] == w[0] || w[1] == w[0] + 1), "{parts:?}");
+            for part in 1..=*parts.last().unwrap() {
+                let inside: Vec<u64> =
+                    sizes.iter().zip(&parts).filter(|(_, p)| **p == part).map(|(s, _)| *s).collect();
+                assert!(inside.len() == 1 || inside.iter().sum::<u64>() <= limit, "{limit}: {inside:?}");
+            }
+        }
     }
 
     #[test]

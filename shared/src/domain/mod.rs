@@ -2,6 +2,7 @@
 
 mod calendar;
 mod email;
+mod export;
 mod kind;
 mod language;
 mod region;
@@ -13,6 +14,7 @@ mod transition;
 
 pub use calendar::{BusinessCalendar, CalendarError, Deadlines};
 pub use email::{EmailAddress, EmailError, SubjectKey};
+pub use export::{NoSuchPart, PartOf, export_key, export_plan_key, export_prefix};
 pub use kind::RequestKind;
 pub use language::Language;
 pub use region::{Regime, Region, RegionError};

@@ -169,6 +169,10 @@ pub struct RequestRecord {
     pub corrections: Option<std::collections::BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<ErasureReceipt>,
+    /// An export too big for one invocation, completed as this many numbered parts; none for an
+    /// export in one piece (and every other request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_parts: Option<u32>,
     /// A mail budget was spent when this request came in: it gets no acknowledgement by mail
     /// (an opt-out is honoured all the same).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -215,6 +219,7 @@ impl RequestRecord {
             recipient_confirmed_at: None,
             corrections: None,
             receipt: None,
+            export_parts: None,
             mail_withheld: false,
             updated_at: received_at,
         }
@@ -241,6 +246,7 @@ impl fmt::Debug for RequestRecord {
             .field("triage", &self.triage)
             .field("recipient_confirmed_at", &self.recipient_confirmed_at)
             .field("receipt", &self.receipt)
+            .field("export_parts", &self.export_parts)
             .finish_non_exhaustive()
     }
 }

@@ -36,6 +36,8 @@ pub const LIMIT_REASON: &str = "right_to_know_limit";
 pub enum Completion {
     /// The export exists; the completion notice carries its link.
     Exported,
+    /// A big export exists as `parts` numbered parts (two or more); the notice links each.
+    ExportedInParts { parts: u32 },
     /// The person's data is gone; the receipt says what went where, and what was kept and why.
     Erased(ErasureReceipt),
     /// Self-service corrections were applied; the note tells the requester which.
@@ -117,7 +119,9 @@ impl Transition {
             | Transition::Triage(_)
             | Transition::ConfirmRecipient { .. }
             | Transition::StartWork
-            | Transition::Complete(Completion::Exported | Completion::Erased(_)) => None,
+            | Transition::Complete(
+                Completion::Exported | Completion::ExportedInParts { .. } | Completion::Erased(_),
+            ) => None,
         }
     }
 }
@@ -170,6 +174,7 @@ impl RequestRecord {
                 return Err(refused());
             }
             Transition::Complete(Completion::Erased(receipt)) => next.receipt = Some(receipt.clone()),
+            Transition::Complete(Completion::ExportedInParts { parts }) => next.export_parts = Some(*parts),
             Transition::Extend { until, reason } => {
                 if self.original_due_on.is_some() {
                     return Err(refused());
@@ -332,6 +337,17 @@ mod tests {
         let exported = of(RequestKind::Access, Status::InProgress)
             .apply(&Transition::Complete(Completion::Exported), now);
         assert_eq!(exported.unwrap().status, Status::Completed, "the system's own completion still works");
+    }
+
+    #[test]
+    fn an_export_completed_in_parts_keeps_how_many_and_one_in_one_piece_keeps_none() {
+        let now = at("2026-12-01T10:00:00Z");
+        let whole = request(Status::InProgress).apply(&Transition::Complete(Completion::Exported), now);
+        assert_eq!(whole.unwrap().export_parts, None);
+        let parts = Transition::Complete(Completion::ExportedInParts { parts: 3 });
+        let done = request(Status::InProgress).apply(&parts, now).unwrap();
+        assert_eq!((done.status, done.export_parts), (Status::Completed, Some(3)));
+        assert_eq!(parts.reason(), None, "nothing to tell beyond the links");
     }
 
     #[test]

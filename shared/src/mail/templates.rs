@@ -222,9 +222,11 @@ impl Templates {
                     .collect()
             })
             .unwrap_or_default();
+        let parts = part_links(record, download.map(|(url, _)| url));
         let ctx = context! {
             note => record.closed_reason.clone(),
             download => download.map(|(url, _)| url.to_owned()),
+            download_parts => parts,
             available_until => download.map(|(_, until)| long_date(until, lang)),
             suppressed => crate::store::SuppressionList::for_kind(record.kind).map(|l| l.as_str()),
             suppressed_since => long_date(record.received_on, lang),
@@ -235,9 +237,11 @@ impl Templates {
             receipt_processors => receipt.map(|r| r.processors_instructed.iter().map(|p| p.replace('_', " ")).collect::<Vec<_>>().join(", ")).filter(|p| !p.is_empty()),
             child => record.triage.as_ref().is_some_and(|t| t.child) && record.kind != RequestKind::Deletion,
         };
-        let label = match lang {
-            Language::En => "Download my data",
-            Language::Nl => "Mijn gegevens downloaden",
+        let label = match (lang, record.export_parts.is_some()) {
+            (Language::En, false) => "Download my data",
+            (Language::En, true) => "Download this part",
+            (Language::Nl, false) => "Mijn gegevens downloaden",
+            (Language::Nl, true) => "Dit deel downloaden",
         };
         self.notice(MessageKind::Completed, record, ctx, None, label)
     }
@@ -290,17 +294,28 @@ impl Templates {
         link: &str,
         until: NaiveDate,
     ) -> Result<OutgoingEmail, MailError> {
+        let parts = part_links(record, Some(link));
+        let label = if parts.is_empty() { "Download the data" } else { "Download this part" };
         let ctx = context! {
             requester => record.email.as_str(),
             link,
+            parts,
             available_until => long_date(until, Language::En),
         };
         let mut as_english = record.clone();
         as_english.language = Language::En;
-        let mut email =
-            self.notice(MessageKind::RecipientDelivery, &as_english, ctx, None, "Download the data")?;
+        let mut email = self.notice(MessageKind::RecipientDelivery, &as_english, ctx, None, label)?;
         email.to = recipient.clone();
         Ok(email)
+    }
+}
+
+/// One download link per part of an export in parts (the same token, `&part=N`); none for an
+/// export in one piece, whose one link is the plain one.
+fn part_links(record: &RequestRecord, link: Option<&str>) -> Vec<String> {
+    match (link, record.export_parts) {
+        (Some(link), Some(parts)) => (1..=parts).map(|n| format!("{link}&part={n}")).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -792,6 +807,55 @@ mod tests {
         let bounced = templates.answer_alert(&staff, id, MessageKind::Denied, AnswerAlert::Bounced).unwrap();
         assert!(bounced.text.contains("denied mail of privacy request"), "{}", bounced.text);
         assert!(bounced.html.contains("bounced for good"));
+    }
+
+    fn exported(language: Language, export_parts: Option<u32>) -> RequestRecord {
+        let at = chrono::DateTime::from_timestamp(1_795_860_000, 0).unwrap();
+        let day = at.date_naive();
+        let deadlines = crate::domain::Deadlines { received_on: day, due_on: day, acknowledge_by: None };
+        let record = RequestRecord::received(
+            RequestId::generate(),
+            RequestKind::Access,
+            crate::domain::Region::parse("NL").unwrap(),
+            language,
+            EmailAddress::parse("person@example.com").unwrap(),
+            at,
+            deadlines,
+        );
+        RequestRecord { status: Status::Completed, export_parts, ..record }
+    }
+
+    #[test]
+    fn the_completion_of_an_export_in_parts_links_every_part_in_both_languages() {
+        let link = "https://privacy.example.com/requests/r/download?token=abc";
+        let until = NaiveDate::from_ymd_opt(2026, 12, 28).unwrap();
+        let templates = Templates::new();
+        for (language, part, label) in [
+            (Language::En, "Part 2 of 3:", "Download this part"),
+            (Language::Nl, "Deel 2 van 3:", "Dit deel downloaden"),
+        ] {
+            let mail = templates.completed(&exported(language, Some(3)), Some((link, until))).unwrap();
+            for n in 1..=3 {
+                assert!(mail.text.contains(&format!("\n\n{link}&part={n}\n\n")), "{n}: {}", mail.text);
+                assert!(mail.html.contains(&format!("{link}&amp;part={n}\"")), "{n}: {}", mail.html);
+            }
+            assert!(mail.text.contains(part), "{}", mail.text);
+            assert_eq!(mail.html.matches(label).count(), 3, "a button per part: {}", mail.html);
+            assert!(!mail.text.contains(&format!("{link}\n")), "no link without a part: {}", mail.text);
+
+            let whole = templates.completed(&exported(language, None), Some((link, until))).unwrap();
+            assert!(whole.text.contains(&format!("\n\n{link}\n\n")), "{}", whole.text);
+            assert!(!whole.text.contains("part="), "{}", whole.text);
+        }
+        let recipient = EmailAddress::parse("new@example.org").unwrap();
+        let delivery =
+            templates.recipient_delivery(&exported(Language::Nl, Some(2)), &recipient, link, until);
+        let delivery = delivery.unwrap();
+        assert!(
+            delivery.text.contains(&format!("{link}&part=1"))
+                && delivery.text.contains(&format!("{link}&part=2"))
+        );
+        assert!(delivery.text.contains("Part 2 of 2:"), "{}", delivery.text);
     }
 
     #[test]

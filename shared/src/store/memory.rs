@@ -219,7 +219,10 @@ impl Requests for MemoryStore {
         if matches!(change.transition, Transition::Extend { .. }) && stored.original_due_on.is_some() {
             return Err(StoreError::Conflict);
         }
-        if matches!(change.transition, Transition::Complete(Completion::Exported)) {
+        if matches!(
+            change.transition,
+            Transition::Complete(Completion::Exported | Completion::ExportedInParts { .. })
+        ) {
             let mark = state.erasure_marks.get(&current.email.subject_key());
             if mark.is_some_and(|m| m.overtakes(super::export_asked_at(current))) {
                 return Err(StoreError::Conflict);
