@@ -4,11 +4,12 @@
 //! - first response: process start until the first invocation's response,
 //! - peak RSS (VmHWM) after a run of warm invocations.
 //!
-//! Cold starts are interleaved (one of each target per round, so drift on a noisy machine hits
-//! every target alike) and reported as medians. Each function gets the event its trigger sends
-//! (an API Gateway HTTP API v2 request, a DynamoDB stream batch, an SQS batch, the scheduler's
-//! payload, an SNS-wrapped SES event), about something seeded in the emulator beforehand, so the
-//! first invocation does the function's real work; what each does is printed with the figures.
+//! Cold starts are interleaved (one of each target per round, in a fresh random order, so drift on
+//! a noisy machine hits every target alike) and reported as medians. Each function gets the event
+//! its trigger sends (an API Gateway HTTP API v2 request, a DynamoDB stream batch, an SQS batch,
+//! the scheduler's payload, an SNS-wrapped SES event), about something seeded in the emulator
+//! beforehand, so the first invocation does the function's real work; what each does is printed
+//! with the figures.
 //! Seeding happens before the process starts, outside every measured span.
 //!
 //! usage: coldstart [--runs N] [--warm N] [--sizes FILE] NAME=PATH/TO/bootstrap:WORKLOAD ...
@@ -19,9 +20,11 @@
 //! Each invocation's deadline is the function's timeout from infra/template.yaml, as Lambda's is.
 //!
 //! usage: coldstart --init-costs STEP... runs the pieces inits are made of (telemetry, config,
-//! datamap, dispatch-settings, worker-settings, templates, sdk, then dynamodb | sesv2 | sqs | s3
-//! clients), once each in this fresh process, and prints the microseconds each took: run it many
-//! times to see where an init's time goes.
+//! datamap, dispatch-settings, worker-settings, templates, sdk (as the functions load it) or
+//! sdk-default (as the SDK does by itself), then dynamodb | sesv2 | sqs | s3 clients), once each
+//! in this fresh process, and prints the microseconds each took: run it many times to see where
+//! an init's time goes. Under `valgrind --tool=callgrind` its instruction counts are the same
+//! on a busy machine as on an idle one.
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -858,6 +861,20 @@ async fn run_once(stack: &Stack, target: &Target, mut events: Events, warm: usiz
     Ok(Run { init, init_cpu, first_response, warm: warm_result, failures })
 }
 
+/// The order of one round's targets: random, so that no target always starts right after the
+/// same one (whose aftermath in the emulator would land on it in every round).
+fn shuffled(n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    // A v4 UUID's 122 random bits pick one of n! orders for any n a bench has (20! < 2^62).
+    let mut bits = uuid::Uuid::new_v4().as_u128();
+    for i in (1..n).rev() {
+        let choices = i as u128 + 1;
+        order.swap(i, (bits % choices) as usize);
+        bits /= choices;
+    }
+    order
+}
+
 fn median(values: &[Duration]) -> Duration {
     let mut sorted = values.to_vec();
     sorted.sort();
@@ -899,6 +916,10 @@ async fn init_costs(steps: &[String]) -> Result<()> {
             "worker-settings" => drop(WorkerSettings::erasure(&Env::process())?),
             "templates" => drop(privacy_shared::mail::templates::Templates::new()),
             "sdk" => sdk = Some(privacy_shared::deps::sdk_from_env().await),
+            // What the SDK does left to itself: an HTTPS client per SDK client.
+            "sdk-default" => {
+                sdk = Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+            }
             client => {
                 let sdk = sdk.as_ref().context("`sdk` first")?;
                 match client {
@@ -968,7 +989,8 @@ async fn main() -> Result<()> {
         })
         .collect();
     for run in 0..runs {
-        for (target, m) in targets.iter().zip(results.iter_mut()) {
+        for at in shuffled(targets.len()) {
+            let (target, m) = (&targets[at], &mut results[at]);
             // The last round also drives the warm invocations.
             let warm_now = if run + 1 == runs { warm } else { 0 };
             let events = stack.events(target.workload).await?;
@@ -989,7 +1011,7 @@ async fn main() -> Result<()> {
     let floor_cpu = floor_at.map(|i| median(&results[i].init_cpu));
     let times = |d: Duration, of: Option<Duration>| of.map(|f| d.as_secs_f64() / f.as_secs_f64());
     println!(
-        "Medians of {runs} interleaved cold starts; peak RSS (VmHWM) after {warm} warm invocations. \
+        "Medians of {runs} interleaved cold starts (random order per round); peak RSS (VmHWM) after {warm} warm invocations. \
          Targets: init <= {TARGET_INIT_RATIO}x the SDK floor, peak RSS < {TARGET_RSS_MIB} MiB, zipped < {TARGET_ZIPPED_MIB} MiB. \
          Init CPU is the CPU time the process used until it asked for its first event (all threads): \
          steadier than the wall clock when the machine is busy."

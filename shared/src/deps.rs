@@ -1,6 +1,15 @@
 //! What a function holds across invocations: built once at cold start, borrowed by each call.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::{RuntimeComponents, RuntimeComponentsBuilder};
+use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::config::Env;
 use crate::mail::templates::Templates;
@@ -23,9 +32,76 @@ pub type AwsDeps = Deps<DynamoStore, SesMailer>;
 /// Everything in memory, for flow tests that do not test AWS itself.
 pub type MemoryDeps = Deps<MemoryStore, MemoryMailer>;
 
-/// The AWS SDK's configuration from the standard environment, loaded once per cold start.
+/// The AWS SDK's configuration from the standard environment, loaded once per cold start, with
+/// one HTTPS client for every SDK client built from it ([`shared_https_client`]).
 pub async fn sdk_from_env() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    let version = aws_config::BehaviorVersion::latest();
+    let loader = aws_config::defaults(version);
+    match shared_https_client(version) {
+        Some(http) => loader.http_client(http).load().await,
+        None => loader.load().await,
+    }
+}
+
+/// The SDK's default HTTPS client, once for the whole function. Left to itself, the SDK gives each
+/// SDK client (the credential chain's STS client too) an HTTPS client of its own, and each of
+/// those builds a TLS configuration from every system root certificate when the SDK client is
+/// built (to load the certificates at init, not at the first request), and again for its first
+/// request: a few hundred microseconds of cold start per SDK client, and a connection pool each.
+/// Shared, the certificates are read into a TLS configuration once at init ([`CheckedOnce`]) and
+/// once per connector settings at the first request.
+pub fn shared_https_client(version: aws_config::BehaviorVersion) -> Option<SharedHttpClient> {
+    use aws_smithy_runtime_api::client::runtime_plugin::RuntimePlugin;
+    let plugin = aws_smithy_runtime::client::defaults::default_http_client_plugin_v2(version)?;
+    let components = plugin.runtime_components(&RuntimeComponentsBuilder::new("shared_https_client"));
+    components.http_client().map(|inner| SharedHttpClient::new(CheckedOnce::new(inner)))
+}
+
+/// An HTTP client whose build-time check runs for the first SDK client only. The SDK checks the
+/// HTTP client each time it builds an SDK client; the default client's check does nothing but
+/// build and drop a TLS connector, which only needs doing once.
+#[derive(Debug)]
+pub struct CheckedOnce {
+    inner: SharedHttpClient,
+    checked: AtomicBool,
+}
+
+impl CheckedOnce {
+    pub fn new(inner: SharedHttpClient) -> CheckedOnce {
+        CheckedOnce { inner, checked: AtomicBool::new(false) }
+    }
+}
+
+impl HttpClient for CheckedOnce {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.inner.http_connector(settings, components)
+    }
+
+    fn validate_base_client_config(
+        &self,
+        components: &RuntimeComponentsBuilder,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        if self.checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // A check that fails is repeated for the next SDK client, and fails it too.
+        self.inner.validate_base_client_config(components, cfg)?;
+        self.checked.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn validate_final_config(&self, components: &RuntimeComponents, cfg: &ConfigBag) -> Result<(), BoxError> {
+        self.inner.validate_final_config(components, cfg)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.inner.connector_metadata()
+    }
 }
 
 impl AwsDeps {
@@ -102,5 +178,74 @@ impl SourceWorker {
             s3,
             export_bucket: settings.export_bucket,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts its build-time checks, failing the first `failures` of them; never sends anything.
+    #[derive(Debug)]
+    struct CountingClient {
+        checks: Arc<AtomicUsize>,
+        failures: usize,
+    }
+
+    impl HttpClient for CountingClient {
+        fn http_connector(&self, _: &HttpConnectorSettings, _: &RuntimeComponents) -> SharedHttpConnector {
+            panic!("these tests send no request")
+        }
+
+        fn validate_base_client_config(
+            &self,
+            _: &RuntimeComponentsBuilder,
+            _: &ConfigBag,
+        ) -> Result<(), BoxError> {
+            let check = self.checks.fetch_add(1, Ordering::SeqCst);
+            if check < self.failures { Err("not ready".into()) } else { Ok(()) }
+        }
+    }
+
+    fn counting(failures: usize) -> (CheckedOnce, Arc<AtomicUsize>) {
+        let checks = Arc::new(AtomicUsize::new(0));
+        let inner = SharedHttpClient::new(CountingClient { checks: checks.clone(), failures });
+        (CheckedOnce::new(inner), checks)
+    }
+
+    #[tokio::test]
+    async fn every_sdk_client_of_a_function_shares_one_https_client_checked_once() {
+        let (http, checks) = counting(0);
+        let credentials = aws_sdk_dynamodb::config::Credentials::new("AKID", "secret", None, None, "test");
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+            .credentials_provider(credentials)
+            .load()
+            .await;
+        let _clients = (
+            aws_sdk_dynamodb::Client::new(&sdk),
+            aws_sdk_sesv2::Client::new(&sdk),
+            aws_sdk_sqs::Client::new(&sdk),
+            s3_client(&sdk, true),
+        );
+        assert_eq!(checks.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_failed_check_is_made_again_for_the_next_sdk_client() {
+        let (http, checks) = counting(1);
+        let (components, cfg) = (RuntimeComponentsBuilder::new("test"), ConfigBag::base());
+        assert!(http.validate_base_client_config(&components, &cfg).is_err());
+        assert!(http.validate_base_client_config(&components, &cfg).is_ok());
+        assert!(http.validate_base_client_config(&components, &cfg).is_ok());
+        assert_eq!(checks.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn the_functions_sdk_configuration_carries_the_shared_client() {
+        assert!(shared_https_client(aws_config::BehaviorVersion::latest()).is_some());
+        assert!(sdk_from_env().await.http_client().is_some());
     }
 }

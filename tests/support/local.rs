@@ -14,7 +14,7 @@ use privacy_shared::{Config, Deps, Env, ManualClock, MemoryDeps};
 use super::{CONFIGURATION_SET, MAIL_FROM, PUBLIC_BASE_URL, start_time};
 
 pub type LocalVerifier = verify::Verifier<MemoryStore, MemoryMailer>;
-pub type LocalAdmin = admin::Admin<MemoryStore, MemoryMailer>;
+pub type LocalAdmin = admin::Admin<MemoryStore>;
 
 pub struct Local {
     pub store: MemoryStore,
@@ -72,7 +72,7 @@ impl Local {
 
     /// The staff API as deployed: IAM only.
     pub fn staff_api(&self) -> LocalAdmin {
-        admin::Admin { deps: self.deps(), auth: admin::Authentication::Iam }
+        admin::Admin::new(self.store.clone(), self.clock.clone(), &self.config(), admin::Authentication::Iam)
     }
 
     /// Submits and verifies a request through the real handlers; returns its id.

@@ -406,7 +406,7 @@ pub async fn run_sweep(sweeper: &AwsSweeper) -> Result<reminders::SweepReport, r
     reminders::handle(sweeper, event).await
 }
 
-pub type AwsAdmin = admin::Admin<privacy_shared::store::DynamoStore, privacy_shared::mail::SesMailer>;
+pub type AwsAdmin = admin::Admin<privacy_shared::store::DynamoStore>;
 
 pub const STAFF_ARN: &str = "arn:aws:iam::123456789012:user/privacy-officer";
 
@@ -458,8 +458,8 @@ pub fn staff_call(method: &str, path_and_query: &str, body: Option<&Value>, call
 }
 
 /// Calls the staff API as the privacy officer; returns the status and the JSON body.
-pub async fn staff<S: admin::StaffStore, M: Mailer>(
-    admin: &admin::Admin<S, M>,
+pub async fn staff<S: admin::StaffStore>(
+    admin: &admin::Admin<S>,
     method: &str,
     path: &str,
     body: Option<Value>,

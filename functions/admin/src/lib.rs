@@ -31,14 +31,13 @@ use std::sync::Arc;
 use privacy_shared::api::{ApiError, json_response, read_json};
 use privacy_shared::config::{AdminSettings, Env};
 use privacy_shared::domain::{
-    Actor, Completion, CostEstimate, EmailAddress, ExtensionError, RequestId, RequestRecord, StaffText,
-    StaffTextError, Status, TokenHash, Transition,
+    Actor, BusinessCalendar, Completion, CostEstimate, EmailAddress, ExtensionError, RequestId,
+    RequestRecord, StaffText, StaffTextError, Status, TokenHash, Transition,
 };
-use privacy_shared::mail::{Mailer, SesMailer};
 use privacy_shared::store::{
     Change, DueIndex, DynamoStore, OpenQuery, PageKey, People, Requests, StoreError, SuppressionList,
 };
-use privacy_shared::{Clock, ConfigError, Deps};
+use privacy_shared::{Clock, Config, ConfigError};
 
 pub const LOCAL_KEY_HEADER: &str = "x-staff-key";
 const DEFAULT_PAGE: u32 = 50;
@@ -116,12 +115,23 @@ impl Authentication {
     }
 }
 
-pub struct Admin<S, M> {
-    pub deps: Deps<S, M>,
+/// The staff API reads and transitions requests and mails nobody (the requester's notice goes out
+/// from the stream), so it holds no mailer: no SES client and no mail templates to build at init.
+pub struct Admin<S> {
+    pub store: S,
+    pub clock: Arc<dyn Clock>,
+    /// What an extension is checked against.
+    pub calendar: BusinessCalendar,
     pub auth: Authentication,
 }
 
-impl Admin<DynamoStore, SesMailer> {
+impl<S> Admin<S> {
+    pub fn new(store: S, clock: Arc<dyn Clock>, config: &Config, auth: Authentication) -> Self {
+        Admin { store, clock, calendar: config.calendar.clone(), auth }
+    }
+}
+
+impl Admin<DynamoStore> {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let settings = AdminSettings::load(&Env::process())?;
         let sdk = privacy_shared::deps::sdk_from_env().await;
@@ -129,10 +139,8 @@ impl Admin<DynamoStore, SesMailer> {
     }
 
     pub fn with_sdk(sdk: &aws_config::SdkConfig, settings: AdminSettings, clock: Arc<dyn Clock>) -> Self {
-        Admin {
-            deps: privacy_shared::AwsDeps::with_sdk(sdk, settings.core, clock),
-            auth: Authentication::from_settings(settings.local_key),
-        }
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.core.table_name.clone());
+        Admin::new(store, clock, &settings.core, Authentication::from_settings(settings.local_key))
     }
 }
 
@@ -183,20 +191,14 @@ fn route(path: &str) -> Option<Route> {
     }
 }
 
-pub async fn handle<S: StaffStore, M: Mailer>(
-    admin: &Admin<S, M>,
-    request: Request,
-) -> Result<Response<Body>, Infallible> {
+pub async fn handle<S: StaffStore>(admin: &Admin<S>, request: Request) -> Result<Response<Body>, Infallible> {
     Ok(match serve(admin, &request).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     })
 }
 
-async fn serve<S: StaffStore, M: Mailer>(
-    admin: &Admin<S, M>,
-    request: &Request,
-) -> Result<Response<Body>, AdminError> {
+async fn serve<S: StaffStore>(admin: &Admin<S>, request: &Request) -> Result<Response<Body>, AdminError> {
     // Who is asking comes first: an unauthenticated caller learns nothing, not even a 404.
     let principal = admin.auth.principal(request)?;
     let route = route(request.uri().path()).ok_or_else(ApiError::not_found)?;
@@ -238,10 +240,7 @@ fn decode_cursor(raw: &str) -> Result<(Status, Option<PageKey>), ApiError> {
     Ok((status, Some(PageKey { status, sort_key: sort_key.to_owned() })))
 }
 
-async fn list<S: StaffStore, M: Mailer>(
-    admin: &Admin<S, M>,
-    request: &Request,
-) -> Result<Response<Body>, AdminError> {
+async fn list<S: StaffStore>(admin: &Admin<S>, request: &Request) -> Result<Response<Body>, AdminError> {
     let params = request.query_string_parameters_ref().cloned().unwrap_or_default();
     let mut status = None;
     let mut due_before = None;
@@ -297,7 +296,7 @@ async fn list<S: StaffStore, M: Mailer>(
             .map(privacy_shared::store::Bound::DueBy);
         let room = limit - requests.len() as u32;
         let page =
-            admin.deps.store.open_requests(&OpenQuery { status: current, until, limit: room, after }).await?;
+            admin.store.open_requests(&OpenQuery { status: current, until, limit: room, after }).await?;
         requests.extend(
             page.requests.iter().filter(|r| due_before.is_none_or(|d| r.due_on <= d)).map(view::summary),
         );
@@ -314,12 +313,9 @@ async fn list<S: StaffStore, M: Mailer>(
     Ok(json_response(StatusCode::OK, &serde_json::json!({ "requests": requests, "next_cursor": next })))
 }
 
-async fn show<S: StaffStore, M: Mailer>(
-    admin: &Admin<S, M>,
-    id: RequestId,
-) -> Result<Response<Body>, AdminError> {
-    let record = admin.deps.store.get(id).await?.ok_or_else(ApiError::not_found)?;
-    let audit: Vec<_> = admin.deps.store.audit_trail(id).await?.iter().map(view::audit).collect();
+async fn show<S: StaffStore>(admin: &Admin<S>, id: RequestId) -> Result<Response<Body>, AdminError> {
+    let record = admin.store.get(id).await?.ok_or_else(ApiError::not_found)?;
+    let audit: Vec<_> = admin.store.audit_trail(id).await?.iter().map(view::audit).collect();
     Ok(json_response(StatusCode::OK, &serde_json::json!({ "request": view::full(&record), "audit": audit })))
 }
 
@@ -330,14 +326,14 @@ struct CheckBody {
 
 /// Whether an address is on each suppression list. The address travels in the body (never in a
 /// URL that a log could keep) and is not echoed back.
-async fn suppression_check<S: StaffStore, M: Mailer>(
-    admin: &Admin<S, M>,
+async fn suppression_check<S: StaffStore>(
+    admin: &Admin<S>,
     request: &Request,
 ) -> Result<Response<Body>, AdminError> {
     let body: CheckBody = read_json(request, &["email"])?;
     let email = EmailAddress::parse(&body.email)
         .map_err(|_| ApiError::invalid_field("email", "is not a valid email address."))?;
-    let lists = admin.deps.store.suppressions(&email.subject_key()).await?;
+    let lists = admin.store.suppressions(&email.subject_key()).await?;
     let on = |list: SuppressionList| lists.iter().find(|s| s.list == list).map(|s| s.since);
     Ok(json_response(
         StatusCode::OK,
@@ -407,14 +403,13 @@ fn capitalise(s: &str) -> String {
     chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
-async fn act<S: StaffStore, M: Mailer>(
-    admin: &Admin<S, M>,
+async fn act<S: StaffStore>(
+    admin: &Admin<S>,
     request: &Request,
     id: RequestId,
     action: Action,
     principal: String,
 ) -> Result<Response<Body>, AdminError> {
-    let deps = &admin.deps;
     // The body is checked before anything is read: bad input is refused the same for every id.
     let transition = match action {
         Action::Extend => {
@@ -441,24 +436,24 @@ async fn act<S: StaffStore, M: Mailer>(
             Transition::Complete(Completion::ByStaff { note })
         }
     };
-    let record = deps.store.get(id).await?.ok_or_else(ApiError::not_found)?;
+    let record = admin.store.get(id).await?.ok_or_else(ApiError::not_found)?;
     check(admin, &record, &transition)?;
-    let change = Change::new(transition, deps.clock.now(), Actor::Staff(principal.clone()));
-    let updated = deps.store.transition(&record, change).await?;
+    let change = Change::new(transition, admin.clock.now(), Actor::Staff(principal.clone()));
+    let updated = admin.store.transition(&record, change).await?;
     tracing::info!(request_id = %id, action = ?action, staff = %principal, version = updated.version, "staff action");
     Ok(json_response(StatusCode::OK, &serde_json::json!({ "request": view::full(&updated) })))
 }
 
 /// The rules beyond the state machine, with errors that say which one.
-fn check<S: StaffStore, M: Mailer>(
-    admin: &Admin<S, M>,
+fn check<S: StaffStore>(
+    admin: &Admin<S>,
     record: &RequestRecord,
     transition: &Transition,
 ) -> Result<(), ApiError> {
-    let calendar = &admin.deps.config.calendar;
+    let calendar = &admin.calendar;
     match transition {
         Transition::Extend { until, .. } => {
-            let today = calendar.local_date(admin.deps.clock.now());
+            let today = calendar.local_date(admin.clock.now());
             calendar.check_extension(record, today, *until).map_err(extension_error)
         }
         // The domain refuses it too; this says why.
