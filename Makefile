@@ -1,4 +1,4 @@
-.PHONY: dev test mailbox sweep staff bench bench-export bench-sweep bench-local build deploy-check
+.PHONY: dev test mailbox sweep staff bench bench-export bench-sweep bench-local bench-e2e build deploy-check
 
 # Bring up the whole local stack: emulator, resources, functions on 127.0.0.1:9000.
 dev:
@@ -45,3 +45,8 @@ bench-sweep:
 # 5,000 requests (rates, latencies, and the CPU of the emulator, functions, router and pump).
 bench-local:
 	dev/bin/bench-local
+
+# The cost of a request: 200 requests (access, deletion, opt-out) end to end with release builds,
+# every AWS call metered; per function, per request and per 1,000 requests at list prices (figures).
+bench-e2e:
+	dev/bin/bench-e2e

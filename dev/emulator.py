@@ -20,7 +20,9 @@ What would make each request cost more as the stack fills (moto copying whole ta
 transaction, keeping every object it ever made, sorting the table for a Query) is changed in
 dev/emulator_patches.py. Two paths of its own, outside any AWS API: GET /_local/health answers
 once the server is up, and GET /_local/mail?to=ADDRESS lists the mail sent to one address (the
-mailbox's fast path: /moto-api/data.json dumps every message).
+mailbox's fast path: /moto-api/data.json dumps every message). With EMULATOR_METER=1 (or after PUT
+/_local/meter), GET /_local/meter reports every AWS call by caller, service and operation, with
+DynamoDB's capacity units computed from item sizes; DELETE /_local/meter starts it again.
 """
 
 import argparse
@@ -122,6 +124,17 @@ class LocalPaths:
             return self.app(environ, start_response)
         if path == "/_local/health":
             body: object = {"ok": True}
+        elif path == "/_local/meter":
+            # The meter (dev/emulator_patches.py): GET reports, DELETE starts again, PUT turns it on.
+            method = environ.get("REQUEST_METHOD", "GET").upper()
+            if method == "PUT":
+                emulator_patches.meter_enable()
+            elif method == "DELETE":
+                emulator_patches.meter_reset()
+            if not emulator_patches.meter_enabled():
+                start_response("404 Not Found", [("Content-Type", "application/json")])
+                return [b'{"error":"the meter is off: EMULATOR_METER=1 or PUT /_local/meter"}']
+            body = emulator_patches.meter_report()
         elif path == "/_local/mail":
             from urllib.parse import parse_qs
 
@@ -152,7 +165,9 @@ def main() -> None:
         args.host,
         args.port,
         # The guard is outermost: a refused call never waits for, or holds, the serializing lock.
-        LocalPaths(IamGuard(SerializeAllButS3(DomainDispatcherApplication(create_backend_app)))),
+        LocalPaths(
+            IamGuard(SerializeAllButS3(emulator_patches.metered(DomainDispatcherApplication(create_backend_app))))
+        ),
         threaded=True,
         use_reloader=False,
         request_handler=MotoRequestHandler,

@@ -30,6 +30,10 @@ what a client can observe (the race, condition and stream tests run against the 
   Streams' retention window: older records are trimmed, and an iterator older than the trim
   horizon reads from the oldest record kept. Used shard iterators are forgotten after a while
   (a reader moves to the next one each GetRecords; AWS expires them after 15 minutes).
+
+One addition, off unless asked for (EMULATOR_METER=1 or PUT /_local/meter): a meter of every AWS
+call, with DynamoDB's capacity units computed from item sizes as AWS bills them (below, and
+`make bench-e2e`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ def apply() -> None:
     _partition_queries()
     _index_queries()
     _plain_item_reads()
+    _metered_reads()
     _bounded_streams()
 
 
@@ -463,3 +468,582 @@ class _Recent(OrderedDict):  # type: ignore[type-arg]
         super().__setitem__(key, value)
         while len(self) > self.limit:
             self.popitem(last=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The meter (EMULATOR_METER=1, or PUT /_local/meter): what each caller asked of each service.
+#
+# moto's ConsumedCapacity is a constant, so DynamoDB's read and write units are computed here the
+# way AWS bills them, from the sizes of the items each call touches:
+# - item size: attribute names plus values (strings and binaries by their bytes, a number 1 byte
+#   per two significant digits plus 1, booleans and nulls 1, a list or map 3 bytes plus 1 per
+#   element plus its elements, a set its elements);
+# - reads in 4 KB units: GetItem and each item of BatchGetItem rounded on its own, a Query or Scan
+#   on the summed size of the items it read (before any filter, the index entry for an index),
+#   never less than one unit; eventually consistent halves, TransactGetItems doubles;
+# - writes in 1 KB units of the larger of the item before and after (a delete: before; a missing
+#   item: one unit), each item of BatchWriteItem and TransactWriteItems on its own, a transaction
+#   doubling every item, ConditionCheck included (prepare and commit); a failed condition still
+#   costs the item's size, a cancelled transaction its prepare phase (one pass);
+# - each global secondary index an item enters, leaves or changes in (its key, or what it
+#   projects) is one more standard write of the index entry's size, two when the index key moves.
+# S3 counts request bytes in and response bytes out, SES the recipients of each message (and keeps
+# each message's tags, for replaying its events), SQS the messages received and empty receives.
+# GET /_local/meter reports, DELETE /_local/meter starts again.
+
+_METER_ON = os.environ.get("EMULATOR_METER") == "1"
+_METER_MAIL_KEPT = 100_000
+_READS = None  # threading.local(), made by metered()
+
+
+class _Meter:
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.enabled = _METER_ON
+        self.calls: dict[tuple[str, str, str, str], dict[str, float]] = {}
+        self.mail: list[dict[str, Any]] = []
+        self.roles: dict[str, str] = {}
+
+    def add(self, caller: str, service: str, operation: str, resource: str, **amounts: float) -> None:
+        with self.lock:
+            entry = self.calls.setdefault((caller, service, operation, resource), {"requests": 0})
+            entry["requests"] += 1
+            for name, amount in amounts.items():
+                if amount:
+                    entry[name] = entry.get(name, 0) + amount
+
+    def add_mail(self, record: dict[str, Any]) -> None:
+        with self.lock:
+            if len(self.mail) < _METER_MAIL_KEPT:
+                self.mail.append(record)
+
+    def report(self) -> dict[str, Any]:
+        with self.lock:
+            calls = [
+                {
+                    "caller": caller,
+                    "role": self.roles.get(caller, ""),
+                    "service": service,
+                    "operation": operation,
+                    "resource": resource,
+                    **amounts,
+                }
+                for (caller, service, operation, resource), amounts in sorted(self.calls.items())
+            ]
+            return {"enabled": self.enabled, "calls": calls, "mail": list(self.mail)}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.mail.clear()
+
+
+_METER = _Meter()
+
+
+def meter_enabled() -> bool:
+    return _METER.enabled
+
+
+def meter_enable() -> None:
+    _METER.enabled = True
+
+
+def meter_report() -> dict[str, Any]:
+    return _METER.report()
+
+
+def meter_reset() -> None:
+    _METER.reset()
+
+
+def _number_size(text: str) -> int:
+    digits = text.strip().lstrip("+-").split("e")[0].split("E")[0].replace(".", "").strip("0")
+    return (len(digits) + 1) // 2 + 1
+
+
+def _value_size(value: Any) -> int:
+    """The size AWS bills for one attribute value (a moto DynamoType or a wire-format dict)."""
+    import base64
+
+    if isinstance(value, dict):
+        kind, raw = next(iter(value.items()))
+    else:
+        kind, raw = value.type, value.value
+    if kind == "S":
+        return len(str(raw).encode())
+    if kind == "N":
+        return _number_size(str(raw))
+    if kind == "B":
+        return len(raw) if isinstance(raw, bytes) else len(base64.b64decode(raw))
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(str(s).encode()) for s in raw)
+    if kind == "NS":
+        return sum(_number_size(str(n)) for n in raw)
+    if kind == "BS":
+        return sum(len(b) if isinstance(b, bytes) else len(base64.b64decode(b)) for b in raw)
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in raw)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_size(v) for k, v in raw.items())
+    return len(str(raw).encode())
+
+
+def item_size(attrs: dict[str, Any]) -> int:
+    """The size AWS bills for an item: its attribute names and values."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in attrs.items())
+
+
+def _units(size: int, unit: int) -> int:
+    return max(1, -(-size // unit))
+
+
+def _index_entries(table, attrs: dict[str, Any] | None) -> dict[str, tuple[str, str, int] | None]:  # type: ignore[no-untyped-def]
+    """Per global secondary index: (its key, what it holds, its size) for this item, or None."""
+    import json as _json
+
+    entries: dict[str, tuple[str, str, int] | None] = {}
+    for index in table.global_indexes or []:
+        keys = [k["AttributeName"] for k in index.schema]
+        if attrs is None or any(k not in attrs for k in keys):
+            entries[index.name] = None
+            continue
+        projection = (index.projection or {}).get("ProjectionType", "ALL")
+        names = set(keys) | {table.hash_key_attr} | ({table.range_key_attr} - {None})
+        if projection == "ALL":
+            names = set(attrs)
+        elif projection == "INCLUDE":
+            names |= set((index.projection or {}).get("NonKeyAttributes", []))
+        entry = {n: attrs[n] for n in names if n in attrs}
+
+        def wire(values: dict[str, Any]) -> str:
+            return _json.dumps({n: v.to_json() for n, v in values.items()}, sort_keys=True, default=str)
+
+        entries[index.name] = (wire({k: attrs[k] for k in keys}), wire(entry), item_size(entry))
+    return entries
+
+
+class _State:
+    """An item as a write found or left it: its size and its index entries (copied, not live)."""
+
+    def __init__(self, table, attrs: dict[str, Any] | None) -> None:  # type: ignore[no-untyped-def]
+        self.size = item_size(attrs) if attrs is not None else None
+        self.indexes = _index_entries(table, attrs)
+
+
+def _index_writes(before: _State, after: _State) -> int:
+    units = 0
+    for name, old in before.indexes.items():
+        new = after.indexes.get(name)
+        if old is None and new is None:
+            continue
+        if old is None:
+            units += _units(new[2], 1024)  # type: ignore[index]
+        elif new is None:
+            units += _units(old[2], 1024)
+        elif old[0] != new[0]:
+            units += _units(old[2], 1024) + _units(new[2], 1024)
+        elif old[1] != new[1]:
+            units += _units(max(old[2], new[2]), 1024)
+    return units
+
+
+class _DynamoCall:
+    """One DynamoDB request's capacity: items looked at before it runs, and after."""
+
+    def __init__(self, backend, op: str, body: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+        self.backend = backend
+        self.op = op
+        self.body = body
+        # (table, key, kind, before): kind is read, write or check.
+        self.touched: list[tuple[Any, dict[str, Any], str, _State, bool]] = []
+        if op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
+            table = backend.get_table(body["TableName"])
+            key = _key_of(table, "Put" if op == "PutItem" else "Key", body)
+            kind = "read" if op == "GetItem" else "write"
+            self._touch(table, key, kind, bool(body.get("ConsistentRead")))
+        elif op == "BatchGetItem":
+            for name, spec in (body.get("RequestItems") or {}).items():
+                table = backend.get_table(name)
+                for key in spec.get("Keys", []):
+                    self._touch(table, key, "read", bool(spec.get("ConsistentRead")))
+        elif op == "BatchWriteItem":
+            for name, requests in (body.get("RequestItems") or {}).items():
+                table = backend.get_table(name)
+                for request in requests:
+                    if "PutRequest" in request:
+                        self._touch(table, _key_of(table, "Put", request["PutRequest"]), "write", False)
+                    elif "DeleteRequest" in request:
+                        self._touch(table, request["DeleteRequest"]["Key"], "write", False)
+        elif op == "TransactGetItems":
+            for entry in body.get("TransactItems") or []:
+                get = entry.get("Get") or {}
+                self._touch(backend.get_table(get["TableName"]), get["Key"], "read", True)
+        elif op == "TransactWriteItems":
+            for entry in body.get("TransactItems") or []:
+                op_type, spec = next(iter(entry.items()))
+                table = backend.get_table(spec["TableName"])
+                kind = "check" if op_type == "ConditionCheck" else "write"
+                self._touch(table, _key_of(table, op_type, spec), kind, False)
+
+    def _touch(self, table, key: dict[str, Any], kind: str, consistent: bool) -> None:  # type: ignore[no-untyped-def]
+        self.touched.append((table, key, kind, _State(table, self._attrs(table, key)), consistent))
+
+    def _attrs(self, table, key: dict[str, Any]) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
+        hash_value, range_value = self.backend.get_keys_value(table, key)
+        item = table.get_item(hash_value, range_value)
+        return dict(item.attrs) if item is not None else None
+
+    def units(self, succeeded: bool, read_sizes: list[int] | None) -> dict[str, float]:
+        op, body = self.op, self.body
+        if op in ("Query", "Scan"):
+            consistent = bool(body.get("ConsistentRead"))
+            units = _units(sum(read_sizes or []), 4096)
+            return {"read_units": units if consistent else units / 2}
+        read = write = index = 0.0
+        transactional = op.startswith("Transact")
+        for table, key, kind, before, consistent in self.touched:
+            if kind == "read":
+                units = _units(before.size or 0, 4096)
+                read += units * 2 if transactional else (units if consistent else units / 2)
+                continue
+            if not succeeded:
+                # A failed condition costs the item as found; a cancelled transaction one pass.
+                write += _units(before.size or 0, 1024)
+                continue
+            after = before if kind == "check" else _State(table, self._attrs(table, key))
+            units = _units(max(before.size or 0, after.size or 0), 1024)
+            write += units * 2 if transactional else units
+            index += _index_writes(before, after)
+        return {"read_units": read, "write_units": write, "index_write_units": index}
+
+
+def _dynamodb_backend(account: str, region: str):  # type: ignore[no-untyped-def]
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends[account][region]
+
+
+def _caller(environ) -> tuple[str, str, str]:  # type: ignore[no-untyped-def]
+    """(who, their account, the region) of a request."""
+    from iam_guard import DEVELOPER_KEY, find_session, signer_of
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    signer = signer_of(environ)
+    region = (signer.region if signer else None) or os.environ.get("AWS_REGION", "us-east-1")
+    if signer is None:
+        return "anonymous", DEFAULT_ACCOUNT_ID, region
+    if signer.key == DEVELOPER_KEY:
+        return "developer", DEFAULT_ACCOUNT_ID, region
+    session = find_session(signer.key)
+    if session is None:
+        return signer.key, DEFAULT_ACCOUNT_ID, region
+    _METER.roles.setdefault(signer.key, str(session.role_arn).rsplit("/", 1)[-1])
+    return signer.key, session.account_id, region
+
+
+def _s3_operation(environ) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """(operation, bucket) of an S3 request, named as AWS bills it."""
+    import urllib.parse
+
+    from iam_guard import GuardRequest, Signer, _bucket_and_key
+
+    request = GuardRequest(environ, Signer("", None, None), "")
+    bucket, key = _bucket_and_key(request)
+    method, has = request.method, request.has
+    if key:
+        if method == "GET":
+            return ("ListParts" if has("uploadId") else "GetObject"), bucket
+        if method == "HEAD":
+            return "HeadObject", bucket
+        if method == "PUT":
+            if has("partNumber"):
+                return "UploadPart", bucket
+            if "HTTP_X_AMZ_COPY_SOURCE" in environ:
+                return "CopyObject", bucket
+            for sub in ("tagging", "acl", "retention", "legal-hold"):
+                if has(sub):
+                    return f"PutObject:{sub}", bucket
+            return "PutObject", bucket
+        if method == "POST":
+            if has("uploads"):
+                return "CreateMultipartUpload", bucket
+            if has("uploadId"):
+                return "CompleteMultipartUpload", bucket
+            return "PostObject", bucket
+        if method == "DELETE":
+            return ("AbortMultipartUpload" if has("uploadId") else "DeleteObject"), bucket
+    if method == "POST" and has("delete"):
+        return "DeleteObjects", bucket
+    if method in ("GET", "HEAD"):
+        if has("versions"):
+            return "ListObjectVersions", bucket
+        if has("uploads"):
+            return "ListMultipartUploads", bucket
+        if request.param("list-type") == "2":
+            return "ListObjectsV2", bucket
+        subresources = [n for n in request.query if n not in ("prefix", "delimiter", "max-keys", "encoding-type")]
+        if subresources:
+            return f"GetBucket:{urllib.parse.quote(subresources[0])}", bucket
+        return ("HeadBucket" if method == "HEAD" else "ListObjects"), bucket
+    return f"{method.title()}Bucket", bucket
+
+
+def metered(app):  # type: ignore[no-untyped-def]
+    """WSGI middleware: counts each AWS call while the meter is on. It sits inside the serializing
+    lock, so the items a DynamoDB call is measured against are the ones the call sees."""
+    import json as _json
+    import threading
+
+    global _READS
+    _READS = threading.local()
+    reads = _READS
+
+    def call(environ, start_response):  # type: ignore[no-untyped-def]
+        path = environ.get("PATH_INFO", "")
+        if not _METER.enabled or path.startswith(("/moto-api", "/_local/")):
+            return app(environ, start_response)
+        forwarded = []
+
+        def forward(environ, start_response):  # type: ignore[no-untyped-def]
+            forwarded.append(True)
+            return app(environ, start_response)
+
+        try:
+            return _metered_call(forward, environ, start_response, reads, _json)
+        except Exception as err:  # noqa: BLE001 - the meter never costs a request its answer
+            if forwarded:
+                raise
+            _warn(f"a request not measured ({type(err).__name__}: {err})")
+            return app(environ, start_response)
+
+    return call
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"meter: {message}", file=sys.stderr)
+
+
+def _json_of(request) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The request's JSON body, or nothing when it has none (moto answers a malformed one)."""
+    try:
+        return request.json()
+    except ValueError:
+        return {}
+
+
+def _metered_call(app, environ, start_response, reads, _json):  # type: ignore[no-untyped-def]
+    from iam_guard import GuardRequest, Signer
+
+    status: list[str] = []
+
+    def remember(code, headers, exc_info=None):  # type: ignore[no-untyped-def]
+        status.append(code)
+        return start_response(code, headers, exc_info) if exc_info else start_response(code, headers)
+
+    def succeeded() -> bool:
+        return bool(status) and status[0].startswith("2")
+
+    try:
+        caller, account, region = _caller(environ)
+    except Exception as err:  # noqa: BLE001 - counted as nobody rather than not served
+        caller, account, region = "unknown", "", ""
+        _warn(f"no caller ({type(err).__name__})")
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    request = GuardRequest(environ, Signer("", region, None), account)
+
+    if target.startswith("DynamoDB_"):
+        op = target.split(".", 1)[1]
+        body = _json_of(request)
+        measured = None
+        try:
+            measured = _DynamoCall(_dynamodb_backend(account, region), op, body)
+        except Exception as err:  # noqa: BLE001 - a bad request is moto's to refuse
+            _warn(f"DynamoDB {op} not measured ({type(err).__name__}: {err})")
+        if op in ("Query", "Scan"):
+            reads.sizes = []
+        try:
+            answer = list(app(environ, remember))
+        finally:
+            read_sizes = getattr(reads, "sizes", None)
+            reads.sizes = None
+        units: dict[str, float] = {}
+        if measured is not None:
+            try:
+                units = measured.units(succeeded(), read_sizes)
+            except Exception as err:  # noqa: BLE001
+                _warn(f"DynamoDB {op} not measured ({type(err).__name__}: {err})")
+        tables = sorted({str(t.name) for t, *_ in measured.touched}) if measured is not None else []
+        resource = ",".join(tables) or str(body.get("TableName", ""))
+        _METER.add(caller, "dynamodb", op, resource, **units)
+        return answer
+
+    if target.startswith("DynamoDBStreams_"):
+        answer = list(app(environ, remember))
+        _METER.add(caller, "dynamodbstreams", target.split(".", 1)[1], "")
+        return answer
+
+    query_protocol = "Action=" in environ.get("QUERY_STRING", "") or environ.get(
+        "CONTENT_TYPE", ""
+    ).startswith("application/x-www-form-urlencoded")
+    if target.startswith("AmazonSQS.") or (not target and query_protocol):
+        from iam_guard import signer_of
+
+        if target:
+            op, params = target.split(".", 1)[1], _json_of(request)
+            queue_url = str(params.get("QueueUrl", ""))
+            entries = len(params.get("Entries") or [])
+        else:
+            form = request.form()
+            op = (form.get("Action") or ["Unknown"])[0]
+            queue_url = (form.get("QueueUrl") or [""])[0]
+            entries = sum(1 for name in form if name.endswith(".Id"))
+        signer = signer_of(environ)
+        named = signer.service if signer is not None and signer.service else "query"
+        service = "sqs" if target or queue_url or named == "sqs" else named
+        answer = list(app(environ, remember))
+        amounts: dict[str, float] = {}
+        if service == "sqs" and op == "ReceiveMessage" and succeeded():
+            raw = b"".join(answer)
+            if target:
+                received = len((_json.loads(raw or b"{}") or {}).get("Messages") or [])
+            else:
+                received = raw.count(b"<Message>")
+            amounts = {"messages": received, "empty": 0 if received else 1}
+        elif service == "sqs" and op in ("SendMessage", "DeleteMessage"):
+            amounts = {"messages": 1}
+        elif service == "sqs" and op in ("SendMessageBatch", "DeleteMessageBatch"):
+            amounts = {"messages": entries}
+        _METER.add(caller, service, op, queue_url.rsplit("/", 1)[-1], **amounts)
+        return answer
+
+    if target:
+        service = target.split("_", 1)[0].split(".", 1)[0]
+        service = {"TrentService": "kms"}.get(service, service.lower())
+        key = str(_json_of(request).get("KeyId", "")) if service == "kms" else ""
+        answer = list(app(environ, remember))
+        _METER.add(caller, service, target.split(".", 1)[-1], key)
+        return answer
+
+    path = environ.get("PATH_INFO", "")
+    if path.startswith("/v2/email"):
+        body = _json_of(request) if request.method == "POST" else {}
+        answer = list(app(environ, remember))
+        if path.rstrip("/") == "/v2/email/outbound-emails" and request.method == "POST":
+            destination = body.get("Destination") or {}
+            recipients = [
+                *destination.get("ToAddresses", []),
+                *destination.get("CcAddresses", []),
+                *destination.get("BccAddresses", []),
+            ]
+            _METER.add(caller, "sesv2", "SendEmail", "", messages=len(recipients), bytes_in=len(request.body))
+            if succeeded():
+                try:
+                    message_id = str((_json.loads(b"".join(answer)) or {}).get("MessageId", ""))
+                except ValueError:
+                    message_id = ""
+                tags = {t.get("Name", ""): t.get("Value", "") for t in body.get("EmailTags", []) or []}
+                _METER.add_mail({"caller": caller, "message_id": message_id, "to": recipients, "tags": tags})
+        else:
+            _METER.add(caller, "sesv2", f"{request.method} {path}", "")
+        return answer
+
+    # S3: its requests run concurrently and may stream, so the body is counted as it goes.
+    op, bucket = _s3_operation(environ)
+    length = environ.get("HTTP_X_AMZ_DECODED_CONTENT_LENGTH") or environ.get("CONTENT_LENGTH") or "0"
+    bytes_in = int(length) if str(length).strip().isdigit() else 0
+    response = app(environ, remember)
+
+    def counted():  # type: ignore[no-untyped-def]
+        sent = 0
+        try:
+            for chunk in response:
+                sent += len(chunk)
+                yield chunk
+        finally:
+            close = getattr(response, "close", None)
+            if close is not None:
+                close()
+            _METER.add(caller, "s3", op, bucket, bytes_in=bytes_in, bytes_out=sent)
+
+    return counted()
+
+
+def _metered_reads() -> None:
+    """Query and Scan tell the meter the size of every item they read, before filters and
+    projections (what AWS bills), when the meter asks for it."""
+    from moto.dynamodb.models.table import Table
+
+    query = Table.query
+    scan = Table.scan
+
+    def measured_query(  # type: ignore[no-untyped-def]
+        self,
+        hash_key,
+        range_comparison,
+        range_objs,
+        limit,
+        exclusive_start_key,
+        scan_index_forward,
+        projection_expressions,
+        index_name=None,
+        consistent_read=False,
+        filter_expression=None,
+        **kwargs: Any,
+    ):
+        sizes = getattr(_READS, "sizes", None) if _READS is not None else None
+        if sizes is None:
+            return query(
+                self, hash_key, range_comparison, range_objs, limit, exclusive_start_key,
+                scan_index_forward, projection_expressions, index_name, consistent_read,
+                filter_expression, **kwargs,
+            )
+        items, scanned, last = query(
+            self, hash_key, range_comparison, range_objs, limit, exclusive_start_key,
+            scan_index_forward, None, index_name, consistent_read, None, **kwargs,
+        )
+        sizes.extend(item_size(item.attrs) for item in items)
+        if filter_expression is not None:
+            items = [item for item in items if filter_expression.expr(item)]
+        if projection_expressions:
+            items = [item.project(projection_expressions) for item in items]
+        return items, scanned, last
+
+    def measured_scan(  # type: ignore[no-untyped-def]
+        self,
+        filters,
+        limit,
+        exclusive_start_key,
+        filter_expression=None,
+        index_name=None,
+        consistent_read=False,
+        projection_expression=None,
+        **kwargs: Any,
+    ):
+        sizes = getattr(_READS, "sizes", None) if _READS is not None else None
+        if sizes is None or filters:
+            result = scan(
+                self, filters, limit, exclusive_start_key, filter_expression, index_name,
+                consistent_read, projection_expression, **kwargs,
+            )
+            if sizes is not None:
+                sizes.extend(item_size(item.attrs) for item in result[0])
+            return result
+        items, scanned, last = scan(
+            self, filters, limit, exclusive_start_key, None, index_name, consistent_read, None, **kwargs
+        )
+        sizes.extend(item_size(item.attrs) for item in items)
+        if filter_expression is not None:
+            items = [item for item in items if filter_expression.expr(item)]
+        if projection_expression:
+            items = [item.project(projection_expression) for item in items]
+        return items, scanned, last
+
+    Table.query = measured_query  # type: ignore[method-assign]
+    Table.scan = measured_scan  # type: ignore[method-assign]

@@ -10,6 +10,7 @@ mod data_sources;
 mod deadlines;
 mod emulator_dynamo;
 mod emulator_iam;
+mod emulator_meter;
 mod export_parts;
 mod exports;
 mod function_roles;
