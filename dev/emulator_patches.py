@@ -19,11 +19,13 @@ what a client can observe (the race, condition and stream tests run against the 
   table is next written, and starts a page at its ExclusiveStartKey by lookup. moto walks and
   sorts every item of the table and then skips item by item to the start key, for every page:
   reading a person's million records a page at a time cost O(table) per page.
-- The reads that return items (Query, Scan, GetItem, BatchGetItem) are written out as the JSON
-  they already are, instead of through moto's serializer, which walks every value against the
-  API's shapes (85% of the emulator's time while an export read a million records).
-- No line per request in the log (EMULATOR_ACCESS_LOG=1 brings it back): under load, writing it
-  took a fifth of the emulator's CPU. Errors, and the IAM guard's refusals, are still logged.
+- The data plane's results (DynamoDB's item reads and writes, the stream's GetRecords) are written
+  out as the JSON they already are, instead of through moto's serializer, which walks every value
+  against the API's shapes (85% of the emulator's time while an export read a million records; a
+  stream read of a few records cost 20 ms).
+- An update expression's tokens, and a condition's, are kept for the next request that sends the
+  same expression (moto tokenizes an update two or three times per UpdateItem, a quarter of its
+  cost, and a condition with a dozen regular expressions per token).
 - The backend serving a host is looked up once per host, not matched against every service's
   URL patterns on each request.
 - The stream keeps its newest records (EMULATOR_STREAM_KEEP, default 20,000), like DynamoDB
@@ -49,22 +51,16 @@ _ITERATORS_KEPT = 4096
 
 
 def apply() -> None:
-    _quiet_access_log()
     _remembered_backends()
     _track_only_mail()
     _isolated_transactions()
     _partition_queries()
     _index_queries()
-    _plain_item_reads()
+    _plain_results()
+    _cached_update_tokens()
+    _cached_condition_lexing()
     _metered_reads()
     _bounded_streams()
-
-
-def _quiet_access_log() -> None:
-    import logging
-
-    if os.environ.get("EMULATOR_ACCESS_LOG") != "1":
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 def _remembered_backends() -> None:
@@ -397,35 +393,97 @@ def _position(table, positions, start_key):  # type: ignore[no-untyped-def]
     return positions.get(key)
 
 
-def _plain_item_reads() -> None:
+def _plain_results() -> None:
     import base64
     import json
-    from datetime import datetime
+    from datetime import datetime, timezone
 
-    from moto.dynamodb.responses import DynamoResult
+    from moto.core.responses import ActionResult
 
-    serialize = DynamoResult.execute_result
-    # The reads that carry items. Their results are plain JSON already (dynamo_to_dict), which
-    # moto's shape-driven serializer walks value by value: 85% of the emulator's time when a
-    # person's records are read a page at a time.
-    reads = frozenset({"Query", "Scan", "GetItem", "BatchGetItem"})
+    serialize = ActionResult.execute_result
+    # The data plane's results are plain JSON already (items as dynamo_to_dict or to_json made
+    # them), which moto's shape-driven serializer walks value by value: 85% of the emulator's time
+    # when a person's records are read a page at a time, and a stream read of a few records cost
+    # 20 ms. The serializer's one other effect, keeping only the output shape's members, is kept
+    # at the top level (what moto adds beyond the shape is its own bookkeeping).
+    plain = {
+        "dynamodb": frozenset(
+            {
+                "Query",
+                "Scan",
+                "GetItem",
+                "BatchGetItem",
+                "PutItem",
+                "UpdateItem",
+                "DeleteItem",
+                "BatchWriteItem",
+                "TransactGetItems",
+                "TransactWriteItems",
+            }
+        ),
+        "dynamodbstreams": frozenset({"GetRecords"}),
+    }
 
     def wire(value: Any) -> Any:
         if isinstance(value, (bytes, bytearray)):
             return base64.b64encode(value).decode("ascii")
         if isinstance(value, datetime):
-            return value.timestamp()
+            # moto's timestamps are naive UTC; the JSON protocols send epoch seconds.
+            return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
         raise TypeError(f"{type(value).__name__} is not serializable")
 
     def execute_result(self, context):  # type: ignore[no-untyped-def]
-        if context.operation_model.name not in reads or not isinstance(self.result, dict):
+        ops = plain.get(context.service_model.service_name)
+        if not ops or context.operation_model.name not in ops or not isinstance(self.result, dict):
             return serialize(self, context)
-        result = {k: v for k, v in self.result.items() if v is not None}
+        output = context.operation_model.output_shape
+        members = output.members if output is not None else {}
+        result = {k: v for k, v in self.result.items() if v is not None and k in members}
         version = context.service_model.metadata.get("jsonVersion", "1.0")
         headers = {"Content-Type": f"application/x-amz-json-{version}"}
         return 200, headers, json.dumps(result, default=wire, separators=(",", ":"))
 
-    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
+    ActionResult.execute_result = execute_result  # type: ignore[method-assign]
+
+
+def _cached_update_tokens() -> None:
+    from moto.dynamodb.parsing.tokens import ExpressionTokenizer
+
+    make_list = ExpressionTokenizer.make_list
+    # An update expression is tokenized character by character in Python, two or three times per
+    # UpdateItem (validation, then the write): a quarter of its cost. The few expressions the
+    # functions send recur with every request; the tokens are only ever read, the list is copied.
+    known: _Recent = _Recent(1024)
+
+    def cached(cls, input_expression_str: str):  # type: ignore[no-untyped-def]
+        tokens = known.get(input_expression_str)
+        if tokens is None:
+            tokens = make_list(input_expression_str)
+            known[input_expression_str] = tokens
+        return list(tokens)
+
+    ExpressionTokenizer.make_list = classmethod(cached)  # type: ignore[method-assign, assignment]
+
+
+def _cached_condition_lexing() -> None:
+    from collections import deque
+
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    lex = ConditionExpressionParser._lex_condition_expression
+    # The same for condition and filter expressions: lexed with a dozen regular expressions per
+    # token, for every conditional write. The nodes are read, never changed; the deque is copied
+    # because the parser consumes it.
+    known: _Recent = _Recent(1024)
+
+    def cached(self):  # type: ignore[no-untyped-def]
+        nodes = known.get(self.condition_expression)
+        if nodes is None:
+            nodes = lex(self)
+            known[self.condition_expression] = nodes
+        return deque(nodes)
+
+    ConditionExpressionParser._lex_condition_expression = cached  # type: ignore[method-assign]
 
 
 def _bounded_streams() -> None:

@@ -1,6 +1,7 @@
 //! The emulator's DynamoDB keeps DynamoDB's semantics where dev/emulator_patches.py changed moto
-//! for speed: a transaction is all or nothing, in the table and in its stream, and a Query on the
-//! key reads the right partition in key order, pages included.
+//! for speed: a transaction is all or nothing, in the table and in its stream; a Query on the
+//! key reads the right partition in key order, pages included; results and stream records carry
+//! every attribute type as written; a recurring expression is applied with each call's values.
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
@@ -381,4 +382,125 @@ async fn items_read_back_through_every_read_hold_every_attribute_type_as_written
     let missing = std::collections::HashMap::from([("id".to_owned(), s("nobody"))]);
     let none = stack.dynamo.get_item().table_name(&table).set_key(Some(missing)).send().await.unwrap();
     assert!(none.item.is_none(), "no item, no error");
+}
+
+/// Every attribute type, in the shape the SDK reads back.
+fn every_type(pk: &str, sk: &str) -> std::collections::HashMap<String, AttributeValue> {
+    use aws_sdk_dynamodb::primitives::Blob;
+    std::collections::HashMap::from([
+        ("pk".to_owned(), s(pk)),
+        ("sk".to_owned(), s(sk)),
+        ("n".to_owned(), AttributeValue::N("-12.5".into())),
+        ("b".to_owned(), AttributeValue::B(Blob::new(vec![0, 159, 255, 10]))),
+        ("yes".to_owned(), AttributeValue::Bool(true)),
+        ("nothing".to_owned(), AttributeValue::Null(true)),
+        ("list".to_owned(), AttributeValue::L(vec![s("x"), AttributeValue::N("1".into())])),
+        ("map".to_owned(), AttributeValue::M([("inner".to_owned(), s("é ü 😀 \"quoted\""))].into())),
+        ("ss".to_owned(), AttributeValue::Ss(vec!["a".into()])),
+    ])
+}
+
+#[tokio::test]
+async fn writes_return_every_attribute_type_as_written_and_the_stream_carries_it() {
+    use aws_sdk_dynamodb::types::ReturnValue;
+    let stack = Stack::new().await;
+    let pk = format!("types-{}", uuid::Uuid::new_v4().simple());
+    let item = every_type(&pk, "all");
+    let key = std::collections::HashMap::from([("pk".to_owned(), s(&pk)), ("sk".to_owned(), s("all"))]);
+    let table = &stack.table;
+    let first = stack.dynamo.put_item().table_name(table).set_item(Some(item.clone())).send().await.unwrap();
+    assert!(first.attributes.is_none(), "nothing was there before");
+    let mut replacement = item.clone();
+    replacement.insert("yes".to_owned(), AttributeValue::Bool(false));
+    let again = stack
+        .dynamo
+        .put_item()
+        .table_name(table)
+        .set_item(Some(replacement.clone()))
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.attributes.unwrap(), item, "PutItem ALL_OLD");
+    let updated = stack
+        .dynamo
+        .update_item()
+        .table_name(table)
+        .set_key(Some(key.clone()))
+        .update_expression("SET #n = :n")
+        .expression_attribute_names("#n", "n")
+        .expression_attribute_values(":n", AttributeValue::N("7".into()))
+        .return_values(ReturnValue::AllNew)
+        .send()
+        .await
+        .unwrap();
+    let mut expected = replacement;
+    expected.insert("n".to_owned(), AttributeValue::N("7".into()));
+    assert_eq!(updated.attributes.unwrap(), expected, "UpdateItem ALL_NEW");
+    let deleted = stack
+        .dynamo
+        .delete_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.attributes.unwrap(), expected, "DeleteItem ALL_OLD");
+
+    let mut reader = StreamReader::open(&stack.sdk, table).await.unwrap();
+    let mut records = Vec::new();
+    loop {
+        let page: Vec<Value> = reader.poll().await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        records.extend(page.into_iter().filter(|r| r["dynamodb"]["Keys"]["pk"]["S"] == pk.as_str()));
+    }
+    let names: Vec<_> = records.iter().map(|r| r["eventName"].as_str().unwrap_or_default()).collect();
+    assert_eq!(names, ["INSERT", "MODIFY", "MODIFY", "REMOVE"]);
+    let image = &records[0]["dynamodb"]["NewImage"];
+    assert_eq!(image["b"]["B"], "AJ//Cg==", "binary, base64 once");
+    assert_eq!(image["n"]["N"], "-12.5");
+    assert_eq!(image["yes"]["BOOL"], true);
+    assert_eq!(image["nothing"]["NULL"], true);
+    assert_eq!(image["list"]["L"][1]["N"], "1");
+    assert_eq!(image["map"]["M"]["inner"]["S"], "é ü 😀 \"quoted\"");
+    assert_eq!(image["ss"]["SS"][0], "a");
+    assert_eq!(records[1]["dynamodb"]["NewImage"]["yes"]["BOOL"], false);
+    assert_eq!(records[2]["dynamodb"]["NewImage"]["n"]["N"], "7");
+    assert_eq!(records[3]["dynamodb"]["OldImage"]["n"]["N"], "7");
+    let created = records[0]["dynamodb"]["ApproximateCreationDateTime"].as_f64().unwrap_or_default();
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert!((now - created).abs() < 3600.0, "a creation time in epoch seconds, in UTC: {created} vs {now}");
+}
+
+#[tokio::test]
+async fn a_recurring_expression_applies_each_requests_own_names_and_values() {
+    let stack = Stack::new().await;
+    let pk = format!("recur-{}", uuid::Uuid::new_v4().simple());
+    let key = std::collections::HashMap::from([("pk".to_owned(), s(&pk)), ("sk".to_owned(), s("x"))]);
+    // The same update and condition text, sent again with other names and values.
+    let update = |name: &str, value: &str, want: &str| {
+        stack
+            .dynamo
+            .update_item()
+            .table_name(&stack.table)
+            .set_key(Some(key.clone()))
+            .update_expression("SET #a = :v")
+            .condition_expression("attribute_not_exists(#s) OR #s = :want")
+            .expression_attribute_names("#a", name)
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":v", s(value))
+            .expression_attribute_values(":want", s(want))
+            .send()
+    };
+    update("state", "one", "anything").await.unwrap();
+    update("colour", "red", "one").await.unwrap();
+    update("state", "two", "one").await.unwrap();
+    let refused = update("colour", "blue", "one").await.unwrap_err();
+    assert_eq!(refused.code(), Some("ConditionalCheckFailedException"));
+    let stored = item(&stack, &pk, "x").await.unwrap();
+    assert_eq!(stored["state"], s("two"));
+    assert_eq!(stored["colour"], s("red"));
 }

@@ -145,6 +145,7 @@ async fn queue_messages_are_retried_until_they_succeed_and_poison_goes_to_the_de
         function: "consumer".into(),
         batch_size: 10,
         retry_after_seconds: 0,
+        wait_seconds: 0,
     };
     let mut pump = Pump::new(direct, &stack.sdk, None, vec![mapping]);
     let total = pump.drain(30).await.unwrap();
@@ -227,6 +228,7 @@ async fn submit_verify_pump_export_email_download_with_every_delivery_doubled() 
         function: "export".into(),
         batch_size: 1,
         retry_after_seconds: 0,
+        wait_seconds: 0,
     };
     let mut pump = Pump::new(everything, &stack.sdk, Some(stream), vec![mapping]);
 

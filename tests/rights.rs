@@ -137,6 +137,7 @@ async fn world() -> World {
             function: function.into(),
             batch_size: 1,
             retry_after_seconds: 0,
+            wait_seconds: 0,
         });
     }
     let pump = Pump::new(functions, &stack.sdk, Some(stream), queues);

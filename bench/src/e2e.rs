@@ -1270,6 +1270,7 @@ async fn main() -> Result<()> {
             function: worker.function.to_owned(),
             batch_size: worker.batch_size,
             retry_after_seconds: 5,
+            wait_seconds: 0,
         });
     }
     let stream = StreamMapping {

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use crate::mailbox::{self, SentMail};
 
 /// The functions `cargo lambda watch` runs, by binary name.
+/// The longest a mailbox read waits for a new message before it asks again.
+const MAIL_WAIT: Duration = Duration::from_secs(10);
+
 const FUNCTIONS: [&str; 9] =
     ["intake", "verify", "dispatch", "export", "download", "reminders", "admin", "erasure", "mail-events"];
 
@@ -182,16 +185,18 @@ async fn wait_for(
     started: Instant,
     wanted: impl Fn(&SentMail) -> bool,
 ) -> Result<SentMail> {
+    let mut seen = 0;
     loop {
-        if let Some(mail) =
-            mailbox::fetch_to_with(client, &settings.emulator, address).await?.into_iter().find(|m| wanted(m))
-        {
+        let left = settings.patience.saturating_sub(started.elapsed());
+        let mail =
+            mailbox::fetch_more_to(client, &settings.emulator, address, seen, left.min(MAIL_WAIT)).await?;
+        seen = mail.len();
+        if let Some(mail) = mail.into_iter().find(|m| wanted(m)) {
             return Ok(mail);
         }
         if started.elapsed() > settings.patience {
             bail!("no mail came within {} s", settings.patience.as_secs());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -99,10 +99,27 @@ pub async fn fetch_to(endpoint: &str, address: &str) -> Result<Vec<SentMail>> {
 
 /// [`fetch_to`] through a client of the caller's, so a poller reuses its connections.
 pub async fn fetch_to_with(client: &reqwest::Client, endpoint: &str, address: &str) -> Result<Vec<SentMail>> {
+    get_mail(client, endpoint, &[("to", address)]).await
+}
+
+/// [`fetch_to_with`], answered once the address has more than `seen` messages or after `wait`
+/// (at most 20 s): a reader waiting for its next mail asks once, not ten times a second.
+pub async fn fetch_more_to(
+    client: &reqwest::Client,
+    endpoint: &str,
+    address: &str,
+    seen: usize,
+    wait: std::time::Duration,
+) -> Result<Vec<SentMail>> {
+    let (seen, wait) = (seen.to_string(), format!("{:.3}", wait.as_secs_f64().min(20.0)));
+    get_mail(client, endpoint, &[("to", address), ("more_than", &seen), ("wait", &wait)]).await
+}
+
+async fn get_mail(client: &reqwest::Client, endpoint: &str, query: &[(&str, &str)]) -> Result<Vec<SentMail>> {
     let url = format!("{}/_local/mail", endpoint.trim_end_matches('/'));
     client
         .get(&url)
-        .query(&[("to", address)])
+        .query(query)
         .send()
         .await
         .with_context(|| format!("reading {url}"))?

@@ -186,6 +186,7 @@ async fn pump() -> Result<()> {
             function: worker.function.to_owned(),
             batch_size: worker.batch_size,
             retry_after_seconds: 5,
+            wait_seconds: 20,
         });
     }
     // As Lambda runs them: the stream's batches one after another (one shard), each queue's

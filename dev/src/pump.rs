@@ -62,6 +62,9 @@ pub struct QueueMapping {
     pub batch_size: i32,
     /// Local stand-in for the queue's visibility timeout, so retries come quickly.
     pub retry_after_seconds: i32,
+    /// How long a receive waits for a message (long polling, as Lambda's pollers do: up to 20 s);
+    /// 0 answers at once, for a caller that steps the pump tick by tick.
+    pub wait_seconds: i32,
 }
 
 /// A queue of the template and the worker its event source mapping invokes, as the pump plays it.
@@ -319,6 +322,7 @@ impl<I: Invoker> Pump<I> {
             .queue_url(&mapping.url)
             .max_number_of_messages(mapping.batch_size)
             .visibility_timeout(mapping.retry_after_seconds)
+            .wait_time_seconds(mapping.wait_seconds)
             .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
             .send()
             .await

@@ -92,6 +92,10 @@ impl StreamReader {
                 if let Some(old) = data.old_image() {
                     dynamodb.insert("OldImage".into(), image_json(old));
                 }
+                if let Some(created) = data.approximate_creation_date_time() {
+                    // As Lambda sends it: epoch seconds.
+                    dynamodb.insert("ApproximateCreationDateTime".into(), json!(created.secs()));
+                }
                 dynamodb.insert("SequenceNumber".into(), json!(data.sequence_number().unwrap_or_default()));
                 dynamodb.insert("SizeBytes".into(), json!(data.size_bytes().unwrap_or_default()));
                 dynamodb.insert("StreamViewType".into(), json!("NEW_AND_OLD_IMAGES"));
