@@ -15,10 +15,12 @@ what a client can observe (the race, condition and stream tests run against the 
   walks all of it each time the mailbox is read. The mailbox reads only SES messages.
 - A Query on the table's key reads that partition only. moto walks and sorts every item of the
   table for each Query.
-- A Query on an index by its partition key reads that partition, sorted once and kept until the
-  table is next written, and starts a page at its ExclusiveStartKey by lookup. moto walks and
-  sorts every item of the table and then skips item by item to the start key, for every page:
-  reading a person's million records a page at a time cost O(table) per page.
+- A Query on an index by its partition key reads that partition, kept sorted between queries and
+  brought up to date from a log of the keys written since (only those items are looked at
+  again), and starts a page at its ExclusiveStartKey by lookup. moto walks and sorts every item
+  of the table and then skips item by item to the start key, for every page: reading a person's
+  million records a page at a time cost O(table) per page, and on the request table, written by
+  every request, each Query cost O(table).
 - The data plane's results (DynamoDB's item reads and writes, the stream's GetRecords) are written
   out as the JSON they already are, instead of through moto's serializer, which walks every value
   against the API's shapes (85% of the emulator's time while an export read a million records; a
@@ -27,7 +29,8 @@ what a client can observe (the race, condition and stream tests run against the 
   same expression (moto tokenizes an update two or three times per UpdateItem, a quarter of its
   cost, and a condition with a dozen regular expressions per token).
 - The backend serving a host is looked up once per host, not matched against every service's
-  URL patterns on each request.
+  URL patterns on each request, and a handler's method names are listed once per class, not on
+  every request.
 - The stream keeps its newest records (EMULATOR_STREAM_KEEP, default 20,000), like DynamoDB
   Streams' retention window: older records are trimmed, and an iterator older than the trim
   horizon reads from the oldest record kept. Used shard iterators are forgotten after a while
@@ -52,6 +55,7 @@ _ITERATORS_KEPT = 4096
 
 def apply() -> None:
     _remembered_backends()
+    _remembered_method_names()
     _track_only_mail()
     _isolated_transactions()
     _partition_queries()
@@ -75,6 +79,23 @@ def _remembered_backends() -> None:
         return known[host]
 
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
+def _remembered_method_names() -> None:
+    from moto.core import responses
+
+    names = responses.method_names_from_class
+    # moto lists a handler class's methods (inspect.getmembers) on every call to find the action:
+    # a fifth of a millisecond per request, for a list that never changes once the server is up.
+    known: dict[type, list[str]] = {}
+
+    def remembered(clazz):  # type: ignore[no-untyped-def]
+        found = known.get(clazz)
+        if found is None:
+            found = known[clazz] = names(clazz)
+        return found
+
+    responses.method_names_from_class = remembered  # type: ignore[assignment]
 
 
 def _track_only_mail() -> None:
@@ -117,7 +138,7 @@ class _Undo:
 
     def restore(self) -> None:
         for table, hash_value, range_value, before in reversed(self.items):
-            _bump(table)
+            _bump(table, (hash_value, range_value))
             if range_value is not None:
                 partition = table.items[hash_value]
                 if before is None:
@@ -246,8 +267,43 @@ def _partition_queries() -> None:
     Table.query = query  # type: ignore[method-assign]
 
 
-def _bump(table) -> None:  # type: ignore[no-untyped-def]
-    table._written = getattr(table, "_written", 0) + 1
+_WRITES_LOGGED = 65536
+
+
+def _bump(table, key: tuple[Any, Any] | None) -> None:  # type: ignore[no-untyped-def]
+    """Counts a write to the table and logs the key it wrote (None: unknown, any item may have
+    changed), so that an index partition kept in memory can follow the writes since it was read."""
+    written = getattr(table, "_written", 0) + 1
+    table._written = written
+    log = table.__dict__.setdefault("_write_log", OrderedDict())
+    log[written] = key
+    while len(log) > _WRITES_LOGGED:
+        log.popitem(last=False)
+
+
+def _written_since(table, version: int) -> list[tuple[Any, Any]] | None:  # type: ignore[no-untyped-def]
+    """The keys written after `version`, or None when the log no longer reaches back that far or
+    a write's key is unknown."""
+    written = getattr(table, "_written", 0)
+    if version == written:
+        return []
+    log = table.__dict__.get("_write_log", {})
+    if version + 1 not in log:
+        return None
+    keys = [log[v] for v in range(version + 1, written + 1)]
+    return None if any(k is None for k in keys) else keys
+
+
+def _stored_key(table, item_attrs: dict[str, Any]) -> tuple[Any, Any] | None:  # type: ignore[no-untyped-def]
+    """The key an item is stored under in moto's table.items, or None if it has none."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    try:
+        hash_value = DynamoType(item_attrs[table.hash_key_attr])
+        range_value = DynamoType(item_attrs[table.range_key_attr]) if table.range_key_attr else None
+    except (KeyError, TypeError):
+        return None
+    return hash_value, range_value
 
 
 def _index_queries() -> None:
@@ -260,40 +316,84 @@ def _index_queries() -> None:
     # Every way an item changes: puts (batch writes and transactions put through here too),
     # deletes, and updates (which change the stored item in place).
     def put(self, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
-        _bump(self)
-        return put_item(self, *args, **kwargs)
+        try:
+            return put_item(self, *args, **kwargs)
+        finally:
+            attrs = args[0] if args else kwargs.get("item_attrs")
+            _bump(self, _stored_key(self, attrs) if isinstance(attrs, dict) else None)
 
     def delete(self, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
-        _bump(self)
-        return delete_item(self, *args, **kwargs)
+        try:
+            return delete_item(self, *args, **kwargs)
+        finally:
+            _bump(self, (args[0], args[1]) if len(args) >= 2 else None)
 
     def update(self, table_name, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
         try:
             return update_item(self, table_name, *args, **kwargs)
         finally:
-            _bump(self.get_table(table_name))
+            key = args[0] if args else kwargs.get("key")
+            try:
+                table = self.get_table(table_name)
+            except Exception:  # noqa: BLE001 - no such table: nothing was written
+                table = None
+            if table is not None:
+                try:
+                    written: tuple[Any, Any] | None = self.get_keys_value(table, key)
+                except Exception:  # noqa: BLE001 - a key moto refused: log the write as unknown
+                    written = None
+                _bump(table, written)
 
     Table.put_item = put  # type: ignore[method-assign]
     Table.delete_item = delete  # type: ignore[method-assign]
     DynamoDBBackend.update_item = update  # type: ignore[method-assign]
 
+    def index_state(self, index, attr: str, ranges: list[str]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        """The index's entries by partition value, built once from the table and then kept up to
+        date from its write log: only the items written since the last query are looked at."""
+
+        def value_of(item) -> Any:  # type: ignore[no-untyped-def]
+            value = item.attrs.get(attr)
+            return value if value is not None and all(item.attrs.get(r) for r in ranges) else None
+
+        states = self.__dict__.setdefault("_index_states", {})
+        state = states.get(index.name)
+        written = getattr(self, "_written", 0)
+        changed = _written_since(self, state["version"]) if state is not None else None
+        if state is None or changed is None:
+            by_value: dict[Any, dict[Any, Any]] = {}
+            values: dict[Any, Any] = {}
+            for held in self.items.values():
+                for item in held.values() if self.range_key_attr else (held,):
+                    value = value_of(item)
+                    if value is not None:
+                        key = (item.hash_key, item.range_key)
+                        by_value.setdefault(value, {})[key] = item
+                        values[key] = value
+            state = {"version": written, "by_value": by_value, "values": values, "sorted": {}}
+            states[index.name] = state
+            return state
+        for key in changed:
+            old = state["values"].pop(key, None)
+            if old is not None:
+                state["by_value"].get(old, {}).pop(key, None)
+                state["sorted"].pop(old, None)
+            held = self.items.get(key[0])
+            item = held.get(key[1]) if isinstance(held, dict) else held
+            value = value_of(item) if item is not None else None
+            if value is not None:
+                state["by_value"].setdefault(value, {})[key] = item
+                state["values"][key] = value
+                state["sorted"].pop(value, None)
+        state["version"] = written
+        return state
+
     def partition(self, index, hash_value):  # type: ignore[no-untyped-def]
-        """The index partition's items in the index's order, kept until the table is written."""
+        """The index partition's items in the index's order, sorted when first asked for after
+        one of them changed: a query costs the size of its partition, not of the table."""
         attr = next(k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH")
         ranges = [k["AttributeName"] for k in index.schema if k["KeyType"] == "RANGE"]
-        cache = self.__dict__.setdefault("_index_partitions", {})
-        written = getattr(self, "_written", 0)
-        found = cache.get((index.name, hash_value))
-        if found is not None and found[0] == written:
-            return found[1], found[2], found[3]
-        if len(cache) > 256 or (found is None and any(w != written for w, *_ in cache.values())):
-            cache.clear()
-        items = []
-        for held in self.items.values():
-            for item in held.values() if self.range_key_attr else (held,):
-                value = item.attrs.get(attr)
-                if value is not None and value == hash_value and all(item.attrs.get(r) for r in ranges):
-                    items.append(item)
+        state = index_state(self, index, attr, ranges)
         # The order moto's own query gives (index keys, then the table's keys).
         hash_attrs = [attr, self.hash_key_attr]
         if ranges:
@@ -302,10 +402,15 @@ def _index_queries() -> None:
             range_attrs = [self.range_key_attr, self.range_key_attr]
         else:
             range_attrs = [self.hash_key_attr, self.range_key_attr]
-        items = self.sorted_items(hash_attrs, range_attrs, items)
-        positions = {(i.hash_key, i.range_key): n for n, i in enumerate(items)}
-        cache[(index.name, hash_value)] = (written, items, positions, (hash_attrs, range_attrs))
-        return items, positions, (hash_attrs, range_attrs)
+        found = state["sorted"].get(hash_value)
+        if found is None:
+            members = list(state["by_value"].get(hash_value, {}).values())
+            items = self.sorted_items(hash_attrs, range_attrs, members)
+            positions = {(i.hash_key, i.range_key): n for n, i in enumerate(items)}
+            if len(state["sorted"]) >= 4096:
+                state["sorted"].clear()
+            found = state["sorted"][hash_value] = (items, positions)
+        return found[0], found[1], (hash_attrs, range_attrs)
 
     def query(  # type: ignore[no-untyped-def]
         self,

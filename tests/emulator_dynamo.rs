@@ -504,3 +504,67 @@ async fn a_recurring_expression_applies_each_requests_own_names_and_values() {
     assert_eq!(stored["state"], s("two"));
     assert_eq!(stored["colour"], s("red"));
 }
+
+#[tokio::test]
+async fn an_index_follows_new_partitions_and_undone_transactions_between_queries() {
+    let stack = Stack::new().await;
+    let table = indexed_table(&stack).await;
+    let put_user = |id: &str, user: &str| {
+        TransactWriteItem::builder()
+            .put(Put::builder().table_name(&table).item("id", s(id)).item("user", s(user)).build().unwrap())
+            .build()
+    };
+    stack.dynamo.transact_write_items().transact_items(put_user("a0", "alice")).send().await.unwrap();
+    assert_eq!(index_page(&stack, &table, "alice", None, true).await.0, ["a0"]);
+
+    // A partition that did not exist when the index was first read.
+    stack
+        .dynamo
+        .put_item()
+        .table_name(&table)
+        .item("id", s("c0"))
+        .item("user", s("carol"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(index_page(&stack, &table, "carol", None, true).await.0, ["c0"]);
+
+    // A transaction whose later write fails: its earlier put (a new carol) and move (alice's item
+    // to carol) are undone, in the index too.
+    let refused = stack
+        .dynamo
+        .transact_write_items()
+        .transact_items(put_user("c1", "carol"))
+        .transact_items(put_user("a0", "carol"))
+        .transact_items(
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&table)
+                        .key("id", s("c0"))
+                        .update_expression("SET n = #u + :one")
+                        .expression_attribute_names("#u", "user")
+                        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await;
+    assert!(refused.is_err(), "a string cannot be added to");
+    assert_eq!(index_page(&stack, &table, "carol", None, true).await.0, ["c0"]);
+    assert_eq!(index_page(&stack, &table, "alice", None, true).await.0, ["a0"]);
+
+    // The same writes, committed.
+    stack
+        .dynamo
+        .transact_write_items()
+        .transact_items(put_user("c1", "carol"))
+        .transact_items(put_user("a0", "carol"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(index_page(&stack, &table, "carol", None, true).await.0, ["a0", "c0", "c1"]);
+    assert!(index_page(&stack, &table, "alice", None, true).await.0.is_empty());
+}
