@@ -631,17 +631,15 @@ impl World {
     }
 
     async fn mail_to(&self, address: &str, wanted: impl Fn(&SentMail) -> bool) -> Result<SentMail> {
-        let started = Instant::now();
-        loop {
-            let mails = devstack::mailbox::fetch_to_with(&self.http, &self.emulator, address).await?;
-            if let Some(mail) = mails.into_iter().find(|m| wanted(m)) {
-                return Ok(mail);
-            }
-            if started.elapsed() > self.patience {
-                bail!("the awaited mail did not come within {} s", self.patience.as_secs());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        devstack::mailbox::wait_for_mail(
+            &self.http,
+            &self.emulator,
+            address,
+            Instant::now(),
+            self.patience,
+            wanted,
+        )
+        .await
     }
 
     async fn request(&self, kind: Kind, address: &str) -> Result<Outcome> {
@@ -660,8 +658,8 @@ impl World {
         let id: RequestId =
             submitted["request_id"].as_str().context("no request id")?.parse().context("request id")?;
         if kind.has_data() {
-            let mail = self.mail_to(address, |m| !verification_link(m).is_empty()).await?;
-            let (linked, token) = verification_link(&mail).pop().context("no verification link")?;
+            let mail = self.mail_to(address, |m| !m.verification_links().is_empty()).await?;
+            let (linked, token) = mail.verification_links().pop().context("no verification link")?;
             if linked != id.to_string() {
                 bail!("the verification mail is about another request");
             }
@@ -727,22 +725,6 @@ impl World {
         }
         Ok(Outcome { id, kind, downloaded_bytes })
     }
-}
-
-/// (request id, token) of each verification link in the mail.
-fn verification_link(mail: &SentMail) -> Vec<(String, String)> {
-    mail.links()
-        .iter()
-        .filter_map(|link| {
-            let fragment = link.split_once('#')?.1;
-            let field = |name: &str| {
-                fragment
-                    .split('&')
-                    .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
-            };
-            Some((field("request_id")?, field("token")?))
-        })
-        .collect()
 }
 
 /// (request id, token) of each download link in the mail: `…/requests/{id}/download?token=…`.
@@ -1437,7 +1419,7 @@ mod tests {
         assert_eq!(download_link(&download), vec![("abc".to_owned(), "t0k".to_owned())]);
         let verify =
             mail(r#"<a href="https://p.example/verify?lang=en#request_id=abc&amp;token=t0k">ok</a>"#);
-        assert_eq!(verification_link(&verify), vec![("abc".to_owned(), "t0k".to_owned())]);
+        assert_eq!(verify.verification_links(), vec![("abc".to_owned(), "t0k".to_owned())]);
         assert!(download_link(&verify).is_empty());
     }
 }

@@ -12,9 +12,6 @@ use std::time::{Duration, Instant};
 use crate::mailbox::{self, SentMail};
 
 /// The functions `cargo lambda watch` runs, by binary name.
-/// The longest a mailbox read waits for a new message before it asks again.
-const MAIL_WAIT: Duration = Duration::from_secs(10);
-
 const FUNCTIONS: [&str; 9] =
     ["intake", "verify", "dispatch", "export", "download", "reminders", "admin", "erasure", "mail-events"];
 
@@ -146,8 +143,8 @@ async fn one_request(client: &reqwest::Client, settings: &Settings) -> Result<Do
         bail!("submitting answered {status}: {}", answer["error"]);
     }
     let submitted_in = started.elapsed().as_secs_f64();
-    let mail = wait_for(client, settings, &address, started, |m| !link_parts(m).is_empty()).await?;
-    let (id, token) = link_parts(&mail).pop().context("a verification link")?;
+    let mail = wait_for(client, settings, &address, started, |m| !m.verification_links().is_empty()).await?;
+    let (id, token) = mail.verification_links().pop().context("a verification link")?;
     let response = client
         .post(format!("{}/requests/{id}/verify", settings.api))
         .json(&json!({"token": token}))
@@ -162,22 +159,6 @@ async fn one_request(client: &reqwest::Client, settings: &Settings) -> Result<Do
     Ok(Done { submitted_in, fulfilled_in: started.elapsed().as_secs_f64() })
 }
 
-/// (request id, token) of each verification link in the mail.
-fn link_parts(mail: &SentMail) -> Vec<(String, String)> {
-    mail.links()
-        .iter()
-        .filter_map(|link| {
-            let fragment = link.split_once('#')?.1;
-            let field = |name: &str| {
-                fragment
-                    .split('&')
-                    .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
-            };
-            Some((field("request_id")?, field("token")?))
-        })
-        .collect()
-}
-
 async fn wait_for(
     client: &reqwest::Client,
     settings: &Settings,
@@ -185,19 +166,7 @@ async fn wait_for(
     started: Instant,
     wanted: impl Fn(&SentMail) -> bool,
 ) -> Result<SentMail> {
-    let mut seen = 0;
-    loop {
-        let left = settings.patience.saturating_sub(started.elapsed());
-        let mail =
-            mailbox::fetch_more_to(client, &settings.emulator, address, seen, left.min(MAIL_WAIT)).await?;
-        seen = mail.len();
-        if let Some(mail) = mail.into_iter().find(|m| wanted(m)) {
-            return Ok(mail);
-        }
-        if started.elapsed() > settings.patience {
-            bail!("no mail came within {} s", settings.patience.as_secs());
-        }
-    }
+    mailbox::wait_for_mail(client, &settings.emulator, address, started, settings.patience, wanted).await
 }
 
 /// CPU seconds (user + system) of the local stack's processes so far, per group. A process that
@@ -274,7 +243,7 @@ mod tests {
                 r#"<a href="http://127.0.0.1:9000/verify?lang=en#request_id=abc&amp;token=t0k">confirm</a>"#
                     .into(),
         };
-        assert_eq!(link_parts(&mail), vec![("abc".to_owned(), "t0k".to_owned())]);
+        assert_eq!(mail.verification_links(), vec![("abc".to_owned(), "t0k".to_owned())]);
     }
 
     #[test]

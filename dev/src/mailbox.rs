@@ -64,6 +64,22 @@ impl SentMail {
             .map(|href| href.replace("&amp;", "&"))
             .collect()
     }
+
+    /// (request id, token) of each verification link: `…/verify#request_id=…&token=…`.
+    pub fn verification_links(&self) -> Vec<(String, String)> {
+        self.links()
+            .iter()
+            .filter_map(|link| {
+                let fragment = link.split_once('#')?.1;
+                let field = |name: &str| {
+                    fragment
+                        .split('&')
+                        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
+                };
+                Some((field("request_id")?, field("token")?))
+            })
+            .collect()
+    }
 }
 
 #[derive(Deserialize)]
@@ -113,6 +129,31 @@ pub async fn fetch_more_to(
 ) -> Result<Vec<SentMail>> {
     let (seen, wait) = (seen.to_string(), format!("{:.3}", wait.as_secs_f64().min(20.0)));
     get_mail(client, endpoint, &[("to", address), ("more_than", &seen), ("wait", &wait)]).await
+}
+
+/// The first mail to `address` that `wanted` accepts, waiting for new mail (long polls of at most
+/// 10 s) until `patience` has passed since `started`.
+pub async fn wait_for_mail(
+    client: &reqwest::Client,
+    endpoint: &str,
+    address: &str,
+    started: std::time::Instant,
+    patience: std::time::Duration,
+    wanted: impl Fn(&SentMail) -> bool,
+) -> Result<SentMail> {
+    const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+    let mut seen = 0;
+    loop {
+        let left = patience.saturating_sub(started.elapsed());
+        let mail = fetch_more_to(client, endpoint, address, seen, left.min(LONGEST_WAIT)).await?;
+        seen = mail.len();
+        if let Some(mail) = mail.into_iter().find(|m| wanted(m)) {
+            return Ok(mail);
+        }
+        if started.elapsed() > patience {
+            anyhow::bail!("no mail came within {} s", patience.as_secs());
+        }
+    }
 }
 
 async fn get_mail(client: &reqwest::Client, endpoint: &str, query: &[(&str, &str)]) -> Result<Vec<SentMail>> {
