@@ -31,6 +31,10 @@ what a client can observe (the race, condition and stream tests run against the 
 - The backend serving a host is looked up once per host, not matched against every service's
   URL patterns on each request, and a handler's method names are listed once per class, not on
   every request.
+- An S3 listing by prefix reads the keys under that prefix, from a sorted index of each bucket's
+  key names kept up to date as objects are written and deleted. moto copies and walks every key
+  of the bucket for each ListObjects: an export that lists its own parts cost O(bucket), and the
+  bucket holds every export ever made.
 - The stream keeps its newest records (EMULATOR_STREAM_KEEP, default 20,000), like DynamoDB
   Streams' retention window: older records are trimmed, and an iterator older than the trim
   horizon reads from the oldest record kept. Used shard iterators are forgotten after a while
@@ -45,6 +49,8 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
+from bisect import bisect_left
 from collections import OrderedDict
 from typing import Any
 
@@ -65,6 +71,7 @@ def apply() -> None:
     _cached_condition_lexing()
     _metered_reads()
     _bounded_streams()
+    _sorted_key_listing()
 
 
 def _remembered_backends() -> None:
@@ -618,6 +625,90 @@ def _bounded_streams() -> None:
         self.shard_iterators = _Recent(_ITERATORS_KEPT)
 
     DynamoDBStreamsBackend.__init__ = init_bounded  # type: ignore[method-assign]
+
+
+def _sorted_key_listing() -> None:
+    from moto.s3.exceptions import MethodNotAllowed
+    from moto.s3.models import FakeDeleteMarker, FakeTableStorageBucket, S3Backend
+    from moto.s3.utils import _VersionedKeyStore
+
+    # S3 calls are not serialized (large objects stream in parallel): the check-and-insert of a
+    # new name must not interleave with another thread's.
+    lock = threading.Lock()
+
+    def names(store) -> list[str]:  # type: ignore[no-untyped-def]
+        # Built on first use, so a store restored from saved state gets one too.
+        found = store.__dict__.get("_sorted_names")
+        if found is None:
+            found = sorted(dict.keys(store))
+            store.__dict__["_sorted_names"] = found
+        return found  # type: ignore[no-any-return]
+
+    def present(store, name: str) -> None:  # type: ignore[no-untyped-def]
+        with lock:
+            sorted_names = names(store)
+            at = bisect_left(sorted_names, name)
+            if at == len(sorted_names) or sorted_names[at] != name:
+                sorted_names.insert(at, name)
+
+    def absent(store, name: str) -> None:  # type: ignore[no-untyped-def]
+        with lock:
+            sorted_names = names(store)
+            at = bisect_left(sorted_names, name)
+            if at < len(sorted_names) and sorted_names[at] == name:
+                del sorted_names[at]
+
+    setitem, setlist, pop = _VersionedKeyStore.__setitem__, _VersionedKeyStore.setlist, _VersionedKeyStore.pop
+
+    def set_and_index(self, key: str, value: Any) -> None:  # type: ignore[no-untyped-def]
+        setitem(self, key, value)
+        present(self, key)
+
+    def setlist_and_index(self, key: str, list_: Any) -> None:  # type: ignore[no-untyped-def]
+        setlist(self, key, list_)
+        present(self, key)
+
+    def pop_and_index(self, key: str) -> None:  # type: ignore[no-untyped-def]
+        pop(self, key)
+        absent(self, key)
+
+    _VersionedKeyStore.__setitem__ = set_and_index  # type: ignore[method-assign]
+    _VersionedKeyStore.setlist = setlist_and_index  # type: ignore[method-assign]
+    _VersionedKeyStore.pop = pop_and_index  # type: ignore[method-assign]
+
+    def list_objects(self, bucket, prefix, delimiter, marker, max_keys):  # type: ignore[no-untyped-def]
+        # moto's own, except that it looks only at the names that start with the prefix.
+        if isinstance(bucket, FakeTableStorageBucket):
+            raise MethodNotAllowed()
+        prefix = prefix or ""
+        with lock:
+            sorted_names = names(bucket.keys)
+            end = start = bisect_left(sorted_names, prefix)
+            while end < len(sorted_names) and sorted_names[end].startswith(prefix):
+                end += 1
+            candidates = sorted_names[start:end]
+        key_results = []
+        folder_results = set()
+        for name in candidates:
+            key = bucket.keys.get(name)
+            if key is None:
+                continue
+            rest = name[len(prefix) :]
+            if delimiter and delimiter in rest:
+                folder_results.add(f"{prefix}{rest.split(delimiter)[0]}{delimiter}")
+            elif not isinstance(key, FakeDeleteMarker):
+                key_results.append(key)
+        folders = sorted(folder_results)
+        if marker:
+            limit = self._pagination_tokens.get(marker) or marker
+            key_results = self._get_results_from_token(key_results, limit)
+        if max_keys is not None:
+            key_results, is_truncated, next_marker = self._truncate_result(key_results, max_keys)
+        else:
+            is_truncated, next_marker = False, None
+        return key_results, folders, is_truncated, next_marker
+
+    S3Backend.list_objects = list_objects  # type: ignore[method-assign]
 
 
 class _Recent(OrderedDict):  # type: ignore[type-arg]

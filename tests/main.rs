@@ -11,6 +11,7 @@ mod deadlines;
 mod emulator_dynamo;
 mod emulator_iam;
 mod emulator_meter;
+mod emulator_s3;
 mod emulator_waits;
 mod export_parts;
 mod exports;
