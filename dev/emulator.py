@@ -320,9 +320,8 @@ def main() -> None:
     MotoAPIResponse.model_data = _robust_model_data
     emulator_patches.apply()
     # The guard is outermost: a refused call never waits for, or holds, the serializing lock.
-    app = LocalPaths(
-        IamGuard(SerializeAllButS3(emulator_patches.metered(DomainDispatcherApplication(create_backend_app))))
-    )
+    moto_app = emulator_patches.direct_json_protocols(DomainDispatcherApplication(create_backend_app))
+    app = LocalPaths(IamGuard(SerializeAllButS3(emulator_patches.metered(moto_app))))
     if os.environ.get("EMULATOR_ACCESS_LOG") == "1":
         app = AccessLog(app)
     # cheroot (CherryPy's server), not werkzeug's development server (moto's own), which closes

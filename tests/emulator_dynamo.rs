@@ -568,3 +568,112 @@ async fn an_index_follows_new_partitions_and_undone_transactions_between_queries
     assert_eq!(index_page(&stack, &table, "carol", None, true).await.0, ["a0", "c0", "c1"]);
     assert!(index_page(&stack, &table, "alice", None, true).await.0.is_empty());
 }
+
+/// A table keyed by `id` with an index `by_due` on (`due_pk`, `due_sk`), as the due-date index is.
+async fn due_table(stack: &Stack) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+        ProjectionType, ScalarAttributeType,
+    };
+    let name = format!("due-{}", uuid::Uuid::new_v4().simple());
+    let key =
+        |attr: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(attr).key_type(kind).build();
+    let attr = |attr: &str| {
+        AttributeDefinition::builder().attribute_name(attr).attribute_type(ScalarAttributeType::S).build()
+    };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name("by_due")
+        .key_schema(key("due_pk", KeyType::Hash).unwrap())
+        .key_schema(key("due_sk", KeyType::Range).unwrap())
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+        .unwrap();
+    let mut create = stack
+        .dynamo
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("id", KeyType::Hash).unwrap())
+        .global_secondary_indexes(index);
+    for a in ["id", "due_pk", "due_sk"] {
+        create = create.attribute_definitions(attr(a).unwrap());
+    }
+    create.send().await.unwrap();
+    name
+}
+
+/// The ids `condition` selects in partition `open`, read two at a time.
+async fn due_ids(
+    stack: &Stack,
+    table: &str,
+    condition: &str,
+    values: &[(&str, &str)],
+    forward: bool,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut start = None;
+    loop {
+        let mut query = stack
+            .dynamo
+            .query()
+            .table_name(table)
+            .index_name("by_due")
+            .key_condition_expression(format!("due_pk = :pk AND {condition}"))
+            .expression_attribute_values(":pk", s("open"))
+            .limit(2)
+            .scan_index_forward(forward)
+            .set_exclusive_start_key(start.take());
+        for (name, value) in values {
+            query = query.expression_attribute_values(*name, s(value));
+        }
+        let out = query.send().await.unwrap();
+        ids.extend(out.items().iter().map(|i| i["id"].as_s().unwrap().clone()));
+        match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+            Some(next) => start = Some(next),
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sort_key_condition_on_an_index_selects_its_slice_of_the_partition_in_order_across_pages() {
+    let stack = Stack::new().await;
+    let table = due_table(&stack).await;
+    let due = |id: &str, partition: &str, day: &str| {
+        stack
+            .dynamo
+            .put_item()
+            .table_name(&table)
+            .item("id", s(id))
+            .item("due_pk", s(partition))
+            .item("due_sk", s(&format!("{day}#{id}")))
+            .send()
+    };
+    for (id, day) in [
+        ("e", "2026-12-05"),
+        ("a", "2026-12-01"),
+        ("c", "2026-12-03"),
+        ("d", "2026-12-04"),
+        ("b", "2026-12-02"),
+    ] {
+        due(id, "open", day).await.unwrap();
+    }
+    due("x", "closed", "2026-12-01").await.unwrap();
+    let upper = [(":upper", "2026-12-03~")];
+    assert_eq!(due_ids(&stack, &table, "due_sk <= :upper", &upper, true).await, ["a", "b", "c"]);
+    assert_eq!(due_ids(&stack, &table, "due_sk <= :upper", &upper, false).await, ["c", "b", "a"]);
+    assert_eq!(due_ids(&stack, &table, "due_sk > :upper", &upper, true).await, ["d", "e"]);
+    let between = [(":from", "2026-12-02"), (":to", "2026-12-04~")];
+    assert_eq!(
+        due_ids(&stack, &table, "due_sk BETWEEN :from AND :to", &between, true).await,
+        ["b", "c", "d"]
+    );
+    let prefix = [(":day", "2026-12-04")];
+    assert_eq!(due_ids(&stack, &table, "begins_with(due_sk, :day)", &prefix, true).await, ["d"]);
+
+    // Writes between queries move items into and out of the slice.
+    due("e", "open", "2026-11-30").await.unwrap();
+    due("a", "closed", "2026-12-01").await.unwrap();
+    stack.dynamo.delete_item().table_name(&table).key("id", s("b")).send().await.unwrap();
+    assert_eq!(due_ids(&stack, &table, "due_sk <= :upper", &upper, true).await, ["e", "c"]);
+}
