@@ -28,6 +28,9 @@ what a client can observe (the race, condition and stream tests run against the 
 - An update expression's tokens, and a condition's, are kept for the next request that sends the
   same expression (moto tokenizes an update two or three times per UpdateItem, a quarter of its
   cost, and a condition with a dozen regular expressions per token).
+- An update expression is parsed once; each UpdateItem validates a copy of its tree made node by
+  node (moto parses it twice per call and deep-copies the tree generically, following every
+  parent link through the copy's memo: a third of an UpdateItem's cost).
 - The backend serving a host is looked up once per host, not matched against every service's
   URL patterns on each request, and a handler's method names are listed once per class, not on
   every request.
@@ -73,6 +76,7 @@ def apply() -> None:
     _plain_results()
     _cached_update_tokens()
     _cached_condition_lexing()
+    _update_trees_copied_by_shape()
     _metered_reads()
     _bounded_streams()
     _sorted_key_listing()
@@ -610,6 +614,70 @@ def _cached_condition_lexing() -> None:
         return deque(nodes)
 
     ConditionExpressionParser._lex_condition_expression = cached  # type: ignore[method-assign]
+
+
+class _NotPlain(Exception):
+    """A tree holds something a node-by-node copy would share or lose: deep-copied instead."""
+
+
+_IMMUTABLE = (str, int, float, bool, type(None), bytes)
+
+
+def _copy_tree(node, parent=None):  # type: ignore[no-untyped-def]
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    new = object.__new__(type(node))
+    state = {}
+    for name, value in node.__dict__.items():
+        if name == "parent":
+            state[name] = parent
+        elif name == "children" and isinstance(value, list):
+            children = []
+            for child in value:
+                if isinstance(child, Node):
+                    children.append(_copy_tree(child, new))
+                elif isinstance(child, _IMMUTABLE):
+                    children.append(child)
+                else:
+                    raise _NotPlain()
+            state[name] = children
+        elif isinstance(value, _IMMUTABLE):
+            state[name] = value
+        else:
+            raise _NotPlain()
+    new.__dict__ = state
+    return new
+
+
+def _update_trees_copied_by_shape() -> None:
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import Node
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    def tree_copy(value):  # type: ignore[no-untyped-def]
+        # What moto's Validator copies before it rewrites the tree in place: a freshly parsed
+        # expression, whose leaves are names, placeholders and operators.
+        if isinstance(value, Node) and value.parent is None:
+            try:
+                return _copy_tree(value)
+            except _NotPlain:
+                pass
+        return copy.deepcopy(value)
+
+    validators.deepcopy = tree_copy  # type: ignore[attr-defined]
+
+    make = UpdateExpressionParser.make
+    known: _Recent = _Recent(1024)
+
+    def cached(cls, expression_str: str):  # type: ignore[no-untyped-def]
+        tree = known.get(expression_str)
+        if tree is None:
+            tree = make(expression_str)
+            known[expression_str] = tree
+        # The caller owns what it gets (moto normalizes and validates it in place).
+        return tree_copy(tree)
+
+    UpdateExpressionParser.make = classmethod(cached)  # type: ignore[method-assign, assignment]
 
 
 def _bounded_streams() -> None:
