@@ -240,16 +240,25 @@ enum StoreKind {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSource {
+    #[serde(deserialize_with = "as_value")]
     id: String,
+    #[serde(deserialize_with = "as_value")]
     description: String,
     store: StoreKind,
+    #[serde(default, deserialize_with = "as_value")]
     table: Option<String>,
     find_by: Option<SubjectAttribute>,
+    #[serde(default, deserialize_with = "as_value")]
     table_key: Option<String>,
+    #[serde(default, deserialize_with = "as_value")]
     index: Option<String>,
+    #[serde(default, deserialize_with = "as_value")]
     time_attribute: Option<String>,
+    #[serde(default, deserialize_with = "as_value")]
     provides_user_id: Option<String>,
+    #[serde(default, deserialize_with = "as_value")]
     bucket: Option<String>,
+    #[serde(default, deserialize_with = "as_value")]
     prefix: Option<String>,
     categories: Vec<Category>,
     ccpa_categories: Vec<CcpaCategory>,
@@ -257,11 +266,25 @@ struct RawSource {
     origins: Vec<Origin>,
     recipients: Vec<Recipient>,
     ccpa_disclosure: CcpaDisclosure,
+    #[serde(deserialize_with = "as_value")]
     retention: String,
     /// `delete` or `{anonymise: [...], reason: ...}`; read by hand so a mistake gets a message
     /// that shows both shapes rather than serde's "did not match any variant".
     erasure: Option<serde_norway::Value>,
+    #[serde(default, deserialize_with = "as_value")]
     correctable: Option<Vec<String>>,
+}
+
+/// A text field read as the entry-by-entry reading reads it, through a YAML value: there `~`,
+/// `365` and `true` are no text, where the one-pass reader alone would take any scalar's spelling
+/// (`retention: ~` as the retention "~"). So both readings accept the same maps.
+fn as_value<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = serde_norway::Value::deserialize(deserializer)?;
+    serde_norway::from_value(value).map_err(serde::de::Error::custom)
 }
 
 #[derive(Deserialize)]
@@ -527,6 +550,14 @@ impl Source {
     }
 }
 
+/// What an error calls an entry: its id, or its position (from 1) when it has no id to show.
+fn entry_name(id: Option<&str>, position: usize) -> String {
+    match id {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => format!("#{}", position + 1),
+    }
+}
+
 impl DataMap {
     /// The map checked in at `config/datamap.yaml`.
     pub fn builtin() -> Result<DataMap, DataMapError> {
@@ -542,7 +573,11 @@ impl DataMap {
             return DataMap::parse_by_entry(text);
         };
         check_version(raw.version)?;
-        let sources = raw.sources.into_iter().map(|raw_source| (raw_source.id.clone(), Ok(raw_source)));
+        let sources = raw
+            .sources
+            .into_iter()
+            .enumerate()
+            .map(|(position, raw_source)| (entry_name(Some(&raw_source.id), position), Ok(raw_source)));
         DataMap::checked(sources)
     }
 
@@ -550,8 +585,7 @@ impl DataMap {
         let raw: RawMap = serde_norway::from_str(text).map_err(|err| problem("(file)", err.to_string()))?;
         check_version(raw.version)?;
         let sources = raw.sources.into_iter().enumerate().map(|(position, value)| {
-            let entry =
-                value["id"].as_str().map(str::to_owned).unwrap_or_else(|| format!("#{}", position + 1));
+            let entry = entry_name(value["id"].as_str(), position);
             let raw_source = serde_norway::from_value::<RawSource>(value).map_err(|err| err.to_string());
             (entry, raw_source)
         });
@@ -566,7 +600,10 @@ impl DataMap {
         let mut sources = Vec::new();
         let mut ids = BTreeSet::new();
         for (entry, raw_source) in entries {
-            let source = raw_source.map_err(|why| problem(&entry, why))?.into_source()?;
+            let source = raw_source
+                .map_err(|why| problem(&entry, why))?
+                .into_source()
+                .map_err(|err| DataMapError { entry: entry.clone(), ..err })?;
             if !ids.insert(source.id.clone()) {
                 return Err(problem(&entry, "the id is used twice"));
             }
@@ -902,5 +939,440 @@ mod tests {
         assert_eq!(DataMap::parse("version: 2\nsources: []\n").unwrap_err().entry, "(file)");
         assert_eq!(DataMap::parse("version: 1\nsources: []\n").unwrap_err().problem, "no sources");
         assert_eq!(DataMap::parse(": : :").unwrap_err().entry, "(file)");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const CATEGORIES: &[&str] = &[
+        "identifiers",
+        "contact_data",
+        "professional_information",
+        "account_data",
+        "device_and_system_information",
+        "settings_and_preferences",
+        "customer_content",
+        "recordings",
+        "chat_transcripts",
+        "presence",
+        "call_detail_records",
+        "marketing",
+        "internet_activity",
+        "geolocation",
+        "inferences",
+        "job_application",
+    ];
+    const CCPA_CATEGORIES: &[&str] = &[
+        "identifiers",
+        "sensitive_personal_information",
+        "commercial_information",
+        "professional_information",
+        "internet_activity",
+        "geolocation",
+        "inferences",
+    ];
+    const PURPOSES: &[&str] = &[
+        "providing_services",
+        "advertising",
+        "auditing_transactions",
+        "research_and_development",
+        "security",
+        "debugging_and_repair",
+        "quality_control",
+    ];
+    const ORIGINS: &[&str] =
+        &["the_person", "marketing_and_data_partners", "automatic_collection", "internal_analytics"];
+    const RECIPIENTS: &[&str] = &[
+        "service_providers",
+        "affiliates",
+        "government_regulators",
+        "law_enforcement",
+        "strategically_aligned_companies",
+    ];
+
+    /// What the policy says about a source, as YAML lines.
+    fn disclosure() -> impl Strategy<Value = String> {
+        let list = |names: &'static [&'static str]| {
+            prop::sample::subsequence(names, 1..=names.len()).prop_map(|l| l.join(", "))
+        };
+        (
+            list(CATEGORIES),
+            list(CCPA_CATEGORIES),
+            list(PURPOSES),
+            list(ORIGINS),
+            list(RECIPIENTS),
+            prop::sample::select(vec!["sold_or_shared", "business_purpose"]),
+            "[A-Za-z][A-Za-z0-9 ]{0,20}",
+        )
+            .prop_map(|(c, cc, p, o, r, d, retention)| {
+                format!(
+                    "    categories: [{c}]\n    ccpa_categories: [{cc}]\n    purposes: [{p}]\n    origins: [{o}]\n    recipients: [{r}]\n    ccpa_disclosure: {d}\n    retention: '{retention}'\n"
+                )
+            })
+    }
+
+    /// An attribute name that is none of the names the rules single out.
+    fn attribute() -> impl Strategy<Value = String> {
+        "[a-z][a-z_]{1,8}".prop_filter("not a reserved name", |a| {
+            !["email", "user_id", "contact_id", "call_id", WRITTEN_ON_ERASURE, WRITTEN_ON_CORRECTION]
+                .contains(&a.as_str())
+        })
+    }
+
+    /// One source of a map that keeps every rule, and what loading it must give.
+    #[derive(Clone, Debug)]
+    enum Spec {
+        ByUserId { anonymise: Option<Vec<String>>, time_attribute: Option<String> },
+        ByEmail { correctable: Vec<String> },
+        Objects { placeholder: &'static str },
+    }
+
+    fn spec() -> impl Strategy<Value = Spec> {
+        prop_oneof![
+            (prop::option::of(prop::collection::btree_set(attribute(), 0..3)), prop::option::of(attribute()))
+                .prop_map(|(anonymise, time_attribute)| Spec::ByUserId {
+                    anonymise: anonymise
+                        .map(|extra| { std::iter::once("user_id".to_owned()).chain(extra).collect() }),
+                    time_attribute,
+                }),
+            prop::collection::btree_set(attribute(), 0..3)
+                .prop_map(|c| Spec::ByEmail { correctable: c.into_iter().collect() }),
+            prop::sample::select(vec!["{user_id}", "{email}"])
+                .prop_map(|placeholder| Spec::Objects { placeholder }),
+        ]
+    }
+
+    #[derive(Debug)]
+    struct Generated {
+        text: String,
+        ids: Vec<String>,
+        specs: Vec<Spec>,
+        account_correctable: Vec<String>,
+    }
+
+    fn yaml_list(items: &[String]) -> String {
+        format!("[{}]", items.join(", "))
+    }
+
+    fn source_yaml(id: &str, spec: &Spec, disclosure: &str) -> String {
+        let head = format!("  - id: {id}\n    description: 'the {id} source'\n");
+        let body = match spec {
+            Spec::ByUserId { anonymise, time_attribute } => {
+                let mut s = format!(
+                    "    store: dynamodb\n    table: t_{id}\n    find_by: user_id\n    table_key: call_id\n    index: by_user\n"
+                );
+                if let Some(attribute) = time_attribute {
+                    s.push_str(&format!("    time_attribute: {attribute}\n"));
+                }
+                match anonymise {
+                    Some(attributes) => s.push_str(&format!(
+                        "    erasure:\n      anonymise: {}\n      reason: 'kept for tax law'\n",
+                        yaml_list(attributes)
+                    )),
+                    None => s.push_str("    erasure: delete\n"),
+                }
+                s
+            }
+            Spec::ByEmail { correctable } => {
+                let mut s = format!(
+                    "    store: dynamodb\n    table: t_{id}\n    find_by: email\n    table_key: contact_id\n    index: by_email\n    erasure: delete\n"
+                );
+                if !correctable.is_empty() {
+                    let names: Vec<String> = correctable.iter().map(|a| format!("{a}_{id}")).collect();
+                    s.push_str(&format!("    correctable: {}\n", yaml_list(&names)));
+                }
+                s
+            }
+            Spec::Objects { placeholder } => format!(
+                "    store: s3\n    bucket: b-{id}\n    prefix: 'files/{placeholder}/'\n    erasure: delete\n"
+            ),
+        };
+        format!("{head}{body}{disclosure}")
+    }
+
+    /// A map that keeps every rule: the account source (found by email, providing the user id)
+    /// and up to six more.
+    fn valid_map() -> impl Strategy<Value = Generated> {
+        (
+            prop::collection::btree_set(attribute(), 0..4),
+            prop::collection::btree_set("[a-z][a-z0-9_]{0,10}", 0..6),
+            prop::collection::vec((spec(), disclosure()), 6),
+            disclosure(),
+        )
+            .prop_map(|(account_correctable, ids, specs, account_disclosure)| {
+                let ids: Vec<String> = ids.into_iter().filter(|id| id != "accounts").collect();
+                let specs: Vec<(Spec, String)> = specs.into_iter().take(ids.len()).collect();
+                let account_correctable: Vec<String> = account_correctable.into_iter().collect();
+                let mut text = format!(
+                    "version: 1\nsources:\n  - id: accounts\n    description: accounts\n    store: dynamodb\n    table: accounts\n    find_by: email\n    table_key: email\n    provides_user_id: user_id\n    erasure: delete\n{account_disclosure}"
+                );
+                if !account_correctable.is_empty() {
+                    text.push_str(&format!("    correctable: {}\n", yaml_list(&account_correctable)));
+                }
+                for (id, (spec, disclosure)) in ids.iter().zip(&specs) {
+                    text.push_str(&source_yaml(id, spec, disclosure));
+                }
+                let specs = specs.into_iter().map(|(spec, _)| spec).collect();
+                Generated { text, ids, specs, account_correctable }
+            })
+    }
+
+    /// Lines that break a rule, a shape or the YAML itself.
+    const JUNK: &[&str] = &[
+        "    colour: blue",
+        "  - id: accounts",
+        "  - id: Bad-Id",
+        "  - description: no id",
+        "version: 2",
+        "sources: []",
+        "    erasure: {anonymise: [user_id], reason: ' '}",
+        "    erasure: {anonymise: [email], reason: kept}",
+        "    erasure: [delete]",
+        "    correctable: [email]",
+        "    correctable: [user_id, corrected_at]",
+        "    find_by: user_id",
+        "    find_by: phone",
+        "    store: s3",
+        "    store: postgres",
+        "    prefix: 'p/{email}{user_id}/'",
+        "    prefix: p/{email}",
+        "    bucket: b",
+        "    provides_user_id: uid",
+        "    id: 12",
+        "    id: ''",
+        "    id:",
+        "    retention: 365",
+        "    retention: ~",
+        "    description: yes",
+        "    table: 2024",
+        "    index: 12",
+        "    time_attribute: ''",
+        "    categories: []",
+        "    table_key: user_id",
+        "\t- tab",
+        ": :",
+        "&a x",
+        "*a",
+        "!!binary x",
+        "<<: *a",
+        "  - &e {id: e}",
+        "  - *e",
+        "'unterminated",
+        "{",
+        "- [",
+    ];
+
+    fn mutate(text: &str, edits: &[(u8, prop::sample::Index, prop::sample::Index)]) -> String {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        for (op, a, b) in edits {
+            let i = a.index(lines.len().max(1));
+            match op % 5 {
+                0 if !lines.is_empty() => {
+                    lines.remove(i);
+                }
+                1 if !lines.is_empty() => {
+                    let line = lines[i].clone();
+                    lines.insert(i, line);
+                }
+                2 if !lines.is_empty() => {
+                    let j = b.index(lines.len());
+                    lines.swap(i, j);
+                }
+                3 => lines.insert(i.min(lines.len()), b.get(JUNK).to_string()),
+                _ if !lines.is_empty() => {
+                    // Cut a line short, on a character boundary.
+                    let line = &lines[i];
+                    let cut = b.index(line.len() + 1);
+                    let cut = (0..=cut).rev().find(|c| line.is_char_boundary(*c)).unwrap_or(0);
+                    lines[i] = line[..cut].to_owned();
+                }
+                _ => {}
+            }
+        }
+        let mut out = lines.join("\n");
+        out.push('\n');
+        out
+    }
+
+    fn edits() -> impl Strategy<Value = Vec<(u8, prop::sample::Index, prop::sample::Index)>> {
+        prop::collection::vec((any::<u8>(), any::<prop::sample::Index>(), any::<prop::sample::Index>()), 1..4)
+    }
+
+    /// What every loaded map keeps, whatever text it came from (the rules of the module's docs).
+    fn assert_rules_hold(map: &DataMap) -> Result<(), TestCaseError> {
+        let sources = map.sources();
+        prop_assert!(!sources.is_empty());
+        let ids: BTreeSet<&str> = sources.iter().map(|s| s.id.as_str()).collect();
+        prop_assert_eq!(ids.len(), sources.len(), "ids are unique");
+        let providers: Vec<&Source> = sources.iter().filter(|s| s.provides_user_id.is_some()).collect();
+        prop_assert!(providers.len() <= 1);
+        prop_assert!(providers.iter().all(|p| p.find_by() == SubjectAttribute::Email));
+        if sources.iter().any(|s| s.find_by() == SubjectAttribute::UserId) {
+            prop_assert_eq!(providers.len(), 1);
+        }
+        let mut correctable = BTreeSet::new();
+        for source in sources {
+            prop_assert!(
+                !source.id.is_empty()
+                    && source.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            );
+            let d = &source.disclosure;
+            prop_assert!(!d.categories.is_empty() && !d.ccpa_categories.is_empty() && !d.purposes.is_empty());
+            prop_assert!(!d.origins.is_empty() && !d.recipients.is_empty() && !d.retention.trim().is_empty());
+            let find_attribute = subject_attribute_name(source.find_by());
+            match &source.location {
+                Location::Table { table_key, index, .. } => {
+                    prop_assert_eq!(index.is_none(), table_key == find_attribute);
+                    if let ErasurePolicy::Anonymise { attributes, reason } = &source.erasure {
+                        prop_assert!(attributes.iter().any(|a| a == find_attribute));
+                        prop_assert!(!attributes.contains(table_key));
+                        prop_assert!(!reason.trim().is_empty());
+                    }
+                    if !source.correctable.is_empty() {
+                        prop_assert_eq!(source.find_by(), SubjectAttribute::Email);
+                    }
+                    for attribute in &source.correctable {
+                        prop_assert!(attribute != table_key && attribute != find_attribute);
+                        prop_assert!(Some(attribute) != source.provides_user_id.as_ref());
+                        prop_assert!(attribute != WRITTEN_ON_CORRECTION && attribute != WRITTEN_ON_ERASURE);
+                        prop_assert!(correctable.insert(attribute.clone()), "one source per attribute");
+                    }
+                }
+                Location::Objects { prefix, .. } => {
+                    prop_assert!(prefix.ends_with('/'));
+                    prop_assert_eq!(
+                        prefix.matches("{user_id}").count() + prefix.matches("{email}").count(),
+                        1
+                    );
+                    prop_assert_eq!(&source.erasure, &ErasurePolicy::Delete);
+                    prop_assert!(source.correctable.is_empty() && source.provides_user_id.is_none());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics_on_any_string(text in any::<String>()) {
+            let _ = DataMap::parse(&text);
+        }
+
+        #[test]
+        fn parse_never_panics_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = DataMap::parse(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn a_map_that_keeps_the_rules_loads_as_written(generated in valid_map()) {
+            let map = DataMap::parse(&generated.text)
+                .map_err(|err| TestCaseError::fail(format!("{err}\n{}", generated.text)))?;
+            assert_rules_hold(&map)?;
+            let ids: Vec<&str> = map.sources().iter().map(|s| s.id.as_str()).collect();
+            let expected: Vec<&str> = std::iter::once("accounts").chain(generated.ids.iter().map(String::as_str)).collect();
+            prop_assert_eq!(ids, expected);
+            let accounts = map.source("accounts").unwrap();
+            prop_assert_eq!(&accounts.correctable, &generated.account_correctable);
+            prop_assert_eq!(map.user_id_source().map(|s| s.id.as_str()), Some("accounts"));
+            for (id, spec) in generated.ids.iter().zip(&generated.specs) {
+                let source = map.source(id).unwrap();
+                match spec {
+                    Spec::ByUserId { anonymise, time_attribute } => {
+                        let Location::Table { table, find_by, index, time_attribute: time, .. } = &source.location else {
+                            return Err(TestCaseError::fail("not a table"));
+                        };
+                        prop_assert_eq!(table, &format!("t_{id}"));
+                        prop_assert_eq!(*find_by, SubjectAttribute::UserId);
+                        prop_assert_eq!(index.as_deref(), Some("by_user"));
+                        prop_assert_eq!(time, time_attribute);
+                        let expected = match anonymise {
+                            Some(attributes) => ErasurePolicy::Anonymise { attributes: attributes.clone(), reason: "kept for tax law".into() },
+                            None => ErasurePolicy::Delete,
+                        };
+                        prop_assert_eq!(&source.erasure, &expected);
+                    }
+                    Spec::ByEmail { correctable } => {
+                        prop_assert_eq!(source.find_by(), SubjectAttribute::Email);
+                        let names: Vec<String> = correctable.iter().map(|a| format!("{a}_{id}")).collect();
+                        prop_assert_eq!(&source.correctable, &names);
+                        for name in &names {
+                            prop_assert_eq!(map.correction_source(name).map(|s| s.id.as_str()), Some(id.as_str()));
+                        }
+                    }
+                    Spec::Objects { placeholder } => {
+                        let expected = Location::Objects {
+                            bucket: format!("b-{id}"),
+                            prefix: format!("files/{placeholder}/"),
+                            find_by: if *placeholder == "{email}" { SubjectAttribute::Email } else { SubjectAttribute::UserId },
+                        };
+                        prop_assert_eq!(&source.location, &expected);
+                    }
+                }
+            }
+            let prefixed = map.with_name_prefix("p-");
+            for (plain, renamed) in map.sources().iter().zip(prefixed.sources()) {
+                let mut back = renamed.clone();
+                match &mut back.location {
+                    Location::Table { table, .. } => *table = table.strip_prefix("p-").unwrap().to_owned(),
+                    Location::Objects { bucket, .. } => *bucket = bucket.strip_prefix("p-").unwrap().to_owned(),
+                }
+                prop_assert_eq!(&back, plain, "only table and bucket names change");
+            }
+        }
+
+        /// The one-pass reading and the entry-by-entry reading are one reading: the same map, or
+        /// the same error naming the same entry.
+        #[test]
+        fn a_broken_map_is_refused_the_same_way_in_one_pass_or_entry_by_entry(
+            generated in valid_map(),
+            edits in edits(),
+        ) {
+            let text = mutate(&generated.text, &edits);
+            let one_pass = DataMap::parse(&text);
+            prop_assert_eq!(&one_pass, &DataMap::parse_by_entry(&text), "{}", text);
+            match one_pass {
+                Ok(map) => assert_rules_hold(&map)?,
+                Err(err) => {
+                    let named = err.entry == "(file)"
+                        || err.entry.strip_prefix('#').is_some_and(|n| n.parse::<usize>().is_ok())
+                        || (!err.entry.is_empty() && text.contains(&format!("id: {}", err.entry)));
+                    prop_assert!(named, "{} names no entry of\n{}", err, text);
+                }
+            }
+        }
+    }
+
+    fn account_with(line: &str) -> String {
+        format!(
+            "version: 1\nsources:\n  - id: accounts\n    description: a\n    store: dynamodb\n    table: accounts\n    find_by: email\n    table_key: email\n    categories: [identifiers]\n    ccpa_categories: [identifiers]\n    purposes: [security]\n    origins: [the_person]\n    recipients: [affiliates]\n    ccpa_disclosure: business_purpose\n    erasure: delete\n{line}\n"
+        )
+    }
+
+    /// Found by `a_broken_map_is_refused_the_same_way_in_one_pass_or_entry_by_entry`: the one-pass
+    /// reading took any scalar's spelling for text, so a map with no retention (`~`) loaded, with
+    /// the retention "~" to be shown to requesters, while the entry-by-entry reading refused it.
+    #[test]
+    fn a_text_field_that_is_null_a_number_or_a_boolean_is_refused_in_both_readings() {
+        for line in ["    retention: ~", "    retention: null", "    retention: 365", "    retention: true"] {
+            let text = account_with(line);
+            let err = DataMap::parse(&text).unwrap_err();
+            assert_eq!(err.entry, "accounts", "{line}: {err}");
+            assert!(err.problem.contains("invalid type"), "{line}: {err}");
+            assert_eq!(DataMap::parse_by_entry(&text), Err(err));
+        }
+        assert!(DataMap::parse(&account_with("    retention: '365 days'")).is_ok());
+        assert!(DataMap::parse(&account_with("    retention: \"365\"")).is_ok());
+    }
+
+    /// Found by the same property: an empty id was the entry's name, so the error named no entry.
+    #[test]
+    fn an_entry_with_an_empty_id_is_named_by_its_position() {
+        let text = account_with("    retention: r").replace("id: accounts", "id: ''");
+        let err = DataMap::parse(&text).unwrap_err();
+        assert_eq!(err.entry, "#1", "{err}");
+        assert!(err.problem.contains("lower-case letters"), "{err}");
     }
 }

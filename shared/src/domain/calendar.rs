@@ -242,3 +242,172 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const REGIMES: [Regime; 3] = [Regime::Gdpr, Regime::Ccpa, Regime::Other];
+
+    fn first_day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2020, 1, 1).unwrap()
+    }
+
+    fn last_day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2040, 12, 31).unwrap()
+    }
+
+    fn day_in_range() -> impl Strategy<Value = NaiveDate> {
+        let days = (last_day() - first_day()).num_days() as u64;
+        (0..=days).prop_map(|n| first_day() + Days::new(n))
+    }
+
+    /// The Dutch public holidays that fall on fixed dates, every year of the range.
+    fn fixed_holidays() -> String {
+        (2020..=2041)
+            .flat_map(|y| {
+                [(1, 1), (4, 27), (5, 5), (12, 25), (12, 26)].map(|(m, d)| format!("{y:04}-{m:02}-{d:02}"))
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn business_days_between(calendar: &BusinessCalendar, after: NaiveDate, until: NaiveDate) -> usize {
+        after.iter_days().skip(1).take_while(|d| *d <= until).filter(|d| calendar.is_business_day(*d)).count()
+    }
+
+    /// Every rule the deadlines keep, for one receipt.
+    fn check_deadlines(
+        calendar: &BusinessCalendar,
+        regime: Regime,
+        received_at: DateTime<Utc>,
+    ) -> Result<(), TestCaseError> {
+        let dl = calendar.deadlines(regime, received_at);
+        let received = dl.received_on;
+        prop_assert!(dl.due_on > received, "{regime:?} {received}: due {} not after receipt", dl.due_on);
+        let limit = calendar.extension_limit(regime, dl.due_on);
+        prop_assert!(
+            limit > dl.due_on,
+            "{regime:?} {received}: extension limit {limit} not after due {}",
+            dl.due_on
+        );
+        match regime {
+            Regime::Gdpr => {
+                let month_later = add_one_month(received);
+                // Same day number next month, or that month's last day where it is shorter.
+                prop_assert_eq!(month_later.month(), received.month() % 12 + 1);
+                prop_assert!(
+                    month_later.day() == received.day() || month_later.succ_opt().unwrap().day() == 1
+                );
+                prop_assert!(
+                    calendar.is_business_day(dl.due_on),
+                    "{received}: due {} is no business day",
+                    dl.due_on
+                );
+                prop_assert!(dl.due_on >= month_later);
+                prop_assert_eq!(
+                    business_days_between(calendar, month_later.pred_opt().unwrap(), dl.due_on),
+                    1
+                );
+                prop_assert_eq!(dl.acknowledge_by, None);
+                prop_assert!(calendar.is_business_day(limit));
+                prop_assert!(limit >= dl.due_on.checked_add_months(Months::new(2)).unwrap());
+            }
+            Regime::Ccpa | Regime::Other => {
+                prop_assert_eq!(dl.due_on, received + Days::new(45));
+                let ack = dl.acknowledge_by.expect("a confirmation date");
+                prop_assert!(ack > received && calendar.is_business_day(ack));
+                prop_assert_eq!(business_days_between(calendar, received, ack), 10);
+                prop_assert_eq!(limit, dl.due_on + Days::new(45));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every day of 2020..=2040, every regime, with the fixed holidays: exhaustive, not sampled.
+    #[test]
+    fn every_day_from_2020_to_2040_gets_deadlines_that_keep_the_rules() {
+        let calendar = BusinessCalendar::parse("Europe/Amsterdam", &fixed_holidays()).unwrap();
+        for day in first_day().iter_days().take_while(|d| *d <= last_day()) {
+            // 11:00 UTC is midday in Amsterdam, summer or winter.
+            let at = day.and_hms_opt(11, 0, 0).unwrap().and_utc();
+            for regime in REGIMES {
+                assert_eq!(calendar.deadlines(regime, at).received_on, day);
+                check_deadlines(&calendar, regime, at).unwrap();
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn deadlines_keep_the_rules_for_any_holidays_zone_and_instant(
+            day in day_in_range(),
+            second_of_day in 0..86_400u32,
+            zone in prop::sample::select(vec!["Europe/Amsterdam", "America/Los_Angeles", "Pacific/Kiritimati", "Pacific/Pago_Pago", "UTC"]),
+            holidays in prop::collection::btree_set(day_in_range(), 0..60),
+            regime in prop::sample::select(REGIMES.to_vec()),
+        ) {
+            let text = holidays.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+            let calendar = BusinessCalendar::parse(zone, &text).unwrap();
+            let at = day.and_hms_opt(0, 0, 0).unwrap().and_utc() + chrono::Duration::seconds(second_of_day.into());
+            let received = calendar.deadlines(regime, at).received_on;
+            // The receipt day is the business zone's date of the instant: at most a day off UTC's.
+            prop_assert!((received - at.date_naive()).num_days().abs() <= 1);
+            check_deadlines(&calendar, regime, at)?;
+        }
+
+        #[test]
+        fn parse_never_panics_on_any_configuration(zone in any::<String>(), holidays in any::<String>()) {
+            let _ = BusinessCalendar::parse(&zone, &holidays);
+        }
+
+        #[test]
+        fn parse_never_panics_on_date_like_holidays(holidays in "[0-9, -]{0,40}") {
+            if let Ok(calendar) = BusinessCalendar::parse("UTC", &holidays) {
+                for day in holidays.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+                    prop_assert!(!calendar.is_business_day(day));
+                }
+            } else {
+                prop_assert!(matches!(BusinessCalendar::parse("UTC", &holidays), Err(CalendarError::BadHoliday(_))));
+            }
+        }
+
+        #[test]
+        fn configured_holidays_round_trip_and_are_no_business_days(holidays in prop::collection::btree_set(day_in_range(), 0..30)) {
+            let text = holidays.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect::<Vec<_>>().join(",");
+            let calendar = BusinessCalendar::parse("Europe/Amsterdam", &text).unwrap();
+            prop_assert_eq!(&calendar.holidays, &holidays);
+            for day in &holidays {
+                prop_assert!(!calendar.is_business_day(*day));
+            }
+        }
+
+        #[test]
+        fn the_next_business_day_is_the_first_on_or_after_and_adding_counts_business_days(
+            day in day_in_range(),
+            n in 0..30u32,
+            holidays in prop::collection::btree_set(day_in_range(), 0..60),
+        ) {
+            let text = holidays.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
+            let calendar = BusinessCalendar::parse("UTC", &text).unwrap();
+            let next = calendar.on_or_next_business_day(day);
+            prop_assert!(next >= day && calendar.is_business_day(next));
+            prop_assert_eq!(business_days_between(&calendar, day.pred_opt().unwrap(), next), 1);
+            prop_assert_eq!(calendar.on_or_next_business_day(next), next);
+            let later = calendar.add_business_days(day, n);
+            prop_assert_eq!(business_days_between(&calendar, day, later), n as usize);
+            if n > 0 {
+                prop_assert!(calendar.is_business_day(later));
+            } else {
+                prop_assert_eq!(later, day);
+            }
+        }
+
+        #[test]
+        fn an_unknown_zone_is_named(zone in "[A-Z][a-z]{3,8}/[A-Z][a-z]{3,8}9") {
+            prop_assert_eq!(BusinessCalendar::parse(&zone, "").unwrap_err(), CalendarError::UnknownZone(zone.clone()));
+        }
+    }
+}

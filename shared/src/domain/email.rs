@@ -236,3 +236,168 @@ mod tests {
         assert!(!shown.contains("example"), "{shown}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// RFC 5322 atext, in dot-atoms of a few atoms: every local part SES takes.
+    fn local_part() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]{1,16}(\\.[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]{1,8}){0,2}"
+    }
+
+    /// A host name label that is no punycode (`xn--` labels have rules of their own).
+    fn label() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9]([a-zA-Z0-9-]{0,12}[a-zA-Z0-9])?"
+            .prop_filter("no A-label", |l| !l.to_ascii_lowercase().starts_with("xn--"))
+    }
+
+    fn ascii_domain() -> impl Strategy<Value = String> {
+        (prop::collection::vec(label(), 1..4), "[a-zA-Z]{2,6}")
+            .prop_map(|(labels, tld)| format!("{}.{tld}", labels.join(".")))
+    }
+
+    fn valid_address() -> impl Strategy<Value = String> {
+        (local_part(), ascii_domain()).prop_map(|(local, domain)| format!("{local}@{domain}"))
+    }
+
+    /// Strings from the characters an address is made of and the ones that break it, so that
+    /// random input reaches past the first checks.
+    fn address_like() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec![
+                'a', 'Z', '0', '.', '@', '-', '+', '_', '"', '[', ']', '(', ' ', '\r', '\n', '\0', 'ü', 'ß',
+                '例', '\u{05D0}', '\u{FFFD}', '\u{00A0}', '\u{200B}', 'ｕ', '\u{0301}',
+            ]),
+            0..40,
+        )
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    /// Internationalised labels whose upper case maps back to the same label under UTS-46.
+    fn unicode_label() -> impl Strategy<Value = String> {
+        (prop::sample::select(vec!["bücher", "café", "münchen", "例え", "δοκιμή", "mañana"]), "[a-z0-9]{0,5}")
+            .prop_map(|(word, tail)| format!("{word}{tail}"))
+    }
+
+    fn assert_sendable(e: &EmailAddress) -> Result<(), TestCaseError> {
+        let sent = e.as_str();
+        prop_assert!(sent.is_ascii());
+        prop_assert!(sent.len() <= MAX_ADDRESS_LEN);
+        prop_assert!(!sent.chars().any(|c| c.is_control() || c.is_whitespace()));
+        prop_assert_eq!(e.normalized(), sent.to_ascii_lowercase());
+        let (local, domain) = sent.rsplit_once('@').unwrap();
+        prop_assert!(!local.is_empty());
+        prop_assert!(domain.contains('.') && !domain.ends_with('.'));
+        for label in domain.split('.') {
+            prop_assert!((1..=63).contains(&label.len()), "label {:?}", label);
+            prop_assert!(!label.starts_with('-') && !label.ends_with('-'));
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics_on_any_string(input in any::<String>()) {
+            let _ = EmailAddress::parse(&input);
+        }
+
+        #[test]
+        fn parse_never_panics_on_any_bytes_and_json_agrees_with_parse(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let parsed = EmailAddress::parse(&text);
+            let json = serde_json::to_string(&text).unwrap();
+            let from_json = serde_json::from_str::<EmailAddress>(&json);
+            prop_assert_eq!(parsed.ok(), from_json.ok());
+            let _ = serde_json::from_slice::<EmailAddress>(&bytes);
+        }
+
+        #[test]
+        fn whatever_is_accepted_is_sendable_and_parses_to_itself(input in address_like()) {
+            if let Ok(e) = EmailAddress::parse(&input) {
+                assert_sendable(&e)?;
+                prop_assert_eq!(EmailAddress::parse(e.as_str()), Ok(e.clone()));
+            }
+        }
+
+        #[test]
+        fn an_ordinary_address_is_accepted_as_typed(input in valid_address()) {
+            let e = EmailAddress::parse(&input).map_err(|err| TestCaseError::fail(format!("{input:?}: {err}")))?;
+            prop_assert_eq!(e.as_str(), input.as_str());
+            assert_sendable(&e)?;
+        }
+
+        #[test]
+        fn display_round_trips_through_parse_and_json(input in valid_address()) {
+            let e = EmailAddress::parse(&input).unwrap();
+            prop_assert_eq!(EmailAddress::parse(e.as_str()), Ok(e.clone()));
+            let json = serde_json::to_string(&e).unwrap();
+            prop_assert_eq!(serde_json::from_str::<EmailAddress>(&json).unwrap(), e);
+        }
+
+        #[test]
+        fn case_never_changes_the_person(input in valid_address()) {
+            let upper = EmailAddress::parse(&input.to_ascii_uppercase()).unwrap();
+            let lower = EmailAddress::parse(&input.to_ascii_lowercase()).unwrap();
+            prop_assert_eq!(upper.subject_key(), lower.subject_key());
+            prop_assert_eq!(upper.normalized(), lower.normalized());
+        }
+
+        #[test]
+        fn an_internationalised_domain_is_sent_as_punycode_and_is_the_same_person_in_any_case(
+            local in local_part(),
+            labels in prop::collection::vec(unicode_label(), 1..3),
+            tld in "[a-z]{2,4}",
+        ) {
+            let input = format!("{local}@{}.{tld}", labels.join("."));
+            let e = EmailAddress::parse(&input).map_err(|err| TestCaseError::fail(format!("{input:?}: {err}")))?;
+            assert_sendable(&e)?;
+            prop_assert!(e.as_str().contains("xn--"));
+            prop_assert_eq!(EmailAddress::parse(e.as_str()).unwrap().subject_key(), e.subject_key());
+            let shouted = EmailAddress::parse(&input.to_uppercase()).unwrap();
+            prop_assert_eq!(shouted.subject_key(), e.subject_key());
+        }
+
+        #[test]
+        fn a_control_or_space_character_anywhere_is_invalid(
+            input in valid_address(),
+            at in any::<prop::sample::Index>(),
+            bad in prop::sample::select(vec!['\r', '\n', '\0', '\t', ' ', '\u{7f}', '\u{85}', '\u{a0}', '\u{2028}', '\u{3000}']),
+        ) {
+            let mut chars: Vec<char> = input.chars().collect();
+            chars.insert(at.index(chars.len() + 1), bad);
+            let broken: String = chars.into_iter().collect();
+            prop_assert_eq!(EmailAddress::parse(&broken), Err(EmailError::Invalid));
+        }
+
+        #[test]
+        fn a_local_part_beyond_ascii_is_invalid(
+            local in local_part(),
+            domain in ascii_domain(),
+            extra in prop::sample::select(vec!['é', 'ü', '用', 'ｕ', '\u{0301}', '😀']),
+        ) {
+            prop_assert_eq!(EmailAddress::parse(&format!("{local}{extra}@{domain}")), Err(EmailError::Invalid));
+        }
+
+        #[test]
+        fn no_at_sign_is_invalid(input in "[a-zA-Z0-9.+-]{1,60}") {
+            prop_assert_eq!(EmailAddress::parse(&input), Err(EmailError::Invalid));
+        }
+
+        #[test]
+        fn longer_than_254_sent_characters_is_too_long(
+            local in "[a-z]{1,64}",
+            labels in prop::collection::vec("[a-z]{63}", 4..15),
+        ) {
+            let input = format!("{local}@{}.example", labels.join("."));
+            prop_assert!(input.len() > MAX_ADDRESS_LEN);
+            prop_assert_eq!(EmailAddress::parse(&input), Err(EmailError::TooLong));
+        }
+
+        #[test]
+        fn input_longer_than_the_work_bound_is_too_long_whatever_it_holds(tail in "[a-z@. \r\n]{1017,1100}") {
+            prop_assert_eq!(EmailAddress::parse(&tail), Err(EmailError::TooLong));
+        }
+    }
+}

@@ -83,3 +83,34 @@ mod tests {
         assert!("".parse::<RequestKind>().is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parse_accepts_exactly_the_wire_names(input in any::<String>()) {
+            let known = RequestKind::ALL.iter().find(|k| k.as_str() == input).copied();
+            prop_assert_eq!(input.parse::<RequestKind>().ok(), known);
+            // The JSON edge reads the same closed set.
+            let json = serde_json::to_string(&input).unwrap();
+            prop_assert_eq!(serde_json::from_str::<RequestKind>(&json).ok(), known);
+        }
+
+        #[test]
+        fn a_wire_name_in_another_case_or_with_padding_is_refused(
+            kind in prop::sample::select(RequestKind::ALL.to_vec()),
+            pad in prop::sample::select(vec!["", " ", "\n", "\0"]),
+        ) {
+            prop_assert_eq!(kind.to_string().parse::<RequestKind>(), Ok(kind));
+            prop_assert!(kind.as_str().to_uppercase().parse::<RequestKind>().is_err());
+            if !pad.is_empty() {
+                let (before, after) = (format!("{pad}{kind}"), format!("{kind}{pad}"));
+                prop_assert!(before.parse::<RequestKind>().is_err());
+                prop_assert!(after.parse::<RequestKind>().is_err());
+            }
+        }
+    }
+}

@@ -128,3 +128,68 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Two characters, mostly ASCII letters in either case, sometimes anything.
+    fn code_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z]{2}",
+            "[a-zA-Z]{2}-[a-zA-Z]{2}",
+            prop::collection::vec(any::<char>(), 0..6).prop_map(|c| c.into_iter().collect()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics_on_any_string(input in any::<String>()) {
+            let _ = Region::parse(&input);
+        }
+
+        #[test]
+        fn parse_never_panics_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..16)) {
+            let _ = Region::parse(&String::from_utf8_lossy(&bytes));
+            let _ = serde_json::from_slice::<Region>(&bytes);
+        }
+
+        #[test]
+        fn an_accepted_region_is_canonical_upper_case_and_round_trips(input in code_like()) {
+            if let Ok(region) = Region::parse(&input) {
+                let code = region.as_str();
+                prop_assert!(code == "US-CA" || (code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase())));
+                prop_assert_eq!(code, input.to_ascii_uppercase());
+                prop_assert_eq!(Region::parse(code), Ok(region.clone()));
+                let json = serde_json::to_string(&region).unwrap();
+                prop_assert_eq!(serde_json::from_str::<Region>(&json).unwrap(), region.clone());
+                prop_assert_eq!(region.regime() == Regime::Ccpa, code == "US-CA");
+            }
+        }
+
+        #[test]
+        fn case_never_changes_the_region(input in code_like()) {
+            prop_assert_eq!(Region::parse(&input.to_ascii_lowercase()), Region::parse(&input.to_ascii_uppercase()));
+        }
+
+        #[test]
+        fn a_two_letter_code_is_accepted_exactly_when_iso_3166_knows_it(code in "[A-Z]{2}") {
+            let known = isocountry::CountryCode::for_alpha2(&code).is_ok();
+            prop_assert_eq!(Region::parse(&code).is_ok(), known);
+        }
+
+        #[test]
+        fn any_other_length_or_subdivision_is_unknown(input in any::<String>()) {
+            prop_assume!(input.len() != 2 && !input.eq_ignore_ascii_case("US-CA"));
+            prop_assert_eq!(Region::parse(&input), Err(RegionError::Unknown));
+        }
+
+        #[test]
+        fn surrounding_space_is_refused(code in "[A-Z]{2}", pad in prop::sample::select(vec![" ", "\t", "\n", "\0"])) {
+            let (before, after) = (format!("{pad}{code}"), format!("{code}{pad}"));
+            prop_assert!(Region::parse(&before).is_err());
+            prop_assert!(Region::parse(&after).is_err());
+        }
+    }
+}

@@ -316,3 +316,60 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id() -> impl Strategy<Value = RequestId> {
+        any::<u128>().prop_map(|n| RequestId(uuid::Uuid::from_u128(n)))
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics_on_any_string(input in any::<String>()) {
+            let _ = RequestId::parse(&input);
+        }
+
+        #[test]
+        fn parse_never_panics_on_id_like_text(input in "[0-9a-fA-F{}urn:-]{0,45}") {
+            if let Ok(id) = RequestId::parse(&input) {
+                prop_assert_eq!(id.to_string(), input);
+            }
+        }
+
+        #[test]
+        fn an_accepted_id_is_exactly_its_canonical_form(input in any::<String>()) {
+            if let Ok(id) = RequestId::parse(&input) {
+                prop_assert_eq!(id.to_string(), input);
+            }
+        }
+
+        #[test]
+        fn every_id_round_trips_through_display_and_json(id in id()) {
+            let text = id.to_string();
+            prop_assert_eq!(text.len(), 36);
+            prop_assert_eq!(RequestId::parse(&text), Ok(id));
+            prop_assert_eq!(text.parse::<RequestId>(), Ok(id));
+            let json = serde_json::to_string(&id).unwrap();
+            prop_assert_eq!(serde_json::from_str::<RequestId>(&json).unwrap(), id);
+        }
+
+        #[test]
+        fn other_spellings_of_the_same_uuid_are_refused(id in id()) {
+            let uuid = id.0;
+            for other in [
+                uuid.simple().to_string(),
+                uuid.braced().to_string(),
+                uuid.urn().to_string(),
+                format!(" {uuid}"),
+                format!("{uuid}/"),
+            ] {
+                prop_assert_eq!(RequestId::parse(&other), Err(BadRequestId), "{:?}", other);
+            }
+            let upper = uuid.hyphenated().to_string().to_uppercase();
+            prop_assert_eq!(RequestId::parse(&upper).is_ok(), upper == uuid.hyphenated().to_string());
+        }
+    }
+}

@@ -196,3 +196,200 @@ impl BusinessCalendar {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::domain::{EmailAddress, Language, Region, RequestId, RequestKind, Status};
+    use chrono::{DateTime, Days, Utc};
+    use proptest::prelude::*;
+
+    /// Text with the characters staff text is about: line breaks of both kinds, tabs, other
+    /// controls, Unicode spaces and letters.
+    fn text_like(max: usize) -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec![
+                'a', 'Z', ' ', '.', '\n', '\r', '\t', '\0', '\u{7}', '\u{1b}', '\u{7f}', '\u{85}', '\u{a0}',
+                'é', '例', '\u{2028}', '\u{3000}', '\u{200b}',
+            ]),
+            0..max,
+        )
+        .prop_map(|c| c.into_iter().collect())
+    }
+
+    /// Printable text: what staff may write.
+    fn printable(min: usize, max: usize) -> impl Strategy<Value = String> {
+        prop::collection::vec(any::<char>().prop_filter("printable", |c| !c.is_control()), min..max)
+            .prop_map(|c| c.into_iter().collect())
+    }
+
+    fn amount_text(minor: u64) -> String {
+        format!("{}.{:02}", minor / 100, minor % 100)
+    }
+
+    proptest! {
+        #[test]
+        fn staff_text_parse_never_panics_on_any_string(input in any::<String>()) {
+            let _ = StaffText::parse(&input);
+        }
+
+        #[test]
+        fn accepted_staff_text_keeps_the_rules_and_is_a_fixed_point(input in text_like(40)) {
+            match StaffText::parse(&input) {
+                Ok(text) => {
+                    let s = text.as_str();
+                    prop_assert!(!s.is_empty());
+                    prop_assert_eq!(s, s.trim());
+                    prop_assert!(s.chars().count() <= MAX_STAFF_TEXT_CHARS);
+                    prop_assert!(!s.chars().any(|c| c.is_control() && c != '\n' && c != '\t'));
+                    prop_assert!(!s.contains('\r'));
+                    prop_assert_eq!(StaffText::parse(s), Ok(text.clone()));
+                    let json = serde_json::to_string(&text).unwrap();
+                    prop_assert_eq!(serde_json::from_str::<StaffText>(&json).unwrap(), text);
+                }
+                Err(StaffTextError::Blank) => prop_assert!(input.trim().is_empty()),
+                Err(StaffTextError::TooLong) => prop_assert!(input.chars().count() > MAX_STAFF_TEXT_CHARS),
+                Err(StaffTextError::ControlCharacters) => prop_assert!(input.chars().any(|c| c.is_control())),
+            }
+        }
+
+        #[test]
+        fn printable_text_is_kept_trimmed(input in printable(1, 200)) {
+            prop_assume!(!input.trim().is_empty());
+            let text = StaffText::parse(&input).unwrap();
+            prop_assert_eq!(text.as_str(), input.trim());
+        }
+
+        #[test]
+        fn windows_line_breaks_are_kept_as_plain_line_breaks(lines in prop::collection::vec("[a-z]{1,10}", 1..5)) {
+            let text = StaffText::parse(&lines.join("\r\n")).unwrap();
+            prop_assert_eq!(text.as_str(), lines.join("\n"));
+        }
+
+        #[test]
+        fn a_control_character_inside_is_refused(
+            before in "[a-z]{1,10}",
+            after in "[a-z]{1,10}",
+            bad in any::<char>().prop_filter("control, not a line break or tab", |c| c.is_control() && !matches!(c, '\n' | '\t')),
+        ) {
+            prop_assert_eq!(StaffText::parse(&format!("{before}{bad}{after}")), Err(StaffTextError::ControlCharacters));
+        }
+
+        #[test]
+        fn blank_text_is_blank(input in "[ \t\n\r\u{a0}\u{3000}\u{2028}]{0,20}") {
+            prop_assert_eq!(StaffText::parse(&input), Err(StaffTextError::Blank));
+        }
+
+        #[test]
+        fn the_length_limit_counts_characters_not_bytes(n in 1..=MAX_STAFF_TEXT_CHARS + 10, c in prop::sample::select(vec!['a', 'é', '例', '😀'])) {
+            let input: String = std::iter::repeat_n(c, n).collect();
+            let result = StaffText::parse(&input);
+            if n <= MAX_STAFF_TEXT_CHARS {
+                prop_assert!(result.is_ok());
+            } else {
+                prop_assert_eq!(result, Err(StaffTextError::TooLong));
+            }
+        }
+
+        #[test]
+        fn cost_estimate_parse_never_panics(amount in any::<String>(), currency in any::<String>()) {
+            let _ = CostEstimate::parse(&amount, &currency);
+        }
+
+        #[test]
+        fn cost_estimate_parse_never_panics_on_number_like_text(amount in "[0-9.,+-]{0,14}", currency in "[A-Za-z]{2,4}") {
+            if let Ok(estimate) = CostEstimate::parse(&amount, &currency) {
+                prop_assert_eq!(CostEstimate::parse(&estimate.amount(), estimate.currency()), Ok(estimate));
+            }
+        }
+
+        #[test]
+        fn every_amount_in_range_round_trips(minor in 1..=MAX_MINOR_UNITS, currency in "[A-Z]{3}") {
+            let text = amount_text(minor);
+            let estimate = CostEstimate::parse(&text, &currency).unwrap();
+            prop_assert_eq!(estimate.amount(), text.clone());
+            prop_assert_eq!(estimate.currency(), currency.as_str());
+            prop_assert_eq!(estimate.to_string(), format!("{currency} {text}"));
+            let json = serde_json::to_string(&estimate).unwrap();
+            prop_assert_eq!(serde_json::from_str::<CostEstimate>(&json).unwrap(), estimate);
+        }
+
+        #[test]
+        fn leading_zeros_read_as_the_same_amount(minor in 1..=99_999u64, zeros in 1..3usize) {
+            let text = format!("{}{}", "0".repeat(zeros), amount_text(minor));
+            prop_assume!(text.split_once('.').unwrap().0.len() <= 6);
+            prop_assert_eq!(CostEstimate::parse(&text, "EUR").unwrap().amount(), amount_text(minor));
+        }
+
+        #[test]
+        fn zero_and_amounts_over_the_limit_are_refused(minor in prop_oneof![Just(0u64), MAX_MINOR_UNITS + 1..=99_999_999]) {
+            prop_assert_eq!(CostEstimate::parse(&amount_text(minor), "EUR"), Err(CostEstimateError::Amount));
+        }
+
+        #[test]
+        fn other_amount_shapes_are_refused(whole in "[0-9]{1,6}", cents in "[0-9]{0,4}", sep in prop::sample::select(vec![".", ",", ""])) {
+            prop_assume!(!(sep == "." && cents.len() == 2));
+            prop_assert_eq!(CostEstimate::parse(&format!("{whole}{sep}{cents}"), "EUR"), Err(CostEstimateError::Amount));
+        }
+
+        #[test]
+        fn a_currency_that_is_not_three_capitals_is_refused_before_the_amount(currency in any::<String>(), amount in any::<String>()) {
+            prop_assume!(!(currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase())));
+            prop_assert_eq!(CostEstimate::parse(&amount, &currency), Err(CostEstimateError::Currency));
+        }
+    }
+
+    fn verified(regime_region: &str, received_on: NaiveDate, due_on: NaiveDate) -> RequestRecord {
+        let at: DateTime<Utc> = received_on.and_hms_opt(12, 0, 0).unwrap().and_utc();
+        let deadlines = crate::domain::Deadlines { received_on, due_on, acknowledge_by: None };
+        RequestRecord {
+            status: Status::Verified,
+            ..RequestRecord::received(
+                RequestId::generate(),
+                RequestKind::Access,
+                Region::parse(regime_region).unwrap(),
+                Language::En,
+                EmailAddress::parse("a@example.com").unwrap(),
+                at,
+                deadlines,
+            )
+        }
+    }
+
+    fn day_in_range() -> impl Strategy<Value = NaiveDate> {
+        let first = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        (0..7671u64).prop_map(move |n| first + Days::new(n))
+    }
+
+    proptest! {
+        /// The extension rules as a model: in time, later than the due date, within the limit.
+        #[test]
+        fn an_extension_is_allowed_exactly_in_time_and_up_to_the_limit(
+            region in prop::sample::select(vec!["NL", "US-CA", "JP"]),
+            received_on in day_in_range(),
+            today_offset in 0..80u64,
+            until_offset in 0..200u64,
+        ) {
+            let calendar = BusinessCalendar::parse("Europe/Amsterdam", "").unwrap();
+            let regime = Region::parse(region).unwrap().regime();
+            let at = received_on.and_hms_opt(12, 0, 0).unwrap().and_utc();
+            let due_on = calendar.deadlines(regime, at).due_on;
+            let request = verified(region, received_on, due_on);
+            let today = received_on + Days::new(today_offset);
+            let until = received_on + Days::new(until_offset);
+            let latest = calendar.extension_limit(regime, due_on);
+            let expected = if today > due_on {
+                Err(ExtensionError::TooLate { due_on })
+            } else if until <= due_on {
+                Err(ExtensionError::NotLater { due_on })
+            } else if until > latest {
+                Err(ExtensionError::TooLong { latest })
+            } else {
+                Ok(())
+            };
+            prop_assert_eq!(calendar.check_extension(&request, today, until), expected);
+            let extended = RequestRecord { original_due_on: Some(due_on), ..request.clone() };
+            prop_assert_eq!(calendar.check_extension(&extended, today, until), Err(ExtensionError::AlreadyExtended));
+        }
+    }
+}

@@ -134,3 +134,83 @@ mod tests {
         assert!(!shown.contains(&token.hash().to_hex()));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn alphabet_string(len: std::ops::Range<usize>) -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                    .chars()
+                    .collect::<Vec<_>>(),
+            ),
+            len,
+        )
+        .prop_map(|c| c.into_iter().collect())
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics_on_any_string(input in any::<String>()) {
+            let _ = VerificationToken::parse(&input);
+        }
+
+        #[test]
+        fn parse_never_panics_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            let _ = VerificationToken::parse(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn every_256_bit_secret_encodes_to_a_token_that_parses_to_itself(bytes in any::<[u8; 32]>()) {
+            let text = URL_SAFE_NO_PAD.encode(bytes);
+            let token = VerificationToken::parse(&text).expect("an encoded secret is a token");
+            prop_assert_eq!(token.expose_secret(), text.as_str());
+            prop_assert_eq!(URL_SAFE_NO_PAD.decode(token.expose_secret()).unwrap(), bytes.to_vec());
+            prop_assert!(token.hash().matches(&VerificationToken::parse(&text).unwrap().hash()));
+        }
+
+        #[test]
+        fn an_accepted_token_is_43_url_safe_characters_in_canonical_encoding(input in alphabet_string(42..45)) {
+            if let Some(token) = VerificationToken::parse(&input) {
+                prop_assert_eq!(input.len(), TOKEN_LEN);
+                // Canonical: the bits past the 256th are zero, so one secret has one spelling.
+                let bytes = URL_SAFE_NO_PAD.decode(&input).unwrap();
+                prop_assert_eq!(URL_SAFE_NO_PAD.encode(bytes), token.expose_secret());
+            } else if input.len() == TOKEN_LEN {
+                prop_assert!(URL_SAFE_NO_PAD.decode(&input).is_err());
+            }
+        }
+
+        #[test]
+        fn any_other_length_is_refused(input in alphabet_string(0..100)) {
+            prop_assume!(input.len() != TOKEN_LEN);
+            prop_assert!(VerificationToken::parse(&input).is_none());
+        }
+
+        #[test]
+        fn a_character_outside_the_url_safe_alphabet_is_refused(
+            bytes in any::<[u8; 32]>(),
+            at in 0..TOKEN_LEN,
+            bad in any::<char>().prop_filter("outside the alphabet", |c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')),
+        ) {
+            let mut chars: Vec<char> = URL_SAFE_NO_PAD.encode(bytes).chars().collect();
+            chars[at] = bad;
+            let text: String = chars.into_iter().collect();
+            prop_assert!(VerificationToken::parse(&text).is_none());
+        }
+
+        #[test]
+        fn a_hash_round_trips_through_hex_and_other_text_is_no_hash(secret in any::<String>(), junk in any::<String>()) {
+            let hash = TokenHash::of_secret(&secret);
+            prop_assert!(TokenHash::from_hex(&hash.to_hex()).is_some_and(|h| h.matches(&hash)));
+            prop_assert!(TokenHash::from_hex(&hash.to_hex().to_uppercase()).is_some_and(|h| h.matches(&hash)));
+            if let Some(parsed) = TokenHash::from_hex(&junk) {
+                prop_assert_eq!(junk.len(), 64);
+                prop_assert_eq!(parsed.to_hex(), junk.to_ascii_lowercase());
+            }
+        }
+    }
+}

@@ -243,3 +243,71 @@ mod tests {
         assert!(MessageKind::Verification.confirms_receipt());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn kind() -> impl Strategy<Value = MessageKind> {
+        prop::sample::select(MessageKind::ALL.to_vec())
+    }
+
+    fn request_id() -> impl Strategy<Value = RequestId> {
+        any::<u128>().prop_map(|n| RequestId::parse(&uuid::Uuid::from_u128(n).to_string()).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn a_kind_is_read_exactly_from_its_own_name(name in any::<String>()) {
+            let known = MessageKind::ALL.into_iter().find(|k| k.as_str() == name);
+            prop_assert_eq!(MessageKind::parse(&name), known);
+        }
+
+        #[test]
+        fn a_kind_in_another_case_or_padded_is_not_ours(kind in kind(), pad in prop::sample::select(vec![" ", "\n", "\0", "-"])) {
+            prop_assert_eq!(MessageKind::parse(&kind.to_string()), Some(kind));
+            prop_assert_eq!(MessageKind::parse(&kind.as_str().to_uppercase()), None);
+            let (before, after) = (format!("{pad}{kind}"), format!("{kind}{pad}"));
+            prop_assert_eq!(MessageKind::parse(&before), None);
+            prop_assert_eq!(MessageKind::parse(&after), None);
+        }
+
+        /// What SES hands back is what was sent, whatever else SES adds.
+        #[test]
+        fn tags_come_back_from_an_event_as_they_were_sent(
+            kind in kind(),
+            request in prop::option::of(request_id()),
+            others in prop::collection::btree_map("ses:[a-z-]{1,20}", prop::collection::vec(any::<String>(), 0..3), 0..4),
+        ) {
+            let tags = MailTags::new(kind, request);
+            let mut event = others;
+            for (name, value) in tags.pairs() {
+                prop_assert!(value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'), "{}", value);
+                event.insert(name.to_owned(), vec![value]);
+            }
+            prop_assert_eq!(MailTags::from_event(&event), Some(tags));
+        }
+
+        #[test]
+        fn any_event_tags_give_ours_or_none_without_panicking(
+            tags in prop::collection::btree_map(
+                prop_oneof![Just("kind".to_owned()), Just("request".to_owned()), any::<String>()],
+                prop::collection::vec(prop_oneof![kind().prop_map(|k| k.to_string()), any::<String>()], 0..3),
+                0..4,
+            ),
+        ) {
+            let read = MailTags::from_event(&tags);
+            let first = |name: &str| tags.get(name).and_then(|v| v.first()).cloned();
+            match read {
+                Some(read) => {
+                    prop_assert_eq!(Some(read.kind.as_str().to_owned()), first("kind"));
+                    if let Some(id) = read.request {
+                        prop_assert_eq!(Some(id.to_string()), first("request"));
+                    }
+                }
+                None => prop_assert!(first("kind").and_then(|k| MessageKind::parse(&k)).is_none()),
+            }
+        }
+    }
+}
