@@ -1,4 +1,4 @@
-.PHONY: dev test mailbox sweep staff bench bench-export bench-sweep bench-local bench-e2e build deploy-check
+.PHONY: dev test fuzz mailbox sweep staff bench bench-export bench-sweep bench-local bench-e2e build deploy-check chaos redrive
 
 # Bring up the whole local stack: emulator, resources, functions on 127.0.0.1:9000.
 dev:
@@ -8,9 +8,24 @@ dev:
 test:
 	dev/bin/test
 
+# Fuzz the JSON edge, the email parser and the data map loader (libFuzzer, nightly), FUZZ_SECONDS each.
+fuzz:
+	dev/bin/fuzz
+
 # Print the mail the local emulator received (optionally: make mailbox TO=someone@example.com).
 mailbox:
 	dev/bin/mailbox $(TO)
+
+# The fault run: a fresh stack of its own whose emulator fails 30% of the functions' and the pump's
+# AWS calls (seeded), 100 requests with faults, then 100 with the pump killed at random too; each
+# pass redriven and judged against a run without faults (CHAOS_SEED, CHAOS_FAULTS, CHAOS_REQUESTS).
+chaos:
+	dev/bin/chaos
+
+# Put what the running local stack gave up on (dead-letter queues, the stream's failure queue)
+# back to work.
+redrive:
+	dev/bin/redrive
 
 # Run the daily sweep once in the local stack (the pump also runs it hourly) and print its result.
 sweep:

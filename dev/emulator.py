@@ -39,6 +39,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 # Run as a script, dev/ is on the path already; imported (tests, tools), it may not be.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import emulator_patches  # noqa: E402
+from emulator_faults import Faults  # noqa: E402
 from iam_guard import IamGuard  # noqa: E402
 
 
@@ -373,6 +374,9 @@ def main() -> None:
     # The guard is outermost: a refused call never waits for, or holds, the serializing lock.
     moto_app = emulator_patches.direct_json_protocols(DomainDispatcherApplication(create_backend_app))
     app = LocalPaths(IamGuard(SerializeAllButS3(emulator_patches.metered(moto_app))))
+    # Faults on purpose (dev/emulator_faults.py: EMULATOR_FAULTS, GET /_local/faults), outermost:
+    # a fault is decided before the call reaches the guard, the lock or moto, so nothing is written.
+    app = Faults(app)
     if os.environ.get("EMULATOR_ACCESS_LOG") == "1":
         app = AccessLog(app)
     # cheroot (CherryPy's server), not werkzeug's development server (moto's own), which closes

@@ -25,7 +25,13 @@ async fn delete(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) {
 }
 
 /// Every key and folder under `prefix`, read page by page `page` at a time.
-async fn listed(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str, delimiter: Option<&str>, page: i32) -> Vec<String> {
+async fn listed(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    page: i32,
+) -> Vec<String> {
     let mut names = Vec::new();
     let mut token = None;
     loop {
@@ -54,10 +60,20 @@ async fn a_listing_by_prefix_shows_exactly_the_keys_under_it_as_they_are_written
     let (sdk, _) = emulator_sdk().await;
     let s3 = devstack::provision::s3_client(&sdk);
     let bucket = bucket(&s3, false).await;
-    for key in ["export/b/part-2.zip", "export/a/part-1.zip", "export/b/part-1.zip", "exports-other", "export/a/data.json", "zzz"] {
+    for key in [
+        "export/b/part-2.zip",
+        "export/a/part-1.zip",
+        "export/b/part-1.zip",
+        "exports-other",
+        "export/a/data.json",
+        "zzz",
+    ] {
         put(&s3, &bucket, key).await;
     }
-    assert_eq!(listed(&s3, &bucket, "export/b/", None, 1000).await, ["export/b/part-1.zip", "export/b/part-2.zip"]);
+    assert_eq!(
+        listed(&s3, &bucket, "export/b/", None, 1000).await,
+        ["export/b/part-1.zip", "export/b/part-2.zip"]
+    );
 
     // Written and deleted after the first listing: the next one follows.
     put(&s3, &bucket, "export/b/part-3.zip").await;

@@ -4,11 +4,14 @@
 mod support;
 
 mod bad_input;
+mod chaos;
 mod confirmation_page;
 mod contract;
+mod contract_fuzz;
 mod data_sources;
 mod deadlines;
 mod emulator_dynamo;
+mod emulator_faults;
 mod emulator_iam;
 mod emulator_meter;
 mod emulator_s3;
@@ -16,6 +19,7 @@ mod emulator_waits;
 mod export_parts;
 mod exports;
 mod function_roles;
+mod gateway;
 mod heavy_user;
 mod journey;
 mod local_stack;

@@ -1344,6 +1344,7 @@ const STORE_CALLS: &[(&str, &[&str])] = &[
     (".erasure_mark(", &["GetItem"]),
     (".mark_erasure_started(", &["UpdateItem"]),
     (".charge_budget(", &["UpdateItem"]),
+    (".refund_budget(", &["UpdateItem"]),
     (".mail_suppression(", &["GetItem"]),
     (".suppress_mail(", &["UpdateItem"]),
     // shared::mail::guard: the recipient's suppression, and a withheld mail's audit event.

@@ -36,6 +36,9 @@ pub struct Report {
     pub latencies: Vec<f64>,
     /// Seconds to answer the submission, sorted.
     pub submit_latencies: Vec<f64>,
+    /// Seconds from the confirmation's answer to the download mail (the stream, dispatch, the
+    /// export queue and the export: the part the pump and the event functions play), sorted.
+    pub pipeline_latencies: Vec<f64>,
     /// CPU seconds spent during the burst, per group of processes.
     pub cpu: BTreeMap<&'static str, f64>,
     /// The emulator's resident memory at the end (MiB).
@@ -58,8 +61,10 @@ impl Report {
         let cpu = |group: &str| self.cpu.get(group).copied().unwrap_or_default();
         format!(
             "{fulfilled}/{requests} fulfilled in {elapsed:.1} s: {rate:.2} requests/s; \
-             submit p50 {sp50:.2} s p95 {sp95:.2} s; fulfilled p50 {p50:.1} s p95 {p95:.1} s; \
-             CPU s: emulator {emu:.1}, functions {fun:.1}, cargo-lambda {router:.1}, pump {pump:.1}; \
+             submit p50 {sp50:.2} s p95 {sp95:.2} s; fulfilled p50 {p50:.1} s p95 {p95:.1} s \
+             (of which confirmed to fulfilled p50 {cp50:.2} s p95 {cp95:.2} s); \
+             CPU s: emulator {emu:.1}, functions {fun:.1}, cargo-lambda {router:.1}, \
+             gateway {gateway:.1}, pump {pump:.1}; \
              emulator RSS {rss}",
             fulfilled = self.fulfilled,
             requests = self.requests,
@@ -69,9 +74,12 @@ impl Report {
             sp95 = quantile(&self.submit_latencies, 0.95),
             p50 = quantile(&self.latencies, 0.5),
             p95 = quantile(&self.latencies, 0.95),
+            cp50 = quantile(&self.pipeline_latencies, 0.5),
+            cp95 = quantile(&self.pipeline_latencies, 0.95),
             emu = cpu("emulator"),
             fun = cpu("functions"),
             router = cpu("cargo-lambda"),
+            gateway = cpu("gateway"),
             pump = cpu("pump"),
             rss = self.emulator_rss_mib.map(|m| format!("{m:.0} MiB")).unwrap_or_else(|| "?".into()),
         )
@@ -80,6 +88,7 @@ impl Report {
 
 struct Done {
     submitted_in: f64,
+    confirmed_in: f64,
     fulfilled_in: f64,
 }
 
@@ -98,12 +107,14 @@ pub async fn run(settings: Settings) -> Result<Report> {
             one_request(&client, &settings).await
         });
     }
-    let (mut latencies, mut submit_latencies, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut latencies, mut submit_latencies, mut pipeline_latencies, mut failures) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     while let Some(joined) = running.join_next().await {
         match joined.context("a requester task")? {
             Ok(done) => {
                 latencies.push(done.fulfilled_in);
                 submit_latencies.push(done.submitted_in);
+                pipeline_latencies.push(done.fulfilled_in - done.confirmed_in);
             }
             Err(err) => failures.push(format!("{err:#}")),
         }
@@ -112,6 +123,7 @@ pub async fn run(settings: Settings) -> Result<Report> {
     let cpu_after = cpu_seconds();
     latencies.sort_by(f64::total_cmp);
     submit_latencies.sort_by(f64::total_cmp);
+    pipeline_latencies.sort_by(f64::total_cmp);
     let cpu = cpu_after
         .iter()
         .map(|(group, after)| (*group, after - cpu_before.get(group).copied().unwrap_or_default()))
@@ -122,6 +134,7 @@ pub async fn run(settings: Settings) -> Result<Report> {
         elapsed,
         latencies,
         submit_latencies,
+        pipeline_latencies,
         cpu,
         emulator_rss_mib: emulator_rss_mib(),
         failures,
@@ -154,9 +167,10 @@ async fn one_request(client: &reqwest::Client, settings: &Settings) -> Result<Do
     if !response.status().is_success() {
         bail!("confirming answered {}", response.status());
     }
+    let confirmed_in = started.elapsed().as_secs_f64();
     wait_for(client, settings, &address, started, |m| m.links().iter().any(|l| l.contains("/download")))
         .await?;
-    Ok(Done { submitted_in, fulfilled_in: started.elapsed().as_secs_f64() })
+    Ok(Done { submitted_in, confirmed_in, fulfilled_in: started.elapsed().as_secs_f64() })
 }
 
 async fn wait_for(
@@ -182,6 +196,8 @@ fn cpu_seconds() -> BTreeMap<&'static str, f64> {
             "cargo-lambda"
         } else if exe == "devstack" && command.split('\0').any(|a| a == "pump") {
             "pump"
+        } else if exe == "devstack" && command.split('\0').any(|a| a == "gateway") {
+            "gateway"
         } else {
             continue;
         };
@@ -254,6 +270,7 @@ mod tests {
             elapsed: Duration::from_secs(4),
             latencies: vec![],
             submit_latencies: vec![],
+            pipeline_latencies: vec![],
             cpu: BTreeMap::new(),
             emulator_rss_mib: None,
             failures: vec![],

@@ -1,9 +1,12 @@
 //! Developer tooling for the local stack. Nothing here is deployed.
 
 pub mod burst;
+pub mod chaos;
+pub mod gateway;
 pub mod mailbox;
 pub mod provision;
 pub mod pump;
+pub mod redrive;
 pub mod roles;
 pub mod seed;
 pub mod stream;

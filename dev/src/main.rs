@@ -1,6 +1,7 @@
 //! `devstack provision` creates the local resources; `devstack mailbox [ADDRESS]` prints the mail
 //! the emulator received; `devstack wait` waits until the emulator answers; `devstack pump` plays
-//! the event source mappings and the daily schedule; `devstack sweep` runs the daily sweep once.
+//! the event source mappings and the daily schedule; `devstack sweep` runs the daily sweep once;
+//! `devstack gateway [ADDRESS]` plays API Gateway's HTTP APIs in front of the functions.
 
 use anyhow::{Context, Result, bail};
 use devstack::{endpoint, mailbox, provision, template};
@@ -17,8 +18,15 @@ async fn main() -> Result<()> {
         Some("pump") => pump().await,
         Some("sweep") => sweep().await,
         Some("burst") => burst(&args[1..]).await,
+        Some("redrive") => redrive().await,
+        Some("chaos") => chaos(&args[1..]).await,
+        // The HTTP APIs of the template on ADDRESS (default 127.0.0.1:9000), invoking the
+        // functions at LAMBDA_INVOKE_URL.
+        Some("gateway") => {
+            devstack::gateway::run(args.get(1).map_or("127.0.0.1:9000", String::as_str), &invoke_url()).await
+        }
         _ => bail!(
-            "usage: devstack provision | seed | pump | sweep | mailbox [ADDRESS] | wait | burst LABEL REQUESTS [CLIENTS]"
+            "usage: devstack provision | seed | pump | sweep | mailbox [ADDRESS] | wait | burst LABEL REQUESTS [CLIENTS] | gateway [ADDRESS] | redrive | chaos faults|kills"
         ),
     }
 }
@@ -122,7 +130,7 @@ async fn seed() -> Result<()> {
 }
 
 fn invoke_url() -> String {
-    std::env::var("LAMBDA_INVOKE_URL").unwrap_or_else(|_| "http://127.0.0.1:9000".to_owned())
+    std::env::var("LAMBDA_INVOKE_URL").unwrap_or_else(|_| "http://127.0.0.1:9001".to_owned())
 }
 
 /// What the deployed schedule (RemindersSchedule) sends the sweep.
@@ -156,13 +164,24 @@ async fn sweep() -> Result<()> {
 async fn pump() -> Result<()> {
     wait_for_emulator().await?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // Named, so that the emulator can fail the pump's calls on purpose (EMULATOR_FAULTS_PUMP=1).
+    let sdk = devstack::pump::as_pump(&sdk)?;
     let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "privacy-requests".to_owned());
     let invoke_url = invoke_url();
     let sweep_every = number_from_env("SWEEP_INTERVAL_SECONDS", 3600)?;
     let sweep_retry = number_from_env("SWEEP_RETRY_SECONDS", 60)?;
     let failure_queue = std::env::var("DISPATCH_FAILURE_QUEUE_URL").ok();
+    // Where the stream was processed up to, kept in PUMP_CHECKPOINT (when set) as Lambda's mapping
+    // keeps it: a pump started again goes on from there instead of delivering the whole stream
+    // again, which under the fault run's kills (make chaos) never got past the old records.
+    let checkpoint = std::env::var("PUMP_CHECKPOINT").ok().map(std::path::PathBuf::from);
+    let after = checkpoint.as_ref().and_then(|file| std::fs::read_to_string(file).ok());
+    let reader = match after.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(sequence) => devstack::stream::StreamReader::open_after(&sdk, &table, sequence).await?,
+        None => devstack::stream::StreamReader::open(&sdk, &table).await?,
+    };
     let stream = devstack::pump::StreamMapping {
-        reader: devstack::stream::StreamReader::open(&sdk, &table).await?,
+        reader,
         function: "dispatch".to_owned(),
         batch_size: 25,
         max_retries: 5,
@@ -202,6 +221,11 @@ async fn pump() -> Result<()> {
     }
     println!("pump: delivering {} ({pollers} pollers per queue)", delivering.join(", "));
     if sweep_every > 0 {
+        // As Lambda does after its asynchronous retries: a sweep that failed three times waits in
+        // RemindersDeadLetterQueue (make redrive).
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let dead_letters =
+            devstack::redrive::local_queue_url(&sqs, "RemindersDeadLetterQueue").await.ok().flatten();
         // The local stand-in for RemindersSchedule (EventBridge Scheduler is not emulated).
         pumps.push(devstack::pump::Pump::new(invoker(), &sdk, None, Vec::new()).with_schedule(
             devstack::pump::ScheduleMapping {
@@ -209,6 +233,7 @@ async fn pump() -> Result<()> {
                 payload: daily_sweep_payload(),
                 every: Duration::from_secs(sweep_every),
                 retry_after: Duration::from_secs(sweep_retry),
+                dead_letter_queue_url: dead_letters,
             },
         ));
         println!(
@@ -217,15 +242,31 @@ async fn pump() -> Result<()> {
         );
     }
     let mut running = tokio::task::JoinSet::new();
-    for pump in pumps {
-        running.spawn(run_forever(pump));
+    for (n, pump) in pumps.into_iter().enumerate() {
+        // The first pump is the stream's.
+        running.spawn(run_forever(pump, checkpoint.clone().filter(|_| n == 0)));
     }
     while running.join_next().await.is_some() {}
     Ok(())
 }
 
-async fn run_forever(mut pump: devstack::pump::Pump<devstack::pump::HttpInvoker>) {
+async fn run_forever(
+    mut pump: devstack::pump::Pump<devstack::pump::HttpInvoker>,
+    checkpoint: Option<std::path::PathBuf>,
+) {
+    let mut saved = None;
     loop {
+        if let Some(file) = &checkpoint
+            && pump.stream_checkpoint() != saved.as_deref()
+        {
+            let sequence = pump.stream_checkpoint().unwrap_or_default().to_owned();
+            // Written aside and renamed: a kill never leaves half a checkpoint.
+            let aside = file.with_extension("new");
+            match std::fs::write(&aside, &sequence).and_then(|()| std::fs::rename(&aside, file)) {
+                Ok(()) => saved = Some(sequence),
+                Err(err) => eprintln!("pump: the checkpoint was not saved: {err}"),
+            }
+        }
         match pump.tick().await {
             Ok(tick) if !tick.idle() => {
                 if let Some(error) = &tick.scheduled_error {
@@ -242,16 +283,16 @@ async fn run_forever(mut pump: devstack::pump::Pump<devstack::pump::HttpInvoker>
     }
 }
 
-/// A burst of access requests through the running local stack (LAMBDA_INVOKE_URL, the
-/// emulator's endpoint): prints one line of figures, labelled, and fails if any request did not
-/// complete.
+/// A burst of access requests through the running local stack (API_URL, the API as its gateway
+/// serves it; the emulator's endpoint): prints one line of figures, labelled, and fails if any
+/// request did not complete.
 async fn burst(args: &[String]) -> Result<()> {
     let usage = "usage: devstack burst LABEL REQUESTS [CLIENTS]";
     let label = args.first().context(usage)?;
     let requests = args.get(1).context(usage)?.parse().context(usage)?;
     let clients = args.get(2).map(|c| c.parse()).transpose().context(usage)?.unwrap_or(8);
     let report = devstack::burst::run(devstack::burst::Settings {
-        api: invoke_url(),
+        api: std::env::var("API_URL").unwrap_or_else(|_| "http://127.0.0.1:9000".to_owned()),
         emulator: endpoint(),
         requests,
         clients,
@@ -264,6 +305,82 @@ async fn burst(args: &[String]) -> Result<()> {
     }
     if !report.failures.is_empty() {
         bail!("{label}: {} of {} requests failed", report.failures.len(), report.requests);
+    }
+    Ok(())
+}
+
+/// Puts what the running local stack gave up on back to work (dev/src/redrive.rs): each job
+/// queue's dead letters back to the queue, the stream batches the failure queue describes to
+/// `dispatch`, each dead-lettered sweep to `reminders` (functions at LAMBDA_INVOKE_URL).
+async fn redrive() -> Result<()> {
+    wait_for_emulator().await?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "privacy-requests".to_owned());
+    let queues = devstack::redrive::dead_letter_queues(&aws_sdk_sqs::Client::new(&sdk)).await?;
+    let invoker = devstack::pump::HttpInvoker::new(invoke_url());
+    let outcomes = devstack::redrive::redrive(&sdk, &table, &invoker, &queues).await?;
+    let mut failed = 0;
+    for (queue, outcome) in queues.iter().zip(&outcomes) {
+        let what = match &queue.action {
+            devstack::redrive::Action::MoveTo { queue, .. } => format!("moved back to {queue}"),
+            devstack::redrive::Action::ReplayStream => "read again from the stream, to dispatch".to_owned(),
+            devstack::redrive::Action::Invoke { function } => format!("invoked {function}"),
+        };
+        println!("{}: {} of {} {what}", outcome.queue, outcome.redriven, outcome.before);
+        for reason in &outcome.failed {
+            println!("  left in the queue: {reason}");
+        }
+        failed += outcome.failed.len();
+    }
+    if failed > 0 {
+        bail!("{failed} dead letters failed again; they stay for the next redrive");
+    }
+    Ok(())
+}
+
+/// One pass of the fault run against the running stack (dev/src/chaos.rs): `faults`, or `kills`
+/// (the pump killed at random too). Fails unless the run came out as it would without faults.
+async fn chaos(args: &[String]) -> Result<()> {
+    let usage = "usage: devstack chaos faults|kills";
+    let kills = match args.first().map(String::as_str) {
+        Some("faults") => false,
+        Some("kills") => true,
+        _ => bail!(usage),
+    };
+    let env = |name: &str| {
+        std::env::var(name).with_context(|| format!("{name} is not set ({usage}; dev/bin/chaos)"))
+    };
+    let state = std::path::PathBuf::from(env("DEV_STATE_DIR")?);
+    let label = if kills { "faults and pump kills" } else { "faults" };
+    let settings = devstack::chaos::Settings {
+        label: label.to_owned(),
+        api: env("API_URL")?,
+        invoke: invoke_url(),
+        emulator: endpoint(),
+        table: std::env::var("TABLE_NAME").unwrap_or_else(|_| "privacy-requests".to_owned()),
+        bucket: std::env::var("EXPORT_BUCKET").unwrap_or_else(|_| "privacy-exports-local".to_owned()),
+        staff_key: std::fs::read_to_string(state.join("staff.key"))
+            .context("the stack's staff key")?
+            .trim()
+            .to_owned(),
+        staff_address: std::env::var("STAFF_ADDRESS")
+            .unwrap_or_else(|_| "privacy-team@example.com".to_owned()),
+        requests: usize::try_from(number_from_env("CHAOS_REQUESTS", 100)?)?,
+        clients: usize::try_from(number_from_env("CHAOS_CLIENTS", 8)?)?,
+        rate: env("CHAOS_FAULTS")?.parse().context("CHAOS_FAULTS is a share between 0 and 1")?,
+        seed: number_from_env("CHAOS_SEED", 1)?,
+        patience: Duration::from_secs(number_from_env("CHAOS_PATIENCE_SECONDS", 300)?),
+        kill_pump_of: if kills {
+            Some(u32::try_from(number_from_env("CHAOS_STACK_GROUP", 0)?)?)
+        } else {
+            None
+        },
+        log_dir: state,
+    };
+    let report = devstack::chaos::run(settings).await?;
+    report.print(label);
+    if !report.holds() {
+        bail!("{label}: the run did not come out as it would without faults");
     }
     Ok(())
 }

@@ -18,6 +18,16 @@ use std::time::{Duration, Instant};
 
 use crate::stream::StreamReader;
 
+/// The SDK application name in the user agent of the pump's own AWS calls: the emulator fails
+/// them on purpose only when asked to (EMULATOR_FAULTS_PUMP=1, dev/emulator_faults.py), never the
+/// developer's other calls made with the same key.
+pub const APP_NAME: &str = "devstack-pump";
+
+/// `sdk` with the pump's application name.
+pub fn as_pump(sdk: &aws_config::SdkConfig) -> Result<aws_config::SdkConfig> {
+    Ok(sdk.to_builder().app_name(aws_config::AppName::new(APP_NAME)?).build())
+}
+
 pub trait Invoker: Send + Sync {
     fn invoke(&self, function: &str, payload: Value) -> impl Future<Output = Result<Value>> + Send;
 }
@@ -60,12 +70,20 @@ pub struct QueueMapping {
     pub arn: String,
     pub function: String,
     pub batch_size: i32,
-    /// Local stand-in for the queue's visibility timeout, so retries come quickly.
+    /// Local stand-in for the queue's visibility timeout after a failed delivery, so retries come
+    /// quickly. While a delivery runs, its messages stay invisible for [`IN_FLIGHT_SECONDS`].
     pub retry_after_seconds: i32,
     /// How long a receive waits for a message (long polling, as Lambda's pollers do: up to 20 s);
     /// 0 answers at once, for a caller that steps the pump tick by tick.
     pub wait_seconds: i32,
 }
+
+/// How long received messages stay invisible while their delivery runs: longer than any local
+/// invocation, as the deployed queues' visibility timeouts are six times their consumer's timeout.
+/// A shorter one delivered a slow job a second time while the first delivery still ran (found by
+/// the fault run, `make chaos`: an export written twice). A pump killed meanwhile leaves its
+/// messages invisible this long, as a crashed poller does in AWS.
+pub const IN_FLIGHT_SECONDS: i32 = 120;
 
 /// A queue of the template and the worker its event source mapping invokes, as the pump plays it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +128,14 @@ pub struct ScheduleMapping {
     /// again at the first tick this long afterwards (capped at `every`), as Lambda retries a
     /// failed asynchronous invocation.
     pub retry_after: Duration,
+    /// Where the payload goes once [`ASYNC_ATTEMPTS`] invocations in a row failed (Lambda's
+    /// asynchronous retries are spent: the function's dead-letter queue), the next one then due
+    /// after `every`; without it a failure is retried until it succeeds.
+    pub dead_letter_queue_url: Option<String>,
 }
+
+/// Lambda's asynchronous invocation: the first try and its two retries.
+pub const ASYNC_ATTEMPTS: u32 = 3;
 
 /// When a [`ScheduleMapping`] is due; the time is passed in, so it is testable without waiting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,10 +177,13 @@ pub struct Pump<I: Invoker> {
     stream: Option<StreamMapping>,
     /// Records read from the stream but not yet processed, in order.
     pending: Vec<Value>,
+    /// The sequence number of the last stream record done with (processed, or given up).
+    checkpoint: Option<String>,
     attempts: u32,
     queues: Vec<QueueMapping>,
     region: String,
-    schedule: Option<(ScheduleMapping, ScheduleClock)>,
+    /// The schedule, when it is next due, and its invocations that failed in a row.
+    schedule: Option<(ScheduleMapping, ScheduleClock, u32)>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -201,6 +229,7 @@ impl<I: Invoker> Pump<I> {
             sqs: aws_sdk_sqs::Client::new(sdk),
             stream,
             pending: Vec::new(),
+            checkpoint: None,
             attempts: 0,
             queues,
             region,
@@ -208,9 +237,20 @@ impl<I: Invoker> Pump<I> {
         }
     }
 
+    /// The last stream record done with: a pump started again goes on after it
+    /// ([`StreamReader::open_after`]) instead of delivering the whole stream again.
+    pub fn stream_checkpoint(&self) -> Option<&str> {
+        self.checkpoint.as_deref()
+    }
+
+    /// What the pump invokes functions through (a redrive invokes them the same way).
+    pub fn invoker(&self) -> &I {
+        &self.invoker
+    }
+
     /// Adds a schedule: its function is invoked at the first tick, then every `every`.
     pub fn with_schedule(mut self, schedule: ScheduleMapping) -> Self {
-        self.schedule = Some((schedule, ScheduleClock::new()));
+        self.schedule = Some((schedule, ScheduleClock::new(), 0));
         self
     }
 
@@ -253,12 +293,14 @@ impl<I: Invoker> Pump<I> {
     /// Invokes the scheduled function if it is due. Its failure is reported in the tick and tried
     /// again later, never an error of the pump (the stream and queues go on).
     async fn tick_schedule(&mut self, now: Instant, tick: &mut Tick) {
-        let Some((mapping, clock)) = self.schedule.as_mut() else { return };
+        let Some((mapping, clock, failures)) = self.schedule.as_mut() else { return };
         if !clock.is_due(now) {
             return;
         }
         let outcome = self.invoker.invoke(&mapping.function, mapping.payload.clone()).await;
-        clock.fired(now, outcome.is_ok(), mapping.every, mapping.retry_after);
+        *failures = if outcome.is_ok() { 0 } else { *failures + 1 };
+        let spent = *failures >= ASYNC_ATTEMPTS && mapping.dead_letter_queue_url.is_some();
+        clock.fired(now, outcome.is_ok() || spent, mapping.every, mapping.retry_after);
         match outcome {
             Ok(result) => {
                 tick.scheduled_done += 1;
@@ -267,6 +309,18 @@ impl<I: Invoker> Pump<I> {
             Err(err) => {
                 tick.scheduled_failed += 1;
                 tick.scheduled_error = Some(format!("{err:#}"));
+            }
+        }
+        if let (true, Some(url)) = (spent, &mapping.dead_letter_queue_url) {
+            let sent =
+                self.sqs.send_message().queue_url(url).message_body(mapping.payload.to_string()).send();
+            match sent.await {
+                Ok(_) => *failures = 0,
+                // Kept as failed: the next tick tries the function, then this queue, again.
+                Err(err) => {
+                    clock.fired(now, false, mapping.every, mapping.retry_after);
+                    tick.scheduled_error = Some(format!("dead-lettering the payload failed: {err}"));
+                }
             }
         }
     }
@@ -289,6 +343,10 @@ impl<I: Invoker> Pump<I> {
         let done = first_failed.unwrap_or(batch.len());
         self.pending.drain(..done);
         tick.stream_records_done += done;
+        let last_done = done.checked_sub(1).and_then(|i| batch[i]["dynamodb"]["SequenceNumber"].as_str());
+        if let Some(last) = last_done {
+            self.checkpoint = Some(last.to_owned());
+        }
         if first_failed.is_none() {
             self.attempts = 0;
             return Ok(());
@@ -308,7 +366,19 @@ impl<I: Invoker> Pump<I> {
                         "batchSize": 1,
                     }
                 });
-                self.sqs.send_message().queue_url(url).message_body(description.to_string()).send().await?;
+                let sent =
+                    self.sqs.send_message().queue_url(url).message_body(description.to_string()).send();
+                if let Err(err) = sent.await {
+                    // Not described, so not given up: it stays first, and its next failure gives
+                    // it up again (else the record would be lost without a trace).
+                    self.pending.insert(0, record);
+                    self.attempts = mapping.max_retries;
+                    tick.stream_records_given_up -= 1;
+                    return Err(err).context("describing a given-up record on the failure queue");
+                }
+            }
+            if let Some(given_up) = record["dynamodb"]["SequenceNumber"].as_str() {
+                self.checkpoint = Some(given_up.to_owned());
             }
         }
         Ok(())
@@ -321,7 +391,7 @@ impl<I: Invoker> Pump<I> {
             .receive_message()
             .queue_url(&mapping.url)
             .max_number_of_messages(mapping.batch_size)
-            .visibility_timeout(mapping.retry_after_seconds)
+            .visibility_timeout(IN_FLIGHT_SECONDS)
             .wait_time_seconds(mapping.wait_seconds)
             .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
             .send()
@@ -358,7 +428,16 @@ impl<I: Invoker> Pump<I> {
         };
         for message in messages {
             if message.message_id().is_some_and(|id| failed.contains(id)) {
-                // Left alone: visible again after the timeout; the queue's redrive counts receives.
+                // Visible again soon (the queue's redrive counts receives); should this fail, it
+                // is after the in-flight timeout.
+                let _ = self
+                    .sqs
+                    .change_message_visibility()
+                    .queue_url(&mapping.url)
+                    .receipt_handle(message.receipt_handle().unwrap_or_default())
+                    .visibility_timeout(mapping.retry_after_seconds)
+                    .send()
+                    .await;
                 tick.messages_failed += 1;
                 continue;
             }
@@ -462,6 +541,7 @@ mod tests {
             payload: json!({"sweep": "daily"}),
             every: Duration::from_secs(3600),
             retry_after: Duration::from_secs(60),
+            dead_letter_queue_url: None,
         }
     }
 

@@ -38,9 +38,42 @@ fn image_json(image: &HashMap<String, AttributeValue>) -> Value {
     Value::Object(image.iter().map(|(k, v)| (k.clone(), attribute_json(v))).collect::<Map<_, _>>())
 }
 
+/// Whether a shard's range holds `sequence` (sequence numbers are decimal, of any length).
+fn holds(range: Option<&aws_sdk_dynamodbstreams::types::SequenceNumberRange>, sequence: &str) -> bool {
+    let number = |s: &str| (s.len(), s.to_owned());
+    let Some(range) = range else { return false };
+    let after_start = range.starting_sequence_number().is_none_or(|start| number(start) <= number(sequence));
+    let before_end = range.ending_sequence_number().is_none_or(|end| number(sequence) <= number(end));
+    after_start && before_end
+}
+
 impl StreamReader {
     /// Opens every shard of the table's latest stream at its oldest record.
     pub async fn open(sdk: &aws_config::SdkConfig, table: &str) -> Result<StreamReader> {
+        StreamReader::open_from(sdk, table, None).await
+    }
+
+    /// Opens the table's latest stream at one record (in the shard whose range holds it), to
+    /// read again what a failure destination described (`devstack redrive`).
+    pub async fn open_at(sdk: &aws_config::SdkConfig, table: &str, sequence: &str) -> Result<StreamReader> {
+        StreamReader::open_from(sdk, table, Some((sequence, ShardIteratorType::AtSequenceNumber))).await
+    }
+
+    /// Opens the table's latest stream just after one record: where a pump that processed up to
+    /// it goes on (Lambda's mapping keeps such a checkpoint per shard).
+    pub async fn open_after(
+        sdk: &aws_config::SdkConfig,
+        table: &str,
+        sequence: &str,
+    ) -> Result<StreamReader> {
+        StreamReader::open_from(sdk, table, Some((sequence, ShardIteratorType::AfterSequenceNumber))).await
+    }
+
+    async fn open_from(
+        sdk: &aws_config::SdkConfig,
+        table: &str,
+        at: Option<(&str, ShardIteratorType)>,
+    ) -> Result<StreamReader> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let described =
             dynamo.describe_table().table_name(table).send().await.context("describing the table")?;
@@ -55,11 +88,19 @@ impl StreamReader {
         let mut iterators = HashMap::new();
         for shard in stream.stream_description().map(|d| d.shards()).unwrap_or_default() {
             let shard_id = shard.shard_id().unwrap_or_default().to_owned();
+            let (kind, sequence) = match &at {
+                None => (ShardIteratorType::TrimHorizon, None),
+                Some((sequence, kind)) if holds(shard.sequence_number_range(), sequence) => {
+                    (kind.clone(), Some((*sequence).to_owned()))
+                }
+                Some(_) => continue,
+            };
             let iterator = client
                 .get_shard_iterator()
                 .stream_arn(&stream_arn)
                 .shard_id(&shard_id)
-                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .shard_iterator_type(kind)
+                .set_sequence_number(sequence)
                 .send()
                 .await
                 .context("opening a shard")?;

@@ -47,7 +47,11 @@ pub struct Stack {
 
 /// Always the emulator: explicit endpoint and dummy credentials, so no test can reach AWS.
 pub async fn emulator_sdk() -> (aws_config::SdkConfig, String) {
-    let endpoint = devstack::endpoint();
+    emulator_sdk_at(devstack::endpoint()).await
+}
+
+/// [`emulator_sdk`] for an emulator of the test's own (one started with special settings).
+pub async fn emulator_sdk_at(endpoint: String) -> (aws_config::SdkConfig, String) {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(&endpoint)
         .region(aws_config::Region::new("eu-west-1"))
@@ -64,7 +68,12 @@ impl Stack {
 
     /// A stack whose functions see these extra environment settings.
     pub async fn with_env(extra: &[(&str, &str)]) -> Stack {
-        let (sdk, endpoint) = emulator_sdk().await;
+        Stack::at(devstack::endpoint(), extra).await
+    }
+
+    /// A stack in the emulator at `endpoint` (one the test started itself).
+    pub async fn at(endpoint: String, extra: &[(&str, &str)]) -> Stack {
+        let (sdk, endpoint) = emulator_sdk_at(endpoint).await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let table = format!("requests-{}", uuid::Uuid::new_v4().simple());
         let spec = Template::load(&template::default_path())

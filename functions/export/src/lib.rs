@@ -281,6 +281,8 @@ async fn export_or_split<S: Requests + People, P: PersonalData, Q: JobQueue>(
     if overtaken(exporter, &request).await? {
         return withdraw(exporter, &request).await;
     }
+    // Started before: this job delivered again, its archive perhaps written already.
+    let again = request.status == Status::InProgress;
     if request.status == Status::Verified {
         request = start(exporter, &request).await?;
     }
@@ -295,7 +297,7 @@ async fn export_or_split<S: Requests + People, P: PersonalData, Q: JobQueue>(
                 let sizes: Vec<u64> = plan.files.iter().map(|f| f.object.size).collect();
                 let parts = assign_parts(&sizes, split.part_bytes);
                 if parts.last().is_none_or(|last| *last == 1) {
-                    return export_whole(exporter, &request, plan).await;
+                    return export_whole(exporter, &request, plan, again).await;
                 }
                 let stored = StoredPlan::of(&plan, &parts);
                 write_plan(exporter, request.id, &stored).await?;
@@ -309,15 +311,24 @@ async fn export_or_split<S: Requests + People, P: PersonalData, Q: JobQueue>(
         return Ok(());
     }
     let plan = plan(exporter, &request).await?;
-    export_whole(exporter, &request, plan).await
+    export_whole(exporter, &request, plan, again).await
 }
 
+/// Writes the archive and completes the request. A job delivered `again` whose archive exists
+/// (its completion failed last time) only completes: a multipart upload becomes an object only
+/// once whole, and writing it again left a second copy of the person's data in the bucket
+/// (found by the fault run, `make chaos`).
 async fn export_whole<S: Requests + People, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
     plan: Plan,
+    again: bool,
 ) -> Result<(), ExportError> {
-    write_archive(exporter, request, &plan, None).await?;
+    if again && listed(exporter, request.id).await?.contains(&export_key(request.id, None)) {
+        tracing::info!(request_id = %request.id, "export exists already");
+    } else {
+        write_archive(exporter, request, &plan, None).await?;
+    }
     complete(exporter, request, Completion::Exported).await
 }
 

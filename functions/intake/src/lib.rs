@@ -22,6 +22,7 @@ use std::convert::Infallible;
 
 use privacy_shared::Deps;
 use privacy_shared::api::{ApiError, json_response, read_json};
+use privacy_shared::budget::BudgetCharge;
 use privacy_shared::domain::{
     EmailAddress, EmailError, Language, Region, RequestId, RequestKind, RequestRecord, Status,
     VerificationToken, has_control_chars,
@@ -252,8 +253,8 @@ async fn submit<S: Requests + Secrets + People, M: Mailer>(
     match deps.store.create(&record, &live_token(deps, &token)).await? {
         Created::New => {
             tracing::info!(request_id = %record.id, kind = %record.kind, regime = regime.as_str(), "request submitted");
-            if within_budgets(deps, &record.email, network).await? {
-                deliver(deps, &record, &token).await?;
+            if let Some(charges) = within_budgets(deps, &record.email, network).await? {
+                charges.spent_on(deps, deliver(deps, &record, &token)).await?;
             }
             Ok((record.id, Status::PendingVerification))
         }
@@ -292,7 +293,8 @@ async fn opt_out<S: Requests + Secrets + People, M: Mailer>(
     }
     let now = deps.clock.now();
     // Honoured whatever the budgets say; only its acknowledgement waits for budget.
-    let mail_withheld = !within_budgets(deps, &submission.email, network).await?;
+    let charges = within_budgets(deps, &submission.email, network).await?;
+    let mail_withheld = charges.is_none();
     let received =
         new_record(deps, submission.kind, submission.region, submission.language, submission.email, now);
     // Done the moment it is stored: nothing to verify, no clock to run.
@@ -305,7 +307,12 @@ async fn opt_out<S: Requests + Secrets + People, M: Mailer>(
         details: submission.details,
         ..received
     };
-    match deps.store.create_opt_out(&record, list).await {
+    let created = deps.store.create_opt_out(&record, list).await;
+    if let (Err(_), Some(charges)) = (&created, charges) {
+        // This try's acknowledgement will not go out (the other try's will, on a conflict).
+        charges.refund(deps).await;
+    }
+    match created {
         Ok(()) => {
             tracing::info!(request_id = %record.id, list = list.as_str(), "address suppressed");
             Ok(record.id)
@@ -334,14 +341,19 @@ async fn resubmitted<S: Requests + Secrets + People, M: Mailer>(
     let Some(record) = deps.store.get(id).await? else {
         return Ok(id);
     };
-    if record.status != Status::PendingVerification || !within_budgets(deps, &record.email, network).await? {
+    if record.status != Status::PendingVerification {
         return Ok(id);
     }
+    let Some(charges) = within_budgets(deps, &record.email, network).await? else { return Ok(id) };
     let token = VerificationToken::generate();
     let now = deps.clock.now();
-    if deps.store.issue_token(id, TokenSlot::Requester, &live_token(deps, &token), now).await? {
-        deliver(deps, &record, &token).await?;
-    }
+    let mail = async {
+        if deps.store.issue_token(id, TokenSlot::Requester, &live_token(deps, &token), now).await? {
+            deliver(deps, &record, &token).await?;
+        }
+        Ok(())
+    };
+    charges.spent_on(deps, mail).await?;
     Ok(id)
 }
 
@@ -353,22 +365,62 @@ fn live_token<S, M>(deps: &Deps<S, M>, token: &VerificationToken) -> LiveToken {
 }
 
 /// Charges one mail to `email` against every budget, narrowest first (see
-/// [`privacy_shared::budget`]). False when one is spent: then nothing may be sent, and the log
+/// [`privacy_shared::budget`]). None when one is spent: then nothing may be sent, and the log
 /// line (counted by a metric filter into `MailBudgetSpent`, with an alarm) tells staff which.
 async fn within_budgets<S: People, M: Mailer>(
     deps: &Deps<S, M>,
     email: &EmailAddress,
     network: Option<IpAddr>,
-) -> Result<bool, IntakeError> {
+) -> Result<Option<Charges>, IntakeError> {
     let policy = deps.config.verification;
-    let now = deps.clock.now();
+    let mut charges = Charges { made: Vec::new(), at: deps.clock.now() };
     for charge in policy.budgets.charges(email, network) {
-        if !deps.store.charge_budget(&charge, now, policy.email_window).await? {
-            tracing::warn!(scope = charge.scope.as_str(), "mail budget spent: nothing sent");
-            return Ok(false);
+        match deps.store.charge_budget(&charge, charges.at, policy.email_window).await {
+            Ok(true) => charges.made.push(charge),
+            Ok(false) => {
+                tracing::warn!(scope = charge.scope.as_str(), "mail budget spent: nothing sent");
+                return Ok(None);
+            }
+            Err(err) => {
+                charges.refund(deps).await;
+                return Err(err.into());
+            }
         }
     }
-    Ok(true)
+    Ok(Some(charges))
+}
+
+/// One mail's charges against the budgets, made at one moment.
+struct Charges {
+    made: Vec<BudgetCharge>,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Charges {
+    /// Runs `mail` (what sends it), taking the charges back if it fails: the client retries the
+    /// 503, and a retry must not find the budget spent by tries that sent nothing (found by the
+    /// fault run, `make chaos`: three failed tries spent a mailbox's hourly budget, and the
+    /// fourth answered 202 without a link).
+    async fn spent_on<S: People, M: Mailer, T>(
+        self,
+        deps: &Deps<S, M>,
+        mail: impl std::future::Future<Output = Result<T, IntakeError>>,
+    ) -> Result<T, IntakeError> {
+        let result = mail.await;
+        if result.is_err() {
+            self.refund(deps).await;
+        }
+        result
+    }
+
+    async fn refund<S: People, M: Mailer>(self, deps: &Deps<S, M>) {
+        let window = deps.config.verification.email_window;
+        for charge in self.made.iter().rev() {
+            if let Err(err) = deps.store.refund_budget(charge, self.at, window).await {
+                tracing::warn!(error = %err, scope = charge.scope.as_str(), "a mail budget charge was not refunded");
+            }
+        }
+    }
 }
 
 /// The client's address as API Gateway saw it (none when invoked otherwise, as in tests).

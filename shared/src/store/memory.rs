@@ -505,6 +505,19 @@ impl People for MemoryStore {
         *sent += 1;
         Ok(true)
     }
+
+    async fn refund_budget(
+        &self,
+        charge: &BudgetCharge,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        let (number, _) = budget_window(now, window);
+        if let Some(sent) = self.state().budgets.get_mut(&(charge.key.clone(), number)) {
+            *sent = sent.saturating_sub(1);
+        }
+        Ok(())
+    }
 }
 
 impl ErasureLog for MemoryStore {

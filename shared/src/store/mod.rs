@@ -655,6 +655,15 @@ pub trait People: Send + Sync {
         now: DateTime<Utc>,
         window: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Takes back one mail counted by [`People::charge_budget`] at `now` (the same window) that
+    /// never went out, so that a failed try does not spend the budget of the retry.
+    fn refund_budget(
+        &self,
+        charge: &BudgetCharge,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// How far each erasure has come.
@@ -759,5 +768,47 @@ mod tests {
             assert_eq!(SuppressionList::parse(list.as_str()), Some(list));
         }
         assert_eq!(SuppressionList::parse("other"), None);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_suppression_list_is_read_exactly_from_its_own_name(name in any::<String>()) {
+            let known = SuppressionList::ALL.into_iter().find(|l| l.as_str() == name);
+            prop_assert_eq!(SuppressionList::parse(&name), known);
+        }
+
+        #[test]
+        fn a_suppression_cause_is_read_exactly_from_its_own_name(name in any::<String>()) {
+            let known = [SuppressionCause::Bounce, SuppressionCause::Complaint].into_iter().find(|c| c.as_str() == name);
+            prop_assert_eq!(SuppressionCause::parse(&name), known);
+        }
+
+        #[test]
+        fn names_round_trip_and_other_spellings_do_not_read(
+            pad in prop::sample::select(vec!["", " ", "\n", "s"]),
+            upper in any::<bool>(),
+        ) {
+            for list in SuppressionList::ALL {
+                let mut name = format!("{}{pad}", list.as_str());
+                if upper {
+                    name = name.to_uppercase();
+                }
+                prop_assert_eq!(SuppressionList::parse(&name), (pad.is_empty() && !upper).then_some(list));
+            }
+            for cause in [SuppressionCause::Bounce, SuppressionCause::Complaint] {
+                let mut name = format!("{pad}{}", cause.as_str());
+                if upper {
+                    name = name.to_uppercase();
+                }
+                prop_assert_eq!(SuppressionCause::parse(&name), (pad.is_empty() && !upper).then_some(cause));
+            }
+        }
+
     }
 }

@@ -30,6 +30,7 @@ mod secrets;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -98,7 +99,21 @@ fn build_error(operation: &'static str) -> impl FnOnce(aws_sdk_dynamodb::error::
 }
 
 fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    has_code(err, &["ConditionalCheckFailedException", "TransactionCanceledException"])
+    has_code(err, &["ConditionalCheckFailedException"])
+}
+
+/// Whether a transaction was cancelled because one of its conditions did not hold: another
+/// writer came first, an answer. Cancelled only for a conflict with a transaction in flight
+/// (`TransactionConflict`) or for throughput, it is a transient failure the SDK does not retry:
+/// taken for a failed condition, a verification would be refused with a valid token and a
+/// transition reported as overtaken by a write that never happened.
+fn cancelled_by_condition<R>(err: &SdkError<TransactWriteItemsError, R>) -> bool {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+            cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+        }
+        _ => false,
+    }
 }
 
 /// The outcome of a conditional write whose failed condition is an answer, not an error:
@@ -112,14 +127,6 @@ fn unless_condition_failed<T, E: ProvideErrorMetadata, R>(
         Err(err) if is_condition_failure(&err) => Ok(None),
         Err(err) => Err(aws_error(operation)(err)),
     }
-}
-
-/// A write whose failed condition means another writer came first.
-fn conflict_on_condition<T, E: ProvideErrorMetadata, R>(
-    result: Result<T, SdkError<E, R>>,
-    operation: &'static str,
-) -> Result<T, StoreError> {
-    unless_condition_failed(result, operation)?.ok_or(StoreError::Conflict)
 }
 
 impl DynamoStore {
@@ -142,8 +149,11 @@ impl DynamoStore {
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
-        conflict_on_condition(result, "TransactWriteItems").map(|_| ())
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(err) if cancelled_by_condition(&err) => Err(StoreError::Conflict),
+            Err(err) => Err(aws_error("TransactWriteItems")(err)),
+        }
     }
 
     /// An unconditional write of one item.
@@ -211,5 +221,34 @@ impl DynamoStore {
             .await
             .map_err(aws_error("GetItem"))?;
         out.item.map(from_item).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_types::body::SdkBody;
+
+    fn cancelled(codes: &[&str]) -> SdkError<TransactWriteItemsError, HttpResponse> {
+        let reasons = codes.iter().map(|code| CancellationReason::builder().code(*code).build()).collect();
+        let error = TransactionCanceledException::builder().set_cancellation_reasons(Some(reasons)).build();
+        let raw = HttpResponse::new(400.try_into().unwrap(), SdkBody::empty());
+        SdkError::service_error(TransactWriteItemsError::TransactionCanceledException(error), raw)
+    }
+
+    #[test]
+    fn a_transaction_cancelled_by_a_failed_condition_is_another_writers_doing() {
+        assert!(cancelled_by_condition(&cancelled(&["None", "ConditionalCheckFailed"])));
+        assert!(cancelled_by_condition(&cancelled(&["ConditionalCheckFailed", "TransactionConflict"])));
+    }
+
+    #[test]
+    fn a_transaction_cancelled_for_a_conflict_or_throughput_is_a_transient_failure_not_an_answer() {
+        assert!(!cancelled_by_condition(&cancelled(&["None", "TransactionConflict"])));
+        assert!(!cancelled_by_condition(&cancelled(&["ThrottlingError", "None"])));
+        assert!(!cancelled_by_condition(&cancelled(&["ProvisionedThroughputExceeded"])));
     }
 }

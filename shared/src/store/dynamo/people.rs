@@ -204,4 +204,26 @@ impl People for DynamoStore {
             .await;
         Ok(unless_condition_failed(result, "UpdateItem")?.is_some())
     }
+
+    async fn refund_budget(
+        &self,
+        charge: &BudgetCharge,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        let (number, _) = budget_window(now, window);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("BUDGET#{}", charge.key), &format!("WINDOW#{number}"))))
+            .update_expression("ADD sent :minus_one")
+            .condition_expression("sent > :zero")
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        unless_condition_failed(result, "UpdateItem")?;
+        Ok(())
+    }
 }

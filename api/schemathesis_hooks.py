@@ -1,0 +1,16 @@
+"""What api/openapi.yaml says in words that JSON Schema cannot, so the fuzzer draws no case the
+document itself rules out (loaded for the public API by api/schemathesis.toml)."""
+
+import schemathesis
+
+
+@schemathesis.hook
+def filter_body(context, body):
+    """A submission's `recipient` is someone else: not the requester's own `email` (compared as
+    stored, case-insensitively). The handler refuses it with `invalid_field`, as documented."""
+    if context.operation is None or context.operation.label != "POST /requests" or not isinstance(body, dict):
+        return True
+    email, recipient = body.get("email"), body.get("recipient")
+    if isinstance(email, str) and isinstance(recipient, str):
+        return email.strip().lower() != recipient.strip().lower()
+    return True
