@@ -586,11 +586,7 @@ def _cached_update_tokens() -> None:
     known: _Recent = _Recent(1024)
 
     def cached(cls, input_expression_str: str):  # type: ignore[no-untyped-def]
-        tokens = known.get(input_expression_str)
-        if tokens is None:
-            tokens = make_list(input_expression_str)
-            known[input_expression_str] = tokens
-        return list(tokens)
+        return list(known.remember(input_expression_str, make_list))
 
     ExpressionTokenizer.make_list = classmethod(cached)  # type: ignore[method-assign, assignment]
 
@@ -607,11 +603,7 @@ def _cached_condition_lexing() -> None:
     known: _Recent = _Recent(1024)
 
     def cached(self):  # type: ignore[no-untyped-def]
-        nodes = known.get(self.condition_expression)
-        if nodes is None:
-            nodes = lex(self)
-            known[self.condition_expression] = nodes
-        return deque(nodes)
+        return deque(known.remember(self.condition_expression, lambda _: lex(self)))
 
     ConditionExpressionParser._lex_condition_expression = cached  # type: ignore[method-assign]
 
@@ -670,12 +662,8 @@ def _update_trees_copied_by_shape() -> None:
     known: _Recent = _Recent(1024)
 
     def cached(cls, expression_str: str):  # type: ignore[no-untyped-def]
-        tree = known.get(expression_str)
-        if tree is None:
-            tree = make(expression_str)
-            known[expression_str] = tree
         # The caller owns what it gets (moto normalizes and validates it in place).
-        return tree_copy(tree)
+        return tree_copy(known.remember(expression_str, make))
 
     UpdateExpressionParser.make = classmethod(cached)  # type: ignore[method-assign, assignment]
 
@@ -804,6 +792,13 @@ class _Recent(OrderedDict):  # type: ignore[type-arg]
         super().__setitem__(key, value)
         while len(self) > self.limit:
             self.popitem(last=False)
+
+    def remember(self, key: Any, make: Any) -> Any:
+        """The value kept for `key`, made by `make(key)` and kept the first time."""
+        value = self.get(key)
+        if value is None:
+            value = self[key] = make(key)
+        return value
 
 
 # ---------------------------------------------------------------------------------------------
