@@ -6,11 +6,17 @@ import schemathesis
 
 @schemathesis.hook
 def filter_body(context, body):
-    """A submission's `recipient` is someone else: not the requester's own `email` (compared as
-    stored, case-insensitively). The handler refuses it with `invalid_field`, as documented."""
+    """A submission's `recipient` and its `agent`'s address are someone else's: not the
+    requester's own `email` (compared as stored, case-insensitively). The handler refuses either
+    with `invalid_field`, as documented."""
     if context.operation is None or context.operation.label != "POST /requests" or not isinstance(body, dict):
         return True
     email, recipient = body.get("email"), body.get("recipient")
     if isinstance(email, str) and isinstance(recipient, str):
-        return email.strip().lower() != recipient.strip().lower()
+        if email.strip().lower() == recipient.strip().lower():
+            return False
+    # An agent's address is not the person's own either.
+    agent = body.get("agent")
+    if isinstance(email, str) and isinstance(agent, dict) and isinstance(agent.get("email"), str):
+        return email.strip().lower() != agent["email"].strip().lower()
     return True

@@ -294,6 +294,11 @@ fn the_documented_submission_fields_are_exactly_the_accepted_ones() {
     let map = privacy_shared::datamap::DataMap::builtin().unwrap();
     let ours: Vec<&str> = map.correctable_fields().into_iter().map(|(_, field)| field).collect();
     assert_eq!(correctable, ours, "the documented correctable fields are the data map's");
+    let form = doc["components"]["schemas"]["RequestForm"]["properties"].as_object().unwrap();
+    let on_the_form: Vec<&str> = form.keys().filter_map(|k| k.strip_prefix("correction_")).collect();
+    let mut sorted = ours.clone();
+    sorted.sort();
+    assert_eq!(on_the_form, sorted, "the request form documents a field per correctable field");
     let mut documented: Vec<&str> =
         schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
     let mut accepted = intake::FIELDS.to_vec();
@@ -301,8 +306,13 @@ fn the_documented_submission_fields_are_exactly_the_accepted_ones() {
     accepted.sort();
     assert_eq!(documented, accepted);
     assert_eq!(schema["additionalProperties"], false);
-    let kinds: Vec<&str> =
-        schema["properties"]["kind"]["enum"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(schema["properties"]["kind"]["$ref"], "#/components/schemas/Kind");
+    let kinds: Vec<&str> = doc["components"]["schemas"]["Kind"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     let ours: Vec<&str> = RequestKind::ALL.iter().map(|k| k.as_str()).collect();
     assert_eq!(kinds, ours);
 }

@@ -387,6 +387,7 @@ async fn the_completion_mail_links_every_part_each_link_downloads_its_part_and_t
         s3: devstack::provision::s3_client(&as_download.sdk),
         bucket: world.bucket.clone(),
         clock: world.stack.clock.clone(),
+        status: download::StatusPages::from_config(&world.stack.config()),
     };
     for (n, link) in links.iter().enumerate() {
         world.stack.clock.advance(chrono::Duration::seconds(1));

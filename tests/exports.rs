@@ -227,6 +227,7 @@ async fn the_emailed_download_link_redirects_to_the_zip_and_each_download_is_aud
         s3: world.s3.clone(),
         bucket: world.exporter.target.bucket.clone(),
         clock: world.stack.clock.clone(),
+        status: download::StatusPages::from_config(&world.stack.config()),
     };
 
     let response = download::handle(&downloads, get(&link)).await.unwrap();
@@ -508,6 +509,7 @@ fn downloads(world: &World) -> download::Downloads<DynamoStore> {
         s3: world.s3.clone(),
         bucket: world.exporter.target.bucket.clone(),
         clock: world.stack.clock.clone(),
+        status: download::StatusPages::from_config(&world.stack.config()),
     }
 }
 

@@ -44,6 +44,7 @@ impl Handlers {
                 s3: devstack::provision::s3_client(&stack.sdk),
                 bucket: "privacy-exports-local".to_owned(),
                 clock: stack.clock.clone(),
+                status: download::StatusPages::from_config(&stack.config()),
             },
             admin: admin::Admin::with_sdk(&stack.sdk, settings, stack.clock.clone()),
         }
@@ -188,11 +189,11 @@ async fn a_method_or_path_no_route_declares_gets_api_gateways_404_and_no_functio
         ("GET", "/requests".to_owned()),
         ("PUT", "/requests".to_owned()),
         ("DELETE", format!("/requests/{id}/verify")),
-        ("POST", "/verify".to_owned()),
+        ("PUT", "/verify".to_owned()),
         ("POST", "/requests//verify".to_owned()),
         ("POST", format!("/requests/{id}/verify/")),
         ("GET", "/nowhere".to_owned()),
-        ("GET", "/".to_owned()),
+        ("PUT", "/".to_owned()),
         ("OPTIONS", "/requests".to_owned()),
         ("DELETE", "/staff/requests".to_owned()),
     ] {
@@ -380,4 +381,46 @@ async fn the_staff_api_opens_with_the_local_key_header_and_plays_no_iam_identity
             m
         });
     assert_eq!(events, HashMap::from([("admin".to_owned(), 4)]));
+}
+
+#[tokio::test]
+async fn the_confirmation_pages_form_reaches_verify_base64_encoded_and_confirms_in_two_steps() {
+    let gateway = Recorded::start().await;
+    let address = unique_address("form-through-gateway");
+    let response = client()
+        .post(format!("{}/requests", gateway.base))
+        .header("content-type", "application/json")
+        .body(submission(&address, "access", "NL"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let (id, token) = link_parts(&gateway.stack.mail_to(&address).await[0]);
+    let form = |body: String| {
+        client()
+            .post(format!("{}/verify", gateway.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "same-origin")
+            .body(body)
+            .send()
+    };
+
+    let summary = form(format!("request_id={id}&token={token}&lang=en")).await.unwrap();
+    assert_eq!(summary.status(), 200);
+    let html = summary.text().await.unwrap();
+    assert!(
+        html.contains("<html lang=\"nl\">") && html.contains("name=\"step\" value=\"confirm\""),
+        "{html}"
+    );
+    let (function, event) = gateway.last_event();
+    assert_eq!((function.as_str(), &event["routeKey"]), ("verify", &json!("POST /verify")));
+    assert_eq!(event["isBase64Encoded"], true, "a form travels base64-encoded, as API Gateway sends it");
+
+    let confirmed =
+        form(format!("request_id={id}&token={token}&confirm=request&step=confirm&lang=nl")).await.unwrap();
+    assert_eq!(confirmed.status(), 200);
+    assert!(confirmed.text().await.unwrap().contains("Uw verzoek is bevestigd"));
+    let again =
+        form(format!("request_id={id}&token={token}&confirm=request&step=confirm&lang=nl")).await.unwrap();
+    assert_eq!(again.status(), 400, "single use");
 }

@@ -388,7 +388,7 @@ async fn an_answer_that_bounces_for_good_alerts_staff_once() {
         )
         .await
         .unwrap();
-    let answer = world.deps().templates.denied(&denied).unwrap();
+    let answer = world.deps().templates.denied(&denied, world.deps().config.status_page()).unwrap();
     let sent = (world.mailer.send(&answer).await.unwrap(), answer);
 
     let message = bounce(&sent, "Permanent", in_seconds(&world.stack, 6));

@@ -248,8 +248,14 @@ async fn submit_verify_pump_export_email_download_with_every_delivery_doubled() 
     assert_eq!(notices.len(), 1, "one completion email");
     let link = notices[0].links().into_iter().find(|l| l.contains("/download?token=")).unwrap();
     let token = link.split_once("token=").unwrap().1.to_owned();
-    let downloads =
-        download::Downloads { store: stack.deps().store, s3: s3.clone(), bucket, clock: stack.clock.clone() };
+    let status = download::StatusPages::from_config(&stack.config());
+    let downloads = download::Downloads {
+        store: stack.deps().store,
+        s3: s3.clone(),
+        bucket,
+        clock: stack.clock.clone(),
+        status,
+    };
     let request = {
         use lambda_http::RequestExt;
         http("GET", &format!("/requests/{id}/download"), None, lambda_http::Body::Empty)

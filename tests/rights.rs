@@ -248,6 +248,7 @@ async fn an_erasure_removes_one_person_out_of_several_and_the_receipt_says_what_
         s3: devstack::provision::s3_client(&world.download.sdk),
         bucket: world.bucket.clone(),
         clock: world.stack.clock.clone(),
+        status: download::StatusPages::from_config(&world.stack.config()),
     };
     let redirect = download::handle(&downloads, get(&link)).await.unwrap();
     assert_eq!(redirect.status(), 302);

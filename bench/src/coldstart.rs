@@ -119,6 +119,7 @@ async fn handle(api: Arc<Api>, request: Request<Incoming>) -> Result<Response<Fu
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Workload {
     Intake,
+    Pages,
     Verify,
     Download,
     Admin,
@@ -134,6 +135,7 @@ impl Workload {
     fn parse(name: &str) -> Result<Workload> {
         Ok(match name {
             "intake" => Workload::Intake,
+            "pages" => Workload::Pages,
             "verify" => Workload::Verify,
             "download" => Workload::Download,
             "admin" => Workload::Admin,
@@ -150,7 +152,7 @@ impl Workload {
     /// The binary that serves this workload.
     fn binary(self) -> &'static str {
         match self {
-            Workload::Intake => "intake",
+            Workload::Intake | Workload::Pages => "intake",
             Workload::Verify => "verify",
             Workload::Download => "download",
             Workload::Admin => "admin",
@@ -169,6 +171,10 @@ impl Workload {
             Workload::Intake => {
                 "HTTP API v2 `POST /requests`: new requests (10 addresses x 9 kinds, one transaction and a \
                  verification mail each), then repeat submissions (token rotation, a new mail)"
+            }
+            Workload::Pages => {
+                "HTTP API v2 `GET` of the privacy center's pages (intake): first `/privacy`; warm, in turn \
+                 the rights of NL and of US-CA (a due date computed each time) and the access and agent forms"
             }
             Workload::Verify => {
                 "HTTP API v2 `POST /requests/{id}/verify`: first, a seeded pending request verified with its \
@@ -647,6 +653,19 @@ impl Stack {
         Ok(match workload {
             Workload::Intake => {
                 Events { first: intake_event(), warm: Box::new(intake_event), expect: Expect::Status(202) }
+            }
+            Workload::Pages => {
+                let page = |path: &str, query: &[(&str, &str)]| {
+                    let route = if path == "/privacy" { "GET /privacy" } else { "GET /privacy/{kind}" };
+                    api_gateway_event("GET", path, route, query, None, None, None)
+                };
+                let warm = vec![
+                    page("/privacy", &[("region", "NL"), ("lang", "nl")]),
+                    page("/privacy", &[("region", "US-CA")]),
+                    page("/privacy/access", &[("region", "DE")]),
+                    page("/privacy/deletion", &[("region", "US-CA"), ("for", "someone")]),
+                ];
+                Events::cycling(page("/privacy", &[]), warm, Expect::Status(200))
             }
             Workload::Verify => {
                 let (record, token) = self.request(RequestKind::Access, Stage::Pending).await?;

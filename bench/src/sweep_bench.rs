@@ -136,6 +136,7 @@ async fn main() -> Result<()> {
             ("TABLE_NAME", table.as_str()),
             ("MAIL_FROM", MAIL_FROM),
             ("PUBLIC_BASE_URL", "https://privacy.example.test"),
+            ("STATUS_LINK_KEY", "a-bench-only-status-link-key-not-a-secret"),
             ("STAFF_ADDRESS", "privacy-team@example.com"),
         ]);
         let settings = ReminderSettings::load(&env)?;

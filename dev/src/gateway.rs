@@ -71,8 +71,10 @@ enum Segment {
 impl Route {
     fn new(api: &str, method: &str, path: &str, function: &str) -> Result<Route> {
         let Some(rest) = path.strip_prefix('/') else { bail!("route path {path:?} does not start with /") };
+        // The root route (`GET /`) has no segments at all.
         let segments = rest
             .split('/')
+            .filter(|_| !rest.is_empty())
             .map(|segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 Some(name)
                     if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
@@ -104,7 +106,7 @@ impl Route {
     /// The path parameters (percent-decoded) when `raw_path` is this route's.
     fn parameters(&self, raw_path: &str) -> Option<Vec<(String, String)>> {
         let rest = raw_path.strip_prefix('/')?;
-        let given: Vec<&str> = rest.split('/').collect();
+        let given: Vec<&str> = if rest.is_empty() { Vec::new() } else { rest.split('/').collect() };
         if given.len() != self.segments.len() {
             return None;
         }
@@ -618,7 +620,7 @@ mod tests {
         let mut router = cargo_lambda_router();
         template.sort();
         router.sort();
-        assert_eq!(template.len(), 13, "{template:?}");
+        assert_eq!(template.len(), 23, "{template:?}");
         assert_eq!(template, router);
     }
 

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use crate::budget::MailBudgets;
 use crate::datamap::{BuiltinMap, DataMap};
-use crate::domain::{BusinessCalendar, CalendarError, EmailAddress, TokenHash};
+use crate::domain::{BusinessCalendar, CalendarError, EmailAddress, StatusKey, TokenHash};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -130,6 +130,8 @@ pub struct Config {
     pub public_base_url: String,
     pub calendar: BusinessCalendar,
     pub verification: VerificationPolicy,
+    /// Signs the status link in every email to the requester (`STATUS_LINK_KEY`).
+    pub status_links: StatusKey,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,8 +198,40 @@ impl Config {
         let per_mailbox =
             env.number("VERIFICATION_EMAILS_PER_HOUR", defaults.budgets.per_mailbox.into(), 1..=1000)? as u32;
         let verification = VerificationPolicy { budgets: mail_budgets(env, per_mailbox)?, ..defaults };
-        Ok(Config { table_name, mail_from, ses_configuration_set, public_base_url, calendar, verification })
+        let status_links = status_key(env)?;
+        Ok(Config {
+            table_name,
+            mail_from,
+            ses_configuration_set,
+            public_base_url,
+            calendar,
+            verification,
+            status_links,
+        })
     }
+}
+
+impl Config {
+    /// What the status link in every email to the requester is made of.
+    pub fn status_page(&self) -> crate::mail::templates::StatusLinks<'_> {
+        crate::mail::templates::StatusLinks {
+            key: &self.status_links,
+            public_base_url: &self.public_base_url,
+        }
+    }
+}
+
+/// The business calendar's time zone alone (`BUSINESS_TIME_ZONE`), for telling dates; a function
+/// that counts no deadlines needs no holidays.
+fn business_zone(env: &Env) -> Result<BusinessCalendar, ConfigError> {
+    let zone = env.get("BUSINESS_TIME_ZONE").unwrap_or_else(|| "Europe/Amsterdam".to_owned());
+    BusinessCalendar::parse(&zone, "").map_err(|e| invalid("BUSINESS_TIME_ZONE", e))
+}
+
+/// `STATUS_LINK_KEY`: the secret every status link's token is derived with.
+pub fn status_key(env: &Env) -> Result<StatusKey, ConfigError> {
+    const NAME: &str = "STATUS_LINK_KEY";
+    StatusKey::parse(&env.required(NAME)?).map_err(|e| invalid(NAME, e))
 }
 
 /// Where staff notices and digests go.
@@ -413,6 +447,10 @@ pub struct DownloadSettings {
     pub table_name: String,
     pub export_bucket: String,
     pub s3_path_style: bool,
+    /// Checks the status page's tokens.
+    pub status_links: StatusKey,
+    /// Tells the status page's dates as the emails do (`BUSINESS_TIME_ZONE`).
+    pub calendar: BusinessCalendar,
 }
 
 impl DownloadSettings {
@@ -421,6 +459,8 @@ impl DownloadSettings {
             table_name: env.required("TABLE_NAME")?,
             export_bucket: env.required("EXPORT_BUCKET")?,
             s3_path_style: s3_path_style(env),
+            status_links: status_key(env)?,
+            calendar: business_zone(env)?,
         })
     }
 }
@@ -540,6 +580,7 @@ mod tests {
         ("TABLE_NAME", "requests"),
         ("MAIL_FROM", "privacy@example.com"),
         ("PUBLIC_BASE_URL", "https://privacy.example.com/"),
+        ("STATUS_LINK_KEY", "a-local-status-link-key-for-the-config-tests"),
     ];
 
     fn with(extra: &[(&'static str, &'static str)]) -> Env {
@@ -576,6 +617,10 @@ mod tests {
             Config::load(&Env::from_pairs(&BASE[..2])).unwrap_err(),
             ConfigError::Missing("PUBLIC_BASE_URL")
         );
+        assert_eq!(
+            Config::load(&Env::from_pairs(&BASE[..3])).unwrap_err(),
+            ConfigError::Missing("STATUS_LINK_KEY")
+        );
         for (name, value) in [
             ("PUBLIC_BASE_URL", "ftp://x"),
             ("BUSINESS_TIME_ZONE", "Nowhere/Land"),
@@ -584,6 +629,7 @@ mod tests {
             ("MAIL_BUDGETS_PER_HOUR", "domain=0"),
             ("MAIL_BUDGETS_PER_HOUR", "street=5"),
             ("MAIL_BUDGETS_PER_HOUR", "overall"),
+            ("STATUS_LINK_KEY", "too-short"),
         ] {
             match Config::load(&with(&[(name, value)])) {
                 Err(ConfigError::Invalid { name: n, .. }) => assert_eq!(n, name),

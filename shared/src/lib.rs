@@ -11,6 +11,7 @@ pub mod deps;
 pub mod domain;
 pub mod jobs;
 pub mod mail;
+pub mod pages;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

@@ -122,6 +122,7 @@ pub fn render_request(request: &Value) -> String {
         ("Email", field(request, "email")),
         ("Name", field(request, "name")),
         ("Details", field(request, "details")),
+        ("Agent", agent(request)),
         ("Received at", field(request, "received_at")),
         ("Due on", due(request)),
         ("Original due on", field(request, "original_due_on")),
@@ -158,6 +159,16 @@ pub fn render_action(command: &Command, response: &Value) -> String {
         Command::List(_) | Command::Show { .. } => format!("Request {id}."),
     };
     format!("{line}\n{}", render_request(request))
+}
+
+/// Who asked for the person: name, address and why they may (`-` when the person asked).
+fn agent(request: &Value) -> String {
+    match request.get("agent") {
+        Some(agent @ Value::Object(_)) => {
+            format!("{} <{}>, {}", field(agent, "name"), field(agent, "email"), field(agent, "relationship"))
+        }
+        _ => "-".into(),
+    }
 }
 
 /// A field as text: `-` for null or missing, strings unquoted.
@@ -227,5 +238,13 @@ mod tests {
             "→ pending_verification"
         );
         assert_eq!(transition(&json!({ "from": null, "to": null })), "-");
+    }
+
+    #[test]
+    fn a_request_made_by_an_agent_shows_who_and_why_they_may() {
+        let agent = json!({ "agent": { "name": "Agatha", "email": "a@agents.example", "relationship": "authorised_agent" } });
+        assert_eq!(super::agent(&agent), "Agatha <a@agents.example>, authorised_agent");
+        assert_eq!(super::agent(&json!({ "agent": null })), "-");
+        assert!(render_request(&agent).contains("Agatha <a@agents.example>"));
     }
 }

@@ -11,7 +11,7 @@ use privacy_shared::mail::templates::Templates;
 use privacy_shared::store::MemoryStore;
 use privacy_shared::{Config, Deps, Env, ManualClock, MemoryDeps};
 
-use super::{CONFIGURATION_SET, MAIL_FROM, PUBLIC_BASE_URL, start_time};
+use super::{CONFIGURATION_SET, MAIL_FROM, PUBLIC_BASE_URL, STATUS_LINK_KEY, start_time};
 
 pub type LocalVerifier = verify::Verifier<MemoryStore, MemoryMailer>;
 pub type LocalAdmin = admin::Admin<MemoryStore>;
@@ -35,6 +35,7 @@ impl Local {
             ("MAIL_FROM", MAIL_FROM),
             ("SES_CONFIGURATION_SET", CONFIGURATION_SET),
             ("PUBLIC_BASE_URL", PUBLIC_BASE_URL),
+            ("STATUS_LINK_KEY", STATUS_LINK_KEY),
             ("BUSINESS_TIME_ZONE", "Europe/Amsterdam"),
             ("BUSINESS_HOLIDAYS", "2026-12-25,2026-12-26"),
         ]

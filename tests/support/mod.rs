@@ -2,6 +2,7 @@
 //! for tests of the handlers' own logic, the whole stack in memory: [`Local`]), a clock the test
 //! moves, and helpers to speak HTTP to the handlers and read the mail they sent.
 
+pub mod browser;
 pub mod http;
 mod local;
 
@@ -27,6 +28,8 @@ pub use privacy_shared::store::{People, Requests, Secrets};
 pub const MAIL_FROM: &str = "privacy@example.com";
 pub const CONFIGURATION_SET: &str = "privacy-requests";
 pub const PUBLIC_BASE_URL: &str = "https://privacy.example.test";
+/// The key the test stacks' status links are derived with (a fixed test-only secret).
+pub const STATUS_LINK_KEY: &str = "a-test-only-status-link-key-not-a-secret";
 
 /// Saturday 28 November 2026, 10:00 in Amsterdam.
 pub fn start_time() -> DateTime<Utc> {
@@ -90,6 +93,7 @@ impl Stack {
             ("MAIL_FROM".to_owned(), MAIL_FROM.to_owned()),
             ("SES_CONFIGURATION_SET".to_owned(), CONFIGURATION_SET.to_owned()),
             ("PUBLIC_BASE_URL".to_owned(), PUBLIC_BASE_URL.to_owned()),
+            ("STATUS_LINK_KEY".to_owned(), STATUS_LINK_KEY.to_owned()),
             ("BUSINESS_TIME_ZONE".to_owned(), "Europe/Amsterdam".to_owned()),
             ("BUSINESS_HOLIDAYS".to_owned(), "2026-12-25,2026-12-26".to_owned()),
         ];

@@ -47,6 +47,12 @@ pub fn full(r: &RequestRecord) -> Value {
         "recipient": r.recipient.as_ref().map(|e| e.as_str()),
         "recipient_confirmed_at": r.recipient_confirmed_at,
         "corrections": r.corrections,
+        // Who asked for the person, and why they may: what staff check before acting.
+        "agent": r.agent.as_ref().map(|a| json!({
+            "name": a.name,
+            "email": a.email.as_str(),
+            "relationship": a.relationship,
+        })),
         "receipt": r.receipt,
         "updated_at": r.updated_at,
     })

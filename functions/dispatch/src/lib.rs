@@ -37,7 +37,7 @@ use privacy_shared::domain::{
     VerificationToken,
 };
 use privacy_shared::jobs::{DataChange, ErasureJob, ExportJob, JobQueue, QueueError, SqsJobQueue};
-use privacy_shared::mail::templates::AnswerAlert;
+use privacy_shared::mail::templates::{AgentStage, AnswerAlert};
 use privacy_shared::mail::{Guard, MailError, Mailer, OutgoingEmail, SesMailer, guard, record_withheld};
 use privacy_shared::sources::{AwsPersonalData, PersonalData, SourceError};
 use privacy_shared::store::ledger::{Invocation, Once, once_or_take_over};
@@ -83,6 +83,8 @@ pub enum Effect {
     NotifyRequesterExcessive,
     NotifyRequesterReferred,
     NotifyRequesterLimit,
+    /// The agent who made the request for the person is told of the step (never its content).
+    NotifyAgent(AgentStage),
 }
 
 impl Effect {
@@ -102,6 +104,7 @@ impl Effect {
             Effect::NotifyRequesterExcessive => "requester_notified_excessive",
             Effect::NotifyRequesterReferred => "requester_notified_referred",
             Effect::NotifyRequesterLimit => "requester_notified_limit",
+            Effect::NotifyAgent(stage) => return format!("agent_notified_{}#v{version}", stage.as_str()),
         };
         format!("{name}#v{version}")
     }
@@ -131,6 +134,32 @@ fn work(request: &RequestRecord) -> Vec<Effect> {
 /// status: the triage, a confirmed recipient and the one extension; any other write to a request
 /// (an acknowledgement stamp, say) is ignored.
 pub fn effects(old: Option<&RequestRecord>, new: &RequestRecord) -> Vec<Effect> {
+    let mut effects = person_effects(old, new);
+    if new.agent.is_some() {
+        effects.extend(agent_stage(old, new).map(Effect::NotifyAgent));
+    }
+    effects
+}
+
+/// The step an agent is told of, if this transition is one. A request's first image is not:
+/// intake tells the agent of what it stored.
+fn agent_stage(old: Option<&RequestRecord>, new: &RequestRecord) -> Option<AgentStage> {
+    let old = old?;
+    if old.status == new.status {
+        let extended = old.original_due_on.is_none() && new.original_due_on.is_some();
+        return extended.then_some(AgentStage::Extended);
+    }
+    match new.status {
+        Status::Verified => Some(AgentStage::Verified),
+        Status::Completed => Some(AgentStage::Completed),
+        Status::Denied | Status::Rejected | Status::Referred => Some(AgentStage::Decided),
+        Status::Expired => Some(AgentStage::Expired),
+        Status::PendingVerification | Status::InProgress => None,
+    }
+}
+
+/// What a transition asks for on behalf of the person (and their work).
+fn person_effects(old: Option<&RequestRecord>, new: &RequestRecord) -> Vec<Effect> {
     if let Some(old) = old.filter(|o| o.status == new.status) {
         if old.triage.is_none() && new.triage.is_some() && new.status == Status::Verified {
             let mut effects = work(new);
@@ -279,6 +308,7 @@ async fn perform_effect<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData
     record: &RequestRecord,
 ) -> Result<(), DispatchError> {
     let templates = &dispatcher.deps.templates;
+    let status = dispatcher.deps.config.status_page();
     let erasure = |change| ErasureJob { request_id: record.id, version: record.version, change };
     match effect {
         Effect::Triage => triage(dispatcher, record).await,
@@ -292,11 +322,23 @@ async fn perform_effect<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData
         Effect::NotifyStaff => notify_staff(dispatcher, record).await,
         Effect::NotifyRequesterCompleted => notify_completed(dispatcher, record).await,
         Effect::NotifyRecipient => notify_recipient(dispatcher, record).await,
-        Effect::NotifyRequesterReferred => notify(dispatcher, record, templates.referred(record)).await,
-        Effect::NotifyRequesterLimit => notify(dispatcher, record, templates.limit_reached(record)).await,
-        Effect::NotifyRequesterExtended => notify(dispatcher, record, templates.extended(record)).await,
-        Effect::NotifyRequesterDenied => notify(dispatcher, record, templates.denied(record)).await,
-        Effect::NotifyRequesterExcessive => notify(dispatcher, record, templates.excessive(record)).await,
+        Effect::NotifyRequesterReferred => {
+            notify(dispatcher, record, templates.referred(record, status)).await
+        }
+        Effect::NotifyRequesterLimit => {
+            notify(dispatcher, record, templates.limit_reached(record, status)).await
+        }
+        Effect::NotifyRequesterExtended => {
+            notify(dispatcher, record, templates.extended(record, status)).await
+        }
+        Effect::NotifyRequesterDenied => notify(dispatcher, record, templates.denied(record, status)).await,
+        Effect::NotifyRequesterExcessive => {
+            notify(dispatcher, record, templates.excessive(record, status)).await
+        }
+        Effect::NotifyAgent(stage) => match templates.agent_notice(record, stage, status)? {
+            Some(email) => send_to_person(dispatcher, record, &email).await,
+            None => Ok(()),
+        },
     }
 }
 
@@ -393,7 +435,7 @@ async fn confirm_recipient<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalD
     }
     let valid_until = deps.config.calendar.local_date(expires_at);
     let email =
-        deps.templates.recipient_confirmation(record, &token, valid_until, &deps.config.public_base_url)?;
+        deps.templates.recipient_confirmation(record, &token, valid_until, deps.config.status_page())?;
     send_to_person(dispatcher, record, &email).await
 }
 
@@ -474,7 +516,8 @@ async fn notify_completed<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalDa
     }
     let until =
         deps.config.calendar.local_date(record.updated_at) + Days::new(dispatcher.export_retention_days);
-    let email = deps.templates.completed(record, link.as_deref().map(|l| (l, until)))?;
+    let email =
+        deps.templates.completed(record, link.as_deref().map(|l| (l, until)), deps.config.status_page())?;
     send_to_person(dispatcher, record, &email).await
 }
 
@@ -596,6 +639,59 @@ mod tests {
         assert!(effects(Some(&verified), &excessive).is_empty(), "no estimate, no excessive notice");
         excessive.cost_estimate = Some(privacy_shared::domain::CostEstimate::parse("25.00", "EUR").unwrap());
         assert_eq!(effects(Some(&verified), &excessive), vec![Effect::NotifyRequesterExcessive]);
+    }
+
+    #[test]
+    fn an_agent_is_told_each_step_the_person_is_and_nothing_of_a_request_made_by_the_person() {
+        use AgentStage as A;
+        let by_agent = |kind, status| RequestRecord {
+            agent: Some(privacy_shared::domain::Agent {
+                name: "Agatha".into(),
+                email: EmailAddress::parse("agatha@agents.example").unwrap(),
+                relationship: privacy_shared::domain::Relationship::AuthorisedAgent,
+            }),
+            ..record(kind, status)
+        };
+        let pending = by_agent(RequestKind::Access, Status::PendingVerification);
+        let verified = by_agent(RequestKind::Access, Status::Verified);
+        assert_eq!(
+            effects(Some(&pending), &verified),
+            vec![Effect::Triage, Effect::NotifyAgent(A::Verified)]
+        );
+        let (old, new) = (
+            by_agent(RequestKind::Access, Status::InProgress),
+            by_agent(RequestKind::Access, Status::Completed),
+        );
+        assert_eq!(
+            effects(Some(&old), &new),
+            vec![Effect::NotifyRequesterCompleted, Effect::NotifyAgent(A::Completed)]
+        );
+        let denied = by_agent(RequestKind::Access, Status::Denied);
+        assert_eq!(
+            effects(Some(&verified), &denied),
+            vec![Effect::NotifyRequesterDenied, Effect::NotifyAgent(A::Decided)]
+        );
+        let expired = by_agent(RequestKind::Access, Status::Expired);
+        assert_eq!(effects(Some(&pending), &expired), vec![Effect::NotifyAgent(A::Expired)]);
+        let mut extended = verified.clone();
+        extended.original_due_on = Some(verified.due_on);
+        assert_eq!(
+            effects(Some(&verified), &extended),
+            vec![Effect::NotifyRequesterExtended, Effect::NotifyAgent(A::Extended)]
+        );
+        assert!(effects(None, &pending).is_empty(), "intake tells the agent of a new request");
+        let in_progress = by_agent(RequestKind::Access, Status::InProgress);
+        assert!(effects(Some(&verified), &in_progress).is_empty(), "work starting is no news");
+        assert_ne!(
+            Effect::NotifyAgent(A::Verified).ledger_key(3),
+            Effect::NotifyAgent(A::Completed).ledger_key(3),
+            "each step once"
+        );
+        let plain = record(RequestKind::Access, Status::Completed);
+        assert_eq!(
+            effects(Some(&record(RequestKind::Access, Status::InProgress)), &plain),
+            vec![Effect::NotifyRequesterCompleted]
+        );
     }
 
     #[test]

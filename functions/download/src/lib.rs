@@ -8,19 +8,37 @@
 //! An export in parts (too big for one invocation to write) is downloaded a part at a time with
 //! the same link and `&part=N`; without a part number the link gives the whole export, or the
 //! first part of one in parts. A part the export does not have is a 404 in JSON.
+//!
+//! "Where is my request" lives here too, as it reads what a download reads: `POST
+//! /requests/{id}/status` answers with the status for a status token (the link in every email,
+//! derived from the request id, [`privacy_shared::domain::StatusKey`]), `GET /status` is the page that asks it, `POST
+//! /status` the same page for a browser without JavaScript, and `POST /requests/{id}/download`
+//! the page's download button: the requester's status token in a form instead of the link's
+//! download token, then the same checks, audit and redirect.
 
 use aws_sdk_s3::presigning::PresigningConfig;
-use lambda_http::http::{HeaderValue, StatusCode, header};
+use chrono::{DateTime, NaiveDate, Utc};
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use privacy_shared::api::{ApiError, path_request_id};
+use privacy_shared::api::{ApiError, json_response, path_request_id, read_json};
 use privacy_shared::config::{DownloadSettings, Env};
-use privacy_shared::domain::{Actor, Event, RequestKind, Status, VerificationToken, export_key};
+use privacy_shared::domain::{
+    Actor, Audience, Event, RequestId, RequestKind, RequestRecord, Status, VerificationToken, export_key,
+};
+use privacy_shared::pages;
 use privacy_shared::store::{DynamoStore, People, Requests, Secrets, StoreError, export_asked_at};
 use privacy_shared::{Clock, ConfigError, SystemClock};
+
+mod page;
+pub mod status;
+
+use page::Message;
+pub use page::{SCRIPT as STATUS_SCRIPT, StatusPages};
+use status::StatusView;
 
 /// The longest a presigned URL may live.
 pub const LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
@@ -32,6 +50,9 @@ pub enum DownloadError {
     /// Wrong token, unknown request, or nothing to download: one answer.
     #[error("download refused")]
     Refused,
+    /// Wrong status token, unknown request: one answer, whatever the failure.
+    #[error("status unavailable")]
+    StatusUnavailable,
     #[error("export expired")]
     Expired,
     #[error("no such part")]
@@ -50,6 +71,12 @@ impl DownloadError {
                 ApiError::new(StatusCode::FORBIDDEN, "download_refused", "This download link is not valid.")
                     .into_response()
             }
+            DownloadError::StatusUnavailable => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "status_unavailable",
+                "There is no request with this reference and code.",
+            )
+            .into_response(),
             DownloadError::Expired => ApiError::new(
                 StatusCode::GONE,
                 "export_expired",
@@ -77,6 +104,7 @@ pub struct Downloads<S> {
     pub s3: aws_sdk_s3::Client,
     pub bucket: String,
     pub clock: Arc<dyn Clock>,
+    pub status: StatusPages,
 }
 
 impl Downloads<DynamoStore> {
@@ -91,7 +119,31 @@ impl Downloads<DynamoStore> {
             s3: privacy_shared::deps::s3_client(sdk, settings.s3_path_style),
             bucket: settings.export_bucket,
             clock,
+            status: StatusPages::new(settings.status_links, settings.calendar),
         }
+    }
+}
+
+/// Which of the function's routes a request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// `/requests/{id}/download`
+    Download,
+    /// `/requests/{id}/status`
+    Status,
+    /// `/status`
+    Page,
+}
+
+fn route(request: &Request) -> Route {
+    let path = request.uri().path().trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').collect();
+    match segments.as_slice() {
+        [.., "requests", _, "status"] => Route::Status,
+        [.., "requests", _, "download"] => Route::Download,
+        [.., "status"] => Route::Page,
+        // Anything else the router sent here is the download link's to refuse (a 404).
+        _ => Route::Download,
     }
 }
 
@@ -99,26 +151,50 @@ pub async fn handle<S: Requests + Secrets + People>(
     downloads: &Downloads<S>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
-    if request.method() != lambda_http::http::Method::GET {
-        return Ok(ApiError::method_not_allowed().into_response());
-    }
-    Ok(match redirect(downloads, &request).await {
-        Ok(url) => {
-            let mut response = Response::new(Body::Empty);
-            *response.status_mut() = StatusCode::FOUND;
-            let headers = response.headers_mut();
-            if let Ok(location) = HeaderValue::from_str(&url) {
-                headers.insert(header::LOCATION, location);
-            }
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-            response
+    let method = request.method().clone();
+    Ok(match (route(&request), method) {
+        (Route::Download, Method::GET) => match link_download(downloads, &request).await {
+            Ok(url) => redirect_to(StatusCode::FOUND, &url),
+            Err(err) => err.into_response(),
+        },
+        (Route::Download, Method::POST) => match form_download(downloads, &request).await {
+            Ok(url) => redirect_to(StatusCode::SEE_OTHER, &url),
+            Err(err) => err.into_response(),
+        },
+        (Route::Status, Method::POST) => match status_answer(downloads, &request).await {
+            Ok(view) => json_response(StatusCode::OK, &view),
+            Err(err) => err.into_response(),
+        },
+        (Route::Page, Method::GET | Method::HEAD) => {
+            let target = export_origin(downloads).await;
+            downloads.status.render(&request, StatusCode::OK, None, None, "", target.as_deref())
         }
-        Err(err) => err.into_response(),
+        (Route::Page, Method::POST) => status_form(downloads, &request).await,
+        _ => ApiError::method_not_allowed().into_response(),
     })
 }
 
-async fn redirect<S: Requests + Secrets + People>(
+fn redirect_to(status: StatusCode, url: &str) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(url) {
+        headers.insert(header::LOCATION, location);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// What opens a download: the completion email's download token, or the status page's button
+/// with the requester's status token.
+enum Presented {
+    Link(VerificationToken),
+    Status(String),
+}
+
+/// `GET /requests/{id}/download?token=…[&part=N]`
+async fn link_download<S: Requests + Secrets + People>(
     downloads: &Downloads<S>,
     request: &Request,
 ) -> Result<String, DownloadError> {
@@ -132,26 +208,60 @@ async fn redirect<S: Requests + Secrets + People>(
         .and_then(|q| q.first("token"))
         .and_then(VerificationToken::parse)
         .ok_or(DownloadError::Refused)?;
-    let record = downloads.store.get(id).await?.ok_or(DownloadError::Refused)?;
-    if record.status != Status::Completed
-        || !matches!(record.kind, RequestKind::Access | RequestKind::Portability)
+    redirect(downloads, id, asked_part, Presented::Link(token)).await
+}
+
+/// `POST /requests/{id}/download` with the form `token=<status token>[&part=N]`.
+async fn form_download<S: Requests + Secrets + People>(
+    downloads: &Downloads<S>,
+    request: &Request,
+) -> Result<String, DownloadError> {
+    if !pages::same_origin(request) {
+        return Err(pages::cross_site().into());
+    }
+    let id = path_request_id(request, "download")?;
+    let form = form_of(request, &["token", "part"])?;
+    let asked_part = form.get("part").map(|raw| part_number(raw)).transpose()?;
+    let token = form.get("token").ok_or(DownloadError::Refused)?;
+    redirect(downloads, id, asked_part, Presented::Status(token.clone())).await
+}
+
+async fn redirect<S: Requests + Secrets + People>(
+    downloads: &Downloads<S>,
+    id: RequestId,
+    asked_part: Option<u32>,
+    presented: Presented,
+) -> Result<String, DownloadError> {
+    // Only the person's own status link opens a download; the agent's never does.
+    if let Presented::Status(token) = &presented
+        && downloads.status.key.audience_of(id, token) != Some(Audience::Requester)
     {
         return Err(DownloadError::Refused);
     }
-    // The requester's link, or a confirmed third party's: each its own token.
-    let presented = token.hash();
-    let tokens = downloads.store.download_tokens(id).await?;
-    let mut matched = None;
-    for stored in tokens {
-        if stored.token_hash.matches(&presented) {
-            matched = Some(stored.expires_at);
-        }
+    let record = downloads.store.get(id).await?.ok_or(DownloadError::Refused)?;
+    if record.status != Status::Completed || !has_export(record.kind) {
+        return Err(DownloadError::Refused);
     }
+    let tokens = downloads.store.download_tokens(id).await?;
+    let matched = match &presented {
+        // The requester's link, or a confirmed third party's: each its own token.
+        Presented::Link(token) => {
+            let presented = token.hash();
+            let mut matched = None;
+            for stored in &tokens {
+                if stored.token_hash.matches(&presented) {
+                    matched = Some(stored.expires_at);
+                }
+            }
+            matched
+        }
+        // The export is ready once its completion issued the download links; it lasts as long.
+        Presented::Status(_) => tokens.iter().map(|t| t.expires_at).max(),
+    };
     let expires_at = matched.ok_or(DownloadError::Refused)?;
     // The erasure deletes the export and its links; should a link or an object outlive that (a
     // completion mail sent late, say), the person's erasure still stands.
-    let mark = downloads.store.erasure_mark(&record.email.subject_key()).await?;
-    if mark.is_some_and(|m| m.overtakes(export_asked_at(&record))) {
+    if erased_since(downloads, &record).await? {
         tracing::info!(request_id = %id, "download refused: the person's data was erased since");
         return Err(DownloadError::Refused);
     }
@@ -194,6 +304,154 @@ async fn redirect<S: Requests + Secrets + People>(
     downloads.store.record_event_because(&record, Event::Downloaded, now, Actor::Requester, which).await?;
     tracing::info!(request_id = %id, part = part.map(|p| p.number()), "export downloaded");
     Ok(presigned.uri().to_owned())
+}
+
+fn has_export(kind: RequestKind) -> bool {
+    matches!(kind, RequestKind::Access | RequestKind::Portability)
+}
+
+/// Whether an erasure of the person began deleting their exports after this one was asked for.
+async fn erased_since<S: Requests + Secrets + People>(
+    downloads: &Downloads<S>,
+    record: &RequestRecord,
+) -> Result<bool, DownloadError> {
+    let mark = downloads.store.erasure_mark(&record.email.subject_key()).await?;
+    Ok(mark.is_some_and(|m| m.overtakes(export_asked_at(record))))
+}
+
+/// The last day the requester can download the export, when they can now: the request is
+/// completed with an export, its links were issued and have not expired, and no erasure of the
+/// person came since.
+async fn downloadable_until<S: Requests + Secrets + People>(
+    downloads: &Downloads<S>,
+    record: &RequestRecord,
+) -> Result<Option<NaiveDate>, DownloadError> {
+    if record.status != Status::Completed || !has_export(record.kind) {
+        return Ok(None);
+    }
+    let tokens = downloads.store.download_tokens(record.id).await?;
+    let Some(expires_at) = tokens.iter().map(|t| t.expires_at).max() else { return Ok(None) };
+    if downloads.clock.now() >= expires_at || erased_since(downloads, record).await? {
+        return Ok(None);
+    }
+    Ok(Some(last_day(&downloads.status, expires_at)))
+}
+
+/// The date the completion email gave for the link's end (the business calendar's day).
+fn last_day(status: &StatusPages, expires_at: DateTime<Utc>) -> NaiveDate {
+    status.calendar.local_date(expires_at)
+}
+
+/// The status for a status token: every failure one answer, before or after the store is read.
+async fn look_up<S: Requests + Secrets + People>(
+    downloads: &Downloads<S>,
+    id: RequestId,
+    token: &str,
+) -> Result<StatusView, DownloadError> {
+    let audience = downloads.status.key.audience_of(id, token).ok_or(DownloadError::StatusUnavailable)?;
+    let record = downloads.store.get(id).await?.ok_or(DownloadError::StatusUnavailable)?;
+    let until = match audience {
+        Audience::Requester => downloadable_until(downloads, &record).await?,
+        Audience::Agent => None,
+    };
+    Ok(StatusView::of(&record, audience, until))
+}
+
+#[derive(serde::Deserialize)]
+struct StatusQuery {
+    token: String,
+}
+
+/// `POST /requests/{id}/status` with `{"token": "…"}`.
+async fn status_answer<S: Requests + Secrets + People>(
+    downloads: &Downloads<S>,
+    request: &Request,
+) -> Result<StatusView, DownloadError> {
+    let id = path_request_id(request, "status")?;
+    let query: StatusQuery = read_json(request, &["token"])?;
+    look_up(downloads, id, &query.token).await
+}
+
+/// `POST /status`: the page's form, answered with the page (JavaScript off).
+async fn status_form<S: Requests + Secrets + People>(
+    downloads: &Downloads<S>,
+    request: &Request,
+) -> Response<Body> {
+    if !pages::same_origin(request) {
+        return pages::cross_site().into_response();
+    }
+    let form = match form_of(request, &["reference", "code"]) {
+        Ok(form) => form,
+        Err(err) => return err.into_response(),
+    };
+    let typed = form.get("reference").map(|r| trim(r)).unwrap_or_default();
+    let code = form.get("code").map(|c| trim(c)).unwrap_or_default();
+    let (reference, token) = reference_and_code(typed, code);
+    let target = export_origin(downloads).await;
+    let page = |status, answer, message| {
+        downloads.status.render(request, status, answer, message, typed, target.as_deref())
+    };
+    if reference.is_empty() || token.is_empty() {
+        return page(StatusCode::UNPROCESSABLE_ENTITY, None, Some(Message::Incomplete));
+    }
+    let Ok(id) = RequestId::parse(reference) else {
+        return page(StatusCode::NOT_FOUND, None, Some(Message::Unavailable));
+    };
+    match look_up(downloads, id, token).await {
+        Ok(view) => page(StatusCode::OK, Some((&view, token)), None),
+        Err(DownloadError::Store(err)) => {
+            tracing::error!(error = %err, "request store failed");
+            page(StatusCode::SERVICE_UNAVAILABLE, None, Some(Message::Failed))
+        }
+        Err(_) => page(StatusCode::NOT_FOUND, None, Some(Message::Unavailable)),
+    }
+}
+
+/// A form of these fields only: one with a field our pages do not send is no form of ours.
+fn form_of(
+    request: &Request,
+    fields: &[&str],
+) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+    let form = pages::read_form(request)?;
+    if form.keys().any(|name| !fields.contains(&name.as_str())) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_field",
+            format!("Unknown field; allowed fields are {}.", fields.join(", ")),
+        ));
+    }
+    Ok(form)
+}
+
+/// Spaces around a pasted value, as a form field holds them (ASCII only: what the document calls
+/// blank, and no more).
+fn trim(text: &str) -> &str {
+    text.trim_matches(|c: char| c.is_ascii_whitespace())
+}
+
+/// The reference and code as typed; a pasted link (or its fragment, `<reference>.<code>`) in the
+/// reference field brings both.
+fn reference_and_code<'a>(typed: &'a str, code: &'a str) -> (&'a str, &'a str) {
+    let fragment = typed.rsplit_once('#').map_or(typed, |(_, fragment)| fragment);
+    match fragment.split_once('.') {
+        Some((reference, pasted)) if code.is_empty() => (trim(reference), trim(pasted)),
+        Some((reference, _)) => (trim(reference), code),
+        None => (fragment, code),
+    }
+}
+
+/// Where the presigned download URLs point (the export bucket's origin), for the page's policy.
+async fn export_origin<S>(downloads: &Downloads<S>) -> Option<String> {
+    let presigning = PresigningConfig::expires_in(Duration::from_secs(60)).ok()?;
+    let presigned = downloads
+        .s3
+        .get_object()
+        .bucket(&downloads.bucket)
+        .key("exports/")
+        .presigned(presigning)
+        .await
+        .ok()?;
+    page::origin_of(presigned.uri())
 }
 
 /// `part=N`: a whole number from 1, written plainly (no sign, no leading zero).

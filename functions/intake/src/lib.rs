@@ -14,45 +14,30 @@
 //! second confirmation), and a rectification may carry `corrections` of the fields the data map
 //! marks as self-service correctable.
 
-use lambda_http::http::StatusCode;
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::convert::Infallible;
 
 use privacy_shared::Deps;
 use privacy_shared::api::{ApiError, json_response, read_json};
 use privacy_shared::budget::BudgetCharge;
 use privacy_shared::domain::{
-    EmailAddress, EmailError, Language, Region, RequestId, RequestKind, RequestRecord, Status,
-    VerificationToken, has_control_chars,
+    EmailAddress, Language, Region, RequestId, RequestKind, RequestRecord, Status, VerificationToken,
 };
-use privacy_shared::mail::templates::VerificationEmail;
+use privacy_shared::mail::templates::{AgentStage, VerificationEmail};
 use privacy_shared::mail::{MailError, Mailer, send_guarded};
 use privacy_shared::store::{
     Created, LiveToken, People, Requests, Secrets, StoreError, SuppressionList, TokenSlot,
 };
-use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::OnceLock;
 
-/// The body fields `POST /requests` accepts; anything else is refused.
-pub const FIELDS: &[&str] =
-    &["email", "kind", "region", "name", "language", "details", "recipient", "corrections"];
-const MAX_NAME_CHARS: usize = 200;
-const MAX_DETAILS_CHARS: usize = 5000;
-const MAX_CORRECTIONS: usize = 10;
-const MAX_CORRECTION_CHARS: usize = 200;
+mod pages;
+mod submission;
 
-/// The fields a requester may correct themselves, from the compiled-in data map.
-fn correctable() -> &'static [String] {
-    static FIELDS: OnceLock<Vec<String>> = OnceLock::new();
-    FIELDS.get_or_init(|| {
-        privacy_shared::datamap::DataMap::builtin()
-            .map(|map| map.correctable_fields().into_iter().map(|(_, field)| field.to_owned()).collect())
-            .unwrap_or_default()
-    })
-}
+pub use pages::Pages;
+pub use submission::{FIELDS, FieldError, Problem, RawAgent, RawSubmission, Submission};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -67,43 +52,23 @@ pub enum IntakeError {
 impl IntakeError {
     /// The one place where failures become status codes.
     fn into_response(self) -> Response<Body> {
+        self.into_api_error().into_response()
+    }
+
+    /// What the caller is told; our own failures are logged here and told only that they happened.
+    fn into_api_error(self) -> ApiError {
         match self {
-            IntakeError::Input(err) => err.into_response(),
+            IntakeError::Input(err) => err,
             IntakeError::Store(err) => {
                 tracing::error!(error = %err, "request store failed");
-                ApiError::unavailable().into_response()
+                ApiError::unavailable()
             }
             IntakeError::Mail(err) => {
                 tracing::error!(error = %err, "verification email failed");
-                ApiError::unavailable().into_response()
+                ApiError::unavailable()
             }
         }
     }
-}
-
-/// The body as sent; every field becomes a domain type in [`Submission::parse`].
-#[derive(Deserialize)]
-struct RawSubmission {
-    email: String,
-    kind: String,
-    region: String,
-    name: Option<String>,
-    language: Option<String>,
-    details: Option<String>,
-    recipient: Option<String>,
-    corrections: Option<BTreeMap<String, String>>,
-}
-
-/// A request that passed every check at the edge.
-pub struct Submission {
-    pub email: EmailAddress,
-    pub kind: RequestKind,
-    pub region: Region,
-    pub language: Language,
-    pub name: Option<String>,
-    pub details: Option<String>,
-    pub recipient: Option<EmailAddress>,
-    pub corrections: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Serialize)]
@@ -112,114 +77,25 @@ struct Accepted {
     status: Status,
 }
 
-impl Submission {
-    fn parse(raw: RawSubmission) -> Result<Submission, ApiError> {
-        for (field, value) in [
-            ("email", Some(&raw.email)),
-            ("kind", Some(&raw.kind)),
-            ("region", Some(&raw.region)),
-            ("name", raw.name.as_ref()),
-            ("language", raw.language.as_ref()),
-            ("details", raw.details.as_ref()),
-            ("recipient", raw.recipient.as_ref()),
-        ] {
-            if value.is_some_and(|v| has_control_chars(v)) {
-                return Err(ApiError::invalid_field(
-                    field,
-                    "must not contain control characters (such as line breaks).",
-                ));
-            }
-        }
-        let email = EmailAddress::parse(&raw.email).map_err(|e| match e {
-            EmailError::Empty => ApiError::invalid_field("email", "is required."),
-            EmailError::TooLong => ApiError::invalid_field("email", "must be at most 254 characters."),
-            EmailError::Invalid => ApiError::invalid_field("email", "is not a valid email address."),
-        })?;
-        let kind = raw.kind.parse::<RequestKind>().map_err(|_| {
-            let names: Vec<_> = RequestKind::ALL.iter().map(|k| k.as_str()).collect();
-            ApiError::invalid_field("kind", &format!("must be one of {}.", names.join(", ")))
-        })?;
-        let region = Region::parse(&raw.region).map_err(|_| {
-            ApiError::invalid_field("region", "must be an ISO 3166-1 alpha-2 country code or US-CA.")
-        })?;
-        let language = match raw.language.as_deref() {
-            None => Language::default_for(&region),
-            Some(code) => {
-                code.parse().map_err(|_| ApiError::invalid_field("language", "must be en or nl."))?
-            }
-        };
-        let name = optional_text(raw.name, "name", MAX_NAME_CHARS)?;
-        let details = optional_text(raw.details, "details", MAX_DETAILS_CHARS)?;
-        let recipient = match raw.recipient.filter(|r| !r.trim().is_empty()) {
-            None => None,
-            Some(_) if kind != RequestKind::Portability => {
-                return Err(ApiError::invalid_field("recipient", "is only for portability requests."));
-            }
-            Some(raw) => {
-                let recipient = EmailAddress::parse(&raw)
-                    .map_err(|_| ApiError::invalid_field("recipient", "is not a valid email address."))?;
-                if recipient.normalized() == email.normalized() {
-                    return Err(ApiError::invalid_field("recipient", "must be someone else's address."));
-                }
-                Some(recipient)
-            }
-        };
-        let corrections = match raw.corrections {
-            None => None,
-            Some(_) if kind != RequestKind::Rectification => {
-                return Err(ApiError::invalid_field("corrections", "is only for rectification requests."));
-            }
-            Some(corrections) => Some(parse_corrections(corrections)?),
-        };
-        Ok(Submission { email, kind, region, language, name, details, recipient, corrections })
-    }
-}
-
-fn parse_corrections(corrections: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
-    if corrections.is_empty() || corrections.len() > MAX_CORRECTIONS {
-        return Err(ApiError::invalid_field(
-            "corrections",
-            &format!("must hold 1 to {MAX_CORRECTIONS} fields."),
-        ));
-    }
-    let allowed = correctable();
-    let mut parsed = BTreeMap::new();
-    for (field, value) in corrections {
-        if !allowed.contains(&field) {
-            return Err(ApiError::invalid_field(
-                "corrections",
-                &format!("may only correct {}; describe other corrections in `details`.", allowed.join(", ")),
-            ));
-        }
-        let value = value.trim().to_owned();
-        if value.is_empty() || value.chars().count() > MAX_CORRECTION_CHARS || has_control_chars(&value) {
-            return Err(ApiError::invalid_field(
-                &format!("corrections.{field}"),
-                &format!("must be 1 to {MAX_CORRECTION_CHARS} characters without control characters."),
-            ));
-        }
-        parsed.insert(field, value);
-    }
-    Ok(parsed)
-}
-
-fn optional_text(value: Option<String>, field: &str, max_chars: usize) -> Result<Option<String>, ApiError> {
-    let Some(text) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    if text.chars().count() > max_chars {
-        return Err(ApiError::invalid_field(field, &format!("must be at most {max_chars} characters.")));
-    }
-    Ok(Some(text))
-}
-
 pub async fn handle<S: Requests + Secrets + People, M: Mailer>(
     deps: &Deps<S, M>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
-    Ok(match submit(deps, &request).await {
-        Ok((id, status)) => json_response(StatusCode::ACCEPTED, &Accepted { request_id: id, status }),
-        Err(err) => err.into_response(),
+    let read = pages::is_read(request.method());
+    let post = request.method() == Method::POST;
+    Ok(match pages::Route::of(request.uri().path()) {
+        pages::Route::Requests => match submit(deps, &request).await {
+            Ok((id, status)) => json_response(StatusCode::ACCEPTED, &Accepted { request_id: id, status }),
+            Err(err) => err.into_response(),
+        },
+        pages::Route::Start if read => pages::start(deps, &request),
+        pages::Route::Form(kind) if read => pages::form(deps, &request, kind),
+        pages::Route::Form(kind) if post => {
+            pages::submit_form(deps, &request, kind).await.unwrap_or_else(ApiError::into_response)
+        }
+        pages::Route::GpcResource if read => pages::gpc_resource(),
+        pages::Route::Unknown => ApiError::not_found().into_response(),
+        _ => ApiError::method_not_allowed().into_response(),
     })
 }
 
@@ -227,12 +103,28 @@ async fn submit<S: Requests + Secrets + People, M: Mailer>(
     deps: &Deps<S, M>,
     request: &Request,
 ) -> Result<(RequestId, Status), IntakeError> {
-    if request.method() != lambda_http::http::Method::POST {
+    if request.method() != Method::POST {
         return Err(ApiError::method_not_allowed().into());
     }
-    let submission = Submission::parse(read_json::<RawSubmission>(request, FIELDS)?)?;
+    let submission =
+        Submission::parse(read_json::<RawSubmission>(request, FIELDS)?).map_err(|problems| match problems
+            .into_iter()
+            .next()
+        {
+            Some(first) => ApiError::from(first),
+            None => ApiError::invalid_field("email", "is required."),
+        })?;
+    accept(deps, submission, client_network(request)).await
+}
+
+/// Stores a request that passed the edge and sends what it needs: the one path of the JSON API
+/// and the form.
+pub async fn accept<S: Requests + Secrets + People, M: Mailer>(
+    deps: &Deps<S, M>,
+    submission: Submission,
+    network: Option<IpAddr>,
+) -> Result<(RequestId, Status), IntakeError> {
     let now = deps.clock.now();
-    let network = client_network(request);
 
     if let Some(list) = SuppressionList::for_kind(submission.kind) {
         return opt_out(deps, submission, list, network).await.map(|id| (id, Status::Completed));
@@ -247,6 +139,7 @@ async fn submit<S: Requests + Secrets + People, M: Mailer>(
         details: submission.details,
         recipient: submission.recipient,
         corrections: submission.corrections,
+        agent: submission.agent,
         ..new_record(deps, submission.kind, submission.region, submission.language, submission.email, now)
     };
     let token = VerificationToken::generate();
@@ -256,6 +149,7 @@ async fn submit<S: Requests + Secrets + People, M: Mailer>(
             if let Some(charges) = within_budgets(deps, &record.email, network).await? {
                 charges.spent_on(deps, deliver(deps, &record, &token)).await?;
             }
+            tell_agent(deps, &record, AgentStage::Received, network).await;
             Ok((record.id, Status::PendingVerification))
         }
         Created::AlreadyOpen(existing) => {
@@ -305,6 +199,7 @@ async fn opt_out<S: Requests + Secrets + People, M: Mailer>(
         acknowledge_by: None,
         name: submission.name,
         details: submission.details,
+        agent: submission.agent,
         ..received
     };
     let created = deps.store.create_opt_out(&record, list).await;
@@ -315,6 +210,7 @@ async fn opt_out<S: Requests + Secrets + People, M: Mailer>(
     match created {
         Ok(()) => {
             tracing::info!(request_id = %record.id, list = list.as_str(), "address suppressed");
+            tell_agent(deps, &record, AgentStage::Completed, network).await;
             Ok(record.id)
         }
         // The same person opting out twice at the same moment: the other one won.
@@ -423,6 +319,40 @@ impl Charges {
     }
 }
 
+/// Tells the agent who made a request for someone what became of it, within the same mail
+/// budgets as any mail (the agent's address is one a stranger typed in). Best effort: the
+/// request is the person's and stands whether or not the agent's notice goes out; its failure is
+/// logged, not answered.
+async fn tell_agent<S: Requests + Secrets + People, M: Mailer>(
+    deps: &Deps<S, M>,
+    record: &RequestRecord,
+    stage: AgentStage,
+    network: Option<IpAddr>,
+) {
+    let Some(agent) = &record.agent else { return };
+    let notice = match deps.templates.agent_notice(record, stage, deps.config.status_page()) {
+        Ok(Some(notice)) => notice,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::error!(request_id = %record.id, error = %err, "agent notice did not render");
+            return;
+        }
+    };
+    let sent = async {
+        let Some(charges) = within_budgets(deps, &agent.email, network).await? else { return Ok(()) };
+        let send = async {
+            send_guarded::<_, _, IntakeError>(&deps.store, &deps.mailer, record, &notice, deps.clock.now())
+                .await?;
+            Ok::<_, IntakeError>(())
+        };
+        charges.spent_on(deps, send).await
+    };
+    match sent.await {
+        Ok(()) => tracing::info!(request_id = %record.id, "agent told"),
+        Err(err) => tracing::warn!(request_id = %record.id, error = %err, "agent notice not sent"),
+    }
+}
+
 /// The client's address as API Gateway saw it (none when invoked otherwise, as in tests).
 fn client_network(request: &Request) -> Option<IpAddr> {
     match request.request_context_ref()? {
@@ -447,6 +377,7 @@ async fn deliver<S: Requests + Secrets + People, M: Mailer>(
         token,
         valid_hours: deps.config.verification.token_lifetime.num_hours(),
         public_base_url: &deps.config.public_base_url,
+        status: deps.config.status_page(),
     })?;
     // Withheld from an address that bounced for good or complained: answered as usual (the
     // answer never tells whether an address is known), recorded on the request.
@@ -464,21 +395,25 @@ async fn deliver<S: Requests + Secrets + People, M: Mailer>(
 mod tests {
     use super::*;
 
+    use std::collections::BTreeMap;
+    use submission::{MAX_NAME_CHARS, RawAgent};
+
     fn raw(email: &str, kind: &str, region: &str) -> RawSubmission {
         RawSubmission {
             email: email.into(),
             kind: kind.into(),
             region: region.into(),
-            name: None,
-            language: None,
-            details: None,
-            recipient: None,
-            corrections: None,
+            ..RawSubmission::default()
         }
     }
 
+    /// What the JSON API answers: the first problem.
+    fn refused(raw: RawSubmission) -> ApiError {
+        ApiError::from(Submission::parse(raw).err().expect("refused").remove(0))
+    }
+
     fn code_of(raw: RawSubmission) -> String {
-        let err = Submission::parse(raw).err().expect("refused");
+        let err = refused(raw);
         format!("{}: {}", err.code, err.message)
     }
 
@@ -539,15 +474,48 @@ mod tests {
         assert_eq!(s.details.as_deref(), Some("please delete"));
         let mut long = raw("a@b.nl", "deletion", "NL");
         long.name = Some("x".repeat(MAX_NAME_CHARS + 1));
-        assert_eq!(Submission::parse(long).err().unwrap().code, "invalid_field");
+        assert_eq!(refused(long).code, "invalid_field");
     }
 
     #[test]
     fn field_errors_name_the_field_not_the_value() {
-        let err = Submission::parse(raw("not-an-address", "access", "NL")).err().unwrap();
+        let err = refused(raw("not-an-address", "access", "NL"));
         assert_eq!(err.message, "`email` is not a valid email address.");
-        let err = Submission::parse(raw("a@b.nl", "forget-me", "NL")).err().unwrap();
+        let err = refused(raw("a@b.nl", "forget-me", "NL"));
         assert!(err.message.starts_with("`kind` must be one of access,"), "{}", err.message);
         assert!(!err.message.contains("forget-me"));
+    }
+
+    #[test]
+    fn a_form_learns_every_problem_at_once_in_the_order_of_its_fields() {
+        let mut many = raw("not-an-address", "portability", "XX");
+        many.name = Some("x".repeat(MAX_NAME_CHARS + 1));
+        many.recipient = Some("nope".into());
+        let fields: Vec<String> =
+            Submission::parse(many).err().unwrap().into_iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["email", "region", "name", "recipient"]);
+    }
+
+    #[test]
+    fn an_agent_needs_a_name_their_own_address_and_a_known_relationship() {
+        let agent = |name: &str, email: &str, relationship: &str| {
+            let mut r = raw("person@example.nl", "access", "NL");
+            r.agent =
+                Some(RawAgent { name: name.into(), email: email.into(), relationship: relationship.into() });
+            r
+        };
+        let parsed =
+            Submission::parse(agent(" Agatha ", "agatha@agents.example", "authorised_agent")).unwrap();
+        let stored = parsed.agent.unwrap();
+        assert_eq!((stored.name.as_str(), stored.email.as_str()), ("Agatha", "agatha@agents.example"));
+        assert_eq!(parsed.email.as_str(), "person@example.nl", "the request stays the person's");
+        for (bad, field, message) in [
+            (agent("", "agatha@agents.example", "authorised_agent"), "agent.name", "is required"),
+            (agent("Agatha", "PERSON@example.nl", "authorised_agent"), "agent.email", "must differ"),
+            (agent("Agatha", "agatha@agents.example", "friend"), "agent.relationship", "must be one of"),
+        ] {
+            let err = refused(bad);
+            assert!(err.message.starts_with(&format!("`{field}` {message}")), "{}", err.message);
+        }
     }
 }

@@ -326,7 +326,7 @@ async fn send_reminder<S: SweepStore, M: Mailer>(
         return Ok(());
     }
     let closes_on = deps.config.calendar.local_date(closes_at);
-    let email = deps.templates.reminder(&record, &token, closes_on, &deps.config.public_base_url)?;
+    let email = deps.templates.reminder(&record, &token, closes_on, deps.config.status_page())?;
     let sent = send_guarded::<_, _, SweepError>(&deps.store, &deps.mailer, &record, &email, deps.clock.now());
     if sent.await?.is_none() {
         return Ok(());

@@ -7,6 +7,7 @@
   var status = document.getElementById("status");
   var summary = document.getElementById("summary");
   var button = document.getElementById("confirm");
+  var confirmForm = document.getElementById("confirm-form");
   var pending = null;
 
   function show(outcome) {
@@ -90,10 +91,12 @@
     }, function () { if (ask === asked) { show("unavailable"); } });
   }
 
-  button.addEventListener("click", function () {
+  confirmForm.addEventListener("submit", function (event) {
     // The answer may arrive after another link was opened here: it belongs to this one.
     var confirming = pending;
+    // A summary the server rendered (the form path) carries what it checked: that form posts.
     if (!confirming) { return; }
+    event.preventDefault();
     button.disabled = true;
     show("pending");
     var action = confirming.confirm === "recipient" ? "recipient" : "verify";

@@ -1,5 +1,6 @@
 //! The domain: parsed at the edge, private fields, no AWS types.
 
+mod agent;
 mod calendar;
 mod email;
 mod export;
@@ -9,9 +10,11 @@ mod region;
 mod request;
 mod staff;
 mod status;
+mod status_link;
 mod token;
 mod transition;
 
+pub use agent::{Agent, Relationship, UnknownRelationship};
 pub use calendar::{BusinessCalendar, CalendarError, Deadlines};
 pub use email::{EmailAddress, EmailError, SubjectKey};
 pub use export::{NoSuchPart, PartOf, export_key, export_plan_key, export_prefix};
@@ -23,6 +26,7 @@ pub use staff::{
     CostEstimate, CostEstimateError, ExtensionError, MAX_STAFF_TEXT_CHARS, StaffText, StaffTextError,
 };
 pub use status::{Event, Status, TransitionError};
+pub use status_link::{Audience, ShortStatusKey, StatusKey, StatusToken};
 pub use token::{TokenHash, VerificationToken};
 pub use transition::{Completion, ENTERPRISE_REASON, ExpiryReason, LIMIT_REASON, Transition};
 

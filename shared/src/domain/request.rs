@@ -164,6 +164,10 @@ pub struct RequestRecord {
     pub recipient: Option<EmailAddress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient_confirmed_at: Option<DateTime<Utc>>,
+    /// Made by an agent for the person whose address `email` is: the agent is told how it goes,
+    /// never sent the person's data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<super::Agent>,
     /// Self-service rectification: attribute -> corrected value, checked against the data map.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrections: Option<std::collections::BTreeMap<String, String>>,
@@ -217,6 +221,7 @@ impl RequestRecord {
             referral_contact: None,
             recipient: None,
             recipient_confirmed_at: None,
+            agent: None,
             corrections: None,
             receipt: None,
             export_parts: None,
@@ -245,6 +250,7 @@ impl fmt::Debug for RequestRecord {
             .field("cost_estimate", &self.cost_estimate)
             .field("triage", &self.triage)
             .field("recipient_confirmed_at", &self.recipient_confirmed_at)
+            .field("agent", &self.agent)
             .field("receipt", &self.receipt)
             .field("export_parts", &self.export_parts)
             .finish_non_exhaustive()

@@ -37,10 +37,12 @@ pub enum MessageKind {
     /// Tells staff that a request's answer went to (or bounced from) an address that cannot
     /// receive our mail.
     AnswerAlert,
+    /// Tells an agent how the request they made for someone goes (never the person's data).
+    AgentNotice,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 13] = [
+    pub const ALL: [MessageKind; 14] = [
         MessageKind::Verification,
         MessageKind::Reminder,
         MessageKind::RecipientConfirmation,
@@ -54,6 +56,7 @@ impl MessageKind {
         MessageKind::StaffNotice,
         MessageKind::Digest,
         MessageKind::AnswerAlert,
+        MessageKind::AgentNotice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +74,7 @@ impl MessageKind {
             MessageKind::StaffNotice => "staff_notice",
             MessageKind::Digest => "digest",
             MessageKind::AnswerAlert => "answer_alert",
+            MessageKind::AgentNotice => "agent_notice",
         }
     }
 

@@ -6,7 +6,8 @@ use minijinja::{Environment, Value, context};
 
 use super::{MailError, MailTags, MessageKind, OutgoingEmail};
 use crate::domain::{
-    EmailAddress, Language, Regime, RequestId, RequestKind, RequestRecord, Status, VerificationToken,
+    Audience, EmailAddress, Language, Regime, RequestId, RequestKind, RequestRecord, Status, StatusKey,
+    VerificationToken,
 };
 use crate::store::SuppressionCause;
 
@@ -68,11 +69,61 @@ const FILES: &[(&str, &str)] = templates![
     "answer_alert.subject.txt",
     "answer_alert.txt",
     "answer_alert.html",
+    "agent_notice.en.subject.txt",
+    "agent_notice.en.txt",
+    "agent_notice.nl.subject.txt",
+    "agent_notice.nl.txt",
 ];
 
 /// The template environment, built once per cold start.
 pub struct Templates {
     env: Environment<'static>,
+}
+
+/// What the "where is my request" link in every email to the requester is made of: the key its
+/// token is derived with and where the status page is (`Config::status_page`).
+#[derive(Clone, Copy)]
+pub struct StatusLinks<'a> {
+    pub key: &'a StatusKey,
+    pub public_base_url: &'a str,
+}
+
+impl StatusLinks<'_> {
+    /// The requester's own link to their request's status page, in the request's language.
+    pub fn requester(&self, id: RequestId, language: Language) -> String {
+        self.key.link(self.public_base_url, id, Audience::Requester, language)
+    }
+
+    /// The agent's link: progress only, never a download.
+    pub fn agent(&self, id: RequestId, language: Language) -> String {
+        self.key.link(self.public_base_url, id, Audience::Agent, language)
+    }
+}
+
+/// What an agent is told about the request they made for someone: that it came in, and each step
+/// the person is told of (without what the person is sent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentStage {
+    Received,
+    Verified,
+    Extended,
+    Completed,
+    /// Denied, rejected over the limit, referred, or marked excessive: the person is told why.
+    Decided,
+    Expired,
+}
+
+impl AgentStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStage::Received => "received",
+            AgentStage::Verified => "verified",
+            AgentStage::Extended => "extended",
+            AgentStage::Completed => "completed",
+            AgentStage::Decided => "decided",
+            AgentStage::Expired => "expired",
+        }
+    }
 }
 
 /// What the verification (and receipt-confirmation) email says.
@@ -87,6 +138,7 @@ pub struct VerificationEmail<'a> {
     pub token: &'a VerificationToken,
     pub valid_hours: i64,
     pub public_base_url: &'a str,
+    pub status: StatusLinks<'a>,
 }
 
 impl Default for Templates {
@@ -118,12 +170,14 @@ impl Templates {
         let verify_page = format!("{}/verify?lang={lang}", email.public_base_url);
         let link =
             format!("{verify_page}#request_id={}&token={}", email.request_id, email.token.expose_secret());
+        let status_link = email.status.requester(email.request_id, email.language);
         let subject =
             self.render(&format!("verification.{lang}.subject.txt"), context! {})?.trim().to_owned();
         // minijinja's HTML escaping also encodes `/`; URLs read better escaped only where needed.
         let html_links = context! {
             link => Value::from_safe_string(escape_attribute(&link)),
             verify_page => Value::from_safe_string(escape_attribute(&verify_page)),
+            status_link => Value::from_safe_string(escape_attribute(&status_link)),
         };
         let ctx = context! {
             lang,
@@ -136,6 +190,7 @@ impl Templates {
             valid_hours => email.valid_hours,
             link,
             verify_page,
+            status_link,
             code => email.token.expose_secret(),
         };
         Ok(OutgoingEmail {
@@ -190,6 +245,7 @@ impl Templates {
         &self,
         record: &RequestRecord,
         download: Option<(&str, NaiveDate)>,
+        status: StatusLinks<'_>,
     ) -> Result<OutgoingEmail, MailError> {
         let lang = record.language;
         let receipt = record.receipt.as_ref().filter(|_| record.kind == RequestKind::Deletion);
@@ -243,18 +299,26 @@ impl Templates {
             (Language::Nl, false) => "Mijn gegevens downloaden",
             (Language::Nl, true) => "Dit deel downloaden",
         };
-        self.notice(MessageKind::Completed, record, ctx, None, label)
+        self.notice(MessageKind::Completed, record, ctx, Some(status), None, label)
     }
 
     /// Sends the requester of an enterprise-managed account to its administrator.
-    pub fn referred(&self, record: &RequestRecord) -> Result<OutgoingEmail, MailError> {
+    pub fn referred(
+        &self,
+        record: &RequestRecord,
+        status: StatusLinks<'_>,
+    ) -> Result<OutgoingEmail, MailError> {
         let ctx = context! { contact => record.referral_contact.clone() };
-        self.notice(MessageKind::Referred, record, ctx, None, "")
+        self.notice(MessageKind::Referred, record, ctx, Some(status), None, "")
     }
 
     /// Refuses a third CCPA right-to-know request within 12 months.
-    pub fn limit_reached(&self, record: &RequestRecord) -> Result<OutgoingEmail, MailError> {
-        self.notice(MessageKind::Limit, record, context! {}, None, "")
+    pub fn limit_reached(
+        &self,
+        record: &RequestRecord,
+        status: StatusLinks<'_>,
+    ) -> Result<OutgoingEmail, MailError> {
+        self.notice(MessageKind::Limit, record, context! {}, Some(status), None, "")
     }
 
     /// The second verification: the requester confirms the third party their export may go to.
@@ -263,9 +327,9 @@ impl Templates {
         record: &RequestRecord,
         token: &VerificationToken,
         valid_until: NaiveDate,
-        public_base_url: &str,
+        status: StatusLinks<'_>,
     ) -> Result<OutgoingEmail, MailError> {
-        let verify_page = format!("{public_base_url}/verify?lang={}", record.language.as_str());
+        let verify_page = format!("{}/verify?lang={}", status.public_base_url, record.language.as_str());
         let link = format!(
             "{verify_page}#request_id={}&token={}&confirm=recipient",
             record.id,
@@ -282,7 +346,8 @@ impl Templates {
             Language::En => "Confirm this recipient",
             Language::Nl => "Deze ontvanger bevestigen",
         };
-        self.notice(MessageKind::RecipientConfirmation, record, ctx, Some(token.expose_secret()), label)
+        let code = Some(token.expose_secret());
+        self.notice(MessageKind::RecipientConfirmation, record, ctx, Some(status), code, label)
     }
 
     /// Delivers a confirmed portability export to the third party. English: we do not know the
@@ -304,7 +369,8 @@ impl Templates {
         };
         let mut as_english = record.clone();
         as_english.language = Language::En;
-        let mut email = self.notice(MessageKind::RecipientDelivery, &as_english, ctx, None, label)?;
+        // To the third party: the requester's status link is not theirs.
+        let mut email = self.notice(MessageKind::RecipientDelivery, &as_english, ctx, None, None, label)?;
         email.to = recipient.clone();
         Ok(email)
     }
@@ -374,9 +440,9 @@ impl Templates {
         record: &RequestRecord,
         token: &VerificationToken,
         closes_on: NaiveDate,
-        public_base_url: &str,
+        status: StatusLinks<'_>,
     ) -> Result<OutgoingEmail, MailError> {
-        let verify_page = format!("{public_base_url}/verify?lang={}", record.language.as_str());
+        let verify_page = format!("{}/verify?lang={}", status.public_base_url, record.language.as_str());
         let link = format!("{verify_page}#request_id={}&token={}", record.id, token.expose_secret());
         let ctx = context! {
             received_on => long_date(record.received_on, record.language),
@@ -389,58 +455,70 @@ impl Templates {
             Language::En => "Confirm my request",
             Language::Nl => "Mijn verzoek bevestigen",
         };
-        self.notice(MessageKind::Reminder, record, ctx, Some(token.expose_secret()), label)
+        self.notice(MessageKind::Reminder, record, ctx, Some(status), Some(token.expose_secret()), label)
     }
 
     /// Tells the requester the due date moved, why, and the new date.
-    pub fn extended(&self, record: &RequestRecord) -> Result<OutgoingEmail, MailError> {
+    pub fn extended(
+        &self,
+        record: &RequestRecord,
+        status: StatusLinks<'_>,
+    ) -> Result<OutgoingEmail, MailError> {
         let lang = record.language;
         let ctx = context! {
             original_due_on => record.original_due_on.map(|d| long_date(d, lang)),
             due_on => long_date(record.due_on, lang),
             reason => record.extension_reason.clone(),
         };
-        self.notice(MessageKind::Extended, record, ctx, None, "")
+        self.notice(MessageKind::Extended, record, ctx, Some(status), None, "")
     }
 
     /// Tells the requester their request is refused, why, and where to complain.
-    pub fn denied(&self, record: &RequestRecord) -> Result<OutgoingEmail, MailError> {
-        self.notice(
-            MessageKind::Denied,
-            record,
-            context! { reason => record.closed_reason.clone() },
-            None,
-            "",
-        )
+    pub fn denied(
+        &self,
+        record: &RequestRecord,
+        status: StatusLinks<'_>,
+    ) -> Result<OutgoingEmail, MailError> {
+        let ctx = context! { reason => record.closed_reason.clone() };
+        self.notice(MessageKind::Denied, record, ctx, Some(status), None, "")
     }
 
     /// Tells the requester why their request counts as excessive and what it would cost.
-    pub fn excessive(&self, record: &RequestRecord) -> Result<OutgoingEmail, MailError> {
+    pub fn excessive(
+        &self,
+        record: &RequestRecord,
+        status: StatusLinks<'_>,
+    ) -> Result<OutgoingEmail, MailError> {
         let ctx = context! {
             reason => record.closed_reason.clone(),
             cost_estimate => record.cost_estimate.as_ref().map(|c| c.to_string()),
         };
-        self.notice(MessageKind::Excessive, record, ctx, None, "")
+        self.notice(MessageKind::Excessive, record, ctx, Some(status), None, "")
     }
 
     /// A requester notice: subject and text from `<kind>.<lang>.*`, the HTML built from the text's
-    /// paragraphs (a paragraph that is only a link becomes a button, the code a code block).
+    /// paragraphs (a paragraph that is only a link becomes a button, the code a code block, the
+    /// status line a sentence with its link). Every notice to the requester carries their status
+    /// link; `status` is `None` only for mail to someone else.
     fn notice(
         &self,
         kind: MessageKind,
         record: &RequestRecord,
         extra: Value,
+        status: Option<StatusLinks<'_>>,
         code: Option<&str>,
         link_label: &str,
     ) -> Result<OutgoingEmail, MailError> {
         let name = kind.as_str();
         let lang = record.language.as_str();
+        let status_link = status.map(|s| s.requester(record.id, record.language));
         let subject = self.render(&format!("{name}.{lang}.subject.txt"), context! {})?.trim().to_owned();
         let ctx = context! {
             request_id => record.id.to_string(),
             kind_label => kind_label(record.kind, record.language),
             regime => record.regime.as_str(),
             complaint => complaint(record),
+            status_link => status_link.clone(),
             ..extra
         };
         let text = self.render(&format!("{name}.{lang}.txt"), ctx)?;
@@ -451,7 +529,13 @@ impl Templates {
             .map(|p| {
                 let is_link = (p.starts_with("https://") || p.starts_with("http://"))
                     && !p.contains(char::is_whitespace);
-                if is_link {
+                let status_line = status_link
+                    .as_deref()
+                    .and_then(|link| Some((p.strip_suffix(link)?.trim_end(), link)))
+                    .filter(|(lead, _)| !lead.is_empty() && !lead.contains('\n'));
+                if let Some((lead, link)) = status_line {
+                    context! { lead, status => Value::from_safe_string(escape_attribute(link)) }
+                } else if is_link {
                     context! { link => Value::from_safe_string(escape_attribute(p)) }
                 } else if code == Some(p) {
                     context! { code => p }
@@ -713,6 +797,53 @@ pub fn long_date(day: NaiveDate, language: Language) -> String {
     format!("{} {} {}", day.day(), months[day.month0() as usize], day.year())
 }
 
+impl Templates {
+    /// The agent's notice of `stage`; None for a request made by the person themselves.
+    pub fn agent_notice(
+        &self,
+        record: &RequestRecord,
+        stage: AgentStage,
+        status: StatusLinks<'_>,
+    ) -> Result<Option<OutgoingEmail>, MailError> {
+        let Some(agent) = &record.agent else { return Ok(None) };
+        let lang = record.language.as_str();
+        let link = status.agent(record.id, record.language);
+        let ctx = context! {
+            stage => stage.as_str(),
+            agent_name => agent.name,
+            request_id => record.id.to_string(),
+            kind_label => kind_label(record.kind, record.language),
+            due_on => long_date(record.due_on, record.language),
+            status_link => link.clone(),
+        };
+        let subject =
+            self.render(&format!("agent_notice.{lang}.subject.txt"), ctx.clone())?.trim().to_owned();
+        let text = self.render(&format!("agent_notice.{lang}.txt"), ctx)?;
+        let paragraphs: Vec<Value> = text
+            .split("\n\n")
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.strip_suffix(link.as_str()).map(str::trim_end) {
+                Some(lead) if !lead.is_empty() => {
+                    context! { lead, status => Value::from_safe_string(escape_attribute(&link)) }
+                }
+                _ => context! { lines => p.lines().collect::<Vec<_>>() },
+            })
+            .collect();
+        let html = self.render(
+            "notice.html",
+            context! { lang, title => subject.clone(), paragraphs, link_label => "" },
+        )?;
+        Ok(Some(OutgoingEmail {
+            to: agent.email.clone(),
+            subject,
+            text,
+            html,
+            tags: MailTags::new(MessageKind::AgentNotice, Some(record.id)),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,6 +864,7 @@ mod tests {
                 token: &token,
                 valid_hours: 24,
                 public_base_url: "https://privacy.example.com",
+                status: links(&status_key()),
             })
             .unwrap();
         (email, token, id)
@@ -834,7 +966,9 @@ mod tests {
             (Language::En, "Part 2 of 3:", "Download this part"),
             (Language::Nl, "Deel 2 van 3:", "Dit deel downloaden"),
         ] {
-            let mail = templates.completed(&exported(language, Some(3)), Some((link, until))).unwrap();
+            let key = status_key();
+            let mail =
+                templates.completed(&exported(language, Some(3)), Some((link, until)), links(&key)).unwrap();
             for n in 1..=3 {
                 assert!(mail.text.contains(&format!("\n\n{link}&part={n}\n\n")), "{n}: {}", mail.text);
                 assert!(mail.html.contains(&format!("{link}&amp;part={n}\"")), "{n}: {}", mail.html);
@@ -843,7 +977,8 @@ mod tests {
             assert_eq!(mail.html.matches(label).count(), 3, "a button per part: {}", mail.html);
             assert!(!mail.text.contains(&format!("{link}\n")), "no link without a part: {}", mail.text);
 
-            let whole = templates.completed(&exported(language, None), Some((link, until))).unwrap();
+            let whole =
+                templates.completed(&exported(language, None), Some((link, until)), links(&key)).unwrap();
             assert!(whole.text.contains(&format!("\n\n{link}\n\n")), "{}", whole.text);
             assert!(!whole.text.contains("part="), "{}", whole.text);
         }
@@ -858,10 +993,149 @@ mod tests {
         assert!(delivery.text.contains("Part 2 of 2:"), "{}", delivery.text);
     }
 
+    fn status_key() -> StatusKey {
+        StatusKey::parse("a-status-link-key-for-the-template-tests-only").unwrap()
+    }
+
+    fn links(key: &StatusKey) -> StatusLinks<'_> {
+        StatusLinks { key, public_base_url: "https://privacy.example.com" }
+    }
+
+    /// Every email to the requester, of a request in `language`.
+    fn every_requester_email(language: Language) -> Vec<(RequestRecord, OutgoingEmail)> {
+        let key = status_key();
+        let templates = Templates::new();
+        let record = exported(language, None);
+        let token = VerificationToken::generate();
+        let day = record.received_on;
+        let to = record.email.clone();
+        let verification = templates
+            .verification(&VerificationEmail {
+                to: &to,
+                language,
+                request_id: record.id,
+                kind: record.kind,
+                regime: record.regime,
+                received_on: day,
+                due_on: day,
+                token: &token,
+                valid_hours: 24,
+                public_base_url: "https://privacy.example.com",
+                status: links(&key),
+            })
+            .unwrap();
+        let link = "https://privacy.example.com/requests/r/download?token=abc";
+        let recipient = RequestRecord {
+            recipient: Some(EmailAddress::parse("new@example.org").unwrap()),
+            ..record.clone()
+        };
+        vec![
+            (record.clone(), verification),
+            (record.clone(), templates.reminder(&record, &token, day, links(&key)).unwrap()),
+            (record.clone(), templates.completed(&record, Some((link, day)), links(&key)).unwrap()),
+            (record.clone(), templates.completed(&record, None, links(&key)).unwrap()),
+            (record.clone(), templates.denied(&record, links(&key)).unwrap()),
+            (record.clone(), templates.extended(&record, links(&key)).unwrap()),
+            (record.clone(), templates.excessive(&record, links(&key)).unwrap()),
+            (record.clone(), templates.referred(&record, links(&key)).unwrap()),
+            (record.clone(), templates.limit_reached(&record, links(&key)).unwrap()),
+            (
+                recipient.clone(),
+                templates.recipient_confirmation(&recipient, &token, day, links(&key)).unwrap(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_requester_email_in_each_language_carries_a_working_status_link() {
+        let key = status_key();
+        for (language, lead) in [
+            (Language::En, "See where your request stands: "),
+            (Language::Nl, "Bekijk hoe het met uw verzoek staat: "),
+        ] {
+            let mails = every_requester_email(language);
+            assert_eq!(mails.len(), 10);
+            for (record, mail) in mails {
+                let kind = mail.tags.kind;
+                let line = mail
+                    .text
+                    .lines()
+                    .find(|l| l.starts_with(lead))
+                    .unwrap_or_else(|| panic!("{kind:?}: {}", mail.text));
+                let link = line.strip_prefix(lead).unwrap();
+                let page = format!("https://privacy.example.com/status?lang={}#", language.as_str());
+                let fragment = link.strip_prefix(&page).unwrap_or_else(|| panic!("{kind:?}: {link}"));
+                let (id, token) = fragment.split_once('.').unwrap();
+                assert_eq!(id, record.id.to_string(), "{kind:?}");
+                assert_eq!(key.audience_of(record.id, token), Some(Audience::Requester), "{kind:?}");
+                let anchor = format!("<a href=\"{link}\">{link}</a>");
+                assert!(
+                    mail.html.contains(&format!("{} {anchor}", lead.trim_end())),
+                    "{kind:?}: {}",
+                    mail.html
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_third_partys_delivery_carries_no_status_link_of_the_requester() {
+        let record = exported(Language::En, Some(2));
+        let recipient = EmailAddress::parse("new@example.org").unwrap();
+        let until = record.received_on;
+        let mail =
+            Templates::new().recipient_delivery(&record, &recipient, "https://x/d?token=t", until).unwrap();
+        assert!(!mail.text.contains("/status?"), "{}", mail.text);
+        assert!(!mail.html.contains("/status?"), "{}", mail.html);
+    }
+
     #[test]
     fn long_dates_use_the_language_month_names() {
         let d = NaiveDate::from_ymd_opt(2028, 2, 29).unwrap();
         assert_eq!(long_date(d, Language::En), "29 February 2028");
         assert_eq!(long_date(d, Language::Nl), "29 februari 2028");
+    }
+
+    #[test]
+    fn an_agent_is_told_each_step_with_their_own_status_link_and_never_the_persons_data() {
+        let key = status_key();
+        let templates = Templates::new();
+        let agent = crate::domain::Agent {
+            name: "Agatha".into(),
+            email: EmailAddress::parse("agatha@agents.example").unwrap(),
+            relationship: crate::domain::Relationship::AuthorisedAgent,
+        };
+        assert!(
+            templates
+                .agent_notice(&exported(Language::En, None), AgentStage::Received, links(&key))
+                .unwrap()
+                .is_none()
+        );
+        for (language, received, completed) in [
+            (Language::En, "confirm it: nothing happens until they do", "The answer went to the person"),
+            (Language::Nl, "bevestigen: er gebeurt niets totdat", "Het antwoord ging naar degene"),
+        ] {
+            let record = RequestRecord { agent: Some(agent.clone()), ..exported(language, None) };
+            let agent_link = key.link("https://privacy.example.com", record.id, Audience::Agent, language);
+            let person_link =
+                key.link("https://privacy.example.com", record.id, Audience::Requester, language);
+            let mail = templates.agent_notice(&record, AgentStage::Received, links(&key)).unwrap().unwrap();
+            assert_eq!(mail.to.as_str(), "agatha@agents.example");
+            assert!(mail.text.contains(received), "{}", mail.text);
+            assert!(mail.text.contains(&agent_link) && !mail.text.contains(&person_link), "{}", mail.text);
+            assert!(
+                mail.html.contains(&format!("href=\"{}\"", agent_link.replace('&', "&amp;"))),
+                "{}",
+                mail.html
+            );
+            assert!(
+                !mail.text.contains("person@example.com"),
+                "the person's address is not the agent's business"
+            );
+            assert_eq!(mail.tags.kind, MessageKind::AgentNotice);
+            let done = templates.agent_notice(&record, AgentStage::Completed, links(&key)).unwrap().unwrap();
+            assert!(done.text.contains(completed), "{}", done.text);
+            assert!(!done.text.contains("download"), "{}", done.text);
+        }
     }
 }
