@@ -52,7 +52,7 @@ impl Handlers {
 }
 
 /// What `lambda_http::run` does with one invocation of `handler`.
-async fn through_lambda_http<F, Fut>(payload: Value, handler: F) -> Result<Value>
+pub(crate) async fn through_lambda_http<F, Fut>(payload: Value, handler: F) -> Result<Value>
 where
     F: FnMut(lambda_http::Request) -> Fut,
     Fut: Future<Output = Result<lambda_http::Response<lambda_http::Body>, std::convert::Infallible>> + Send,

@@ -26,6 +26,7 @@ mod local_stack;
 mod mail_events;
 mod privacy_center;
 mod privacy_center_browser;
+mod privacy_center_journey;
 mod privacy_of_logs;
 mod pump;
 mod rights;

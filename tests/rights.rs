@@ -60,22 +60,24 @@ impl Invoker for InProcess {
     }
 }
 
-struct World {
-    stack: Stack,
+/// The emulator-backed stack with every function under its own role and a pump for the event
+/// functions (also the privacy center's journey, `privacy_center_journey`).
+pub(crate) struct World {
+    pub(crate) stack: Stack,
     /// Intake and verify, each signing with its own role (the event functions in `pump` too).
-    intake: Stack,
-    verify: Stack,
-    download: Stack,
+    pub(crate) intake: Stack,
+    pub(crate) verify: Stack,
+    pub(crate) download: Stack,
     map: DataMap,
     data: AwsPersonalData,
     s3: aws_sdk_s3::Client,
-    bucket: String,
+    pub(crate) bucket: String,
     staff: String,
     erasure_queue: String,
     pump: Pump<InProcess>,
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let stack = Stack::new().await;
     let map = stack.data_map().await;
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
@@ -160,7 +162,7 @@ fn eraser(stack: &Stack, map: &DataMap, s3: &aws_sdk_s3::Client, bucket: &str) -
 }
 
 impl World {
-    async fn drain(&mut self) {
+    pub(crate) async fn drain(&mut self) {
         let total = self.pump.drain(80).await.unwrap();
         assert_eq!(total.stream_records_given_up, 0, "{total:?}");
     }

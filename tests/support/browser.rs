@@ -42,11 +42,18 @@ pub struct Options {
     pub javascript: bool,
     /// Global Privacy Control: `Sec-GPC: 1` on every request, `navigator.globalPrivacyControl`.
     pub global_privacy_control: bool,
+    /// Where downloads are saved, without asking.
+    pub downloads: Option<PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { languages: "en-US,en".to_owned(), javascript: true, global_privacy_control: false }
+        Options {
+            languages: "en-US,en".to_owned(),
+            javascript: true,
+            global_privacy_control: false,
+            downloads: None,
+        }
     }
 }
 
@@ -62,6 +69,11 @@ impl Options {
 
     pub fn with_global_privacy_control(self) -> Options {
         Options { global_privacy_control: true, ..self }
+    }
+
+    /// Downloads saved into `dir` without a prompt (headless Chromium saves none unless told).
+    pub fn saving_downloads_in(self, dir: PathBuf) -> Options {
+        Options { downloads: Some(dir), ..self }
     }
 }
 
@@ -155,6 +167,10 @@ impl Browser {
         if !options.javascript {
             prefs["profile.managed_default_content_settings.javascript"] = json!(2);
         }
+        if let Some(dir) = &options.downloads {
+            prefs["download.default_directory"] = json!(dir.display().to_string());
+            prefs["download.prompt_for_download"] = json!(false);
+        }
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".to_owned(),
@@ -178,6 +194,13 @@ impl Browser {
             .await
             .unwrap_or_else(|e| panic!("chromedriver does not start Chromium: {e}"));
         let browser = Browser { client, url, javascript: options.javascript, _driver: driver };
+        if let Some(dir) = &options.downloads {
+            // Headless Chromium saves nothing unless told where.
+            let dir = dir.display().to_string();
+            browser
+                .cdp("Browser.setDownloadBehavior", json!({"behavior": "allow", "downloadPath": dir}))
+                .await;
+        }
         if options.global_privacy_control {
             // Chromium has no switch for it: the header on every request of this tab, and the
             // property in every document before its own scripts run.
