@@ -99,12 +99,9 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Bod
     response
 }
 
-/// Reads a body that must be a JSON object with only the given fields, into `T`.
-/// Order of checks: media type, size, UTF-8, syntax and duplicate keys, shape, unknown fields, types.
-pub fn read_json<T: DeserializeOwned>(req: &Request, allowed_fields: &[&str]) -> Result<T, ApiError> {
-    require_json_content_type(req)?;
+/// The body's bytes, refused when over [`MAX_BODY_BYTES`].
+pub fn body_within_limit(req: &Request) -> Result<&[u8], ApiError> {
     let bytes: &[u8] = match req.body() {
-        Body::Empty => &[],
         Body::Text(text) => text.as_bytes(),
         Body::Binary(bytes) => bytes,
         _ => &[],
@@ -116,6 +113,14 @@ pub fn read_json<T: DeserializeOwned>(req: &Request, allowed_fields: &[&str]) ->
             format!("The body must be at most {MAX_BODY_BYTES} bytes."),
         ));
     }
+    Ok(bytes)
+}
+
+/// Reads a body that must be a JSON object with only the given fields, into `T`.
+/// Order of checks: media type, size, UTF-8, syntax and duplicate keys, shape, unknown fields, types.
+pub fn read_json<T: DeserializeOwned>(req: &Request, allowed_fields: &[&str]) -> Result<T, ApiError> {
+    require_json_content_type(req)?;
+    let bytes = body_within_limit(req)?;
     if bytes.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "The body is empty."));
     }

@@ -14,7 +14,7 @@ use minijinja::Environment;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-use crate::api::{ApiError, MAX_BODY_BYTES};
+use crate::api::{ApiError, body_within_limit};
 use crate::domain::Language;
 
 /// The stylesheet of every page, inlined (one round trip, allowed by its hash).
@@ -119,18 +119,7 @@ pub fn query_language(request: &Request) -> Option<Language> {
 /// A URL for an `href`, escaped for an attribute but keeping its slashes readable (minijinja's
 /// own escaping also encodes `/`).
 pub fn href(url: &str) -> minijinja::Value {
-    let mut escaped = String::with_capacity(url.len());
-    for c in url.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            c => escaped.push(c),
-        }
-    }
-    minijinja::Value::from_safe_string(escaped)
+    minijinja::Value::from_safe_string(crate::mail::templates::escape_attribute(url))
 }
 
 /// The link to this same page in the other language(s), keeping the rest of the query.
@@ -186,18 +175,7 @@ pub fn read_form(request: &Request) -> Result<BTreeMap<String, String>, ApiError
     if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return Err(unsupported());
     }
-    let bytes: &[u8] = match request.body() {
-        Body::Text(text) => text.as_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => &[],
-    };
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("The body must be at most {MAX_BODY_BYTES} bytes."),
-        ));
-    }
+    let bytes = body_within_limit(request)?;
     if std::str::from_utf8(bytes).is_err() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_form", "The form is not valid UTF-8."));
     }
@@ -317,7 +295,7 @@ mod tests {
         assert_eq!(fields["name"], "J de Vé");
         assert_eq!(form("email=a&email=b").unwrap_err().code, "duplicate_key");
         assert_eq!(read_form(&post(&[("content-type", "application/json")], "{}")).unwrap_err().status, 415);
-        let big = format!("details={}", "x".repeat(MAX_BODY_BYTES));
+        let big = format!("details={}", "x".repeat(crate::api::MAX_BODY_BYTES));
         assert_eq!(form(&big).unwrap_err().status, 413);
     }
 

@@ -720,7 +720,7 @@ pub fn complaint(record: &RequestRecord) -> &'static str {
 }
 
 /// Escapes what is special in HTML text and quoted attributes.
-fn escape_attribute(text: &str) -> String {
+pub(crate) fn escape_attribute(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -733,6 +733,15 @@ fn escape_attribute(text: &str) -> String {
         }
     }
     out
+}
+
+/// A right named for the agent, about the person ("deletion of their personal data").
+fn agent_kind_label(kind: RequestKind, language: Language) -> String {
+    let label = kind_label(kind, language);
+    match language {
+        Language::En => label.replacen("your ", "their ", 1),
+        Language::Nl => label.replacen("uw ", "hun ", 1),
+    }
 }
 
 /// How each right is named in a sentence ("your request for …" / "uw verzoek om …").
@@ -812,7 +821,7 @@ impl Templates {
             stage => stage.as_str(),
             agent_name => agent.name,
             request_id => record.id.to_string(),
-            kind_label => kind_label(record.kind, record.language),
+            kind_label => agent_kind_label(record.kind, record.language),
             due_on => long_date(record.due_on, record.language),
             status_link => link.clone(),
         };
@@ -1133,6 +1142,10 @@ mod tests {
                 "the person's address is not the agent's business"
             );
             assert_eq!(mail.tags.kind, MessageKind::AgentNotice);
+            for kind in RequestKind::ALL {
+                let label = agent_kind_label(kind, language);
+                assert!(!label.contains("your ") && !label.contains("uw "), "{label}");
+            }
             let done = templates.agent_notice(&record, AgentStage::Completed, links(&key)).unwrap().unwrap();
             assert!(done.text.contains(completed), "{}", done.text);
             assert!(!done.text.contains("download"), "{}", done.text);
