@@ -225,6 +225,7 @@ async fn an_agents_request_is_the_persons_the_link_goes_to_them_and_the_agent_is
     let (person, agent) = (unique_address("person"), unique_address("agent"));
     let (_, form, _) = open(&local, page("/privacy/deletion?lang=en&region=US-CA&for=someone", &[])).await;
     assert!(form.contains(r#"name="agent_relationship""#) && form.contains("Email address of the person"));
+    assert!(form.contains("Where does the person live?"), "the regime is the person's");
     let (status, answer, _) = open(
         &local,
         form_post(

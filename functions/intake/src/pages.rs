@@ -299,6 +299,7 @@ fn field_label(words: &Value, id: &str, kind: RequestKind, agent: bool) -> Strin
         "email" => "email_label",
         "name" if agent => "name_label_agent",
         "name" => "name_label",
+        "region" if agent => "region_label_agent",
         "region" => "region_label",
         "recipient" => "recipient_label",
         "details" => details_field(kind).map(|(label, _)| label).unwrap_or("details_label"),
