@@ -293,7 +293,7 @@ fn public_path(path: &serde_path_to_error::Path) -> String {
     if out.is_empty() { ".".to_owned() } else { out }
 }
 
-fn is_printable_field_name(name: &str) -> bool {
+pub(crate) fn is_printable_field_name(name: &str) -> bool {
     (1..=40).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 

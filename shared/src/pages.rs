@@ -14,7 +14,7 @@ use minijinja::Environment;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-use crate::api::{ApiError, body_within_limit};
+use crate::api::{ApiError, body_within_limit, is_printable_field_name};
 use crate::domain::Language;
 
 /// The stylesheet of every page, inlined (one round trip, allowed by its hash).
@@ -83,18 +83,6 @@ pub fn html_response(status: StatusCode, html: String, policy: &HeaderValue) -> 
         HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::VARY, HeaderValue::from_static("Accept-Language, Sec-GPC"));
-    response
-}
-
-/// A redirect after a form POST (303: the browser follows with a GET).
-pub fn see_other(location: &str) -> Response<Body> {
-    let mut response = Response::new(Body::Empty);
-    *response.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
 }
 
@@ -198,6 +186,27 @@ pub fn read_form(request: &Request) -> Result<BTreeMap<String, String>, ApiError
     Ok(fields)
 }
 
+/// [`read_form`] of a form whose fields `allowed` names; a field none of our pages sends means
+/// the form is no form of ours (422 `unknown_field`, as the JSON API answers an unknown field).
+pub fn read_form_of(
+    request: &Request,
+    allowed: impl Fn(&str) -> bool,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let fields = read_form(request)?;
+    match fields.keys().find(|name| !allowed(name)) {
+        None => Ok(fields),
+        Some(unknown) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_field",
+            if is_printable_field_name(unknown) {
+                format!("Unknown form field `{unknown}`.")
+            } else {
+                "Unknown form field.".to_owned()
+            },
+        )),
+    }
+}
+
 /// Whether a form POST comes from one of our own pages. Browsers say where a request comes from
 /// (`Sec-Fetch-Site`, else `Origin`); a cross-site form is refused, so no other site can make a
 /// visitor's browser submit, confirm or read anything. A client that sends neither is no
@@ -297,6 +306,18 @@ mod tests {
         assert_eq!(read_form(&post(&[("content-type", "application/json")], "{}")).unwrap_err().status, 415);
         let big = format!("details={}", "x".repeat(crate::api::MAX_BODY_BYTES));
         assert_eq!(form(&big).unwrap_err().status, 413);
+    }
+
+    #[test]
+    fn a_form_with_a_field_no_page_of_ours_sends_is_refused_naming_it_only_when_plain() {
+        let form = |body: &str| post(&[("content-type", "application/x-www-form-urlencoded")], body);
+        let ours = |name: &str| matches!(name, "token" | "part");
+        assert_eq!(read_form_of(&form("token=t&part=2"), ours).unwrap()["part"], "2");
+        let refused = read_form_of(&form("token=t&admin=1"), ours).unwrap_err();
+        assert_eq!((refused.status, refused.code), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_field"));
+        assert_eq!(refused.message, "Unknown form field `admin`.");
+        let odd = read_form_of(&form("token=t&%3Cb%3E=1"), ours).unwrap_err();
+        assert_eq!(odd.message, "Unknown form field.", "a name that is no plain name is not echoed");
     }
 
     #[test]

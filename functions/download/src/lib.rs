@@ -220,7 +220,7 @@ async fn form_download<S: Requests + Secrets + People>(
         return Err(pages::cross_site().into());
     }
     let id = path_request_id(request, "download")?;
-    let form = form_of(request, &["token", "part"])?;
+    let form = pages::read_form_of(request, |name| matches!(name, "token" | "part"))?;
     let asked_part = form.get("part").map(|raw| part_number(raw)).transpose()?;
     let token = form.get("token").ok_or(DownloadError::Refused)?;
     redirect(downloads, id, asked_part, Presented::Status(token.clone())).await
@@ -380,7 +380,7 @@ async fn status_form<S: Requests + Secrets + People>(
     if !pages::same_origin(request) {
         return pages::cross_site().into_response();
     }
-    let form = match form_of(request, &["reference", "code"]) {
+    let form = match pages::read_form_of(request, |name| matches!(name, "reference" | "code")) {
         Ok(form) => form,
         Err(err) => return err.into_response(),
     };
@@ -407,22 +407,6 @@ async fn status_form<S: Requests + Secrets + People>(
     }
 }
 
-/// A form of these fields only: one with a field our pages do not send is no form of ours.
-fn form_of(
-    request: &Request,
-    fields: &[&str],
-) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
-    let form = pages::read_form(request)?;
-    if form.keys().any(|name| !fields.contains(&name.as_str())) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_field",
-            format!("Unknown field; allowed fields are {}.", fields.join(", ")),
-        ));
-    }
-    Ok(form)
-}
-
 /// Spaces around a pasted value, as a form field holds them (ASCII only: what the document calls
 /// blank, and no more).
 fn trim(text: &str) -> &str {
@@ -442,16 +426,19 @@ fn reference_and_code<'a>(typed: &'a str, code: &'a str) -> (&'a str, &'a str) {
 
 /// Where the presigned download URLs point (the export bucket's origin), for the page's policy.
 async fn export_origin<S>(downloads: &Downloads<S>) -> Option<String> {
-    let presigning = PresigningConfig::expires_in(Duration::from_secs(60)).ok()?;
-    let presigned = downloads
-        .s3
-        .get_object()
-        .bucket(&downloads.bucket)
-        .key("exports/")
-        .presigned(presigning)
-        .await
-        .ok()?;
-    page::origin_of(presigned.uri())
+    let presign = || async {
+        let presigning = PresigningConfig::expires_in(Duration::from_secs(60)).map_err(|_| ())?;
+        let presigned = downloads
+            .s3
+            .get_object()
+            .bucket(&downloads.bucket)
+            .key("exports/")
+            .presigned(presigning)
+            .await
+            .map_err(|_| ())?;
+        page::origin_of(presigned.uri()).ok_or(())
+    };
+    downloads.status.export_origin.get_or_try_init(presign).await.ok().cloned()
 }
 
 /// `part=N`: a whole number from 1, written plainly (no sign, no leading zero).

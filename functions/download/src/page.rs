@@ -24,6 +24,9 @@ pub struct StatusPages {
     pub key: StatusKey,
     pub calendar: BusinessCalendar,
     env: Environment<'static>,
+    /// Where the download buttons' redirect leads (the export bucket's origin): found once per
+    /// instance, it does not change (a try that fails is tried again next time).
+    pub(crate) export_origin: tokio::sync::OnceCell<String>,
 }
 
 /// What the page says above the form.
@@ -42,7 +45,7 @@ impl StatusPages {
         let mut env = pages::environment();
         // Compiled in: a broken template fails every test, never a deployment.
         env.add_template("status.html", TEMPLATE).expect("status page template is valid");
-        StatusPages { key, calendar, env }
+        StatusPages { key, calendar, env, export_origin: tokio::sync::OnceCell::new() }
     }
 
     /// The pages of a function configured like the others (the tests' and the local stack's).

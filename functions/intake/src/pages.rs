@@ -182,7 +182,18 @@ fn base(request: &Request, language: Language) -> Value {
     }
 }
 
-fn regions(language: Language) -> Vec<Value> {
+/// The region chooser's options in one language, built once per process: they never change.
+fn regions(language: Language) -> Value {
+    static BUILT: OnceLock<[Value; 2]> = OnceLock::new();
+    let [en, nl] = BUILT
+        .get_or_init(|| [Value::from(build_regions(Language::En)), Value::from(build_regions(Language::Nl))]);
+    match language {
+        Language::En => en.clone(),
+        Language::Nl => nl.clone(),
+    }
+}
+
+fn build_regions(language: Language) -> Vec<Value> {
     let words = pages::words(language);
     let europe: Vec<Value> = {
         let mut named: Vec<(&str, &str)> = EUROPE
@@ -220,14 +231,25 @@ fn href(path: &str, pairs: &[(&str, &str)]) -> Value {
     pages::href(&format!("{path}?{}", query.finish()))
 }
 
-/// How long a right may take, in words, for a request made now.
-fn when<S, M>(deps: &Deps<S, M>, kind: RequestKind, regime: Regime, language: Language) -> String {
-    let words = pages::words(language);
-    if at_once(kind) {
-        return word(&words, &["start", "at_once"]);
+/// How long a right may take under a regime, in words, for a request made now.
+struct When {
+    due: String,
+    at_once: String,
+}
+
+impl When {
+    fn now<S, M>(deps: &Deps<S, M>, regime: Regime, language: Language) -> When {
+        let words = pages::words(language);
+        let due = deps.config.calendar.deadlines(regime, deps.clock.now()).due_on;
+        When {
+            due: word(&words, &["start", "due"]).replace("{date}", &long_date(due, language)),
+            at_once: word(&words, &["start", "at_once"]),
+        }
     }
-    let due = deps.config.calendar.deadlines(regime, deps.clock.now()).due_on;
-    word(&words, &["start", "due"]).replace("{date}", &long_date(due, language))
+
+    fn of(&self, kind: RequestKind) -> &str {
+        if at_once(kind) { &self.at_once } else { &self.due }
+    }
 }
 
 /// `GET /privacy`: the rights that apply where the person lives.
@@ -240,13 +262,14 @@ pub(crate) fn start<S, M>(deps: &Deps<S, M>, request: &Request) -> Response<Body
         None => (Vec::new(), String::new()),
         Some(region) => {
             let regime = region.regime();
+            let when = When::now(deps, regime, language);
             let listed = rights(regime)
                 .iter()
                 .map(|kind| {
                     context! {
                         kind => kind.as_str(),
                         href => href(&format!("/privacy/{}", kind.as_str()), &[("lang", language.as_str()), ("region", &code)]),
-                        when => when(deps, *kind, regime, language),
+                        when => when.of(*kind),
                     }
                 })
                 .collect();
@@ -381,7 +404,7 @@ fn form_page<S, M>(
             details_label,
             details_required,
             at_once => at_once(kind),
-            when => region.map(|r| when(deps, kind, r.regime(), language)).unwrap_or_default(),
+            when => region.map(|r| When::now(deps, r.regime(), language).of(kind).to_owned()).unwrap_or_default(),
         }
     };
     Pages::get().render("form.html", status, ctx)
@@ -420,15 +443,7 @@ pub(crate) async fn submit_form<S: Requests + Secrets + People, M: Mailer>(
     if !pages::same_origin(request) {
         return Err(pages::cross_site());
     }
-    let fields = pages::read_form(request)?;
-    if let Some(unknown) = fields.keys().find(|name| !allowed_field(name)) {
-        let named = if unknown.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && unknown.len() <= 40 {
-            format!("Unknown form field `{unknown}`.")
-        } else {
-            "Unknown form field.".to_owned()
-        };
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", named));
-    }
+    let fields = pages::read_form_of(request, allowed_field)?;
     let language = fields
         .get("lang")
         .and_then(|l| l.parse::<Language>().ok())
