@@ -247,6 +247,12 @@ async fn an_agents_request_is_the_persons_the_link_goes_to_them_and_the_agent_is
     assert!(answer.contains("sent the confirmation link to the person the request is about"));
     let to_person = local.mail_to(&person).await;
     assert_eq!(to_person.len(), 1, "the verification goes to the person");
+    assert!(
+        to_person[0].body.contains("This request was made for you by Agatha Agent"),
+        "the person knows who asked, and what confirming lets them see, before confirming"
+    );
+    let text = local.mailer.sent_to(&person).pop().unwrap().text;
+    assert!(text.contains("who says they are your authorised agent"), "{text}");
     let to_agent = local.mailer.sent_to(&agent);
     assert_eq!(to_agent.len(), 1, "the agent is told the request came in");
     assert!(!to_agent[0].text.contains("/verify"), "never a confirmation link to the agent");

@@ -378,6 +378,7 @@ async fn deliver<S: Requests + Secrets + People, M: Mailer>(
         valid_hours: deps.config.verification.token_lifetime.num_hours(),
         public_base_url: &deps.config.public_base_url,
         status: deps.config.status_page(),
+        agent: record.agent.as_ref(),
     })?;
     // Withheld from an address that bounced for good or complained: answered as usual (the
     // answer never tells whether an address is known), recorded on the request.

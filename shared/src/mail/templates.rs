@@ -139,6 +139,8 @@ pub struct VerificationEmail<'a> {
     pub valid_hours: i64,
     pub public_base_url: &'a str,
     pub status: StatusLinks<'a>,
+    /// Who asked for the person, if someone did: the person must know before they confirm.
+    pub agent: Option<&'a crate::domain::Agent>,
 }
 
 impl Default for Templates {
@@ -192,6 +194,8 @@ impl Templates {
             verify_page,
             status_link,
             code => email.token.expose_secret(),
+            agent_name => email.agent.map(|a| a.name.clone()),
+            agent_relationship => email.agent.map(|a| relationship_label(a.relationship, email.language)),
         };
         Ok(OutgoingEmail {
             to: email.to.clone(),
@@ -735,6 +739,19 @@ pub(crate) fn escape_attribute(text: &str) -> String {
     out
 }
 
+/// Why an agent may act for the person, in words.
+fn relationship_label(relationship: crate::domain::Relationship, language: Language) -> &'static str {
+    use crate::domain::Relationship as R;
+    match (language, relationship) {
+        (Language::En, R::AuthorisedAgent) => "your authorised agent",
+        (Language::En, R::ParentOrGuardian) => "your parent or guardian",
+        (Language::En, R::LegalRepresentative) => "your legal representative",
+        (Language::Nl, R::AuthorisedAgent) => "uw gemachtigde",
+        (Language::Nl, R::ParentOrGuardian) => "uw ouder of voogd",
+        (Language::Nl, R::LegalRepresentative) => "uw wettelijk vertegenwoordiger",
+    }
+}
+
 /// A right named for the agent, about the person ("deletion of their personal data").
 fn agent_kind_label(kind: RequestKind, language: Language) -> String {
     let label = kind_label(kind, language);
@@ -863,6 +880,7 @@ mod tests {
         let id = RequestId::generate();
         let email = Templates::new()
             .verification(&VerificationEmail {
+                agent: None,
                 to: &to,
                 language,
                 request_id: id,
@@ -1020,6 +1038,7 @@ mod tests {
         let to = record.email.clone();
         let verification = templates
             .verification(&VerificationEmail {
+                agent: None,
                 to: &to,
                 language,
                 request_id: record.id,
