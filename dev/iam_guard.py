@@ -565,6 +565,19 @@ def ses_v1_checks(request: GuardRequest, params: dict[str, list[str]]) -> list[C
     return [Check(f"ses:{op}", "*")]
 
 
+def secretsmanager_checks(request: GuardRequest) -> list[Check]:
+    """Secrets Manager's JSON operations on one secret, by its name or ARN (the webhook sources'
+    signing keys: `secret:privacy-requests/sources/*` in the roles, which a name matches as the
+    ARN AWS gives it, the name and a random suffix, does)."""
+    op = request.target.split(".", 1)[1]
+    secret = request.json().get("SecretId")
+    if not secret:
+        return [Check(f"secretsmanager:{op}", "*")]
+    if secret.startswith("arn:"):
+        return [Check(f"secretsmanager:{op}", secret)]
+    return [Check(f"secretsmanager:{op}", request.arn("secretsmanager", f"secret:{secret}"))]
+
+
 def kms_checks(request: GuardRequest) -> list[Check]:
     op = request.target.split(".", 1)[1]
     body = request.json()
@@ -965,6 +978,8 @@ class IamGuard:
             return sesv2_checks(request)
         if protocol == "json" and request.target.startswith("TrentService."):
             return kms_checks(request)
+        if protocol == "json" and request.target.startswith("secretsmanager."):
+            return secretsmanager_checks(request)
         service = request.signer.service or "unknown"
         if protocol == "query":
             params = request.form()

@@ -140,6 +140,7 @@ impl Run {
                 s3: export_s3,
                 target: export::ExportTarget { bucket: bucket.clone(), kms_key_id: None },
                 clock: stack.clock.clone(),
+                outside: crate::support::no_outside(&stack.sdk),
             },
             eraser: erasure::Eraser {
                 store: as_erasure.deps().store,
@@ -151,6 +152,7 @@ impl Run {
                 s3: erasure_s3,
                 export_bucket: bucket.clone(),
                 clock: stack.clock.clone(),
+                outside: crate::support::no_outside(&stack.sdk),
                 continuation: None,
             },
             sweeper: sweeper(&stack.signing_as(&roles, "reminders"), &staff),
@@ -460,6 +462,7 @@ async fn an_export_delivered_again_after_its_completion_failed_leaves_one_object
         s3: export_s3,
         target: export::ExportTarget { bucket: bucket.clone(), kms_key_id: None },
         clock: stack.clock.clone(),
+        outside: crate::support::no_outside(&stack.sdk),
     };
     let id = verified_quietly(&stack, "carol@example.org").await;
     let record = stack.deps().store.get(id).await.unwrap().unwrap();

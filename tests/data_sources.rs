@@ -34,7 +34,7 @@ fn stamp() -> chrono::DateTime<chrono::Utc> {
 async fn seeded_sources() -> Seeded {
     let (sdk, _) = emulator_sdk().await;
     let prefix = format!("t{}-", uuid::Uuid::new_v4().simple());
-    let map = DataMap::builtin().unwrap().with_name_prefix(&prefix);
+    let map = DataMap::builtin().unwrap().aws_only().with_name_prefix(&prefix);
     let data = SampleData::load(&seed::default_path()).unwrap();
     seed::create_sources(&sdk, &map).await.unwrap();
     seed::seed(&sdk, &map, &data).await.unwrap();
@@ -92,6 +92,7 @@ async fn each_persons_data_is_found_in_every_source_and_nobody_elses() {
                     assert_eq!(objects.len(), want, "{address} recordings");
                     assert!(objects.iter().all(|o| o.key.starts_with(&own)));
                 }
+                Location::Webhook { .. } | Location::Manual { .. } => unreachable!("an AWS-only map"),
             }
         }
     }
@@ -127,14 +128,14 @@ async fn an_unknown_person_has_no_user_id_and_no_records() {
 fn table_of(source: &Source) -> (&str, &str) {
     match &source.location {
         Location::Table { table, table_key, .. } => (table, table_key),
-        Location::Objects { .. } => panic!("{} is not a table", source.id),
+        _ => panic!("{} is not a table", source.id),
     }
 }
 
 fn bucket_of(source: &Source) -> &str {
     match &source.location {
         Location::Objects { bucket, .. } => bucket,
-        Location::Table { .. } => panic!("{} is not a bucket", source.id),
+        _ => panic!("{} is not a bucket", source.id),
     }
 }
 
@@ -580,6 +581,7 @@ async fn erasing_alice(writes: u32) -> Erasing {
         s3,
         export_bucket: bucket,
         clock: stack.clock.clone(),
+        outside: crate::support::no_outside(&stack.sdk),
         continuation: None,
     };
     Erasing { stack, eraser, job }

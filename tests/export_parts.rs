@@ -106,6 +106,7 @@ async fn world(part_bytes: u64) -> World {
             s3: export_s3,
             target: ExportTarget { bucket: bucket.clone(), kms_key_id: None },
             clock: stack.clock.clone(),
+            outside: crate::support::no_outside(&stack.sdk),
         },
         split: Some(Split {
             part_bytes,
@@ -172,7 +173,7 @@ impl World {
         export::run(
             &self.worker.exporter,
             self.worker.split.as_ref(),
-            &ExportPart { job: job.clone(), part: None },
+            &ExportPart { job: job.clone(), part: None, wake: None },
         )
         .await
         .unwrap();
@@ -437,6 +438,7 @@ async fn the_completion_mail_links_every_part_each_link_downloads_its_part_and_t
         s3: world.s3.clone(),
         export_bucket: world.bucket.clone(),
         clock: world.stack.clock.clone(),
+        outside: crate::support::no_outside(&world.stack.sdk),
         continuation: None,
     };
     let erase = ErasureJob { request_id: deletion, version: 2, change: DataChange::Erase };
@@ -463,6 +465,7 @@ async fn an_erasure_of_the_person_before_the_parts_are_written_wins_over_every_p
         s3: world.s3.clone(),
         export_bucket: world.bucket.clone(),
         clock: world.stack.clock.clone(),
+        outside: crate::support::no_outside(&world.stack.sdk),
         continuation: None,
     };
     let erase = ErasureJob { request_id: deletion, version: 2, change: DataChange::Erase };

@@ -33,7 +33,7 @@ async fn world() -> World {
     let stack = Stack::new().await;
     let s3 = devstack::provision::s3_client(&stack.sdk);
     let prefix = format!("t{}-", uuid::Uuid::new_v4().simple());
-    let map = DataMap::builtin().unwrap().with_name_prefix(&prefix);
+    let map = DataMap::builtin().unwrap().aws_only().with_name_prefix(&prefix);
     seed::create_sources(&stack.sdk, &map).await.unwrap();
     seed::seed(&stack.sdk, &map, &SampleData::load(&seed::default_path()).unwrap()).await.unwrap();
     let bucket = format!("{prefix}exports");
@@ -45,6 +45,7 @@ async fn world() -> World {
         s3: s3.clone(),
         target: ExportTarget { bucket, kms_key_id: None },
         clock: stack.clock.clone() as Arc<dyn privacy_shared::Clock>,
+        outside: crate::support::no_outside(&stack.sdk),
     };
     World { stack, exporter, s3, prefix }
 }
@@ -158,7 +159,8 @@ async fn a_source_failing_once_leaves_the_request_in_progress_and_the_retry_comp
     let job = verified(&world, "alice@example.com", "access", "NL").await;
     // One source points at a table that does not exist yet.
     let healthy = world.exporter.map.clone();
-    world.exporter.map = DataMap::builtin().unwrap().with_name_prefix(&format!("{}missing-", world.prefix));
+    world.exporter.map =
+        DataMap::builtin().unwrap().aws_only().with_name_prefix(&format!("{}missing-", world.prefix));
     assert!(export::export(&world.exporter, &job).await.is_err());
     let store = &world.exporter.store;
     assert_eq!(
@@ -269,7 +271,7 @@ async fn the_emailed_download_link_redirects_to_the_zip_and_each_download_is_aud
 async fn put_recording(world: &World, key: &str, body: &[u8]) {
     let bucket = match &world.exporter.map.source("recordings").unwrap().location {
         privacy_shared::datamap::Location::Objects { bucket, .. } => bucket.clone(),
-        privacy_shared::datamap::Location::Table { .. } => unreachable!("recordings are objects"),
+        _ => unreachable!("recordings are objects"),
     };
     world.s3.put_object().bucket(bucket).key(key).body(body.to_vec().into()).send().await.unwrap();
 }
@@ -388,6 +390,7 @@ fn eraser(world: &World, export_bucket: &str) -> AwsEraser {
         s3: world.s3.clone(),
         export_bucket: export_bucket.to_owned(),
         clock: world.stack.clock.clone(),
+        outside: crate::support::no_outside(&world.stack.sdk),
         continuation: None,
     }
 }
@@ -531,6 +534,7 @@ async fn an_export_uploaded_after_the_persons_erasure_deleted_their_exports_leav
         s3: world.s3.clone(),
         target: world.exporter.target.clone(),
         clock: world.stack.clock.clone(),
+        outside: crate::support::no_outside(&world.stack.sdk),
     };
 
     export::export(&racing, &access).await.unwrap();

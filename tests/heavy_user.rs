@@ -22,7 +22,7 @@ use privacy_shared::store::{ErasureLog, Requests};
 fn table_of(map: &DataMap, source: &str) -> String {
     match &map.source(source).unwrap().location {
         Location::Table { table, .. } => table.clone(),
-        Location::Objects { .. } => panic!("{source} is not a table"),
+        _ => panic!("{source} is not a table"),
     }
 }
 
@@ -94,6 +94,7 @@ async fn an_export_of_a_person_with_many_pages_of_records_holds_all_of_them_in_d
         s3: s3.clone(),
         target: ExportTarget { bucket: bucket.clone(), kms_key_id: None },
         clock: stack.clock.clone(),
+        outside: crate::support::no_outside(&stack.sdk),
     };
     let id = verified_request(&stack, "alice@example.com", "access", "NL").await;
     let job = privacy_shared::jobs::ExportJob { request_id: id, version: 2 };
@@ -198,6 +199,7 @@ async fn an_erasure_that_runs_out_of_time_continues_in_fresh_invocations_and_cou
         s3,
         export_bucket: bucket,
         clock: stack.clock.clone(),
+        outside: crate::support::no_outside(&stack.sdk),
         continuation: Some(erasure::Continuation {
             queue: SqsJobQueue::new(aws_sdk_sqs::Client::new(&as_erasure.sdk), "", &queue),
             // More than the second each invocation is given: every invocation takes one step.

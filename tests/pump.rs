@@ -198,7 +198,7 @@ async fn submit_verify_pump_export_email_download_with_every_delivery_doubled() 
     let s3 = devstack::provision::s3_client(&stack.sdk);
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let queue = devstack::provision::create_queue(&sqs, &format!("export-{tag}.fifo"), None).await.unwrap();
-    let map = DataMap::builtin().unwrap().with_name_prefix(&format!("t{tag}-"));
+    let map = DataMap::builtin().unwrap().aws_only().with_name_prefix(&format!("t{tag}-"));
     devstack::seed::create_sources(&stack.sdk, &map).await.unwrap();
     let sample = devstack::seed::SampleData::load(&devstack::seed::default_path()).unwrap();
     devstack::seed::seed(&stack.sdk, &map, &sample).await.unwrap();
@@ -213,6 +213,7 @@ async fn submit_verify_pump_export_email_download_with_every_delivery_doubled() 
             s3: s3.clone(),
             target: export::ExportTarget { bucket: bucket.clone(), kms_key_id: None },
             clock: stack.clock.clone(),
+            outside: crate::support::no_outside(&stack.sdk),
         },
     };
     let stream = StreamMapping {

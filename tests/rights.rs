@@ -121,6 +121,7 @@ pub(crate) async fn world() -> World {
             s3: export_s3,
             target: export::ExportTarget { bucket: bucket.clone(), kms_key_id: None },
             clock: stack.clock.clone(),
+            outside: crate::support::no_outside(&stack.sdk),
         },
         eraser: eraser(&as_erasure, &map, &erasure_s3, &bucket),
     };
@@ -157,6 +158,7 @@ fn eraser(stack: &Stack, map: &DataMap, s3: &aws_sdk_s3::Client, bucket: &str) -
         s3: s3.clone(),
         export_bucket: bucket.to_owned(),
         clock: stack.clock.clone(),
+        outside: crate::support::no_outside(&stack.sdk),
         continuation: None,
     }
 }
@@ -210,6 +212,8 @@ impl World {
                 privacy_shared::datamap::Location::Objects { .. } => {
                     self.data.objects(source, key).await.unwrap().len()
                 }
+                // Not in the AWS-only map these tests run with.
+                _ => continue,
             };
             holdings.push((source.id.clone(), count));
         }
@@ -398,6 +402,7 @@ async fn an_erasure_that_dies_between_two_sources_finishes_on_redelivery_without
         s3: world.s3.clone(),
         export_bucket: world.bucket.clone(),
         clock: world.stack.clock.clone(),
+        outside: crate::support::no_outside(&world.stack.sdk),
         continuation: None,
     };
     assert!(erasure::run(&crashing, &job).await.is_err(), "dies in the third source");

@@ -17,7 +17,7 @@ use privacy_shared::domain::Status;
 const KEY: &str = "cli-test-key-0123456789abcdef";
 
 /// Serves `admin` on a free port; returns its base URL.
-async fn serve(admin: AwsAdmin) -> String {
+pub(crate) async fn serve(admin: AwsAdmin) -> String {
     let admin = Arc::new(admin);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

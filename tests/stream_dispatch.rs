@@ -24,7 +24,10 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let stack = Stack::new().await;
+    setup_with(Stack::new().await).await
+}
+
+async fn setup_with(stack: Stack) -> Setup {
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
     let queue_url = devstack::provision::create_queue(
         &sqs,
@@ -225,4 +228,64 @@ async fn an_effect_left_claimed_by_a_crashed_invocation_is_taken_over_in_time_an
     let jobs = queued_jobs(&setup).await;
     assert_eq!(jobs, vec![ExportJob { request_id, version: 3 }], "the export was queued exactly once");
     assert_eq!(setup.stack.mail_to(&setup.staff).await.len(), 1, "one staff notice");
+}
+
+#[tokio::test]
+async fn a_woken_source_task_sends_the_waiting_export_again_once_per_wake_and_the_notice_names_the_manual_source()
+ {
+    use privacy_shared::domain::{SourceOperation, SourceTask, TaskChange, TaskState};
+    use privacy_shared::jobs::{ExportPart, Wake};
+    use privacy_shared::store::{SourceTasks, change_task};
+    let setup = setup_with(Stack::with_env(&[("DATA_MAP_SCOPE", "all")]).await).await;
+    let mut stream = StreamReader::open(&setup.stack.sdk, &setup.stack.table).await.unwrap();
+    let (_, id) = verified_request(&setup, "access").await;
+    deliver_until_quiet(&setup, &mut stream).await;
+    let notice = setup.stack.mail_to(&setup.staff).await.pop().expect("the staff notice");
+    assert!(notice.body.contains("Sources with no API, for you to search (1)"), "{}", notice.body);
+    assert!(notice.body.contains("website_analytics") && notice.body.contains("web analytics tool"));
+    assert!(notice.body.contains(&format!("staff attach {id} --source SOURCE")));
+    assert!(notice.body.contains("Asked automatically: job_applications"));
+    assert_eq!(queued_jobs(&setup).await.len(), 1, "the export itself");
+
+    // The export started, asked the sources and ended waiting for staff.
+    let store = &setup.dispatcher.deps.store;
+    let request_id = RequestId::parse(&id).unwrap();
+    let current = store.get(request_id).await.unwrap().unwrap();
+    store.transition(&current, Change::system(Transition::StartWork, setup.stack.clock.now())).await.unwrap();
+    let task = SourceTask {
+        request_id,
+        operation: SourceOperation::Access,
+        source: "website_analytics".into(),
+        answer_by: current.due_on,
+        opened_at: setup.stack.clock.now(),
+        state: TaskState::WithStaff,
+        version: 1,
+        wakes: 0,
+        attempts: 0,
+        late: false,
+    };
+    store.open_task(&task).await.unwrap();
+    deliver_until_quiet(&setup, &mut stream).await;
+    assert!(queued_jobs(&setup).await.is_empty(), "an opened task wakes nothing");
+
+    let answer = TaskChange::Collected { records: 0, pages: 0, files: Vec::new() };
+    change_task(store, &task, &answer).await.unwrap().unwrap();
+    deliver_until_quiet(&setup, &mut stream).await;
+    let woken: Vec<ExportPart> =
+        queued_raw(&setup).await.iter().map(|b| serde_json::from_str(b).unwrap()).collect();
+    assert_eq!(woken.len(), 1, "one job per wake, however often the record is delivered");
+    assert_eq!(woken[0].job.request_id, request_id);
+    assert_eq!(woken[0].wake, Some(Wake { source: "website_analytics".into(), count: 1 }));
+}
+
+async fn queued_raw(setup: &Setup) -> Vec<String> {
+    let out = setup
+        .sqs
+        .receive_message()
+        .queue_url(&setup.queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    out.messages().iter().filter_map(|m| m.body().map(str::to_owned)).collect()
 }

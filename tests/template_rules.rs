@@ -6,7 +6,7 @@ use privacy_shared::store::DUE_INDEX;
 use serde_norway::Value;
 
 #[test]
-fn there_are_nine_functions_each_built_from_its_own_binary() {
+fn there_are_ten_functions_each_built_from_its_own_binary() {
     let template = Template::load(&template::default_path()).unwrap();
     let mut binaries: Vec<&str> = template
         .resources_of_type("AWS::Serverless::Function")
@@ -25,6 +25,7 @@ fn there_are_nine_functions_each_built_from_its_own_binary() {
             "intake",
             "mail-events",
             "reminders",
+            "source-callback",
             "verify"
         ]
     );
@@ -74,13 +75,15 @@ fn each_function_reads_exactly_the_variables_the_template_gives_it() {
     let template = Template::load(&template::default_path()).unwrap();
     for id in template.resources_of_type("AWS::Serverless::Function") {
         let name = binary(&template, &id);
-        let function = Function::ALL.into_iter().find(|f| f.name() == name).unwrap();
         let given = given_environment(&template, &id);
         let pairs: Vec<(&str, &str)> = given.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let env = Env::from_pairs(&pairs);
-        function
-            .load(&env)
-            .unwrap_or_else(|e| panic!("{name} does not start with the template's settings: {e}"));
+        // source-callback's settings are its crate's own (the table and the data map).
+        let loaded = match name {
+            "source-callback" => source_callback::CallbackSettings::load(&env).map(drop),
+            _ => Function::ALL.into_iter().find(|f| f.name() == name).unwrap().load(&env),
+        };
+        loaded.unwrap_or_else(|e| panic!("{name} does not start with the template's settings: {e}"));
         let read: BTreeSet<&str> = env.names_read().into_iter().filter(|n| !LOCAL_ONLY.contains(n)).collect();
         let given: BTreeSet<&str> = given.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(read, given, "{name}: variables read (left) and given by the template (right)");
@@ -102,6 +105,12 @@ fn the_export_role_may_read_every_source_of_the_data_map_and_nothing_else_is_nee
                 let fixed = prefix.split('{').next().unwrap_or_default();
                 vec![format!("s3:::{bucket}\n"), format!("s3:::{bucket}/{fixed}*\n")]
             }
+            // Its signing secret (by the roles' prefix); the call itself leaves AWS.
+            Location::Webhook { auth: privacy_shared::datamap::WebhookAuth::Hmac { secret }, .. } => {
+                assert!(secret.starts_with("privacy-requests/sources/"), "{secret}");
+                vec![":secret:privacy-requests/sources/*".to_owned()]
+            }
+            Location::Webhook { .. } | Location::Manual { .. } => vec![],
         };
         for arn in needed {
             assert!(text.contains(&arn), "ExportRole lacks {arn:?} for data map source {}", source.id);
@@ -158,13 +167,16 @@ fn http_api_events(template: &Template) -> Vec<(String, Value)> {
     events
 }
 
-const STAFF_ROUTES: [(&str, &str); 7] = [
+const STAFF_ROUTES: [(&str, &str); 10] = [
     ("GET", "/staff/requests"),
     ("GET", "/staff/requests/{id}"),
     ("POST", "/staff/requests/{id}/extend"),
     ("POST", "/staff/requests/{id}/deny"),
     ("POST", "/staff/requests/{id}/excessive"),
     ("POST", "/staff/requests/{id}/complete"),
+    ("POST", "/staff/requests/{id}/sources/{source}/uploads"),
+    ("POST", "/staff/requests/{id}/sources/{source}/access"),
+    ("POST", "/staff/requests/{id}/sources/{source}/erasure"),
     ("POST", "/staff/suppressions/check"),
 ];
 
@@ -217,8 +229,10 @@ fn every_staff_api_route_requires_aws_iam() {
         })
         .collect();
     granted.sort();
-    let mut routes: Vec<String> =
-        STAFF_ROUTES.iter().map(|(m, p)| format!("{m}{}", p.replace("{id}", "*"))).collect();
+    let mut routes: Vec<String> = STAFF_ROUTES
+        .iter()
+        .map(|(m, p)| format!("{m}{}", p.replace("{id}", "*").replace("{source}", "*")))
+        .collect();
     routes.sort();
     assert_eq!(granted, routes);
 }
@@ -409,7 +423,9 @@ fn the_admin_and_reminders_roles_grant_no_wildcard_action_or_resource() {
                 let arn = arn_text(resource);
                 // Only a log group's streams (`${…Logs.Arn}:*`) end in a wildcard.
                 let log_streams = arn.starts_with("${") && arn.ends_with("Logs.Arn}:*");
-                assert!(!arn.contains('*') || log_streams, "{role} grants {arn}");
+                // And the admin's files for manual sources: objects under one prefix.
+                let staging = role == "AdminRole" && arn == "${ExportBucket.Arn}/staging/*";
+                assert!(!arn.contains('*') || log_streams || staging, "{role} grants {arn}");
             }
         }
     }
@@ -482,6 +498,7 @@ fn data_map_resources() -> Vec<(String, MapResource)> {
         .unwrap()
         .sources()
         .iter()
+        .filter(|source| !source.is_external())
         .map(|source| {
             let resource = match &source.location {
                 Location::Table { table, index, .. } => MapResource::Table {
@@ -499,6 +516,7 @@ fn data_map_resources() -> Vec<(String, MapResource)> {
                         prefix: fixed,
                     }
                 }
+                Location::Webhook { .. } | Location::Manual { .. } => unreachable!("filtered out"),
             };
             (source.id.clone(), resource)
         })
@@ -612,8 +630,61 @@ fn the_erasure_role_deletes_in_the_data_map_and_the_export_buckets_exports_prefi
             // Only a log group's streams and object prefixes end in a wildcard.
             let allowed = arn == "${ErasureLogs.Arn}:*"
                 || arn == EXPORTS
+                || arn == SOURCE_SECRETS
                 || map.iter().any(|(_, r)| matches!(r, MapResource::Objects { objects, .. } if arn.ends_with(objects.as_str())));
             assert!(!arn.contains('*') || allowed, "ErasureRole grants {arn}");
+        }
+    }
+}
+
+/// The webhook sources' signing secrets, by name (`secret:` in the data map).
+const SOURCE_SECRETS: &str =
+    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:privacy-requests/sources/*";
+
+#[test]
+fn every_webhook_sources_secret_is_in_the_template_and_readable_by_the_workers_and_the_callback_only() {
+    use privacy_shared::datamap::{DataMap, Location, WebhookAuth};
+    let template = Template::load(&template::default_path()).unwrap();
+    let secrets: Vec<String> = template
+        .resources_of_type("AWS::SecretsManager::Secret")
+        .into_iter()
+        .filter_map(|id| resource(&template, &id)["Properties"]["Name"].as_str().map(str::to_owned))
+        .collect();
+    for source in DataMap::builtin().unwrap().sources() {
+        if let Location::Webhook { auth: WebhookAuth::Hmac { secret }, .. } = &source.location {
+            assert!(secrets.contains(secret), "{}: the template creates {secret}", source.id);
+            assert!(secret.starts_with("privacy-requests/sources/"), "{secret} is under the roles' prefix");
+        }
+    }
+    let mut readers = Vec::new();
+    for role in template.resources_of_type("AWS::IAM::Role") {
+        for statement in all_statements(&template, &role) {
+            if actions(statement).iter().any(|a| a.starts_with("secretsmanager:")) {
+                let resources = one_or_many(&statement["Resource"]);
+                if resources.iter().any(|r| arn_text(r) == SOURCE_SECRETS) {
+                    assert_eq!(
+                        actions(statement),
+                        vec!["secretsmanager:GetSecretValue".to_owned()],
+                        "{role}"
+                    );
+                    readers.push(role.clone());
+                }
+            }
+        }
+    }
+    readers.sort();
+    assert_eq!(readers, ["ErasureRole", "ExportRole", "SourceCallbackRole"]);
+}
+
+#[test]
+fn no_function_of_the_template_is_given_a_local_only_setting() {
+    let template = Template::load(&template::default_path()).unwrap();
+    for id in template.resources_of_type("AWS::Serverless::Function") {
+        for (name, _) in given_environment(&template, &id) {
+            assert!(
+                !privacy_shared::config::LOCAL_ONLY.contains(&name.as_str()),
+                "{id} is given {name}, which only the local stack and the tests may set"
+            );
         }
     }
 }
@@ -1170,6 +1241,7 @@ fn key_use(action: &str) -> Option<(&'static str, &'static [&'static str])> {
         "s3:PutObject" => Some(("s3", &["kms:Decrypt", "kms:GenerateDataKey"])),
         "s3:GetObject" => Some(("s3", &["kms:Decrypt"])),
         "sns:Publish" => Some(("sns", &["kms:Decrypt", "kms:GenerateDataKey"])),
+        "secretsmanager:GetSecretValue" => Some(("secretsmanager", &["kms:Decrypt"])),
         _ => None,
     }
 }
@@ -1238,8 +1310,18 @@ fn every_role_may_use_the_stack_key_exactly_as_the_encrypted_resources_it_touche
                 }
                 continue;
             }
-            let touches =
-                resources.iter().any(|r| named_resource(r).is_some_and(|id| encrypted.contains(&id)));
+            // A secret is granted by its name (`secret:privacy-requests/sources/*`), not by its id.
+            let names_encrypted_secret = |r: &Value| {
+                let arn = arn_text(r);
+                encrypted.iter().any(|id| {
+                    let name = resource(&template, id)["Properties"]["Name"].as_str().unwrap_or_default();
+                    let pattern = arn.split(":secret:").nth(1).unwrap_or_default();
+                    !name.is_empty() && pattern.strip_suffix('*').is_some_and(|p| name.starts_with(p))
+                })
+            };
+            let touches = resources.iter().any(|r| {
+                named_resource(r).is_some_and(|id| encrypted.contains(&id)) || names_encrypted_secret(r)
+            });
             if touches {
                 for (service, key_actions) in granted.iter().filter_map(|a| key_use(a)) {
                     needed
@@ -1357,6 +1439,15 @@ const STORE_CALLS: &[(&str, &[&str])] = &[
     // Erasure progress.
     (".erasure_progress(", &["GetItem"]),
     (".save_erasure_progress(", &["PutItem"]),
+    // Source tasks: opening reads the earlier task on a conflict; a change is a conditional put,
+    // read again when another writer won; the sweep's list is the index, each task then read.
+    (".open_task(", &["PutItem", "GetItem"]),
+    (".task(", &["GetItem"]),
+    (".tasks(", &["Query"]),
+    (".update_task(", &["PutItem"]),
+    ("change_task(", &["PutItem", "GetItem"]),
+    (".waiting_tasks(", &["Query@index", "GetItem"]),
+    (".retire_task(", &["UpdateItem"]),
 ];
 
 /// A function crate's code, its test modules left out.
@@ -1444,18 +1535,19 @@ fn every_method_of_the_store_says_which_table_actions_it_makes() {
 }
 
 #[test]
-fn an_export_an_erasure_overtook_may_delete_every_version_of_its_own_upload_under_exports_only() {
+fn an_export_may_delete_every_version_of_its_own_upload_and_of_its_staged_answers_only() {
     let template = Template::load(&template::default_path()).unwrap();
     assert!(function_source("export").contains("delete_all_versions("), "what these permissions are for");
     let role = resource(&template, "ExportRole");
+    let owned = ["${ExportBucket.Arn}/exports/*", "${ExportBucket.Arn}/staging/*"];
     for action in ["s3:DeleteObject", "s3:DeleteObjectVersion"] {
         let on: Vec<String> = granted(role, action).into_iter().map(|(arn, _)| arn).collect();
-        assert_eq!(on, ["${ExportBucket.Arn}/exports/*"], "ExportRole {action}");
+        assert_eq!(on, owned, "ExportRole {action}");
     }
     let lists = granted(role, "s3:ListBucketVersions");
     assert_eq!(lists.len(), 1);
     assert_eq!(lists[0].0, "ExportBucket.Arn");
-    assert_eq!(prefix_condition(lists[0].1), ["exports/*"], "listing only under exports/");
+    assert_eq!(prefix_condition(lists[0].1), ["exports/*", "staging/*"], "listing only under its prefixes");
 }
 
 // ---------------------------------------------------------------- concurrency

@@ -516,12 +516,13 @@ impl Stack {
         let needs = |w: &[Workload]| workloads.iter().any(|x| w.contains(x));
         let mut accounts_table = None;
         if needs(&[Workload::Dispatch, Workload::Export, Workload::Erasure]) {
-            let map =
-                DataMap::builtin()?.with_name_prefix(&std::env::var("DATA_NAME_PREFIX").unwrap_or_default());
+            let map = DataMap::builtin()?
+                .aws_only()
+                .with_name_prefix(&std::env::var("DATA_NAME_PREFIX").unwrap_or_default());
             devstack::seed::create_sources(&sdk, &map).await?;
             accounts_table = map.user_id_source().and_then(|s| match &s.location {
                 Location::Table { table, .. } => Some(table.clone()),
-                Location::Objects { .. } => None,
+                _ => None,
             });
         }
         let stream = if needs(&[Workload::Dispatch]) {

@@ -54,7 +54,9 @@ fn recording(index: usize) -> Vec<u8> {
 
 async fn seed(mib: usize) -> Result<()> {
     let sdk = sdk().await;
-    let map = DataMap::builtin()?.with_name_prefix(&std::env::var("DATA_NAME_PREFIX").unwrap_or_default());
+    let map = DataMap::builtin()?
+        .aws_only()
+        .with_name_prefix(&std::env::var("DATA_NAME_PREFIX").unwrap_or_default());
     devstack::seed::create_sources(&sdk, &map).await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let s3 = devstack::provision::s3_client(&sdk);
@@ -143,7 +145,9 @@ const SPREAD: [(&str, usize); 4] =
 async fn seed_records(count: usize) -> Result<()> {
     use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     let sdk = sdk().await;
-    let map = DataMap::builtin()?.with_name_prefix(&std::env::var("DATA_NAME_PREFIX").unwrap_or_default());
+    let map = DataMap::builtin()?
+        .aws_only()
+        .with_name_prefix(&std::env::var("DATA_NAME_PREFIX").unwrap_or_default());
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let started = Instant::now();
     let mut seeded = 0;
@@ -258,7 +262,7 @@ async fn export_parts(id: &str, concurrency: usize) -> Result<()> {
     let request_id = RequestId::parse(id).map_err(|_| anyhow::anyhow!("bad id"))?;
     let job = privacy_shared::jobs::ExportJob { request_id, version: 2 };
     let started = Instant::now();
-    let plan = ExportPart { job, part: None };
+    let plan = ExportPart { job, part: None, wake: None };
     export::run(&worker.exporter, Some(split), &plan).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let planned = started.elapsed().as_secs_f64();
 

@@ -12,8 +12,18 @@ use std::time::{Duration, Instant};
 use crate::mailbox::{self, SentMail};
 
 /// The functions `cargo lambda watch` runs, by binary name.
-const FUNCTIONS: [&str; 9] =
-    ["intake", "verify", "dispatch", "export", "download", "reminders", "admin", "erasure", "mail-events"];
+const FUNCTIONS: [&str; 10] = [
+    "intake",
+    "verify",
+    "dispatch",
+    "export",
+    "download",
+    "reminders",
+    "admin",
+    "erasure",
+    "mail-events",
+    "source-callback",
+];
 
 pub struct Settings {
     /// The API's base URL (`cargo lambda watch`).

@@ -9,6 +9,7 @@ pub mod pump;
 pub mod redrive;
 pub mod roles;
 pub mod seed;
+pub mod source_server;
 pub mod stream;
 pub mod template;
 

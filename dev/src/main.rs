@@ -1,7 +1,8 @@
 //! `devstack provision` creates the local resources; `devstack mailbox [ADDRESS]` prints the mail
 //! the emulator received; `devstack wait` waits until the emulator answers; `devstack pump` plays
 //! the event source mappings and the daily schedule; `devstack sweep` runs the daily sweep once;
-//! `devstack gateway [ADDRESS]` plays API Gateway's HTTP APIs in front of the functions.
+//! `devstack gateway [ADDRESS]` plays API Gateway's HTTP APIs in front of the functions;
+//! `devstack source-server [ADDRESS]` serves the reference webhook source.
 
 use anyhow::{Context, Result, bail};
 use devstack::{endpoint, mailbox, provision, template};
@@ -25,8 +26,18 @@ async fn main() -> Result<()> {
         Some("gateway") => {
             devstack::gateway::run(args.get(1).map_or("127.0.0.1:9000", String::as_str), &invoke_url()).await
         }
+        // The reference webhook source (api/source-webhook.yaml) on ADDRESS (default
+        // 127.0.0.1:7010), configured from SOURCE_* variables (dev/src/source_server.rs).
+        Some("source-server") => {
+            devstack::source_server::run(
+                args.get(1).map_or(devstack::source_server::DEFAULT_ADDRESS, String::as_str),
+            )
+            .await
+        }
+        // The reference webhook source's key (the file KEYFILE) as the Secrets Manager secret ID.
+        Some("source-secret") => source_secret(&args[1..]).await,
         _ => bail!(
-            "usage: devstack provision | seed | pump | sweep | mailbox [ADDRESS] | wait | burst LABEL REQUESTS [CLIENTS] | gateway [ADDRESS] | redrive | chaos faults|kills"
+            "usage: devstack provision | seed | pump | sweep | mailbox [ADDRESS] | wait | burst LABEL REQUESTS [CLIENTS] | gateway [ADDRESS] | source-server [ADDRESS] | source-secret ID KEYFILE | redrive | chaos faults|kills"
         ),
     }
 }
@@ -126,6 +137,25 @@ async fn seed() -> Result<()> {
         devstack::seed::seed(&sdk, &map, &devstack::seed::SampleData::load(&devstack::seed::default_path())?)
             .await?;
     println!("seeded {} sources of the data map with {written} records and objects", map.sources().len());
+    Ok(())
+}
+
+async fn source_secret(args: &[String]) -> Result<()> {
+    let usage = "usage: devstack source-secret ID KEYFILE";
+    let (Some(id), Some(file)) = (args.first(), args.get(1)) else { bail!(usage) };
+    let key = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        bail!("{file} holds no key");
+    }
+    wait_for_emulator().await?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let change = match devstack::source_server::put_signing_key(&sdk, id, key).await? {
+        devstack::source_server::SecretChange::Created => "created",
+        devstack::source_server::SecretChange::Updated => "updated (the key before it is AWSPREVIOUS)",
+        devstack::source_server::SecretChange::Unchanged => "already holds the key",
+    };
+    println!("source-secret: {id} {change} at {}", endpoint());
     Ok(())
 }
 

@@ -109,6 +109,8 @@ impl Names {
             match &source.location {
                 Location::Table { table, .. } => self.source_tables.push(table.clone()),
                 Location::Objects { bucket, .. } => self.source_buckets.push(bucket.clone()),
+                // Not AWS resources of the stack: nothing for a role to name.
+                Location::Webhook { .. } | Location::Manual { .. } => {}
             }
         }
         self.source_tables.sort();

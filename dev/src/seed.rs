@@ -100,6 +100,9 @@ pub async fn create_sources(sdk: &aws_config::SdkConfig, map: &DataMap) -> Resul
                 }
             }
             Location::Objects { bucket, .. } => crate::provision::create_bucket(&s3, bucket).await?,
+            // The company's own systems: the reference webhook source serves `webhook_sources`
+            // of the sample data itself (dev/src/source_server.rs); a manual source has no store.
+            Location::Webhook { .. } | Location::Manual { .. } => {}
         }
     }
     Ok(())

@@ -225,6 +225,16 @@ pub fn datamap(data: &[u8]) {
                 assert!(prefix.ends_with('/'));
                 assert_eq!(source.erasure, ErasurePolicy::Delete);
             }
+            Location::Webhook { endpoint, .. } => {
+                assert!(privacy_shared::datamap::check_endpoint(&source.id, endpoint).is_ok());
+                assert_eq!(source.erasure, ErasurePolicy::Delete);
+                assert!(source.correctable.is_empty());
+            }
+            Location::Manual { instructions } => {
+                assert!(!instructions.trim().is_empty());
+                assert_eq!(source.erasure, ErasurePolicy::Delete);
+                assert!(source.correctable.is_empty());
+            }
         }
         for attribute in &source.correctable {
             assert!(correctable.insert(attribute.as_str()), "one source per correctable attribute");

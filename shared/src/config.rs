@@ -48,6 +48,10 @@ pub const LOCAL_ONLY: &[&str] = &[
     "DATA_NAME_PREFIX",
     "S3_FORCE_PATH_STYLE",
     "STAFF_LOCAL_KEY",
+    // The local stack's reference webhook source, and the map without its sources outside AWS
+    // for the runs that measure the AWS side alone: neither is ever deployed.
+    "SOURCE_ENDPOINTS",
+    "DATA_MAP_SCOPE",
 ];
 
 impl Env {
@@ -243,12 +247,26 @@ pub fn staff_address(env: &Env) -> Result<EmailAddress, ConfigError> {
 /// The data map, its table and bucket names prefixed by `DATA_NAME_PREFIX` (local tests only).
 pub fn data_map(env: &Env) -> Result<DataMap, ConfigError> {
     let prefix = env.get("DATA_NAME_PREFIX").unwrap_or_default();
-    Ok(DataMap::builtin().map_err(|e| invalid("DATA_NAME_PREFIX", e))?.with_name_prefix(&prefix))
+    let map = DataMap::builtin().map_err(|e| invalid("DATA_NAME_PREFIX", e))?.with_name_prefix(&prefix);
+    Ok(if aws_only(env)? { map.aws_only() } else { map })
+}
+
+/// `DATA_MAP_SCOPE=aws`: the map without its sources outside AWS ([`DataMap::aws_only`]), for
+/// the stacks that measure or fault the AWS side alone (`make chaos`, the benchmarks) and the
+/// tests of it. The template never sets it (a test of the template holds it to that): a deployed
+/// export that left the webhook and manual sources out would be incomplete.
+fn aws_only(env: &Env) -> Result<bool, ConfigError> {
+    match env.get("DATA_MAP_SCOPE").as_deref() {
+        None | Some("all") => Ok(false),
+        Some("aws") => Ok(true),
+        Some(_) => Err(invalid("DATA_MAP_SCOPE", "must be `all` or `aws`")),
+    }
 }
 
 /// The same map, read when first asked for ([`BuiltinMap`]).
 pub fn lazy_data_map(env: &Env) -> BuiltinMap {
-    BuiltinMap::with_name_prefix(&env.get("DATA_NAME_PREFIX").unwrap_or_default())
+    let map = BuiltinMap::with_name_prefix(&env.get("DATA_NAME_PREFIX").unwrap_or_default());
+    if aws_only(env).unwrap_or(false) { map.aws_only() } else { map }
 }
 
 /// `S3_FORCE_PATH_STYLE=true`: the emulator at 127.0.0.1 has no per-bucket host names.
@@ -379,6 +397,26 @@ pub struct WorkerSettings {
     /// The export's: how an export too big for one invocation is split into parts; none without
     /// `EXPORT_QUEUE_URL` (every export is then written whole).
     pub export_parts: Option<PartSettings>,
+    /// How the webhook sources are reached.
+    pub outside: OutsideSettings,
+}
+
+/// The webhook sources: base URLs that replace the map's (`SOURCE_ENDPOINTS`, `id=url,...`: the
+/// local stack's reference source), and the public API's base URL their callbacks go to
+/// (`PUBLIC_BASE_URL`; without it they are polled).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutsideSettings {
+    pub endpoints: std::collections::HashMap<String, String>,
+    pub callback_base: Option<String>,
+}
+
+impl OutsideSettings {
+    pub fn load(env: &Env) -> Result<OutsideSettings, ConfigError> {
+        let endpoints = crate::webhook::parse_overrides(&env.get("SOURCE_ENDPOINTS").unwrap_or_default())
+            .map_err(|e| invalid("SOURCE_ENDPOINTS", e))?;
+        let callback_base = env.get("PUBLIC_BASE_URL").map(|u| u.trim_end_matches('/').to_owned());
+        Ok(OutsideSettings { endpoints, callback_base })
+    }
 }
 
 /// An export whose recordings come to more than `part_bytes` (`EXPORT_PART_BYTES`) is written as
@@ -417,6 +455,7 @@ impl WorkerSettings {
             s3_path_style: s3_path_style(env),
             continuation: None,
             export_parts: if writes_exports { PartSettings::load(env)? } else { None },
+            outside: OutsideSettings::load(env)?,
         })
     }
 
@@ -488,11 +527,26 @@ impl ReminderSettings {
 pub struct AdminSettings {
     pub core: Config,
     pub local_key: Option<TokenHash>,
+    /// The data map, for the tasks of its sources outside AWS that staff see and answer (manual
+    /// sources); read when first needed, not at cold start.
+    pub data_map: BuiltinMap,
+    /// Where files staff attach for a manual source are staged (`staging/` of the export
+    /// bucket), encrypted with the export's key (`EXPORT_KMS_KEY_ID`; S3's own key without it).
+    pub export_bucket: String,
+    pub export_kms_key_id: Option<String>,
+    pub s3_path_style: bool,
 }
 
 impl AdminSettings {
     pub fn load(env: &Env) -> Result<AdminSettings, ConfigError> {
-        Ok(AdminSettings { core: Config::load(env)?, local_key: local_staff_key(env)? })
+        Ok(AdminSettings {
+            core: Config::load(env)?,
+            local_key: local_staff_key(env)?,
+            data_map: lazy_data_map(env),
+            export_bucket: env.required("EXPORT_BUCKET")?,
+            export_kms_key_id: env.get("EXPORT_KMS_KEY_ID"),
+            s3_path_style: s3_path_style(env),
+        })
     }
 }
 

@@ -110,6 +110,23 @@ pub enum Location {
     },
     /// S3 objects under a per-person prefix, e.g. `recordings/{user_id}/`.
     Objects { bucket: String, prefix: String, find_by: SubjectAttribute },
+    /// An HTTPS endpoint of the company's own (`api/source-webhook.yaml`), asked with both of the
+    /// person's identifiers; its answer may come later, by a callback or a poll.
+    Webhook { endpoint: String, auth: WebhookAuth },
+    /// A place with no API (a spreadsheet, a paper archive): staff look, attach what they find and
+    /// confirm what they erased. `instructions` tell them where and how.
+    Manual { instructions: String },
+}
+
+/// How calls to a webhook source are authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebhookAuth {
+    /// HMAC-SHA256 under the Secrets Manager secret `secret` (its current and, while rotating,
+    /// previous value); the endpoint signs its callbacks the same way.
+    Hmac { secret: String },
+    /// SigV4 with the function's own role, for an endpoint behind IAM (API Gateway, a function
+    /// URL). Such an endpoint cannot sign a callback, so it is polled.
+    SigV4 { region: String, service: String },
 }
 
 /// What the policy says about a source: the disclosure's raw material.
@@ -172,16 +189,27 @@ pub struct DataMap {
 #[derive(Clone)]
 pub struct BuiltinMap {
     prefix: String,
+    aws_only: bool,
     map: Arc<OnceLock<Result<DataMap, DataMapError>>>,
 }
 
 impl BuiltinMap {
     pub fn with_name_prefix(prefix: &str) -> BuiltinMap {
-        BuiltinMap { prefix: prefix.to_owned(), map: Arc::new(OnceLock::new()) }
+        BuiltinMap { prefix: prefix.to_owned(), aws_only: false, map: Arc::new(OnceLock::new()) }
+    }
+
+    /// The same, without the sources outside AWS ([`DataMap::aws_only`]).
+    pub fn aws_only(self) -> BuiltinMap {
+        BuiltinMap { aws_only: true, map: Arc::new(OnceLock::new()), ..self }
     }
 
     pub fn get(&self) -> Result<&DataMap, DataMapError> {
-        let read = self.map.get_or_init(|| DataMap::builtin().map(|map| map.with_name_prefix(&self.prefix)));
+        let read = self.map.get_or_init(|| {
+            DataMap::builtin().map(|map| {
+                let map = map.with_name_prefix(&self.prefix);
+                if self.aws_only { map.aws_only() } else { map }
+            })
+        });
         read.as_ref().map_err(Clone::clone)
     }
 }
@@ -235,6 +263,15 @@ fn check_version(version: u32) -> Result<(), DataMapError> {
 enum StoreKind {
     Dynamodb,
     S3,
+    Webhook,
+    Manual,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AuthKind {
+    Hmac,
+    Sigv4,
 }
 
 #[derive(Deserialize)]
@@ -260,6 +297,18 @@ struct RawSource {
     bucket: Option<String>,
     #[serde(default, deserialize_with = "as_value")]
     prefix: Option<String>,
+    #[serde(default, deserialize_with = "as_value")]
+    endpoint: Option<String>,
+    #[serde(default)]
+    auth: Option<AuthKind>,
+    #[serde(default, deserialize_with = "as_value")]
+    secret: Option<String>,
+    #[serde(default, deserialize_with = "as_value")]
+    signing_region: Option<String>,
+    #[serde(default, deserialize_with = "as_value")]
+    signing_service: Option<String>,
+    #[serde(default, deserialize_with = "as_value")]
+    instructions: Option<String>,
     categories: Vec<Category>,
     ccpa_categories: Vec<CcpaCategory>,
     purposes: Vec<Purpose>,
@@ -346,7 +395,8 @@ fn erasure_policy(
     let Location::Table { find_by, table_key, .. } = location else {
         return Err(problem(
             entry,
-            "`erasure` of an s3 source must be `delete`: objects cannot be anonymised",
+            "`erasure` of an s3, webhook or manual source must be `delete`: only a table's records \
+             are anonymised here (an endpoint or staff say in their receipt what they kept and why)",
         ));
     };
     if anonymise.reason.trim().is_empty() {
@@ -449,7 +499,16 @@ impl RawSource {
                 forbidden(
                     e,
                     "dynamodb",
-                    &[("bucket", self.bucket.is_some()), ("prefix", self.prefix.is_some())],
+                    &[
+                        ("bucket", self.bucket.is_some()),
+                        ("prefix", self.prefix.is_some()),
+                        ("endpoint", self.endpoint.is_some()),
+                        ("auth", self.auth.is_some()),
+                        ("secret", self.secret.is_some()),
+                        ("signing_region", self.signing_region.is_some()),
+                        ("signing_service", self.signing_service.is_some()),
+                        ("instructions", self.instructions.is_some()),
+                    ],
                 )?;
                 let table = required(e, "table", self.table)?;
                 let find_by = self.find_by.ok_or_else(|| problem(e, "`find_by` is required"))?;
@@ -490,6 +549,12 @@ impl RawSource {
                         ("index", self.index.is_some()),
                         ("time_attribute", self.time_attribute.is_some()),
                         ("provides_user_id", self.provides_user_id.is_some()),
+                        ("endpoint", self.endpoint.is_some()),
+                        ("auth", self.auth.is_some()),
+                        ("secret", self.secret.is_some()),
+                        ("signing_region", self.signing_region.is_some()),
+                        ("signing_service", self.signing_service.is_some()),
+                        ("instructions", self.instructions.is_some()),
                     ],
                 )?;
                 let bucket = required(e, "bucket", self.bucket)?;
@@ -506,6 +571,64 @@ impl RawSource {
                     ));
                 }
                 Location::Objects { bucket, prefix, find_by }
+            }
+            StoreKind::Webhook | StoreKind::Manual => {
+                let store = if self.store == StoreKind::Webhook { "webhook" } else { "manual" };
+                forbidden(
+                    e,
+                    store,
+                    &[
+                        ("correctable", self.correctable.is_some()),
+                        ("table", self.table.is_some()),
+                        ("find_by", self.find_by.is_some()),
+                        ("table_key", self.table_key.is_some()),
+                        ("index", self.index.is_some()),
+                        ("time_attribute", self.time_attribute.is_some()),
+                        ("provides_user_id", self.provides_user_id.is_some()),
+                        ("bucket", self.bucket.is_some()),
+                        ("prefix", self.prefix.is_some()),
+                    ],
+                )?;
+                if self.store == StoreKind::Manual {
+                    forbidden(
+                        e,
+                        store,
+                        &[
+                            ("endpoint", self.endpoint.is_some()),
+                            ("auth", self.auth.is_some()),
+                            ("secret", self.secret.is_some()),
+                            ("signing_region", self.signing_region.is_some()),
+                            ("signing_service", self.signing_service.is_some()),
+                        ],
+                    )?;
+                    Location::Manual { instructions: required(e, "instructions", self.instructions)? }
+                } else {
+                    forbidden(e, store, &[("instructions", self.instructions.is_some())])?;
+                    let endpoint = required(e, "endpoint", self.endpoint)?;
+                    check_endpoint(e, &endpoint)?;
+                    let auth = match self.auth {
+                        Some(AuthKind::Hmac) => {
+                            forbidden(
+                                e,
+                                "webhook with `auth: hmac`",
+                                &[
+                                    ("signing_region", self.signing_region.is_some()),
+                                    ("signing_service", self.signing_service.is_some()),
+                                ],
+                            )?;
+                            WebhookAuth::Hmac { secret: required(e, "secret", self.secret)? }
+                        }
+                        Some(AuthKind::Sigv4) => {
+                            forbidden(e, "webhook with `auth: sigv4`", &[("secret", self.secret.is_some())])?;
+                            WebhookAuth::SigV4 {
+                                region: required(e, "signing_region", self.signing_region)?,
+                                service: required(e, "signing_service", self.signing_service)?,
+                            }
+                        }
+                        None => return Err(problem(e, "`auth` is required: `hmac` or `sigv4`")),
+                    };
+                    Location::Webhook { endpoint, auth }
+                }
             }
         };
         let erasure = erasure_policy(e, self.erasure, &location)?;
@@ -542,11 +665,43 @@ fn subject_attribute_name(attribute: SubjectAttribute) -> &'static str {
     }
 }
 
+/// A webhook's base URL: HTTPS, with a host, and no user name, password, query or fragment (the
+/// calls add `/access` and `/erasure` to its path). Plain HTTP only on the loopback, for the
+/// local stack's reference source.
+pub fn check_endpoint(entry: &str, endpoint: &str) -> Result<(), DataMapError> {
+    let url = url::Url::parse(endpoint).map_err(|_| problem(entry, "`endpoint` is not a URL"))?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err(problem(entry, "`endpoint` must be an https URL")),
+    }
+    if url.host_str().is_none_or(str::is_empty)
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(problem(entry, "`endpoint` must be a base URL: a host and a path, nothing else"));
+    }
+    Ok(())
+}
+
 impl Source {
+    /// The identifier a source is searched by. A webhook is given both the address and the user
+    /// id, and a manual source is searched by staff with the address: both need only the
+    /// address, which every person has.
     pub fn find_by(&self) -> SubjectAttribute {
         match &self.location {
             Location::Table { find_by, .. } | Location::Objects { find_by, .. } => *find_by,
+            Location::Webhook { .. } | Location::Manual { .. } => SubjectAttribute::Email,
         }
+    }
+
+    /// Whether the source is outside AWS: asked (a webhook) or looked through by staff (manual),
+    /// with an answer that may come days later.
+    pub fn is_external(&self) -> bool {
+        matches!(self.location, Location::Webhook { .. } | Location::Manual { .. })
     }
 }
 
@@ -652,9 +807,17 @@ impl DataMap {
             match &mut source.location {
                 Location::Table { table, .. } => *table = format!("{prefix}{table}"),
                 Location::Objects { bucket, .. } => *bucket = format!("{prefix}{bucket}"),
+                Location::Webhook { .. } | Location::Manual { .. } => {}
             }
         }
         map
+    }
+
+    /// The map without its sources outside AWS: for runs that measure or fault the AWS side
+    /// alone (the benchmarks, the fault run) and the tests of it, where no webhook answers and no
+    /// staff member attaches files.
+    pub fn aws_only(&self) -> DataMap {
+        DataMap { sources: self.sources.iter().filter(|s| !s.is_external()).cloned().collect() }
     }
 
     pub fn sources(&self) -> &[Source] {
@@ -761,6 +924,9 @@ mod tests {
         )
     }
 
+    const WEBHOOK: &str = "  - id: ats\n    description: d\n    store: webhook\n    endpoint: https://ats.example.com/privacy\n    auth: hmac\n    secret: s\n    categories: [job_application]\n    ccpa_categories: [professional_information]\n    purposes: [providing_services]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: r\n    erasure: delete\n";
+    const MANUAL: &str = "  - id: crm\n    description: d\n    store: manual\n    instructions: look in the CRM\n    categories: [contact_data]\n    ccpa_categories: [identifiers]\n    purposes: [providing_services]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: r\n    erasure: delete\n";
+
     const GOOD_ENTRY: &str = "  - id: cdrs\n    description: d\n    store: dynamodb\n    table: cdrs\n    find_by: user_id\n    table_key: call_id\n    index: by_user\n    categories: [call_detail_records]\n    ccpa_categories: [internet_activity]\n    purposes: [quality_control]\n    origins: [automatic_collection]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: r\n    erasure: delete\n";
 
     const GOOD_RECORDINGS: &str = "  - id: recs\n    description: d\n    store: s3\n    bucket: b\n    prefix: 'recordings/{user_id}/'\n    categories: [recordings]\n    ccpa_categories: [sensitive_personal_information]\n    purposes: [providing_services]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: r\n    erasure: delete\n";
@@ -798,6 +964,36 @@ mod tests {
     }
 
     #[test]
+    fn a_webhook_and_a_manual_source_load_with_their_own_fields() {
+        let map = DataMap::parse(&with_entry(&format!("{WEBHOOK}{MANUAL}"))).unwrap();
+        let ats = map.source("ats").unwrap();
+        assert_eq!(
+            ats.location,
+            Location::Webhook {
+                endpoint: "https://ats.example.com/privacy".into(),
+                auth: WebhookAuth::Hmac { secret: "s".into() }
+            }
+        );
+        assert!(ats.is_external() && ats.find_by() == SubjectAttribute::Email);
+        let crm = map.source("crm").unwrap();
+        assert_eq!(crm.location, Location::Manual { instructions: "look in the CRM".into() });
+        let sigv4 = WEBHOOK.replace(
+            "    auth: hmac\n    secret: s\n",
+            "    auth: sigv4\n    signing_region: eu-west-1\n    signing_service: execute-api\n",
+        );
+        let map = DataMap::parse(&with_entry(&sigv4)).unwrap();
+        assert_eq!(
+            map.source("ats").unwrap().location,
+            Location::Webhook {
+                endpoint: "https://ats.example.com/privacy".into(),
+                auth: WebhookAuth::SigV4 { region: "eu-west-1".into(), service: "execute-api".into() }
+            }
+        );
+        let local = WEBHOOK.replace("https://ats.example.com/privacy", "http://127.0.0.1:7010");
+        assert!(DataMap::parse(&with_entry(&local)).is_ok(), "plain http on the loopback only");
+    }
+
+    #[test]
     fn every_kind_of_mistake_fails_at_load_naming_the_entry() {
         let cases: Vec<(String, &str, &str)> = vec![
             (GOOD_ENTRY.replace("[call_detail_records]", "[call_records]"), "cdrs", "unknown variant"),
@@ -820,6 +1016,19 @@ mod tests {
                 "must end with `/`",
             ),
             ("  - description: no id\n".to_owned(), "#2", "missing field `id`"),
+            // Sources outside AWS.
+            (WEBHOOK.replace("https://ats.example.com/privacy", "http://ats.example.com/privacy"), "ats", "must be an https URL"),
+            (WEBHOOK.replace("https://ats.example.com/privacy", "https://ats.example.com/p?key=1"), "ats", "a base URL"),
+            (WEBHOOK.replace("https://ats.example.com/privacy", "https://u:p@ats.example.com/"), "ats", "a base URL"),
+            (WEBHOOK.replace("    auth: hmac\n", ""), "ats", "`auth` is required"),
+            (WEBHOOK.replace("    secret: s\n", ""), "ats", "`secret` is required"),
+            (WEBHOOK.replace("    auth: hmac\n", "    auth: sigv4\n"), "ats", "`secret` does not apply"),
+            (WEBHOOK.replace("    auth: hmac\n    secret: s\n", "    auth: sigv4\n    signing_region: eu-west-1\n"), "ats", "`signing_service` is required"),
+            (WEBHOOK.replace("    secret: s\n", "    secret: s\n    table: t\n"), "ats", "`table` does not apply to a webhook source"),
+            (WEBHOOK.replace("    secret: s\n", "    secret: s\n    instructions: look\n"), "ats", "`instructions` does not apply"),
+            (WEBHOOK.replace("    erasure: delete\n", KEPT_CDRS), "ats", "must be `delete`"),
+            (MANUAL.replace("    instructions: look in the CRM\n", ""), "crm", "`instructions` is required"),
+            (MANUAL.replace("    instructions: look in the CRM\n", "    instructions: look in the CRM\n    endpoint: https://x.example/\n"), "crm", "`endpoint` does not apply to a manual source"),
             // Erasure policy.
             (GOOD_ENTRY.replace("    erasure: delete\n", ""), "cdrs", "`erasure` is required"),
             (GOOD_ENTRY.replace("erasure: delete", "erasure: erase"), "cdrs", "`erasure` must be `delete` or"),
@@ -862,7 +1071,7 @@ mod tests {
             (
                 GOOD_RECORDINGS.replace("    erasure: delete\n", KEPT_CDRS),
                 "recs",
-                "`erasure` of an s3 source must be `delete`",
+                "`erasure` of an s3, webhook or manual source must be `delete`",
             ),
             // Self-service correction.
             (format!("{GOOD_ENTRY}    correctable: [network]\n"), "cdrs", "needs a source found by email"),
@@ -1250,6 +1459,16 @@ mod properties {
                     prop_assert_eq!(&source.erasure, &ErasurePolicy::Delete);
                     prop_assert!(source.correctable.is_empty() && source.provides_user_id.is_none());
                 }
+                Location::Webhook { endpoint, .. } => {
+                    prop_assert!(check_endpoint(&source.id, endpoint).is_ok());
+                    prop_assert_eq!(&source.erasure, &ErasurePolicy::Delete);
+                    prop_assert!(source.correctable.is_empty() && source.provides_user_id.is_none());
+                }
+                Location::Manual { instructions } => {
+                    prop_assert!(!instructions.trim().is_empty());
+                    prop_assert_eq!(&source.erasure, &ErasurePolicy::Delete);
+                    prop_assert!(source.correctable.is_empty() && source.provides_user_id.is_none());
+                }
             }
         }
         Ok(())
@@ -1318,6 +1537,7 @@ mod properties {
                 match &mut back.location {
                     Location::Table { table, .. } => *table = table.strip_prefix("p-").unwrap().to_owned(),
                     Location::Objects { bucket, .. } => *bucket = bucket.strip_prefix("p-").unwrap().to_owned(),
+                    Location::Webhook { .. } | Location::Manual { .. } => {}
                 }
                 prop_assert_eq!(&back, plain, "only table and bucket names change");
             }

@@ -164,6 +164,27 @@ pub struct SourceWorker {
     pub map: crate::datamap::DataMap,
     pub s3: aws_sdk_s3::Client,
     pub export_bucket: String,
+    pub outside: crate::outside::Outside<WebhookEndpoints>,
+}
+
+/// How the workers call webhook sources: over HTTPS, signed with keys from Secrets Manager (or
+/// SigV4 with the function's role).
+pub type WebhookEndpoints = crate::webhook::HttpEndpoints<crate::webhook::SecretsManagerKeys>;
+
+/// The workers' webhook caller for `settings`, with the SDK's credentials for SigV4 sources.
+pub fn webhook_endpoints(
+    sdk: &aws_config::SdkConfig,
+    settings: &crate::config::OutsideSettings,
+) -> crate::outside::Outside<WebhookEndpoints> {
+    let keys = crate::webhook::SecretsManagerKeys::new(aws_sdk_secretsmanager::Client::new(sdk));
+    crate::outside::Outside {
+        endpoints: crate::webhook::HttpEndpoints::new(
+            keys,
+            settings.endpoints.clone(),
+            sdk.credentials_provider(),
+        ),
+        callback_base: settings.callback_base.clone(),
+    }
 }
 
 impl SourceWorker {
@@ -174,6 +195,7 @@ impl SourceWorker {
         SourceWorker {
             store: DynamoStore::new(dynamo.clone(), settings.table_name),
             data: crate::sources::AwsPersonalData::new(dynamo, s3.clone()),
+            outside: webhook_endpoints(sdk, &settings.outside),
             map: settings.data_map,
             s3,
             export_bucket: settings.export_bucket,

@@ -63,13 +63,35 @@ pub struct ExportPart {
     pub job: ExportJob,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part: Option<u32>,
+    /// The job sent again because a source outside AWS answered, or may have ([`Wake`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake: Option<Wake>,
 }
 
 impl ExportPart {
     /// Part `number` of the export `job` asked for.
     pub fn of(job: &ExportJob, number: u32) -> ExportPart {
-        ExportPart { job: job.clone(), part: Some(number) }
+        ExportPart { job: job.clone(), part: Some(number), wake: None }
     }
+
+    /// The job, sent again to look at what `wake` says a source answered.
+    pub fn woken(job: &ExportJob, wake: Wake) -> ExportPart {
+        ExportPart { job: job.clone(), part: None, wake: Some(wake) }
+    }
+}
+
+/// What sends a waiting job again: a source outside AWS answered (its callback, staff) or is to
+/// be asked again (the daily sweep's poll). Each of a task's wakes is one message: the same wake
+/// sent twice (a redelivered stream record) is deduplicated, a later one is not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wake {
+    pub source: String,
+    /// The task's wake count.
+    pub count: u32,
+}
+
+fn wake_suffix(wake: Option<&Wake>) -> String {
+    wake.map(|w| format!("-wake-{}-{}", w.source, w.count)).unwrap_or_default()
 }
 
 impl Job for ExportPart {
@@ -78,10 +100,11 @@ impl Job for ExportPart {
         self.job.request_id
     }
     fn deduplication_id(&self) -> String {
-        match self.part {
+        let base = match self.part {
             None => self.job.deduplication_id(),
             Some(n) => format!("{}-part{n}", self.job.deduplication_id()),
-        }
+        };
+        format!("{base}{}", wake_suffix(self.wake.as_ref()))
     }
     fn message_group(&self) -> String {
         match self.part {
@@ -132,6 +155,9 @@ pub struct ErasurePart {
     pub job: ErasureJob,
     #[serde(default, skip_serializing_if = "is_first")]
     pub part: u32,
+    /// The job sent again because a source outside AWS answered, or may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake: Option<Wake>,
 }
 
 fn is_first(part: &u32) -> bool {
@@ -141,7 +167,12 @@ fn is_first(part: &u32) -> bool {
 impl ErasurePart {
     /// The part that carries on where this one stopped.
     pub fn next(&self) -> ErasurePart {
-        ErasurePart { job: self.job.clone(), part: self.part + 1 }
+        ErasurePart { job: self.job.clone(), part: self.part + 1, wake: self.wake.clone() }
+    }
+
+    /// The job, sent again to look at what `wake` says a source answered.
+    pub fn woken(job: &ErasureJob, wake: Wake) -> ErasurePart {
+        ErasurePart { job: job.clone(), part: 0, wake: Some(wake) }
     }
 }
 
@@ -151,10 +182,11 @@ impl Job for ErasurePart {
         self.job.request_id
     }
     fn deduplication_id(&self) -> String {
-        match self.part {
+        let base = match self.part {
             0 => self.job.deduplication_id(),
             n => format!("{}-part{n}", self.job.deduplication_id()),
-        }
+        };
+        format!("{base}{}", wake_suffix(self.wake.as_ref()))
     }
 }
 
@@ -286,7 +318,7 @@ mod tests {
     fn an_export_part_is_a_message_of_its_own_in_a_group_of_its_own_and_no_part_is_the_job_dispatch_sent() {
         let job = ExportJob { request_id: RequestId::generate(), version: 2 };
         let whole: ExportPart = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
-        assert_eq!(whole, ExportPart { job: job.clone(), part: None });
+        assert_eq!(whole, ExportPart { job: job.clone(), part: None, wake: None });
         assert_eq!(whole.deduplication_id(), job.deduplication_id(), "the same message as dispatch's");
         assert_eq!(whole.message_group(), job.request_id.to_string());
         assert_eq!(serde_json::to_value(&whole).unwrap(), serde_json::to_value(&job).unwrap());
@@ -306,10 +338,27 @@ mod tests {
     }
 
     #[test]
+    fn each_wake_of_a_waiting_job_is_a_message_of_its_own_and_a_repeated_wake_is_not() {
+        let job = ExportJob { request_id: RequestId::generate(), version: 4 };
+        let wake = |count| Wake { source: "job_applications".into(), count };
+        let first = ExportPart::woken(&job, wake(1));
+        assert_ne!(first.deduplication_id(), job.deduplication_id());
+        assert_eq!(first.deduplication_id(), ExportPart::woken(&job, wake(1)).deduplication_id());
+        assert_ne!(first.deduplication_id(), ExportPart::woken(&job, wake(2)).deduplication_id());
+        assert_eq!(first.message_group(), job.request_id.to_string(), "in the request's group");
+        let erasure = ErasureJob { request_id: job.request_id, version: 4, change: DataChange::Erase };
+        let woken = ErasurePart::woken(&erasure, wake(1));
+        assert_ne!(woken.deduplication_id(), erasure.deduplication_id());
+        assert_ne!(woken.next().deduplication_id(), woken.deduplication_id());
+        let read: ErasurePart = serde_json::from_value(serde_json::to_value(&woken).unwrap()).unwrap();
+        assert_eq!(read, woken);
+    }
+
+    #[test]
     fn a_continued_erasure_is_a_new_message_and_its_first_part_is_the_job_dispatch_sent() {
         let job = ErasureJob { request_id: RequestId::generate(), version: 3, change: DataChange::Erase };
         let first: ErasurePart = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
-        assert_eq!(first, ErasurePart { job: job.clone(), part: 0 });
+        assert_eq!(first, ErasurePart { job: job.clone(), part: 0, wake: None });
         assert_eq!(first.deduplication_id(), job.deduplication_id(), "the same message as dispatch's");
         let second = first.next();
         assert_ne!(second.deduplication_id(), first.deduplication_id());

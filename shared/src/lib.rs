@@ -11,10 +11,12 @@ pub mod deps;
 pub mod domain;
 pub mod jobs;
 pub mod mail;
+pub mod outside;
 pub mod pages;
 pub mod sources;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, Env};

@@ -5,7 +5,8 @@ use http::Method;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
-use crate::cli::{Command, ListArgs};
+use crate::attach::LocalFile;
+use crate::cli::{AttachArgs, Command, ListArgs};
 
 /// One call to the staff API, relative to the endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +42,40 @@ pub fn api_call(command: &Command) -> ApiCall {
             };
             post(id, "complete", body)
         }
+        // With files, the answer that names them; `attach` uploads them first (`uploads_call`).
+        Command::Attach(args) => {
+            let body = if args.nothing_found {
+                json!({ "files": [], "nothing_found": true })
+            } else {
+                let names: Vec<String> = args
+                    .files
+                    .iter()
+                    .map(|path| path.file_name().unwrap_or_default().to_string_lossy().into_owned())
+                    .collect();
+                json!({ "files": names })
+            };
+            source_post(&args.id, &args.source, "access", body)
+        }
+        Command::ConfirmErasure { id, source, deleted, anonymised, kept_reason } => {
+            let mut body = json!({ "deleted": deleted });
+            if let Some(anonymised) = anonymised {
+                body["anonymised"] = json!(anonymised);
+            }
+            if let Some(reason) = kept_reason {
+                body["kept_reason"] = json!(reason);
+            }
+            source_post(id, source, "erasure", body)
+        }
     }
+}
+
+/// Where to upload the files of `attach`, each with its size and type.
+pub fn uploads_call(args: &AttachArgs, files: &[LocalFile]) -> ApiCall {
+    let files: Vec<Value> = files
+        .iter()
+        .map(|f| json!({ "name": f.name, "size": f.size, "content_type": f.content_type }))
+        .collect();
+    source_post(&args.id, &args.source, "uploads", json!({ "files": files }))
 }
 
 /// One page of the list; `cursor` overrides the one on the command line when following pages.
@@ -71,6 +105,11 @@ pub fn list_call(args: &ListArgs, cursor: Option<&str>) -> ApiCall {
 
 fn request_path(id: &uuid::Uuid) -> String {
     format!("/staff/requests/{}", id.hyphenated())
+}
+
+/// A call about one of the request's sources; the source id is a checked data map id, safe in a path.
+fn source_post(id: &uuid::Uuid, source: &str, action: &str, body: Value) -> ApiCall {
+    post(id, &format!("sources/{source}/{action}"), body)
 }
 
 fn post(id: &uuid::Uuid, action: &str, body: Value) -> ApiCall {

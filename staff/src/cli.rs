@@ -3,10 +3,12 @@
 
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 use uuid::Uuid;
 
 /// The privacy staff's client for the staff API: list and inspect privacy requests, extend
-/// their deadline, deny them, mark them excessive or complete them.
+/// their deadline, deny them, mark them excessive or complete them, and answer the data map's
+/// manual sources (attach what one holds of the person, confirm what was erased in it).
 ///
 /// Deployed, requests are signed with your AWS credentials (the standard chain: environment,
 /// profiles, SSO). Against the local dev stack pass --local-key instead.
@@ -85,6 +87,41 @@ pub enum Command {
         #[arg(long, value_parser = parse_text, value_name = "TEXT")]
         note: Option<String>,
     },
+    /// Answer a manual source's access task: upload the files it holds of the person for the
+    /// export, or say it holds nothing (`show` lists the request's tasks and what to do).
+    Attach(AttachArgs),
+    /// Answer a manual source's erasure task: what was deleted and anonymised by hand.
+    ConfirmErasure {
+        #[arg(value_parser = parse_id)]
+        id: Uuid,
+        /// The manual source, by its id in the data map (e.g. website_analytics).
+        #[arg(long, value_parser = parse_source, value_name = "SOURCE")]
+        source: String,
+        /// How many of the person's records were deleted.
+        #[arg(long, value_name = "N")]
+        deleted: u32,
+        /// How many were anonymised and kept (then say why with --kept-reason).
+        #[arg(long, value_name = "N", requires = "kept_reason")]
+        anonymised: Option<u32>,
+        /// Why the anonymised records were kept; the requester is told.
+        #[arg(long, value_parser = parse_text, value_name = "TEXT", requires = "anonymised")]
+        kept_reason: Option<String>,
+    },
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct AttachArgs {
+    #[arg(value_parser = parse_id)]
+    pub id: Uuid,
+    /// The manual source, by its id in the data map (e.g. website_analytics).
+    #[arg(long, value_parser = parse_source, value_name = "SOURCE")]
+    pub source: String,
+    /// The files to attach: csv, json, pdf, txt, png, jpg, zip or xlsx, each at most 50 MiB.
+    #[arg(value_name = "FILE", required_unless_present = "nothing_found", conflicts_with = "nothing_found")]
+    pub files: Vec<PathBuf>,
+    /// The source holds nothing of the person.
+    #[arg(long)]
+    pub nothing_found: bool,
 }
 
 #[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
@@ -132,6 +169,18 @@ pub fn parse_id(value: &str) -> Result<Uuid, String> {
     }
     Uuid::parse_str(value)
         .map_err(|_| "expected a request id like 3f2b8c1e-5d4a-4b7e-9c21-7a1e0d9f6b52".to_string())
+}
+
+/// A data map id: lower-case letters, digits and `_`.
+pub fn parse_source(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err("expected a source id of the data map, like website_analytics".into())
+    }
 }
 
 pub fn parse_date(value: &str) -> Result<NaiveDate, String> {
@@ -212,6 +261,14 @@ mod tests {
         assert_eq!(parse_currency("usd"), Ok("USD".into()));
         for bad in ["EU", "EURO", "E1R", ""] {
             assert!(parse_currency(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sources_are_data_map_ids() {
+        assert_eq!(parse_source("website_analytics"), Ok("website_analytics".into()));
+        for bad in ["", "Website", "web-analytics", "a/b", "../x"] {
+            assert!(parse_source(bad).is_err(), "{bad}");
         }
     }
 

@@ -6,6 +6,7 @@
 //! turns the JSON answer into tables.
 
 pub mod api;
+pub mod attach;
 pub mod cli;
 pub mod client;
 pub mod render;
@@ -19,8 +20,9 @@ use aws_credential_types::provider::ProvideCredentials;
 use clap::Parser;
 use serde_json::{Value, json};
 
-pub use api::{ApiCall, api_call, list_call};
-pub use cli::{Cli, Command, ListArgs, OpenStatus};
+pub use api::{ApiCall, api_call, list_call, uploads_call};
+pub use attach::LocalFile;
+pub use cli::{AttachArgs, Cli, Command, ListArgs, OpenStatus};
 pub use client::{Auth, Client};
 
 /// Exit code of a failed call; usage errors exit with clap's 2.
@@ -55,6 +57,12 @@ pub enum Error {
     Timeout,
     #[error("the server returned cursor {0} twice; stopping instead of looping")]
     CursorLoop(String),
+    #[error("{0} does not exist")]
+    FileNotFound(String),
+    #[error("{path} {why}")]
+    File { path: String, why: String },
+    #[error("the upload was refused (HTTP {status}): {detail}")]
+    Upload { status: u16, detail: String },
 }
 
 impl Error {
@@ -72,6 +80,9 @@ impl Error {
             Error::Transport(_) => "unreachable",
             Error::Timeout => "timeout",
             Error::CursorLoop(_) => "cursor_loop",
+            Error::FileNotFound(_) => "file_not_found",
+            Error::File { .. } => "invalid_file",
+            Error::Upload { .. } => "upload_failed",
         }
     }
 }
@@ -128,10 +139,16 @@ where
 
 /// Runs the parsed command and returns what to print.
 pub async fn execute(cli: &Cli, credentials: CredentialSource) -> Result<String, Error> {
+    // Files to attach are checked before anything is sent (or credentials are looked for).
+    let files = match &cli.command {
+        Command::Attach(args) => attach::check_files(&args.files)?,
+        _ => Vec::new(),
+    };
     let auth = resolve_auth(cli, credentials).await?;
     let client = Client::new(&cli.endpoint, auth)?;
     let response = match &cli.command {
         Command::List(args) if args.all => list_all(&client, args).await?,
+        Command::Attach(args) if !files.is_empty() => attach::attach(&client, args, &files).await?,
         command => client.send(&api_call(command)).await?,
     };
     Ok(if cli.json { render::render_json(&response) } else { render::render(&cli.command, &response) })

@@ -18,6 +18,7 @@ pub fn render(command: &Command, response: &Value) -> String {
     match command {
         Command::List(_) => render_list(response),
         Command::Show { .. } => render_show(response),
+        Command::Attach(_) | Command::ConfirmErasure { .. } => render_answer(command, response),
         _ => render_action(command, response),
     }
 }
@@ -60,10 +61,20 @@ pub fn render_list(response: &Value) -> String {
     text
 }
 
-/// `GET /staff/requests/{id}`: the request, then its audit trail.
+/// `GET /staff/requests/{id}`: the request, its audit trail, then its sources' tasks.
 pub fn render_show(response: &Value) -> String {
     let request = response.get("request").unwrap_or(&Value::Null);
     let mut text = render_request(request);
+    text.push_str(&render_audit(response));
+    let tasks = response.get("tasks").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    if !tasks.is_empty() {
+        text.push_str(&render_tasks(&field(request, "request_id"), tasks));
+    }
+    text
+}
+
+fn render_audit(response: &Value) -> String {
+    let mut text = String::new();
     let audit = response.get("audit").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     text.push_str("\nAudit trail\n");
     if audit.is_empty() {
@@ -97,6 +108,83 @@ pub fn render_show(response: &Value) -> String {
     }
     text.push_str(&format!("{table}\n"));
     text
+}
+
+/// What the request waits for from the sources outside AWS; for each one staff answer, what to
+/// do and the command that answers it.
+pub fn render_tasks(id: &str, tasks: &[Value]) -> String {
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(WIDTH)
+        .set_header(["SOURCE", "OPERATION", "STATE", "ANSWER BY", "ATTEMPTS", "PROBLEM", "ANSWER"]);
+    for task in tasks {
+        let answer_by = match task.get("late") {
+            Some(Value::Bool(true)) => format!("{} (late)", field(task, "answer_by")),
+            _ => field(task, "answer_by"),
+        };
+        table.add_row([
+            field(task, "source"),
+            field(task, "operation"),
+            field(task, "state"),
+            answer_by,
+            field(task, "attempts"),
+            field(task, "problem"),
+            answer(task),
+        ]);
+    }
+    let mut text = format!("\nSources outside AWS\n{table}\n");
+    for task in tasks.iter().filter(|t| field(t, "state") == "with_staff") {
+        let source = field(task, "source");
+        text.push_str(&format!(
+            "\n{source} ({}) waits for you: {}\n",
+            field(task, "operation"),
+            field(task, "instructions")
+        ));
+        let command = match task.get("operation").and_then(Value::as_str) {
+            Some("erasure") => format!(
+                "staff confirm-erasure {id} --source {source} --deleted N [--anonymised N --kept-reason TEXT]"
+            ),
+            _ => format!("staff attach {id} --source {source} FILE... | --nothing-found"),
+        };
+        text.push_str(&format!("  answer with: {command}\n"));
+    }
+    text
+}
+
+/// A task's answer in a few words: the files attached, or what was erased.
+fn answer(task: &Value) -> String {
+    if let Some(collected) = task.get("collected").filter(|c| c.is_object()) {
+        let files = collected.get("files").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        return match (files.len(), field(collected, "records").as_str()) {
+            (0, "0") => "nothing found".into(),
+            (0, records) => format!("{records} records"),
+            _ => files.iter().map(|f| field(f, "name")).collect::<Vec<_>>().join(", "),
+        };
+    }
+    if let Some(receipt) = task.get("receipt").filter(|r| r.is_object()) {
+        return format!("{} deleted, {} anonymised", field(receipt, "deleted"), field(receipt, "anonymised"));
+    }
+    "-".into()
+}
+
+/// The confirmation of a source's answer (`attach`, `confirm-erasure`) and the task as it now
+/// stands.
+pub fn render_answer(command: &Command, response: &Value) -> String {
+    let task = response.get("task").unwrap_or(&Value::Null);
+    let (id, source) = match command {
+        Command::Attach(args) => (args.id.hyphenated().to_string(), args.source.clone()),
+        Command::ConfirmErasure { id, source, .. } => (id.hyphenated().to_string(), source.clone()),
+        _ => ("-".into(), field(task, "source")),
+    };
+    let line = match command {
+        Command::ConfirmErasure { .. } => {
+            format!("Confirmed the erasure in {source} for request {id}: {}.", answer(task))
+        }
+        _ => format!("Answered {source} for request {id}: {}.", answer(task)),
+    };
+    format!("{line}{}", render_tasks(&id, std::slice::from_ref(task)))
 }
 
 /// One request as a key/value table.
@@ -156,7 +244,7 @@ pub fn render_action(command: &Command, response: &Value) -> String {
             format!("Marked request {id} excessive, cost estimate {amount} {currency}.")
         }
         Command::Complete { .. } => format!("Completed request {id}."),
-        Command::List(_) | Command::Show { .. } => format!("Request {id}."),
+        _ => format!("Request {id}."),
     };
     format!("{line}\n{}", render_request(request))
 }
@@ -238,6 +326,39 @@ mod tests {
             "→ pending_verification"
         );
         assert_eq!(transition(&json!({ "from": null, "to": null })), "-");
+    }
+
+    #[test]
+    fn a_task_waiting_for_staff_says_what_to_do_and_how_to_answer() {
+        let tasks = [
+            json!({ "source": "website_analytics", "operation": "access", "state": "with_staff",
+                    "answer_by": "2026-12-23", "late": true, "attempts": 0, "problem": null,
+                    "instructions": "Search the visitor profiles.", "collected": null, "receipt": null }),
+            json!({ "source": "job_applications", "operation": "access", "state": "collected",
+                    "answer_by": "2026-12-23", "late": false, "attempts": 1, "problem": null,
+                    "instructions": null, "collected": { "records": 0, "pages": 0, "files": [
+                        { "name": "cv.pdf", "size": 10, "content_type": "application/pdf" } ] }, "receipt": null }),
+        ];
+        let text = render_tasks("ID", &tasks);
+        assert!(text.contains("2026-12-23 (late)") && text.contains("cv.pdf"), "{text}");
+        assert!(text.contains("Search the visitor profiles."), "{text}");
+        assert!(text.contains("staff attach ID --source website_analytics"), "{text}");
+        assert!(!text.contains("--source job_applications"), "an answered task needs nothing: {text}");
+    }
+
+    #[test]
+    fn an_answer_reads_as_its_files_nothing_found_or_its_counts() {
+        let files = json!({ "collected": { "records": 0, "pages": 0, "files": [{ "name": "a.csv" }, { "name": "b.pdf" }] } });
+        assert_eq!(answer(&files), "a.csv, b.pdf");
+        assert_eq!(
+            answer(&json!({ "collected": { "records": 0, "pages": 0, "files": [] } })),
+            "nothing found"
+        );
+        assert_eq!(
+            answer(&json!({ "collected": null, "receipt": { "deleted": 3, "anonymised": 1 } })),
+            "3 deleted, 1 anonymised"
+        );
+        assert_eq!(answer(&json!({ "collected": null, "receipt": null })), "-");
     }
 
     #[test]

@@ -96,6 +96,11 @@ impl Stack {
             ("STATUS_LINK_KEY".to_owned(), STATUS_LINK_KEY.to_owned()),
             ("BUSINESS_TIME_ZONE".to_owned(), "Europe/Amsterdam".to_owned()),
             ("BUSINESS_HOLIDAYS".to_owned(), "2026-12-25,2026-12-26".to_owned()),
+            // The AWS side alone, unless a test of the sources outside AWS asks for them all
+            // (`DATA_MAP_SCOPE=all`, with a reference webhook running).
+            ("DATA_MAP_SCOPE".to_owned(), "aws".to_owned()),
+            // Where the staff API stages files for manual sources (a test that uploads makes its own).
+            ("EXPORT_BUCKET".to_owned(), "privacy-exports-test".to_owned()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let data_prefix = format!("d{}-", &uuid::Uuid::new_v4().simple().to_string()[..12]);
@@ -115,8 +120,10 @@ impl Stack {
     pub async fn data_map(&self) -> privacy_shared::datamap::DataMap {
         self.sources
             .get_or_init(|| async {
-                let map =
-                    privacy_shared::datamap::DataMap::builtin().unwrap().with_name_prefix(&self.data_prefix);
+                let map = privacy_shared::config::data_map(
+                    &self.env(&[("DATA_NAME_PREFIX", self.data_prefix.clone())]),
+                )
+                .expect("the data map loads");
                 devstack::seed::create_sources(&self.sdk, &map).await.expect("data map sources");
                 let sample = devstack::seed::SampleData::load(&devstack::seed::default_path()).unwrap();
                 devstack::seed::seed(&self.sdk, &map, &sample).await.expect("sample people");
@@ -425,7 +432,7 @@ pub const STAFF_ARN: &str = "arn:aws:iam::123456789012:user/privacy-officer";
 
 /// The staff API of this stack as deployed: IAM only.
 pub fn staff_api(stack: &Stack) -> AwsAdmin {
-    let settings = privacy_shared::config::AdminSettings { core: stack.config(), local_key: None };
+    let settings = privacy_shared::config::AdminSettings::load(&stack.env(&[])).expect("admin settings");
     admin::Admin::with_sdk(&stack.sdk, settings, stack.clock.clone())
 }
 
@@ -533,4 +540,12 @@ impl Harness for Local {
     async fn mail_to(&self, address: &str) -> Vec<SentMail> {
         Local::mail_to(self, address).await
     }
+}
+
+/// A worker's view of the sources outside AWS, as the functions build it (no endpoint
+/// overrides, no callbacks): for workers over a map without such sources.
+pub fn no_outside(
+    sdk: &aws_config::SdkConfig,
+) -> privacy_shared::outside::Outside<privacy_shared::deps::WebhookEndpoints> {
+    privacy_shared::deps::webhook_endpoints(sdk, &privacy_shared::config::OutsideSettings::default())
 }

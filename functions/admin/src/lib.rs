@@ -11,12 +11,20 @@
 //! | `POST /staff/requests/{id}/excessive`   | refuse as excessive, with a cost estimate    |
 //! | `POST /staff/requests/{id}/complete`    | a manual request is done, with a note        |
 //! | `POST /staff/suppressions/check`        | is an address unsubscribed / opted out?      |
+//! | `POST /staff/requests/{id}/sources/{source}/uploads` | where to upload a manual source's files |
+//! | `POST /staff/requests/{id}/sources/{source}/access`  | answer its access task with the files   |
+//! | `POST /staff/requests/{id}/sources/{source}/erasure` | answer its erasure task with the counts |
 //!
 //! Locally there is no API Gateway to check signatures, so a configured key (`STAFF_LOCAL_KEY`)
 //! stands in; it is refused at start unless the function talks to a loopback AWS endpoint, so a
 //! deployed function cannot be configured to accept it.
 
+mod sources;
 mod view;
+
+pub use sources::{
+    CONTENT_TYPES, MAX_FILE_BYTES, MAX_FILES, MAX_NAME_CHARS, UPLOAD_LIFETIME, file_name_problem,
+};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -30,12 +38,15 @@ use std::sync::Arc;
 
 use privacy_shared::api::{ApiError, json_response, read_json};
 use privacy_shared::config::{AdminSettings, Env};
+use privacy_shared::datamap::BuiltinMap;
 use privacy_shared::domain::{
     Actor, BusinessCalendar, Completion, CostEstimate, EmailAddress, ExtensionError, RequestId,
     RequestRecord, StaffText, StaffTextError, Status, TokenHash, Transition,
 };
+use privacy_shared::outside::Staging;
 use privacy_shared::store::{
-    Change, DueIndex, DynamoStore, OpenQuery, PageKey, People, Requests, StoreError, SuppressionList,
+    Change, DueIndex, DynamoStore, OpenQuery, PageKey, People, Requests, SourceTasks, StoreError,
+    SuppressionList,
 };
 use privacy_shared::{Clock, Config, ConfigError};
 
@@ -51,6 +62,8 @@ pub enum AdminError {
     Input(#[from] ApiError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{operation} failed: {code}")]
+    S3 { operation: &'static str, code: String },
 }
 
 impl AdminError {
@@ -69,6 +82,10 @@ impl AdminError {
             }
             AdminError::Store(err) => {
                 tracing::error!(error = %err, "request store failed");
+                ApiError::unavailable().into_response()
+            }
+            AdminError::S3 { operation, code } => {
+                tracing::error!(operation, code = %code, "export bucket failed");
                 ApiError::unavailable().into_response()
             }
         }
@@ -123,11 +140,24 @@ pub struct Admin<S> {
     /// What an extension is checked against.
     pub calendar: BusinessCalendar,
     pub auth: Authentication,
+    /// The data map: which sources staff answer by hand (manual ones), with their instructions.
+    pub map: BuiltinMap,
+    /// Where files staff attach for a manual source are staged; without it (the in-memory
+    /// stack) attaching files is refused as unavailable.
+    pub staging: Option<Staging>,
 }
 
 impl<S> Admin<S> {
+    /// With the whole checked-in data map and nowhere to stage files.
     pub fn new(store: S, clock: Arc<dyn Clock>, config: &Config, auth: Authentication) -> Self {
-        Admin { store, clock, calendar: config.calendar.clone(), auth }
+        Admin {
+            store,
+            clock,
+            calendar: config.calendar.clone(),
+            auth,
+            map: BuiltinMap::with_name_prefix(""),
+            staging: None,
+        }
     }
 }
 
@@ -140,14 +170,22 @@ impl Admin<DynamoStore> {
 
     pub fn with_sdk(sdk: &aws_config::SdkConfig, settings: AdminSettings, clock: Arc<dyn Clock>) -> Self {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.core.table_name.clone());
-        Admin::new(store, clock, &settings.core, Authentication::from_settings(settings.local_key))
+        let staging = Staging {
+            s3: privacy_shared::deps::s3_client(sdk, settings.s3_path_style),
+            bucket: settings.export_bucket,
+            kms_key_id: settings.export_kms_key_id,
+        };
+        let admin =
+            Admin::new(store, clock, &settings.core, Authentication::from_settings(settings.local_key));
+        Admin { map: settings.data_map, staging: Some(staging), ..admin }
     }
 }
 
-/// What the staff API touches: requests, the due-date index, and the suppression lists.
-pub trait StaffStore: Requests + DueIndex + People {}
+/// What the staff API touches: requests, the due-date index, the suppression lists, and the
+/// tasks of the sources outside AWS.
+pub trait StaffStore: Requests + DueIndex + People + SourceTasks {}
 
-impl<T: Requests + DueIndex + People> StaffStore for T {}
+impl<T: Requests + DueIndex + People + SourceTasks> StaffStore for T {}
 
 /// Which route a path names. The id is parsed here: anything but a canonical id is a 404.
 #[derive(Debug, PartialEq, Eq)]
@@ -156,6 +194,7 @@ enum Route {
     List,
     Show(RequestId),
     Act(RequestId, Action),
+    Source(RequestId, String, sources::SourceAction),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,6 +226,10 @@ fn route(path: &str) -> Option<Route> {
             };
             id(raw).map(|id| Route::Act(id, action))
         }
+        [raw, "sources", source, action] if sources::is_source_id(source) => {
+            let action = sources::SourceAction::parse(action)?;
+            id(raw).map(|id| Route::Source(id, (*source).to_owned(), action))
+        }
         _ => None,
     }
 }
@@ -208,6 +251,9 @@ async fn serve<S: StaffStore>(admin: &Admin<S>, request: &Request) -> Result<Res
         (Route::List, &Method::GET) => list(admin, request).await,
         (Route::Show(id), &Method::GET) => show(admin, id).await,
         (Route::Act(id, action), &Method::POST) => act(admin, request, id, action, principal).await,
+        (Route::Source(id, source, action), &Method::POST) => {
+            sources::serve(admin, request, id, &source, action, principal).await
+        }
         _ => Err(ApiError::method_not_allowed().into()),
     }
 }
@@ -316,7 +362,18 @@ async fn list<S: StaffStore>(admin: &Admin<S>, request: &Request) -> Result<Resp
 async fn show<S: StaffStore>(admin: &Admin<S>, id: RequestId) -> Result<Response<Body>, AdminError> {
     let record = admin.store.get(id).await?.ok_or_else(ApiError::not_found)?;
     let audit: Vec<_> = admin.store.audit_trail(id).await?.iter().map(view::audit).collect();
-    Ok(json_response(StatusCode::OK, &serde_json::json!({ "request": view::full(&record), "audit": audit })))
+    let mut tasks = admin.store.tasks(id).await?;
+    tasks.sort_by(|a, b| (a.operation, &a.source).cmp(&(b.operation, &b.source)));
+    // The map only names a task's source and says what staff do for a manual one: a map that
+    // does not read still shows the request.
+    let map = admin.map.get().ok();
+    let today = admin.calendar.local_date(admin.clock.now());
+    let tasks: Vec<_> =
+        tasks.iter().map(|t| view::task(t, map.and_then(|m| m.source(&t.source)), today)).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "request": view::full(&record), "audit": audit, "tasks": tasks }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -372,7 +429,7 @@ struct CompleteBody {
     note: Option<String>,
 }
 
-fn staff_text(field: &str, raw: &str, required: bool) -> Result<StaffText, ApiError> {
+pub(crate) fn staff_text(field: &str, raw: &str, required: bool) -> Result<StaffText, ApiError> {
     StaffText::parse(raw).map_err(|err| match err {
         StaffTextError::Blank if required => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -489,8 +546,20 @@ mod tests {
             route(&format!("/staff/requests/{id}/excessive")),
             Some(Route::Act(id, Action::Excessive))
         );
+        assert_eq!(
+            route(&format!("/staff/requests/{id}/sources/website_analytics/uploads")),
+            Some(Route::Source(id, "website_analytics".into(), sources::SourceAction::Uploads))
+        );
+        assert_eq!(
+            route(&format!("/prod/staff/requests/{id}/sources/crm/erasure")),
+            Some(Route::Source(id, "crm".into(), sources::SourceAction::Erasure))
+        );
         for bad in [
             "/requests".to_owned(),
+            format!("/staff/requests/{id}/sources/website_analytics"),
+            format!("/staff/requests/{id}/sources/website_analytics/delete"),
+            format!("/staff/requests/{id}/sources/Website/access"),
+            format!("/staff/requests/{id}/sources/../access"),
             format!("/staff/requests/{id}/delete"),
             format!("/staff/requests/{}/deny", id.to_string().to_uppercase()),
             "/staff/requests/../x".to_owned(),

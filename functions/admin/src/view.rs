@@ -3,7 +3,10 @@
 
 use serde_json::{Value, json};
 
-use privacy_shared::domain::{AuditEvent, RequestRecord};
+use chrono::NaiveDate;
+
+use privacy_shared::datamap::{Location, Source};
+use privacy_shared::domain::{AuditEvent, RequestRecord, SourceTask, TaskState};
 use privacy_shared::store::OpenRequest;
 
 pub fn summary(r: &OpenRequest) -> Value {
@@ -68,5 +71,50 @@ pub fn audit(e: &AuditEvent) -> Value {
         "at": e.at,
         "actor": e.actor,
         "reason": e.reason,
+    })
+}
+
+/// A task of a source outside AWS, as staff follow it: where it stands, whether it is late, what
+/// went wrong last (a code), and for a manual source what staff are to do. The files' staging
+/// keys stay inside.
+pub fn task(t: &SourceTask, source: Option<&Source>, today: NaiveDate) -> Value {
+    let instructions = source.and_then(|s| match &s.location {
+        Location::Manual { instructions } => Some(instructions.as_str()),
+        _ => None,
+    });
+    let problem = match &t.state {
+        TaskState::Waiting { problem } => problem.map(|p| p.as_str()),
+        _ => None,
+    };
+    let collected = match &t.state {
+        TaskState::Collected { records, pages, files } => json!({
+            "records": records,
+            "pages": pages,
+            "files": files.iter().map(|f| json!({
+                "name": f.name,
+                "size": f.size,
+                "content_type": f.content_type,
+            })).collect::<Vec<_>>(),
+        }),
+        _ => Value::Null,
+    };
+    let receipt = match &t.state {
+        TaskState::Erased { receipt } => json!(receipt),
+        _ => Value::Null,
+    };
+    json!({
+        "source": t.source,
+        "description": source.map(|s| s.description.as_str()),
+        "operation": t.operation,
+        "state": t.state.name(),
+        "manual": instructions.is_some(),
+        "instructions": instructions,
+        "answer_by": t.answer_by,
+        "opened_at": t.opened_at,
+        "late": t.late || t.is_late(today),
+        "attempts": t.attempts,
+        "problem": problem,
+        "collected": collected,
+        "receipt": receipt,
     })
 }

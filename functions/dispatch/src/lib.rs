@@ -31,19 +31,23 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use privacy_shared::config::{DispatchSettings, Env};
+use privacy_shared::datamap::Location;
 use privacy_shared::datamap::{BuiltinMap, DataMapError};
 use privacy_shared::domain::{
     Actor, EmailAddress, Event, LIMIT_REASON, Regime, RequestKind, RequestRecord, Status, Transition, Triage,
     VerificationToken,
 };
-use privacy_shared::jobs::{DataChange, ErasureJob, ExportJob, JobQueue, QueueError, SqsJobQueue};
-use privacy_shared::mail::templates::{AgentStage, AnswerAlert};
+use privacy_shared::domain::{SourceOperation, SourceTask};
+use privacy_shared::jobs::{
+    DataChange, ErasureJob, ErasurePart, ExportJob, ExportPart, JobQueue, QueueError, SqsJobQueue, Wake,
+};
+use privacy_shared::mail::templates::{AgentStage, AnswerAlert, OutsideTask};
 use privacy_shared::mail::{Guard, MailError, Mailer, OutgoingEmail, SesMailer, guard, record_withheld};
 use privacy_shared::sources::{AwsPersonalData, PersonalData, SourceError};
 use privacy_shared::store::ledger::{Invocation, Once, once_or_take_over};
 use privacy_shared::store::{
     Change, DownloadToken, DynamoStore, LiveToken, Outcome, RequestStore, StoreError, TokenSlot,
-    record_from_image, transition_or_reload,
+    record_from_image, task_from_image, transition_or_reload,
 };
 use privacy_shared::{Clock, ConfigError, Deps};
 
@@ -271,7 +275,15 @@ async fn process<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     invocation: Invocation,
     record: EventRecord,
 ) -> Result<(), DispatchError> {
-    let Some(new) = record_from_image(record.change.new_image) else {
+    let Some(new) = record_from_image(record.change.new_image.clone()) else {
+        // A source task woken (its endpoint called back, staff answered, the sweep polls): the
+        // worker waiting for it is sent again.
+        if let Some(task) = task_from_image(record.change.new_image) {
+            let before = task_from_image(record.change.old_image).map_or(0, |t| t.wakes);
+            if task.wakes > before {
+                wake(dispatcher, invocation, &task).await?;
+            }
+        }
         return Ok(());
     };
     let old = record_from_image(record.change.old_image);
@@ -279,6 +291,56 @@ async fn process<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
         perform(dispatcher, invocation, effect, &new).await?;
     }
     Ok(())
+}
+
+/// Sends the job waiting for `task` again, once per wake (the effect ledger, and the queue's
+/// deduplication id). A request no longer in progress has nothing waiting.
+async fn wake<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    invocation: Invocation,
+    task: &SourceTask,
+) -> Result<(), DispatchError> {
+    let key = format!("source_woken#{}#{}#{}", task.operation, task.source, task.wakes);
+    let deps = &dispatcher.deps;
+    let work = async {
+        let Some(request) = deps.store.get(task.request_id).await? else { return Ok(()) };
+        if request.status != Status::InProgress {
+            tracing::info!(request_id = %request.id, status = %request.status, "a source answered a request no longer in progress");
+            return Ok(());
+        }
+        let wake = Wake { source: task.source.clone(), count: task.wakes };
+        match task.operation {
+            SourceOperation::Access => {
+                let job = ExportJob { request_id: request.id, version: request.version };
+                dispatcher.queue.enqueue(&ExportPart::woken(&job, wake)).await?;
+            }
+            SourceOperation::Erasure => {
+                let job = ErasureJob {
+                    request_id: request.id,
+                    version: request.version,
+                    change: DataChange::Erase,
+                };
+                dispatcher.queue.enqueue(&ErasurePart::woken(&job, wake)).await?;
+            }
+        }
+        tracing::info!(request_id = %request.id, source = %task.source, operation = %task.operation, "worker woken");
+        Ok::<(), DispatchError>(())
+    };
+    let clock = deps.clock.as_ref();
+    match once_or_take_over(
+        &deps.store,
+        clock,
+        invocation,
+        WAIT_RESERVE,
+        task.request_id,
+        &key,
+        Box::pin(work),
+    )
+    .await?
+    {
+        Once::Performed(()) | Once::AlreadyDone => Ok(()),
+        Once::Busy => Err(DispatchError::Busy(key)),
+    }
 }
 
 async fn perform<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
@@ -346,7 +408,27 @@ async fn notify_staff<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     dispatcher: &Dispatcher<S, M, Q, P>,
     record: &RequestRecord,
 ) -> Result<(), DispatchError> {
-    let email = dispatcher.deps.templates.staff_notice(&dispatcher.staff, record, has_export(record.kind))?;
+    // The sources outside AWS the work will wait for: an export's, or an erasure's.
+    let map = dispatcher.map.get()?;
+    let waits = has_export(record.kind) || record.kind == RequestKind::Deletion;
+    let today = dispatcher.deps.config.calendar.local_date(dispatcher.deps.clock.now());
+    let answer_by = privacy_shared::domain::answer_by(record.due_on, today);
+    let outside: Vec<OutsideTask<'_>> = map
+        .sources()
+        .iter()
+        .filter(|_| waits)
+        .filter_map(|source| match &source.location {
+            Location::Manual { instructions } => {
+                Some(OutsideTask { source: &source.id, instructions: Some(instructions), answer_by })
+            }
+            Location::Webhook { .. } => {
+                Some(OutsideTask { source: &source.id, instructions: None, answer_by })
+            }
+            _ => None,
+        })
+        .collect();
+    let templates = &dispatcher.deps.templates;
+    let email = templates.staff_notice(&dispatcher.staff, record, has_export(record.kind), &outside)?;
     dispatcher.deps.mailer.send(&email).await?;
     Ok(())
 }

@@ -53,18 +53,21 @@ pub use privacy_shared::config::ContinuationSettings;
 use privacy_shared::config::{Env, WorkerSettings};
 use privacy_shared::datamap::Source;
 use privacy_shared::datamap::{DataMap, ErasurePolicy, Location};
+use privacy_shared::deps::WebhookEndpoints;
 use privacy_shared::domain::{
     Actor, Completion, ErasedSource, ErasureReceipt, Event, RequestKind, RequestRecord, Status, Transition,
 };
+use privacy_shared::domain::{SourceOperation, SourceTask, TaskState};
 use privacy_shared::jobs::{
     DataChange, ErasureJob, ErasurePart, JobQueue, QueueError, SqsJobQueue, each_job,
 };
+use privacy_shared::outside::{Asking, Outside, OutsideError, Staging, all_answered, ask_all};
 use privacy_shared::sources::{
     AwsPersonalData, Cursor, Person, PersonalData, SourceError, Written, find_user_id,
 };
 use privacy_shared::store::{
-    Change, DynamoStore, ErasureAt, ErasureLog, ErasureProgress, Outcome, People, Requests, StoreError,
-    transition_or_reload,
+    Change, DynamoStore, ErasureAt, ErasureLog, ErasureProgress, Outcome, People, Requests, SourceTasks,
+    StoreError, transition_or_reload,
 };
 use privacy_shared::{Clock, ConfigError, SystemClock};
 
@@ -83,6 +86,8 @@ pub enum ErasureError {
     /// Out of time with no queue to continue on: the message is retried, and resumes.
     #[error("the erasure ran out of time and has no queue to continue on")]
     OutOfTime,
+    #[error(transparent)]
+    Outside(#[from] OutsideError),
 }
 
 /// How many passes through the sources one job makes before it gives up on a source that keeps
@@ -121,6 +126,8 @@ pub struct Eraser<S, P> {
     /// How a job that would outlast its invocation goes on; without it [`handle`] runs every job
     /// to its end (a tool, a test), whatever the invocation's deadline.
     pub continuation: Option<Continuation>,
+    /// The map's sources outside AWS, asked to erase too; the request completes once each has.
+    pub outside: Outside<WebhookEndpoints>,
 }
 
 /// The erasure queue a job that runs out of time continues on, and how long before the
@@ -200,14 +207,15 @@ impl Eraser<DynamoStore, AwsPersonalData> {
             export_bucket: worker.export_bucket,
             clock,
             continuation,
+            outside: worker.outside,
         }
     }
 }
 
 /// What an erasure touches: requests, the person's history (their earlier exports), its progress.
-pub trait ErasureStore: Requests + People + ErasureLog {}
+pub trait ErasureStore: Requests + People + ErasureLog + SourceTasks {}
 
-impl<T: Requests + People + ErasureLog> ErasureStore for T {}
+impl<T: Requests + People + ErasureLog + SourceTasks> ErasureStore for T {}
 
 pub async fn handle<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
@@ -303,6 +311,9 @@ async fn erase<S: ErasureStore, P: PersonalData>(
             let user_id = find_user_id(&eraser.data, &eraser.map, &request.email).await?;
             let progress = ErasureProgress { user_id, ..ErasureProgress::default() };
             store.save_erasure_progress(request.id, &progress, eraser.clock.now()).await?;
+            // The sources outside AWS are asked first, so they work while this one does.
+            let person = Person { email: request.email.clone(), user_id: progress.user_id.clone() };
+            ask_outside(eraser, &request, &person).await?;
             progress
         }
     };
@@ -311,6 +322,7 @@ async fn erase<S: ErasureStore, P: PersonalData>(
         pass: 1,
         // Progress an older version saved (per source) lists finished sources only.
         pending: (eraser.map.sources().iter())
+            .filter(|s| !s.is_external())
             .filter(|s| !progress.sources.iter().any(|done| done.source == s.id))
             .map(|s| s.id.clone())
             .collect(),
@@ -377,6 +389,19 @@ async fn erase<S: ErasureStore, P: PersonalData>(
         store.save_erasure_progress(request.id, &progress, eraser.clock.now()).await?;
     }
 
+    // Every source in AWS is erased and proven so; the request completes once every source
+    // outside it has erased too. Until then the job ends here, the request in progress, and a
+    // source's answer sends it again (it proves the AWS sources once more, then comes here).
+    let outside = ask_outside(eraser, &request, &person).await?;
+    if !all_answered(&outside) {
+        progress.at = Some(ErasureAt { pass: at.pass, pending: Vec::new(), next: None });
+        store.save_erasure_progress(request.id, &progress, eraser.clock.now()).await?;
+        let waiting: Vec<&str> =
+            outside.iter().filter(|t| !t.state.is_answered()).map(|t| t.source.as_str()).collect();
+        tracing::info!(request_id = %request.id, sources = %waiting.join(","), "erasure waits for sources outside AWS");
+        return Ok(Ran::Finished);
+    }
+
     let exports_deleted = match progress.exports_deleted {
         Some(n) => n,
         None => {
@@ -392,7 +417,7 @@ async fn erase<S: ErasureStore, P: PersonalData>(
             n
         }
     };
-    let receipt = receipt(eraser, &progress, exports_deleted);
+    let receipt = receipt(eraser, &progress, &outside, exports_deleted);
     let change = Change::system(Transition::Complete(Completion::Erased(receipt)), eraser.clock.now());
     if let Outcome::Overtaken(Some(now)) = transition_or_reload(store, &request, change).await? {
         // Still in progress: the other writer did not finish it; the retry will.
@@ -472,6 +497,8 @@ async fn erase_step<S: ErasureStore, P: PersonalData>(
                 None => page.next.map_or(Next::Done, Next::Page),
             }
         }
+        // Asked through their tasks ([`ask_outside`]), never here.
+        (Location::Webhook { .. } | Location::Manual { .. }, _) => Next::Done,
         (Location::Objects { .. }, _) => {
             let objects = eraser.data.objects(source, key).await?;
             for object in objects.iter().take(OBJECTS_PER_STEP) {
@@ -522,6 +549,8 @@ async fn leftovers<S: ErasureStore, P: PersonalData>(
         let found = match &source.location {
             Location::Table { .. } => any_record(&eraser.data, source, key).await?,
             Location::Objects { .. } => !eraser.data.objects(source, key).await?.is_empty(),
+            // Their receipts are their proof.
+            Location::Webhook { .. } | Location::Manual { .. } => false,
         };
         if found {
             left.push(source.id.clone());
@@ -615,10 +644,20 @@ fn wire_name<T: serde::Serialize>(term: &T) -> String {
 fn receipt<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
     progress: &ErasureProgress,
+    outside: &[SourceTask],
     exports_deleted: u32,
 ) -> ErasureReceipt {
+    let mut sources = progress.sources.clone();
+    // The sources outside AWS in the map's order, with their own receipts.
+    for source in eraser.map.sources() {
+        if let Some(TaskState::Erased { receipt }) =
+            outside.iter().find(|t| t.source == source.id).map(|t| &t.state)
+        {
+            sources.push(receipt.clone());
+        }
+    }
     let mut instructed: Vec<String> = Vec::new();
-    for done in progress.sources.iter().filter(|s| s.deleted + s.anonymised > 0) {
+    for done in sources.iter().filter(|s| s.deleted + s.anonymised > 0) {
         let Some(source) = eraser.map.sources().iter().find(|s| s.id == done.source) else { continue };
         for recipient in &source.disclosure.recipients {
             let name = wire_name(recipient);
@@ -627,7 +666,23 @@ fn receipt<S: ErasureStore, P: PersonalData>(
             }
         }
     }
-    ErasureReceipt { sources: progress.sources.clone(), exports_deleted, processors_instructed: instructed }
+    ErasureReceipt { sources, exports_deleted, processors_instructed: instructed }
+}
+
+/// Asks every source outside AWS to erase the person (each still waiting, again).
+async fn ask_outside<S: ErasureStore, P: PersonalData>(
+    eraser: &Eraser<S, P>,
+    request: &RequestRecord,
+    person: &Person,
+) -> Result<Vec<SourceTask>, ErasureError> {
+    if !eraser.map.sources().iter().any(Source::is_external) {
+        return Ok(Vec::new());
+    }
+    let staging = Staging { s3: eraser.s3.clone(), bucket: eraser.export_bucket.clone(), kms_key_id: None };
+    let now = eraser.clock.now();
+    let operation = SourceOperation::Erasure;
+    let asking = Asking { request, operation, person, since: None, now };
+    Ok(ask_all(&eraser.store, &eraser.outside, &staging, &eraser.map, asking).await?)
 }
 
 /// Applies the requester's corrections to the correctable sources and completes the request.

@@ -59,16 +59,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use privacy_shared::config::{Env, WorkerSettings};
 use privacy_shared::datamap::{CcpaDisclosure, DataMap, Location, Source};
+use privacy_shared::deps::WebhookEndpoints;
 use privacy_shared::domain::{
     Completion, Language, PartOf, Regime, RequestId, RequestRecord, StaffText, Status, Transition,
     export_key, export_plan_key, export_prefix,
 };
+use privacy_shared::domain::{SourceOperation, SourceTask, TaskState};
 use privacy_shared::jobs::{ExportJob, ExportPart, JobQueue, QueueError, SqsJobQueue, each_job};
+use privacy_shared::outside::{Asking, Outside, OutsideError, Staging, all_answered, ask_all, page_key};
 use privacy_shared::sources::{
     AwsPersonalData, Person, PersonalData, SourceError, StoredObject, find_user_id, person_prefix,
 };
 use privacy_shared::store::{
-    Change, DynamoStore, Outcome, People, Requests, StoreError, export_asked_at, transition_or_reload,
+    Change, DynamoStore, Outcome, People, Requests, SourceTasks, StoreError, export_asked_at,
+    transition_or_reload,
 };
 use privacy_shared::{Clock, ConfigError, SystemClock};
 
@@ -113,6 +117,8 @@ pub enum ExportError {
     Changed(String),
     #[error("the reason for closing an overtaken export is not valid text")]
     Reason,
+    #[error(transparent)]
+    Outside(#[from] OutsideError),
 }
 
 /// Why an export an erasure overtook was closed, for the requester (it is the denial's reason).
@@ -191,6 +197,19 @@ pub struct Exporter<S, P> {
     pub s3: aws_sdk_s3::Client,
     pub target: ExportTarget,
     pub clock: Arc<dyn Clock>,
+    /// The map's sources outside AWS, asked before the archive is written.
+    pub outside: Outside<WebhookEndpoints>,
+}
+
+impl<S, P> Exporter<S, P> {
+    /// Where webhook answers and attached files wait for the archive: the export bucket.
+    fn staging(&self) -> Staging {
+        Staging {
+            s3: self.s3.clone(),
+            bucket: self.target.bucket.clone(),
+            kms_key_id: self.target.kms_key_id.clone(),
+        }
+    }
 }
 
 impl Exporter<DynamoStore, AwsPersonalData> {
@@ -209,6 +228,7 @@ impl Exporter<DynamoStore, AwsPersonalData> {
             s3: worker.s3,
             target: ExportTarget { bucket: worker.export_bucket, kms_key_id },
             clock,
+            outside: worker.outside,
         }
     }
 }
@@ -218,7 +238,7 @@ const WHOLE: Option<&Split<SqsJobQueue>> = None;
 
 /// The export queue's messages, every export written whole (a part of an export another worker
 /// planned is still written as its plan says).
-pub async fn handle<S: Requests + People, P: PersonalData>(
+pub async fn handle<S: Requests + People + SourceTasks, P: PersonalData>(
     exporter: &Exporter<S, P>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Infallible> {
@@ -226,7 +246,7 @@ pub async fn handle<S: Requests + People, P: PersonalData>(
 }
 
 /// The export queue's messages as the function handles them: big exports split into parts.
-pub async fn handle_jobs<S: Requests + People, P: PersonalData, Q: JobQueue>(
+pub async fn handle_jobs<S: Requests + People + SourceTasks, P: PersonalData, Q: JobQueue>(
     worker: &Worker<S, P, Q>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Infallible> {
@@ -236,7 +256,7 @@ pub async fn handle_jobs<S: Requests + People, P: PersonalData, Q: JobQueue>(
 }
 
 /// One message of the export queue: the export `dispatch` asked for, or one part of it.
-pub async fn run<S: Requests + People, P: PersonalData, Q: JobQueue>(
+pub async fn run<S: Requests + People + SourceTasks, P: PersonalData, Q: JobQueue>(
     exporter: &Exporter<S, P>,
     split: Option<&Split<Q>>,
     message: &ExportPart,
@@ -250,7 +270,7 @@ pub async fn run<S: Requests + People, P: PersonalData, Q: JobQueue>(
 
 /// Runs one job to completion (or leaves the request in progress for the retry), the export
 /// written whole whatever its size.
-pub async fn export<S: Requests + People, P: PersonalData>(
+pub async fn export<S: Requests + People + SourceTasks, P: PersonalData>(
     exporter: &Exporter<S, P>,
     job: &ExportJob,
 ) -> Result<(), ExportError> {
@@ -259,7 +279,7 @@ pub async fn export<S: Requests + People, P: PersonalData>(
 
 /// The job `dispatch` sent: the whole export, written and completed here; or, when its
 /// recordings come to more than a part may hold, the plan of its parts and a job per part.
-async fn export_or_split<S: Requests + People, P: PersonalData, Q: JobQueue>(
+async fn export_or_split<S: Requests + People + SourceTasks, P: PersonalData, Q: JobQueue>(
     exporter: &Exporter<S, P>,
     split: Option<&Split<Q>>,
     job: &ExportJob,
@@ -286,6 +306,15 @@ async fn export_or_split<S: Requests + People, P: PersonalData, Q: JobQueue>(
     if request.status == Status::Verified {
         request = start(exporter, &request).await?;
     }
+    // Sources outside AWS first: until each has answered, the archive cannot be complete. The
+    // request stays in progress and this job ends; a source's answer sends it again.
+    let outside = ask_outside(exporter, &request).await?;
+    if !all_answered(&outside) {
+        let waiting: Vec<&str> =
+            outside.iter().filter(|t| !t.state.is_answered()).map(|t| t.source.as_str()).collect();
+        tracing::info!(request_id = %request.id, sources = %waiting.join(","), "export waits for sources outside AWS");
+        return Ok(());
+    }
     if let Some(split) = split {
         // A plan stored before (this job delivered again) is the one the parts follow, whatever
         // the sources hold by now.
@@ -293,7 +322,7 @@ async fn export_or_split<S: Requests + People, P: PersonalData, Q: JobQueue>(
         let stored = match read_plan(exporter, request.id, &there).await? {
             Some(stored) => stored,
             None => {
-                let plan = plan(exporter, &request).await?;
+                let plan = plan(exporter, &request, outside).await?;
                 let sizes: Vec<u64> = plan.files.iter().map(|f| f.object.size).collect();
                 let parts = assign_parts(&sizes, split.part_bytes);
                 if parts.last().is_none_or(|last| *last == 1) {
@@ -310,15 +339,35 @@ async fn export_or_split<S: Requests + People, P: PersonalData, Q: JobQueue>(
         tracing::info!(request_id = %request.id, parts = stored.parts, "export split into parts");
         return Ok(());
     }
-    let plan = plan(exporter, &request).await?;
+    let plan = plan(exporter, &request, outside).await?;
     export_whole(exporter, &request, plan, again).await
+}
+
+/// The request's answers from the sources outside AWS, each asked (again) if still waiting.
+async fn ask_outside<S: Requests + People + SourceTasks, P: PersonalData>(
+    exporter: &Exporter<S, P>,
+    request: &RequestRecord,
+) -> Result<Vec<SourceTask>, ExportError> {
+    if !exporter.map.sources().iter().any(Source::is_external) {
+        return Ok(Vec::new());
+    }
+    let person = Person {
+        email: request.email.clone(),
+        user_id: find_user_id(&exporter.data, &exporter.map, &request.email).await?,
+    };
+    let (since, _) = window(request);
+    let staging = exporter.staging();
+    let now = exporter.clock.now();
+    let operation = SourceOperation::Access;
+    let asking = Asking { request, operation, person: &person, since, now };
+    Ok(ask_all(&exporter.store, &exporter.outside, &staging, &exporter.map, asking).await?)
 }
 
 /// Writes the archive and completes the request. A job delivered `again` whose archive exists
 /// (its completion failed last time) only completes: a multipart upload becomes an object only
 /// once whole, and writing it again left a second copy of the person's data in the bucket
 /// (found by the fault run, `make chaos`).
-async fn export_whole<S: Requests + People, P: PersonalData>(
+async fn export_whole<S: Requests + People + SourceTasks, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
     plan: Plan,
@@ -336,7 +385,7 @@ async fn export_whole<S: Requests + People, P: PersonalData>(
 /// again), then, if every part exists, the request completed. Each part's job looks after writing
 /// its own, so the last to finish sees them all; should two finish together, both see them all
 /// and the second finds the request completed.
-async fn export_part<S: Requests + People, P: PersonalData>(
+async fn export_part<S: Requests + People + SourceTasks, P: PersonalData>(
     exporter: &Exporter<S, P>,
     job: &ExportJob,
     number: u32,
@@ -381,7 +430,7 @@ const COMPLETION_TRIES: usize = 3;
 /// of the person wins (the export is withdrawn); a completion by another delivery (or another
 /// part) is this one's too; any other change of the request (a staff extension, say) is read and
 /// the completion tried again from there.
-async fn complete<S: Requests + People, P: PersonalData>(
+async fn complete<S: Requests + People + SourceTasks, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
     completion: Completion,
@@ -392,6 +441,11 @@ async fn complete<S: Requests + People, P: PersonalData>(
         match exporter.store.transition(&current, change).await {
             Ok(_) => {
                 tracing::info!(request_id = %current.id, "export completed");
+                // The archive holds what was staged; the copy goes (the lifecycle rule is the
+                // net should this fail).
+                if let Err(err) = exporter.staging().clear(current.id).await {
+                    tracing::warn!(request_id = %current.id, error = %err, "staged answers not deleted");
+                }
                 return Ok(());
             }
             // Another delivery completed it, or an erasure of the person overtook it (the store
@@ -415,7 +469,7 @@ async fn complete<S: Requests + People, P: PersonalData>(
 }
 
 /// Whether an erasure of the person began deleting their exports after this request was verified.
-async fn overtaken<S: Requests + People, P: PersonalData>(
+async fn overtaken<S: Requests + People + SourceTasks, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
 ) -> Result<bool, ExportError> {
@@ -426,12 +480,13 @@ async fn overtaken<S: Requests + People, P: PersonalData>(
 /// Erasure wins: deletes every version of whatever this export uploaded, closes the request as
 /// denied with the reason (never completed, which would bring a download link), and removes what
 /// the request still holds of the person, download links included.
-async fn withdraw<S: Requests + People, P: PersonalData>(
+async fn withdraw<S: Requests + People + SourceTasks, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
 ) -> Result<(), ExportError> {
     let prefix = format!("exports/{}/", request.id);
     privacy_shared::sources::delete_all_versions(&exporter.s3, &exporter.target.bucket, &prefix).await?;
+    exporter.staging().clear(request.id).await?;
     let reason = StaffText::parse(overtaken_reason(request.language)).map_err(|_| ExportError::Reason)?;
     let change = Change::system(Transition::Deny { reason }, exporter.clock.now());
     match transition_or_reload(&exporter.store, request, change).await? {
@@ -468,6 +523,18 @@ pub struct Plan {
     pub files: Vec<ArchivedFile>,
     /// An export in parts: how many (each file names its own).
     parts: Option<u32>,
+    /// The answers of the sources outside AWS (staged pages, attached files).
+    outside: Vec<SourceTask>,
+}
+
+impl Plan {
+    /// How many pages of records a webhook source staged for the person (none for any other).
+    fn staged_pages(&self, source_id: &str) -> Option<u32> {
+        self.outside.iter().find(|t| t.source == source_id).and_then(|t| match &t.state {
+            TaskState::Collected { pages, .. } => Some(*pages),
+            _ => None,
+        })
+    }
 }
 
 /// One recording and where it goes in the archive (and, for an export in parts, in which part).
@@ -560,7 +627,7 @@ impl StoredPlan {
 
     /// The plan of one part. Only the first, which holds the records, needs to know whose they
     /// are; the others hold recordings the plan names by their keys.
-    async fn into_plan<S: Requests, P: PersonalData>(
+    async fn into_plan<S: Requests + SourceTasks, P: PersonalData>(
         self,
         exporter: &Exporter<S, P>,
         request: &RequestRecord,
@@ -593,6 +660,7 @@ impl StoredPlan {
             generated_at: self.generated_at,
             files,
             parts: Some(self.parts),
+            outside: exporter.store.tasks(request.id).await?,
         })
     }
 }
@@ -738,6 +806,7 @@ pub fn disclosure(sources: &[&Source], regime: Regime) -> Value {
 pub async fn plan<S: Requests, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
+    outside: Vec<SourceTask>,
 ) -> Result<Plan, ExportError> {
     let person = Person {
         email: request.email.clone(),
@@ -747,6 +816,23 @@ pub async fn plan<S: Requests, P: PersonalData>(
     let mut files = Vec::new();
     let mut taken = BTreeSet::new();
     for source in exporter.map.sources() {
+        // Files staff attached for a manual source: staged in the export bucket.
+        if let Some(task) =
+            outside.iter().find(|t| t.source == source.id && t.operation == SourceOperation::Access)
+            && let TaskState::Collected { files: attached, .. } = &task.state
+        {
+            for file in attached {
+                let path = entry_path(&source.id, &file.name, &mut taken);
+                let object = StoredObject {
+                    bucket: exporter.target.bucket.clone(),
+                    key: file.key.clone(),
+                    size: file.size,
+                    last_modified: Some(task.opened_at),
+                };
+                files.push(ArchivedFile { path, source_id: source.id.clone(), object, part: None });
+            }
+            continue;
+        }
         let Some(key) = person.key_for(source.find_by()) else { continue };
         let Location::Objects { .. } = &source.location else { continue };
         let objects: Vec<StoredObject> = exporter
@@ -763,7 +849,8 @@ pub async fn plan<S: Requests, P: PersonalData>(
             files.push(ArchivedFile { path, source_id: source.id.clone(), object, part: None });
         }
     }
-    Ok(Plan { person, since, asked_at, generated_at: exporter.clock.now(), files, parts: None })
+    let outside = outside.into_iter().filter(|t| t.operation == SourceOperation::Access).collect();
+    Ok(Plan { person, since, asked_at, generated_at: exporter.clock.now(), files, parts: None, outside })
 }
 
 /// When the request asked (its verification), and, under the CCPA, the start of the 12 months
@@ -773,6 +860,58 @@ fn window(request: &RequestRecord) -> (Option<DateTime<Utc>>, DateTime<Utc>) {
     let since =
         (request.regime == Regime::Ccpa).then(|| asked_at.checked_sub_months(Months::new(12))).flatten();
     (since, asked_at)
+}
+
+/// Reads a source's records for the archive a page at a time: a table's from DynamoDB, a
+/// webhook's from the pages staged when it answered.
+enum Reader {
+    Table { cursor: Option<privacy_shared::sources::Cursor>, done: bool },
+    Staged { next: u32, last: u32 },
+}
+
+impl Reader {
+    fn of(source: &Source, plan: &Plan) -> Reader {
+        match source.location {
+            Location::Webhook { .. } => {
+                Reader::Staged { next: 1, last: plan.staged_pages(&source.id).unwrap_or(0) }
+            }
+            _ => Reader::Table { cursor: None, done: false },
+        }
+    }
+
+    /// The attribute a table's window is applied to; a webhook applied `since` itself.
+    fn time_attribute<'a>(&self, source: &'a Source) -> Option<&'a str> {
+        match &source.location {
+            Location::Table { time_attribute, .. } => time_attribute.as_deref(),
+            _ => None,
+        }
+    }
+
+    async fn next<S, P: PersonalData>(
+        &mut self,
+        exporter: &Exporter<S, P>,
+        request: RequestId,
+        source: &Source,
+        key: &str,
+    ) -> Result<Option<Vec<Value>>, ExportError> {
+        match self {
+            Reader::Table { done: true, .. } => Ok(None),
+            Reader::Table { cursor, done } => {
+                let page = exporter.data.records_page(source, key, cursor.take()).await?;
+                match page.next {
+                    Some(next) => *cursor = Some(next),
+                    None => *done = true,
+                }
+                Ok(Some(page.records))
+            }
+            Reader::Staged { next, last } if *next <= *last => {
+                let records = exporter.staging().page(&page_key(request, &source.id, *next)).await?;
+                *next += 1;
+                Ok(Some(records))
+            }
+            Reader::Staged { .. } => Ok(None),
+        }
+    }
 }
 
 /// `value` as pretty JSON whose lines after the first are indented `depth` levels, to sit at
@@ -822,14 +961,13 @@ async fn write_data_json<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
             json!(source.description)
         ));
         match &source.location {
-            Location::Table { time_attribute, .. } => {
+            Location::Table { .. } | Location::Webhook { .. } => {
                 out.push_str("      \"records\": [");
                 let mut count = 0u64;
-                let mut cursor = None;
-                loop {
-                    let page = exporter.data.records_page(source, key, cursor.take()).await?;
+                let mut reader = Reader::of(source, plan);
+                while let Some(records) = reader.next(exporter, request.id, source, key).await? {
                     for record in
-                        page.records.iter().filter(|r| within(r, time_attribute.as_deref(), plan.since))
+                        records.iter().filter(|r| within(r, reader.time_attribute(source), plan.since))
                     {
                         out.push_str(if count == 0 { "\n        " } else { ",\n        " });
                         out.push_str(&pretty_at(record, 4)?);
@@ -839,17 +977,13 @@ async fn write_data_json<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
                             out.clear();
                         }
                     }
-                    match page.next {
-                        Some(next) => cursor = Some(next),
-                        None => break,
-                    }
                 }
                 out.push_str(if count == 0 { "]\n    }" } else { "\n      ]\n    }" });
                 if count > 0 {
                     with_data.push(source);
                 }
             }
-            Location::Objects { .. } => {
+            Location::Objects { .. } | Location::Manual { .. } => {
                 let listed = plan.listing(&source.id);
                 if !listed.is_empty() {
                     with_data.push(source);
@@ -960,21 +1094,17 @@ async fn write_pages<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
             records: Vec::new(),
             files: None,
         };
-        let time_attribute = match &source.location {
-            Location::Table { time_attribute, .. } => time_attribute.as_deref(),
-            Location::Objects { .. } => {
-                summary.files = Some(plan.listing(&source.id));
-                summaries.push(summary);
-                continue;
-            }
-        };
+        if let Location::Objects { .. } | Location::Manual { .. } = &source.location {
+            summary.files = Some(plan.listing(&source.id));
+            summaries.push(summary);
+            continue;
+        }
         // The page being filled; it is written once a record for the next one turns up (so it
         // knows it has a next page) or the records end.
         let mut current: Vec<Value> = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = exporter.data.records_page(source, key, cursor.take()).await?;
-            for record in page.records.iter().filter(|r| within(r, time_attribute, plan.since)) {
+        let mut reader = Reader::of(source, plan);
+        while let Some(records) = reader.next(exporter, request.id, source, key).await? {
+            for record in records.iter().filter(|r| within(r, reader.time_attribute(source), plan.since)) {
                 if current.len() == RECORDS_PER_PAGE {
                     summary.pages += 1;
                     let full = std::mem::take(&mut current);
@@ -982,10 +1112,6 @@ async fn write_pages<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
                 }
                 current.push(readable(record));
                 summary.count += 1;
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => break,
             }
         }
         if !current.is_empty() {

@@ -11,6 +11,13 @@
 //! - the number of overdue requests is published as a metric (CloudWatch Embedded Metric Format
 //!   in the log), which the stack's alarm watches.
 //!
+//! - sources outside AWS that requests wait for (the sparse index's `OPEN#source_task`
+//!   partition): a webhook still waiting is polled (its task is woken, and `dispatch` sends the
+//!   waiting worker again, which asks it), one past its answer date alerts staff once (a
+//!   `source_late` audit event, an error log line and the `LateSources` metric); the digest lists
+//!   late sources and manual sources for staff to search, each once. A task whose request was
+//!   closed meanwhile leaves the list.
+//!
 //! Every mail goes through the effect ledger, one entry per request and threshold (the digest
 //! thresholds include the due date, so an extension re-arms them): a second sweep the same day,
 //! or a rerun after a crash, sends nothing twice. An entry another run still holds is deferred,
@@ -26,12 +33,13 @@ pub use privacy_shared::config::{Metrics, SweepPolicy};
 use privacy_shared::domain::{
     Actor, EmailAddress, Event, ExpiryReason, RequestRecord, Status, Transition, VerificationToken,
 };
-use privacy_shared::mail::templates::{Digest, DigestRow, DigestSection};
+use privacy_shared::domain::{SourceTask, TaskChange, TaskState};
+use privacy_shared::mail::templates::{Digest, DigestRow, DigestSection, SourceRow, SourceSection};
 use privacy_shared::mail::{MailError, Mailer, SesMailer, send_guarded};
 use privacy_shared::store::ledger::{Once, claim_all, once};
 use privacy_shared::store::{
     Bound, Change, DueIndex, DynamoStore, EffectLedger, LiveToken, OpenQuery, OpenRequest, People, Requests,
-    Secrets, StoreError, TokenSlot,
+    Secrets, SourceTasks, StoreError, TokenSlot, change_task,
 };
 use privacy_shared::{Clock, ConfigError, Deps};
 /// How long one run may hold a ledger entry: longer than a sweep takes (its timeout is 60 s).
@@ -82,6 +90,10 @@ pub struct SweepReport {
     pub overdue: u32,
     /// Held by another run, or failed: left for the retry.
     pub deferred: u32,
+    /// Webhook sources asked again (their waiting workers woken).
+    pub sources_polled: u32,
+    /// Sources outside AWS found past their answer date for the first time (staff alerted).
+    pub sources_late: u32,
 }
 
 impl Sweeper<DynamoStore, SesMailer> {
@@ -103,9 +115,9 @@ impl Sweeper<DynamoStore, SesMailer> {
 
 /// What the sweep touches: requests, their verification secrets, the ledger, the index, and the
 /// mail suppression of the people it reminds.
-pub trait SweepStore: Requests + Secrets + EffectLedger + DueIndex + People {}
+pub trait SweepStore: Requests + Secrets + EffectLedger + DueIndex + People + SourceTasks {}
 
-impl<T: Requests + Secrets + EffectLedger + DueIndex + People> SweepStore for T {}
+impl<T: Requests + Secrets + EffectLedger + DueIndex + People + SourceTasks> SweepStore for T {}
 
 /// The scheduler's event carries nothing the sweep needs: it works from the clock.
 pub async fn handle<S: SweepStore, M: Mailer>(
@@ -121,10 +133,13 @@ pub async fn handle<S: SweepStore, M: Mailer>(
         digest_items = report.digest_items,
         overdue = report.overdue,
         deferred = report.deferred,
+        sources_polled = report.sources_polled,
+        sources_late = report.sources_late,
         "sweep finished"
     );
     if let Some(metrics) = &sweeper.metrics {
         println!("{}", overdue_metric(metrics, sweeper.deps.clock.now(), report.overdue));
+        println!("{}", late_sources_metric(metrics, sweeper.deps.clock.now(), report.sources_late));
     }
     if report.deferred > 0 {
         return Err(SweepError::Incomplete(report.deferred));
@@ -145,6 +160,22 @@ pub fn overdue_metric(metrics: &Metrics, at: DateTime<Utc>, overdue: u32) -> ser
         },
         "Stack": metrics.stack,
         "OverdueRequests": overdue,
+    })
+}
+
+/// One CloudWatch Embedded Metric Format record: `LateSources` (found late this sweep), by stack.
+pub fn late_sources_metric(metrics: &Metrics, at: DateTime<Utc>, late: u32) -> serde_json::Value {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": at.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": metrics.namespace,
+                "Dimensions": [["Stack"]],
+                "Metrics": [{"Name": "LateSources", "Unit": "Count"}],
+            }],
+        },
+        "Stack": metrics.stack,
+        "LateSources": late,
     })
 }
 
@@ -231,8 +262,83 @@ pub async fn sweep<S: SweepStore, M: Mailer>(sweeper: &Sweeper<S, M>) -> Result<
             digest.push((section, request));
         }
     }
-    send_digest(sweeper, digest, today, &mut report).await?;
+    let sources = sweep_sources(sweeper, today, &mut report).await?;
+    send_digest(sweeper, digest, sources, today, &mut report).await?;
     Ok(report)
+}
+
+/// The most waiting source tasks one sweep looks at (oldest answer date first).
+const SOURCE_TASKS_PER_SWEEP: u32 = 1000;
+
+/// Polls the webhooks requests wait for, alerts staff once about each source past its date, and
+/// returns the digest's source lines. A task whose request is no longer open leaves the list.
+async fn sweep_sources<S: SweepStore, M: Mailer>(
+    sweeper: &Sweeper<S, M>,
+    today: NaiveDate,
+    report: &mut SweepReport,
+) -> Result<Vec<SourceRow>, SweepError> {
+    let store = &sweeper.deps.store;
+    let now = sweeper.deps.clock.now();
+    let mut rows = Vec::new();
+    for task in store.waiting_tasks(SOURCE_TASKS_PER_SWEEP).await? {
+        report.requests_read += 1;
+        let Some(request) = store.get(task.request_id).await?.filter(|r| r.status.is_open()) else {
+            store.retire_task(&task).await?;
+            continue;
+        };
+        let mut task = task;
+        if task.is_late(today)
+            && !task.late
+            && let Some(marked) = change_task(store, &task, &TaskChange::MarkedLate).await?
+        {
+            let reason = format!("source={} operation={}", task.source, task.operation);
+            store.record_event_because(&request, Event::SourceLate, now, Actor::System, Some(reason)).await?;
+            tracing::error!(
+                request_id = %request.id, source = %task.source, operation = %task.operation,
+                answer_by = %task.answer_by, "a source outside AWS is late; staff alerted"
+            );
+            report.sources_late += 1;
+            task = marked;
+        }
+        if let TaskState::Waiting { .. } = task.state
+            && let Some(woken) = change_task(store, &task, &TaskChange::Wake).await?
+        {
+            report.sources_polled += 1;
+            task = woken;
+        }
+        rows.extend(source_rows(&task, today));
+    }
+    Ok(rows)
+}
+
+/// The digest lines of a waiting task: a manual source for staff to search, and a late one.
+fn source_rows(task: &SourceTask, today: NaiveDate) -> Vec<SourceRow> {
+    let problem = match &task.state {
+        TaskState::Waiting { problem } => problem.map(|p| p.as_str()),
+        _ => None,
+    };
+    let row = |section| SourceRow {
+        section,
+        request_id: task.request_id,
+        source: task.source.clone(),
+        operation: task.operation.as_str(),
+        answer_by: task.answer_by,
+        problem,
+    };
+    let mut rows = Vec::new();
+    if task.is_late(today) {
+        rows.push(row(SourceSection::Late));
+    }
+    if task.state == TaskState::WithStaff {
+        rows.push(row(SourceSection::WithStaff));
+    }
+    rows
+}
+
+/// A digest line, of a request or of a source it waits for.
+enum Line {
+    Request(DigestSection, OpenRequest),
+    Source(SourceRow),
 }
 
 async fn read_all<S: SweepStore, M: Mailer>(
@@ -343,26 +449,47 @@ async fn send_reminder<S: SweepStore, M: Mailer>(
 async fn send_digest<S: SweepStore, M: Mailer>(
     sweeper: &Sweeper<S, M>,
     candidates: Vec<(DigestSection, OpenRequest)>,
+    sources: Vec<SourceRow>,
     today: NaiveDate,
     report: &mut SweepReport,
 ) -> Result<(), SweepError> {
     let deps = &sweeper.deps;
     let now = deps.clock.now();
-    let lines = candidates
-        .into_iter()
-        .map(|(section, request)| (request.id, digest_key(section, &request), (section, request)));
-    let mut claims = claim_all(&deps.store, lines, now, Duration::seconds(CLAIM_LEASE_SECONDS)).await?;
+    let requests = candidates.into_iter().map(|(section, request)| {
+        (request.id, digest_key(section, &request), Line::Request(section, request))
+    });
+    // Each source line once: per task and section (a late line per answer date).
+    let sources = sources.into_iter().map(|row| {
+        let key =
+            format!("digest#{}#{}#{}#{}", row.section.as_str(), row.operation, row.source, row.answer_by);
+        (row.request_id, key, Line::Source(row))
+    });
+    let mut claims =
+        claim_all(&deps.store, requests.chain(sources), now, Duration::seconds(CLAIM_LEASE_SECONDS)).await?;
     report.deferred += claims.busy as u32;
     if claims.acquired.is_empty() {
         return Ok(());
     }
-    claims
+    claims.acquired.sort_by_key(|(_, _, line)| match line {
+        Line::Request(section, request) => (0, *section as u8, request.due_on, request.id.to_string()),
+        Line::Source(row) => (1, row.section as u8, row.answer_by, row.request_id.to_string()),
+    });
+    let source_rows: Vec<SourceRow> = claims
         .acquired
-        .sort_by_key(|(_, _, (section, request))| (*section, request.due_on, request.id.to_string()));
+        .iter()
+        .filter_map(|(_, _, line)| match line {
+            Line::Source(row) => Some(row.clone()),
+            Line::Request(..) => None,
+        })
+        .collect();
     let rows: Vec<(DigestSection, DigestRow)> = claims
         .acquired
         .iter()
-        .map(|(_, _, (section, r))| {
+        .filter_map(|(_, _, line)| match line {
+            Line::Request(section, r) => Some((section, r)),
+            Line::Source(_) => None,
+        })
+        .map(|(section, r)| {
             let row = DigestRow {
                 request_id: r.id,
                 kind: r.kind,
@@ -381,6 +508,7 @@ async fn send_digest<S: SweepStore, M: Mailer>(
         zone: deps.config.calendar.zone_name(),
         window_days: sweeper.policy.digest_window_days,
         rows: &rows,
+        sources: &source_rows,
     };
     let sent = match deps.templates.digest(&digest) {
         Ok(email) => deps.mailer.send(&email).await,

@@ -8,6 +8,7 @@ mod kind;
 mod language;
 mod region;
 mod request;
+mod source_task;
 mod staff;
 mod status;
 mod status_link;
@@ -22,6 +23,10 @@ pub use kind::RequestKind;
 pub use language::Language;
 pub use region::{Regime, Region, RegionError};
 pub use request::{Actor, AuditEvent, ErasedSource, ErasureReceipt, RequestId, RequestRecord, Triage};
+pub use source_task::{
+    ANSWER_MARGIN_DAYS, JobId, SourceOperation, SourceTask, StagedFile, TaskChange, TaskChangeError,
+    TaskProblem, TaskState, answer_by,
+};
 pub use staff::{
     CostEstimate, CostEstimateError, ExtensionError, MAX_STAFF_TEXT_CHARS, StaffText, StaffTextError,
 };

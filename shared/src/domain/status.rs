@@ -54,6 +54,16 @@ pub enum Event {
     MailWithheld,
     /// The request's answer went to such an address all the same, and staff were alerted.
     AnswerToSuppressedAddress,
+    /// A source outside AWS was asked (a webhook called, or a staff task opened); the reason
+    /// names the source and the operation.
+    SourceAsked,
+    /// A source outside AWS answered: its records are staged, or its erasure receipt is in.
+    SourceAnswered,
+    /// A webhook source answered against its contract, or not at all (the reason has the
+    /// problem's code): staff were alerted and the request waits.
+    SourceFailed,
+    /// A source outside AWS had not answered by its date: staff were alerted.
+    SourceLate,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -115,7 +125,7 @@ impl Status {
 }
 
 impl Event {
-    pub const ALL: [Event; 19] = [
+    pub const ALL: [Event; 23] = [
         Event::Submitted,
         Event::Verified,
         Event::WorkStarted,
@@ -135,6 +145,10 @@ impl Event {
         Event::MailComplained,
         Event::MailWithheld,
         Event::AnswerToSuppressedAddress,
+        Event::SourceAsked,
+        Event::SourceAnswered,
+        Event::SourceFailed,
+        Event::SourceLate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -158,6 +172,10 @@ impl Event {
             Event::MailComplained => "mail_complained",
             Event::MailWithheld => "mail_withheld",
             Event::AnswerToSuppressedAddress => "answer_to_suppressed_address",
+            Event::SourceAsked => "source_asked",
+            Event::SourceAnswered => "source_answered",
+            Event::SourceFailed => "source_failed",
+            Event::SourceLate => "source_late",
         }
     }
 }

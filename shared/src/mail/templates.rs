@@ -214,7 +214,21 @@ impl Templates {
         to: &EmailAddress,
         record: &RequestRecord,
         automatic: bool,
+        outside: &[OutsideTask<'_>],
     ) -> Result<OutgoingEmail, MailError> {
+        let manual: Vec<Value> = outside
+            .iter()
+            .filter(|t| t.instructions.is_some())
+            .map(|t| {
+                context! {
+                    source => t.source,
+                    instructions => t.instructions,
+                    answer_by => long_date(t.answer_by, Language::En),
+                }
+            })
+            .collect();
+        let webhooks: Vec<&str> =
+            outside.iter().filter(|t| t.instructions.is_none()).map(|t| t.source).collect();
         let ctx = context! {
             lang => "en",
             request_id => record.id.to_string(),
@@ -231,6 +245,8 @@ impl Templates {
             automatic,
             child => record.triage.as_ref().is_some_and(|t| t.child),
             has_account => record.triage.as_ref().map(|t| t.has_account),
+            manual,
+            webhooks => webhooks.join(", "),
         };
         let subject = self.render("staff_notice.subject.txt", ctx.clone())?.trim().to_owned();
         Ok(OutgoingEmail {
@@ -435,6 +451,47 @@ pub struct Digest<'a> {
     pub zone: &'a str,
     pub window_days: u64,
     pub rows: &'a [(DigestSection, DigestRow)],
+    /// Sources outside AWS that requests wait for.
+    pub sources: &'a [SourceRow],
+}
+
+/// A source outside AWS the request's work will wait for, as the staff notice lists it: a manual
+/// one (with the map's instructions: staff search it) or a webhook (asked automatically).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutsideTask<'a> {
+    pub source: &'a str,
+    pub instructions: Option<&'a str>,
+    pub answer_by: NaiveDate,
+}
+
+/// Why a source outside AWS is in the digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceSection {
+    /// Past its answer date, unanswered: chase it, or extend the request.
+    Late,
+    /// A manual source: staff have to look, attach and confirm.
+    WithStaff,
+}
+
+impl SourceSection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceSection::Late => "source_late",
+            SourceSection::WithStaff => "source_with_staff",
+        }
+    }
+}
+
+/// One source a request waits for: ids, dates and codes, no personal data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceRow {
+    pub section: SourceSection,
+    pub request_id: RequestId,
+    pub source: String,
+    pub operation: &'static str,
+    pub answer_by: NaiveDate,
+    /// A webhook's last problem (its code), if any.
+    pub problem: Option<&'static str>,
 }
 
 impl Templates {
@@ -616,12 +673,50 @@ impl Templates {
                 acknowledgements => section == DigestSection::AcknowledgementDue,
             });
         }
+        let mut source_sections = Vec::new();
+        for section in [SourceSection::Late, SourceSection::WithStaff] {
+            let rows: Vec<Value> = digest
+                .sources
+                .iter()
+                .filter(|r| r.section == section)
+                .map(|r| {
+                    context! {
+                        request_id => r.request_id.to_string(),
+                        source => &r.source,
+                        operation => r.operation,
+                        answer_by => r.answer_by.to_string(),
+                        problem => r.problem,
+                    }
+                })
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let (title, label, explanation) = match section {
+                SourceSection::Late => (
+                    "Sources late",
+                    "sources late",
+                    "A source outside AWS has not answered by its date; the request waits for it. Chase its \
+                     owners (a webhook's problem is shown), or extend the request with the reason.",
+                ),
+                SourceSection::WithStaff => (
+                    "Sources for staff to search",
+                    "manual sources to search",
+                    "A source with no API: search it for the person, then `staff attach ID --source SOURCE \
+                     FILE...` (or `--nothing-found`) for access, `staff confirm-erasure ID --source SOURCE \
+                     --deleted N` for erasure. The request completes once every source has answered.",
+                ),
+            };
+            summary.push(format!("{} {label}", rows.len()));
+            source_sections.push(context! { title, explanation, rows });
+        }
         let ctx = context! {
             lang => "en",
             date,
             zone => digest.zone,
             summary => summary.join(", "),
             sections,
+            source_sections,
         };
         let subject = self.render("digest.subject.txt", ctx.clone())?.trim().to_owned();
         Ok(OutgoingEmail {

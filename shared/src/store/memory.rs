@@ -10,12 +10,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::{
     Change, Claim, Created, DownloadToken, DueIndex, EffectLedger, ErasureLog, ErasureMark, ErasureProgress,
     LiveToken, MailSuppression, OpenPage, OpenQuery, OpenRequest, PageKey, PastRequest, People, Requests,
-    Secrets, StoreError, Suppression, SuppressionList, TokenSlot, Verification, WrongAttempt, budget_window,
-    due_sort_key, page_key_id, submitted_event, upper_sort_key,
+    Secrets, SourceTasks, StoreError, Suppression, SuppressionList, TokenSlot, Verification, WrongAttempt,
+    budget_window, due_sort_key, page_key_id, submitted_event, upper_sort_key,
 };
 use crate::budget::BudgetCharge;
 use crate::domain::{
-    Actor, AuditEvent, Completion, Event, RequestId, RequestKind, RequestRecord, SubjectKey, Transition,
+    Actor, AuditEvent, Completion, Event, RequestId, RequestKind, RequestRecord, SourceOperation, SourceTask,
+    SubjectKey, Transition,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +40,8 @@ struct State {
     budgets: HashMap<(String, i64), u32>,
     erasures: HashMap<RequestId, ErasureProgress>,
     erasure_marks: HashMap<SubjectKey, ErasureMark>,
+    /// Source tasks, and whether each is still on the sweep's list.
+    tasks: HashMap<(RequestId, SourceOperation, String), (SourceTask, bool)>,
 }
 
 /// Clones share one store, as every function of a stack shares one table.
@@ -64,6 +67,7 @@ impl MemoryStore {
             && state.budgets.is_empty()
             && state.erasures.is_empty()
             && state.erasure_marks.is_empty()
+            && state.tasks.is_empty()
     }
 
     /// Everything stored, as text in a stable order (hashes in full): for tests that check that
@@ -273,11 +277,7 @@ impl Requests for MemoryStore {
             actor,
             reason,
         };
-        let sk = format!(
-            "{}#{event}#{}",
-            audit_sk(request.version),
-            at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-        );
+        let sk = super::event_sort_key(&audit_sk(request.version), event, at, audit.reason.as_deref());
         self.state().audit.entry(request.id).or_default().insert(sk, audit);
         Ok(())
     }
@@ -532,6 +532,60 @@ impl ErasureLog for MemoryStore {
         _now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.state().erasures.insert(id, progress.clone());
+        Ok(())
+    }
+}
+
+impl SourceTasks for MemoryStore {
+    async fn open_task(&self, task: &SourceTask) -> Result<SourceTask, StoreError> {
+        let mut state = self.state();
+        let key = (task.request_id, task.operation, task.source.clone());
+        let (stored, _) = state.tasks.entry(key).or_insert_with(|| (task.clone(), !task.state.is_answered()));
+        Ok(stored.clone())
+    }
+
+    async fn task(
+        &self,
+        id: RequestId,
+        operation: SourceOperation,
+        source: &str,
+    ) -> Result<Option<SourceTask>, StoreError> {
+        Ok(self.state().tasks.get(&(id, operation, source.to_owned())).map(|(t, _)| t.clone()))
+    }
+
+    async fn tasks(&self, id: RequestId) -> Result<Vec<SourceTask>, StoreError> {
+        let state = self.state();
+        Ok(state.tasks.values().filter(|(t, _)| t.request_id == id).map(|(t, _)| t.clone()).collect())
+    }
+
+    async fn update_task(&self, next: &SourceTask) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let key = (next.request_id, next.operation, next.source.clone());
+        match state.tasks.get_mut(&key) {
+            Some((stored, listed)) if stored.version + 1 == next.version => {
+                *stored = next.clone();
+                *listed = !next.state.is_answered();
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn waiting_tasks(&self, limit: u32) -> Result<Vec<SourceTask>, StoreError> {
+        let state = self.state();
+        let mut waiting: Vec<SourceTask> =
+            state.tasks.values().filter(|(_, listed)| *listed).map(|(t, _)| t.clone()).collect();
+        waiting.sort_by_key(|t| (t.answer_by, t.request_id.to_string()));
+        waiting.truncate(limit as usize);
+        Ok(waiting)
+    }
+
+    async fn retire_task(&self, task: &SourceTask) -> Result<(), StoreError> {
+        if let Some((_, listed)) =
+            self.state().tasks.get_mut(&(task.request_id, task.operation, task.source.clone()))
+        {
+            *listed = false;
+        }
         Ok(())
     }
 }

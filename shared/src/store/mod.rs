@@ -13,11 +13,11 @@ use std::future::Future;
 
 use crate::budget::BudgetCharge;
 use crate::domain::{
-    Actor, AuditEvent, ErasedSource, Event, Language, Regime, RequestId, RequestKind, RequestRecord, Status,
-    SubjectKey, TokenHash, Transition, TransitionError,
+    Actor, AuditEvent, ErasedSource, Event, Language, Regime, RequestId, RequestKind, RequestRecord,
+    SourceOperation, SourceTask, Status, SubjectKey, TokenHash, Transition, TransitionError,
 };
 
-pub use dynamo::{DUE_INDEX, DynamoStore, record_from_image};
+pub use dynamo::{DUE_INDEX, DynamoStore, record_from_image, task_from_image};
 pub use memory::MemoryStore;
 
 /// How many links of one slot work at once: a resubmission or a reminder adds a link without
@@ -679,6 +679,80 @@ pub trait ErasureLog: Send + Sync {
         progress: &ErasureProgress,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// What requests wait for from sources outside AWS ([`SourceTask`]): one task per request,
+/// operation and source. Unanswered tasks are listed for the daily sweep (the sparse index, in
+/// a partition of their own), oldest answer date first; answered ones leave that list.
+pub trait SourceTasks: Send + Sync {
+    /// Writes `task` unless the request has one for that operation and source; returns the task
+    /// as stored (the earlier one, when there was).
+    fn open_task(&self, task: &SourceTask) -> impl Future<Output = Result<SourceTask, StoreError>> + Send;
+
+    fn task(
+        &self,
+        id: RequestId,
+        operation: SourceOperation,
+        source: &str,
+    ) -> impl Future<Output = Result<Option<SourceTask>, StoreError>> + Send;
+
+    /// Every task of the request, answered or not.
+    fn tasks(&self, id: RequestId) -> impl Future<Output = Result<Vec<SourceTask>, StoreError>> + Send;
+
+    /// Writes `next` (one [`SourceTask::apply`] later) only if the stored task is still at the
+    /// version before it: [`StoreError::Conflict`] when another writer got there first.
+    fn update_task(&self, next: &SourceTask) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Unanswered tasks, oldest answer date first, at most `limit`.
+    fn waiting_tasks(&self, limit: u32) -> impl Future<Output = Result<Vec<SourceTask>, StoreError>> + Send;
+
+    /// Takes an unanswered task off the sweep's list for good (its request was closed).
+    fn retire_task(&self, task: &SourceTask) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The sort key of an event that changes nothing: after the transition it follows (`version`),
+/// unique per event, moment and reason. The same event at the same moment with the same reason (a
+/// redelivered mail event) is one line; with another reason (two sources asked in one run) it is
+/// another.
+pub(crate) fn event_sort_key(
+    version_key: &str,
+    event: Event,
+    at: DateTime<Utc>,
+    reason: Option<&str>,
+) -> String {
+    let at = at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    match reason {
+        None => format!("{version_key}#{event}#{at}"),
+        Some(reason) => {
+            use sha2::Digest as _;
+            let digest = sha2::Sha256::digest(reason.as_bytes());
+            format!("{version_key}#{event}#{at}#{}", hex::encode(&digest[..6]))
+        }
+    }
+}
+
+/// [`SourceTasks::update_task`] of `change`, reading the task again when another writer won, a
+/// few times: `None` when the change does not apply (answered already, say).
+pub async fn change_task<S: SourceTasks + ?Sized>(
+    store: &S,
+    task: &SourceTask,
+    change: &crate::domain::TaskChange,
+) -> Result<Option<SourceTask>, StoreError> {
+    let mut current = task.clone();
+    for _ in 0..5 {
+        let Ok(next) = current.apply(change) else { return Ok(None) };
+        match store.update_task(&next).await {
+            Ok(()) => return Ok(Some(next)),
+            Err(StoreError::Conflict) => {
+                match store.task(current.request_id, current.operation, &current.source).await? {
+                    Some(fresh) => current = fresh,
+                    None => return Ok(None),
+                }
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(StoreError::Conflict)
 }
 
 /// Every item family: what a function that touches them all (dispatch) asks for.

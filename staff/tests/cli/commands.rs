@@ -122,6 +122,75 @@ fn complete_without_a_note_posts_an_empty_object() {
 }
 
 #[test]
+fn attach_answers_the_access_task_naming_the_files_by_their_names_only() {
+    assert_eq!(
+        call(&["attach", ID, "--source", "website_analytics", "exports/visits.csv", "/tmp/profile.pdf"]),
+        post(
+            &format!("/staff/requests/{ID}/sources/website_analytics/access"),
+            json!({ "files": ["visits.csv", "profile.pdf"] })
+        )
+    );
+}
+
+#[test]
+fn attach_with_nothing_found_answers_with_no_files() {
+    assert_eq!(
+        call(&["attach", ID, "--source", "website_analytics", "--nothing-found"]),
+        post(
+            &format!("/staff/requests/{ID}/sources/website_analytics/access"),
+            json!({ "files": [], "nothing_found": true })
+        )
+    );
+}
+
+#[test]
+fn attach_asks_where_to_upload_each_file_with_its_size_and_type() {
+    let cli =
+        Cli::try_parse_from(["staff", "--endpoint", "http://x", "attach", ID, "--source", "crm", "a.csv"])
+            .unwrap();
+    let staff_cli::Command::Attach(args) = cli.command else { panic!("not an attach") };
+    let file = staff_cli::LocalFile {
+        path: "a.csv".into(),
+        name: "a.csv".into(),
+        size: 12,
+        content_type: "text/csv",
+    };
+    assert_eq!(
+        staff_cli::uploads_call(&args, &[file]),
+        post(
+            &format!("/staff/requests/{ID}/sources/crm/uploads"),
+            json!({ "files": [{ "name": "a.csv", "size": 12, "content_type": "text/csv" }] })
+        )
+    );
+}
+
+#[test]
+fn confirm_erasure_posts_the_counts_and_why_anonymised_records_were_kept() {
+    assert_eq!(
+        call(&["confirm-erasure", ID, "--source", "website_analytics", "--deleted", "4"]),
+        post(&format!("/staff/requests/{ID}/sources/website_analytics/erasure"), json!({ "deleted": 4 }))
+    );
+    assert_eq!(
+        call(&[
+            "confirm-erasure",
+            ID,
+            "--source",
+            "website_analytics",
+            "--deleted",
+            "4",
+            "--anonymised",
+            "2",
+            "--kept-reason",
+            " Kept for fraud checks. "
+        ]),
+        post(
+            &format!("/staff/requests/{ID}/sources/website_analytics/erasure"),
+            json!({ "deleted": 4, "anonymised": 2, "kept_reason": "Kept for fraud checks." })
+        )
+    );
+}
+
+#[test]
 fn global_json_flag_works_after_the_subcommand() {
     let cli = Cli::try_parse_from(["staff", "--endpoint", "http://x", "show", ID, "--json"]).unwrap();
     assert!(cli.json);
@@ -153,6 +222,23 @@ async fn malformed_arguments_are_usage_errors_with_exit_code_2() {
         (vec!["list", "--limit", "101"], "--limit"),
         (vec!["list", "--status", "completed"], "--status"),
         (vec!["frobnicate"], "unrecognized subcommand"),
+        (vec!["attach", ID, "--source", "website_analytics"], "FILE"),
+        (
+            vec!["attach", ID, "--source", "website_analytics", "a.csv", "--nothing-found"],
+            "cannot be used with",
+        ),
+        (vec!["attach", ID, "--source", "Web-Analytics", "a.csv"], "expected a source id"),
+        (vec!["attach", ID, "a.csv"], "--source"),
+        (vec!["confirm-erasure", ID, "--source", "crm"], "--deleted"),
+        (vec!["confirm-erasure", ID, "--source", "crm", "--deleted", "-1"], "--deleted"),
+        (
+            vec!["confirm-erasure", ID, "--source", "crm", "--deleted", "1", "--anonymised", "2"],
+            "--kept-reason",
+        ),
+        (
+            vec!["confirm-erasure", ID, "--source", "crm", "--deleted", "1", "--kept-reason", "x"],
+            "--anonymised",
+        ),
     ] {
         let (code, stderr) = usage_error(&args).await;
         assert_eq!(code, 2, "{args:?}");
@@ -166,7 +252,7 @@ async fn help_goes_to_stdout_with_exit_code_0() {
     let code = staff_cli::run(["staff", "--help"], CredentialSource::AwsChain, &mut out, &mut err).await;
     assert_eq!(code, 0);
     let help = String::from_utf8(out).unwrap();
-    for command in ["list", "show", "extend", "deny", "excessive", "complete"] {
+    for command in ["list", "show", "extend", "deny", "excessive", "complete", "attach", "confirm-erasure"] {
         assert!(help.contains(command), "{help}");
     }
 }

@@ -390,3 +390,72 @@ async fn the_endpoints_stage_path_is_kept() {
     assert_eq!(received.uri, "/prod/staff/requests");
     assert_signature_verifies(&received, None);
 }
+
+/// A directory of its own under the system's temporary directory.
+fn scratch() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("staff-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn files_that_cannot_be_attached_are_refused_before_anything_is_sent() {
+    let dir = scratch();
+    let fine = dir.join("visits.csv");
+    std::fs::write(&fine, "date,page\n2026-11-01,/pricing\n").unwrap();
+    // Sparse: the size is what is checked, no 50 MiB is written.
+    let huge = dir.join("dump.csv");
+    std::fs::File::create(&huge).unwrap().set_len(50 * 1024 * 1024 + 1).unwrap();
+    let word = dir.join("notes.docx");
+    std::fs::write(&word, "x").unwrap();
+    let empty = dir.join("empty.csv");
+    std::fs::write(&empty, "").unwrap();
+    let missing = dir.join("missing.csv");
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let (endpoint, received) = server(vec![]).await;
+    for (file, code, says) in [
+        (path(&missing), "file_not_found", "does not exist"),
+        (path(&huge), "invalid_file", "at most 50 MiB"),
+        (path(&word), "invalid_file", "allowed are csv"),
+        (path(&empty), "invalid_file", "is empty"),
+        (path(&dir), "invalid_file", "is not a file"),
+    ] {
+        let args = [
+            "--endpoint",
+            &endpoint,
+            "--local-key",
+            LOCAL_KEY,
+            "attach",
+            ID,
+            "--source",
+            "crm",
+            &path(&fine),
+            &file,
+        ];
+        let outcome = staff(credentials(None), &args).await;
+        assert_eq!(outcome.code, 1, "{file}");
+        assert!(outcome.stderr.starts_with(&format!("error: {code}: ")), "{file}: {}", outcome.stderr);
+        assert!(outcome.stderr.contains(says), "{file}: {}", outcome.stderr);
+    }
+    let twice = [
+        "--endpoint",
+        &endpoint,
+        "--local-key",
+        LOCAL_KEY,
+        "attach",
+        ID,
+        "--source",
+        "crm",
+        &path(&fine),
+        &path(&fine),
+    ];
+    let outcome = staff(credentials(None), &twice).await;
+    assert!(outcome.stderr.contains("the name of another file"), "{}", outcome.stderr);
+    let mut eleven = vec!["--endpoint", &endpoint, "--local-key", LOCAL_KEY, "attach", ID, "--source", "crm"];
+    let fine_path = path(&fine);
+    eleven.extend(std::iter::repeat_n(fine_path.as_str(), 11));
+    let outcome = staff(credentials(None), &eleven).await;
+    assert!(outcome.stderr.starts_with("error: invalid_file: 11 files are too many"), "{}", outcome.stderr);
+    assert!(received.lock().unwrap().is_empty(), "nothing was sent");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

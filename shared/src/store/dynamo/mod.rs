@@ -15,6 +15,7 @@
 //! | mail suppression    | `SUBJ#<subject>`  | `MAIL#suppressed`       | people      |
 //! | mail rate window    | `SUBJ#<subject>`  | `RATE#verification`     | people      |
 //! | erasure mark        | `SUBJ#<subject>`  | `ERASURE`               | people      |
+//! | source task         | `REQ#<id>`        | `TASK#<op>#<source>`    | tasks       |
 //!
 //! Open requests carry `due_pk`/`due_sk`, the keys of the sparse `by_due_date` index: one
 //! partition per open status (`OPEN#<status>`), sorted by receipt time while pending verification
@@ -27,6 +28,7 @@ mod ledger;
 mod people;
 mod requests;
 mod secrets;
+mod tasks;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -43,6 +45,7 @@ use crate::domain::{RequestId, SubjectKey};
 
 pub use due_index::DUE_INDEX;
 pub use requests::record_from_image;
+pub use tasks::task_from_image;
 
 type Item = HashMap<String, AttributeValue>;
 

@@ -317,13 +317,9 @@ impl Requests for DynamoStore {
             actor,
             reason,
         };
+        let reason_key = audit.reason.clone();
         let mut item = audit_item(audit);
-        // After the transition it follows, unique per moment.
-        item.sk = format!(
-            "{}#{event}#{}",
-            audit_sk(request.version),
-            at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-        );
+        item.sk = crate::store::event_sort_key(&audit_sk(request.version), event, at, reason_key.as_deref());
         self.put(&item).await
     }
 
