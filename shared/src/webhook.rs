@@ -749,6 +749,43 @@ mod tests {
         assert!(!format!("{subject:?}").contains("a@example.com"));
     }
 
+    #[tokio::test]
+    async fn an_endpoint_behind_iam_is_signed_with_sigv4_and_gets_no_shared_key_signature() {
+        use aws_credential_types::Credentials;
+        use aws_credential_types::provider::SharedCredentialsProvider;
+        let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let endpoints = HttpEndpoints::new(
+            FixedKeys::default(),
+            HashMap::new(),
+            Some(SharedCredentialsProvider::new(credentials)),
+        );
+        let auth = WebhookAuth::SigV4 { region: "eu-west-1".into(), service: "execute-api".into() };
+        let request =
+            endpoints.signed("https://ats.example.com/privacy/access", &auth, "job", b"{}").await.unwrap();
+        let authorization = request.headers()["authorization"].to_str().unwrap();
+        assert!(
+            authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+                && authorization.contains("/eu-west-1/execute-api/aws4_request"),
+            "{authorization}"
+        );
+        assert!(request.headers().get(SIGNATURE_HEADER).is_none());
+        assert_eq!(request.headers()[IDEMPOTENCY_HEADER], "job");
+        let unsigned = HttpEndpoints::new(FixedKeys::default(), HashMap::new(), None);
+        assert_eq!(
+            unsigned.signed("https://ats.example.com/privacy/access", &auth, "job", b"{}").await.err(),
+            Some(TaskProblem::NoSecret),
+            "no credentials: nothing is sent unsigned"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_hmac_source_whose_secret_cannot_be_read_is_not_called() {
+        let endpoints = HttpEndpoints::new(FixedKeys::default(), HashMap::new(), None);
+        let auth = WebhookAuth::Hmac { secret: "privacy-requests/sources/missing".into() };
+        let signed = endpoints.signed("https://ats.example.com/privacy/access", &auth, "job", b"{}").await;
+        assert_eq!(signed.err(), Some(TaskProblem::NoSecret));
+    }
+
     #[test]
     fn endpoint_overrides_are_checked_like_the_maps_endpoints() {
         let parsed =

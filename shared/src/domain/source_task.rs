@@ -243,6 +243,7 @@ impl SourceTask {
                 }
                 next.state = TaskState::Collected { records: *records, pages: *pages, files: files.clone() };
                 next.wakes += 1;
+                next.attempts += u32::from(self.asks_an_endpoint());
             }
             TaskChange::Erased(receipt) => {
                 if self.state.is_answered() {
@@ -253,6 +254,7 @@ impl SourceTask {
                 }
                 next.state = TaskState::Erased { receipt: receipt.clone() };
                 next.wakes += 1;
+                next.attempts += u32::from(self.asks_an_endpoint());
             }
             TaskChange::Wake => {
                 if self.state.is_answered() {
@@ -268,6 +270,11 @@ impl SourceTask {
             }
         }
         Ok(next)
+    }
+
+    /// Whether answering it is a call to an endpoint (a webhook's task), which counts an attempt.
+    fn asks_an_endpoint(&self) -> bool {
+        matches!(self.state, TaskState::Waiting { .. })
     }
 
     pub fn job_id(&self) -> JobId {
@@ -362,6 +369,10 @@ mod tests {
         assert_eq!(access.apply(&TaskChange::Erased(receipt())), Err(TaskChangeError::WrongOperation));
         let collected = access.apply(&TaskChange::Collected { records: 0, pages: 0, files: vec![] }).unwrap();
         assert!(collected.state.is_answered());
+        assert_eq!(collected.attempts, access.attempts, "staff's answer is no call to an endpoint");
+        let webhook = task(SourceOperation::Access, TaskState::Waiting { problem: None });
+        let answered = webhook.apply(&TaskChange::Collected { records: 2, pages: 2, files: vec![] }).unwrap();
+        assert_eq!(answered.attempts, webhook.attempts + 1, "the endpoint's answer was a call");
         let erasure = task(SourceOperation::Erasure, TaskState::WithStaff);
         assert_eq!(
             erasure.apply(&TaskChange::Collected { records: 1, pages: 1, files: vec![] }),
