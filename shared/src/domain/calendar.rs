@@ -286,7 +286,7 @@ mod properties {
         let dl = calendar.deadlines(regime, received_at);
         let received = dl.received_on;
         prop_assert!(dl.due_on > received, "{regime:?} {received}: due {} not after receipt", dl.due_on);
-        let limit = calendar.extension_limit(regime, dl.due_on);
+        let limit = calendar.extension_limit(regime, received, dl.due_on);
         prop_assert!(
             limit > dl.due_on,
             "{regime:?} {received}: extension limit {limit} not after due {}",
@@ -312,7 +312,11 @@ mod properties {
                 );
                 prop_assert_eq!(dl.acknowledge_by, None);
                 prop_assert!(calendar.is_business_day(limit));
-                prop_assert!(limit >= dl.due_on.checked_add_months(Months::new(2)).unwrap());
+                // Three months from receipt, only the last day rolled: never before that day,
+                // and never past the first working day on or after it.
+                let three_months = received.checked_add_months(Months::new(3)).unwrap();
+                prop_assert!(limit >= three_months);
+                prop_assert!(business_days_between(calendar, three_months.pred_opt().unwrap(), limit) == 1);
             }
             Regime::Ccpa | Regime::Other => {
                 prop_assert_eq!(dl.due_on, received + Days::new(45));

@@ -158,12 +158,17 @@ pub enum ExtensionError {
 }
 
 impl BusinessCalendar {
-    /// The latest a request may be extended to: GDPR two further months (counted like the first,
-    /// rolled to a working day), CCPA and elsewhere 45 more days (90 in all).
-    pub fn extension_limit(&self, regime: Regime, due_on: NaiveDate) -> NaiveDate {
+    /// The latest a request received on `received_on` and due on `due_on` may be extended to.
+    /// GDPR (Art. 12(3)): three months from receipt in all, "extended by two further months",
+    /// counted from the day of receipt like the first (same day number, else the month's last
+    /// day) and only that last day moved to the next working day; the ICO's example: received 3
+    /// September, extended deadline 3 December. Counting two months on from the rolled one-month
+    /// date instead could give days past the legal maximum. CCPA and elsewhere 45 more days (90
+    /// in all).
+    pub fn extension_limit(&self, regime: Regime, received_on: NaiveDate, due_on: NaiveDate) -> NaiveDate {
         match regime {
             Regime::Gdpr => self.on_or_next_business_day(
-                due_on.checked_add_months(chrono::Months::new(2)).unwrap_or(NaiveDate::MAX),
+                received_on.checked_add_months(chrono::Months::new(3)).unwrap_or(NaiveDate::MAX),
             ),
             Regime::Ccpa | Regime::Other => due_on + chrono::Days::new(45),
         }
@@ -189,11 +194,81 @@ impl BusinessCalendar {
         if until <= request.due_on {
             return Err(ExtensionError::NotLater { due_on: request.due_on });
         }
-        let latest = self.extension_limit(request.regime, request.due_on);
+        let latest = self.extension_limit(request.regime, request.received_on, request.due_on);
         if until > latest {
             return Err(ExtensionError::TooLong { latest });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod extension_limits {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    /// The GDPR's longest extension, by table: three months from receipt, only the last day
+    /// rolled to a working day (Dutch public holidays of 2026-2028 as business holidays).
+    #[test]
+    fn a_gdpr_extension_ends_three_months_after_receipt_rolled_only_at_its_end() {
+        let calendar = BusinessCalendar::parse(
+            "Europe/Amsterdam",
+            "2026-12-25,2026-12-26,2027-01-01,2027-03-28,2027-03-29,2027-04-27,2027-05-05,2027-05-06,2027-05-16,2027-05-17,2027-12-25,2027-12-26,2028-01-01,2028-04-27",
+        )
+        .unwrap();
+        let cases = [
+            // The ICO's example: received 3 September, extended deadline 3 December (a Friday).
+            ("2027-09-03", "2027-12-03", "a plain case"),
+            // Month ends: no 31 February, May has a 31st, so does August.
+            ("2026-11-30", "2027-03-01", "28 February 2027 is a Sunday: the next working day"),
+            ("2027-01-31", "2027-04-30", "31 April does not exist: the month's last day, a Friday"),
+            ("2027-05-31", "2027-08-31", "31 August, a Tuesday"),
+            ("2027-11-30", "2028-02-29", "a leap year: 29 February 2028, a Tuesday"),
+            ("2027-11-29", "2028-02-29", "29 February exists in 2028"),
+            ("2026-10-31", "2027-02-01", "31 January 2027 is a Sunday: Monday 1 February"),
+            // Holidays and weekends at the end only.
+            ("2026-09-25", "2026-12-28", "25 December is Christmas, the 26th a Saturday: Monday"),
+            ("2026-10-01", "2027-01-04", "1 January is New Year's Day, then a weekend"),
+            ("2027-01-27", "2027-04-28", "27 April is King's Day"),
+        ];
+        for (received, limit, why) in cases {
+            let received = day(received);
+            let due_on =
+                calendar.deadlines(Regime::Gdpr, received.and_hms_opt(12, 0, 0).unwrap().and_utc()).due_on;
+            assert_eq!(
+                calendar.extension_limit(Regime::Gdpr, received, due_on),
+                day(limit),
+                "{received}: {why}"
+            );
+        }
+    }
+
+    /// Where the old count (two months on from the rolled due date) allowed more than the law.
+    #[test]
+    fn a_due_date_rolled_past_a_weekend_does_not_stretch_the_extension() {
+        let calendar = BusinessCalendar::parse("Europe/Amsterdam", "").unwrap();
+        // Received 31 December 2026: one month is 31 January 2027, a Sunday, so the request is
+        // due Monday 1 February. Three months from receipt is Wednesday 31 March; two months on
+        // from the rolled due date would have been 1 April, a day past the legal maximum.
+        let received = day("2026-12-31");
+        let due_on =
+            calendar.deadlines(Regime::Gdpr, received.and_hms_opt(12, 0, 0).unwrap().and_utc()).due_on;
+        assert_eq!(due_on, day("2027-02-01"));
+        assert_eq!(calendar.extension_limit(Regime::Gdpr, received, due_on), day("2027-03-31"));
+        assert_eq!(due_on.checked_add_months(chrono::Months::new(2)).unwrap(), day("2027-04-01"));
+    }
+
+    #[test]
+    fn ccpa_and_elsewhere_extend_by_45_days_to_90_in_all() {
+        let calendar = BusinessCalendar::parse("Europe/Amsterdam", "").unwrap();
+        let received = day("2026-12-03");
+        for regime in [Regime::Ccpa, Regime::Other] {
+            let due_on = calendar.deadlines(regime, received.and_hms_opt(12, 0, 0).unwrap().and_utc()).due_on;
+            assert_eq!(calendar.extension_limit(regime, received, due_on), received + chrono::Days::new(90));
+        }
     }
 }
 
@@ -377,7 +452,7 @@ mod properties {
             let request = verified(region, received_on, due_on);
             let today = received_on + Days::new(today_offset);
             let until = received_on + Days::new(until_offset);
-            let latest = calendar.extension_limit(regime, due_on);
+            let latest = calendar.extension_limit(regime, received_on, due_on);
             let expected = if today > due_on {
                 Err(ExtensionError::TooLate { due_on })
             } else if until <= due_on {
