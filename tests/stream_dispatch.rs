@@ -289,3 +289,39 @@ async fn queued_raw(setup: &Setup) -> Vec<String> {
         .unwrap();
     out.messages().iter().filter_map(|m| m.body().map(str::to_owned)).collect()
 }
+
+#[tokio::test]
+async fn the_staff_notice_of_a_repeated_request_lists_the_persons_earlier_ones_of_that_kind_with_their_outcome()
+ {
+    let setup = setup().await;
+    let mut stream = StreamReader::open(&setup.stack.sdk, &setup.stack.table).await.unwrap();
+    let deps = setup.stack.deps();
+    let address = unique_address("repeat");
+    let mut ids = Vec::new();
+    for kind in ["objection", "objection", "access"] {
+        setup.stack.clock.advance(chrono::Duration::days(20));
+        submit(&deps, &submission(&address, kind, "NL")).await;
+        let (id, token) = link_parts(setup.stack.mail_to(&address).await.last().unwrap());
+        assert_eq!(verify_with(&setup.stack.verifier(), &id, &token).await.0, 200);
+        deliver_until_quiet(&setup, &mut stream).await;
+        // Answered before the next: an open request of a kind takes no second one.
+        let store = &setup.dispatcher.deps.store;
+        let current = store.get(RequestId::parse(&id).unwrap()).await.unwrap().unwrap();
+        let reason = privacy_shared::domain::StaffText::parse("We cannot find an account for you.").unwrap();
+        let done = Transition::Deny { reason };
+        store.transition(&current, Change::system(done, setup.stack.clock.now())).await.unwrap();
+        deliver_until_quiet(&setup, &mut stream).await;
+        ids.push(id);
+    }
+    let notices = setup.stack.mail_to(&setup.staff).await;
+    assert_eq!(notices.len(), 3, "one staff notice per verified request, in order");
+    let notice_of = |n: usize| {
+        assert!(notices[n].body.contains(&ids[n]));
+        &notices[n]
+    };
+    assert!(!notice_of(0).body.contains("earlier request(s) of this kind"), "the first is no repeat");
+    let second = &notice_of(1).body;
+    assert!(second.contains("1 earlier request(s) of this kind by this person"), "{second}");
+    assert!(second.contains(&ids[0]) && second.contains("denied"), "with its outcome: {second}");
+    assert!(!notice_of(2).body.contains("earlier request(s) of this kind"), "another kind is no repeat");
+}

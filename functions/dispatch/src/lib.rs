@@ -41,7 +41,7 @@ use privacy_shared::domain::{SourceOperation, SourceTask};
 use privacy_shared::jobs::{
     DataChange, ErasureJob, ErasurePart, ExportJob, ExportPart, JobQueue, QueueError, SqsJobQueue, Wake,
 };
-use privacy_shared::mail::templates::{AgentStage, AnswerAlert, OutsideTask};
+use privacy_shared::mail::templates::{AgentStage, AnswerAlert, EarlierRequest, OutsideTask};
 use privacy_shared::mail::{Guard, MailError, Mailer, OutgoingEmail, SesMailer, guard, record_withheld};
 use privacy_shared::sources::{AwsPersonalData, PersonalData, SourceError};
 use privacy_shared::store::ledger::{Invocation, Once, once_or_take_over};
@@ -427,8 +427,18 @@ async fn notify_staff<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
             _ => None,
         })
         .collect();
+    let earlier = earlier_requests(dispatcher, record).await?;
+    let earlier: Vec<EarlierRequest<'_>> = earlier
+        .iter()
+        .map(|past| EarlierRequest {
+            id: past.id,
+            received_on: past.received_on,
+            status: past.status.as_str(),
+        })
+        .collect();
     let templates = &dispatcher.deps.templates;
-    let email = templates.staff_notice(&dispatcher.staff, record, has_export(record.kind), &outside)?;
+    let email =
+        templates.staff_notice(&dispatcher.staff, record, has_export(record.kind), &outside, &earlier)?;
     dispatcher.deps.mailer.send(&email).await?;
     Ok(())
 }
@@ -470,6 +480,26 @@ async fn triage<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
 
 /// A third right-to-know request within 12 months, under the CCPA (the policy's California
 /// section allows two; elsewhere a repeat is for staff to judge as excessive).
+/// The person's requests of the same kind received in the 12 months before this one, with how
+/// each ended (or stands): the facts staff weigh a "manifestly unfounded or excessive" request
+/// by (GDPR Art. 12(5)), oldest first.
+async fn earlier_requests<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    record: &RequestRecord,
+) -> Result<Vec<RequestRecord>, DispatchError> {
+    let since = record.received_at - Duration::days(365);
+    let store = &dispatcher.deps.store;
+    let mut earlier = Vec::new();
+    for past in store.history(&record.email.subject_key()).await? {
+        let in_window = past.received_at > since && past.received_at <= record.received_at;
+        if past.id == record.id || past.kind != record.kind || !in_window {
+            continue;
+        }
+        earlier.extend(store.get(past.id).await?);
+    }
+    Ok(earlier)
+}
+
 async fn over_limit<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     dispatcher: &Dispatcher<S, M, Q, P>,
     record: &RequestRecord,

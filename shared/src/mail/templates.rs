@@ -215,7 +215,18 @@ impl Templates {
         record: &RequestRecord,
         automatic: bool,
         outside: &[OutsideTask<'_>],
+        earlier: &[EarlierRequest<'_>],
     ) -> Result<OutgoingEmail, MailError> {
+        let earlier: Vec<Value> = earlier
+            .iter()
+            .map(|e| {
+                context! {
+                    request_id => e.id.to_string(),
+                    received_on => long_date(e.received_on, Language::En),
+                    status => e.status,
+                }
+            })
+            .collect();
         let manual: Vec<Value> = outside
             .iter()
             .filter(|t| t.instructions.is_some())
@@ -247,6 +258,7 @@ impl Templates {
             has_account => record.triage.as_ref().map(|t| t.has_account),
             manual,
             webhooks => webhooks.join(", "),
+            earlier,
         };
         let subject = self.render("staff_notice.subject.txt", ctx.clone())?.trim().to_owned();
         Ok(OutgoingEmail {
@@ -453,6 +465,15 @@ pub struct Digest<'a> {
     pub rows: &'a [(DigestSection, DigestRow)],
     /// Sources outside AWS that requests wait for.
     pub sources: &'a [SourceRow],
+}
+
+/// A request of the same person and kind, received in the 12 months before the one the staff
+/// notice is about, and how it ended or stands: for judging a repeated request (GDPR Art. 12(5)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EarlierRequest<'a> {
+    pub id: RequestId,
+    pub received_on: NaiveDate,
+    pub status: &'a str,
 }
 
 /// A source outside AWS the request's work will wait for, as the staff notice lists it: a manual
