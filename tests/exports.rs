@@ -134,21 +134,25 @@ async fn an_access_export_holds_exactly_the_persons_data_recordings_and_disclosu
 }
 
 #[tokio::test]
-async fn a_ccpa_export_covers_the_12_months_before_the_request_with_both_lists() {
+async fn a_ccpa_export_covers_what_was_collected_since_1_january_2022_with_both_lists() {
     let world = world().await;
     let job = verified(&world, "bob@example.com", "portability", "US-CA").await;
     export::export(&world.exporter, &job).await.unwrap();
     let mut archive = open_zip(download(&world, job.request_id).await);
     let data: Value = serde_json::from_slice(&entry(&mut archive, "data.json")).unwrap();
-    let calls: Vec<&str> = data["sources"]["call_detail_records"]["records"]
+    let mut calls: Vec<&str> = data["sources"]["call_detail_records"]["records"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["call_id"].as_str().unwrap())
         .collect();
-    assert_eq!(calls, vec!["c-2001"], "the August 2025 call is older than 12 months before 28 Nov 2026");
-    assert!(data["sources"]["marketing"]["records"].as_array().unwrap().is_empty(), "subscribed in 2024");
-    assert!(data["request"]["period"]["from"].as_str().unwrap().starts_with("2025-11-28"));
+    calls.sort();
+    assert_eq!(calls, vec!["c-2001", "c-2002"], "the August 2025 call too: not only the last 12 months");
+    assert_eq!(data["sources"]["marketing"]["records"].as_array().unwrap().len(), 1, "subscribed in 2024");
+    assert!(data["request"]["period"]["from"].as_str().unwrap().starts_with("2022-01-01"));
+    let period = &data["disclosure"]["period"];
+    assert!(period["from"].as_str().unwrap().starts_with("2022-01-01"), "{period}");
+    assert!(period["basis"].as_str().unwrap().contains("7024(h)"));
     let ccpa = &data["disclosure"]["ccpa"];
     assert!(ccpa["sold_or_shared"].is_object() && ccpa["business_purpose"].is_object(), "{ccpa}");
 }

@@ -225,10 +225,10 @@ async fn a_ccpa_access_request_asks_the_webhook_for_its_window_only() {
     let world = world(source.base_url()).await;
     let id = verified(&world, "alice@example.com", "access", "US-CA").await;
     export::export(&world.exporter, &ExportJob { request_id: id, version: 2 }).await.unwrap();
-    // Both of Alice's applications (2021, September 2025) are older than the 12 months before
-    // the request: the endpoint was given the window and left them out.
+    // What was collected on or after 1 January 2022: the September 2025 application, not the
+    // 2021 one; the endpoint was given the start and left it out.
     match task_state(&world, id, SourceOperation::Access, "job_applications").await {
-        TaskState::Collected { records, .. } => assert_eq!(records, 0),
+        TaskState::Collected { records, .. } => assert_eq!(records, 1),
         other => panic!("{other:?}"),
     }
 }

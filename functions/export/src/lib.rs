@@ -3,7 +3,7 @@
 //! source with its first [`RECORDS_PER_PAGE`] records, linking to `sources/<source>/page-N.html`
 //! for the rest), the recordings' files under `files/`, and the disclosure the policy promises
 //! (categories, origins, purposes, recipients, retention; for CCPA the two separate lists of s12
-//! and only the 12 months before the verified request).
+//! and what was collected on or after 1 January 2022, [`CCPA_PERIOD_START`]).
 //!
 //! The ZIP is written as it is produced, through a small pipe, into an S3 multipart upload
 //! (SSE-KMS when a key is configured), and the records are read into it a page at a time: memory
@@ -47,7 +47,7 @@
 use async_zip::base::write::ZipFileWriter;
 use async_zip::{Compression, DeflateOption, ZipEntryBuilder};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
-use chrono::{DateTime, Months, Utc};
+use chrono::{DateTime, Utc};
 use futures_lite::io::{AsyncWrite, AsyncWriteExt as _};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Map, Value, json};
@@ -516,7 +516,7 @@ async fn start<S: Requests, P: PersonalData>(
 /// records themselves are read while the archive is written, a page at a time.
 pub struct Plan {
     person: Person,
-    /// CCPA: the start of the 12 months before the request; none for other regimes.
+    /// CCPA: the start of the period the export covers; none for other regimes.
     since: Option<DateTime<Utc>>,
     asked_at: DateTime<Utc>,
     generated_at: DateTime<Utc>,
@@ -853,12 +853,19 @@ pub async fn plan<S: Requests, P: PersonalData>(
     Ok(Plan { person, since, asked_at, generated_at: exporter.clock.now(), files, parts: None, outside })
 }
 
-/// When the request asked (its verification), and, under the CCPA, the start of the 12 months
-/// before that the export covers.
+/// The start of what a CCPA request to know covers: everything collected on or after 1 January
+/// 2022 (CCPA regulations §7024(h), 2023), not only the 12 months before the request the policy
+/// still names; a business may stop there only where going further proves impossible or
+/// disproportionate (Civil Code §1798.130(a)(2)(B)), which the data map's sources are not.
+pub const CCPA_PERIOD_START: &str = "2022-01-01T00:00:00Z";
+
+/// When the request asked (its verification), and, under the CCPA, the start of the period the
+/// export covers ([`CCPA_PERIOD_START`]).
 fn window(request: &RequestRecord) -> (Option<DateTime<Utc>>, DateTime<Utc>) {
     let asked_at = request.verified_at.unwrap_or(request.received_at);
-    let since =
-        (request.regime == Regime::Ccpa).then(|| asked_at.checked_sub_months(Months::new(12))).flatten();
+    let since = (request.regime == Regime::Ccpa)
+        .then(|| DateTime::parse_from_rfc3339(CCPA_PERIOD_START).ok().map(|d| d.with_timezone(&Utc)))
+        .flatten();
     (since, asked_at)
 }
 
@@ -992,7 +999,14 @@ async fn write_data_json<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
             }
         }
     }
-    let disclosure = disclosure(&with_data, request.regime);
+    let mut disclosure = disclosure(&with_data, request.regime);
+    // The disclosure says which period it covers, as the CCPA asks of an answer to know.
+    if let Some(since) = plan.since {
+        disclosure["period"] = json!({
+            "from": since, "to": plan.asked_at,
+            "basis": "CCPA regulations §7024(h): personal information collected on or after 1 January 2022",
+        });
+    }
     out.push_str(if first_source { "},\n" } else { "\n  },\n" });
     out.push_str(&format!("  \"disclosure\": {}\n}}", pretty_at(&disclosure, 1)?));
     entry.write_all(out.as_bytes()).await.map_err(archive_error)?;
