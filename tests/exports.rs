@@ -158,6 +158,34 @@ async fn a_ccpa_export_covers_what_was_collected_since_1_january_2022_with_both_
 }
 
 #[tokio::test]
+async fn a_ccpa_request_to_know_for_a_shorter_period_covers_only_that_period_and_says_so() {
+    let world = world().await;
+    submit(
+        &world.stack.deps(),
+        &serde_json::json!({"email": "bob@example.com", "kind": "access", "region": "US-CA", "period_from": "2026-01-01"})
+            .to_string(),
+    )
+    .await;
+    let (id, token) = link_parts(&world.stack.mail_to("bob@example.com").await.pop().unwrap());
+    assert_eq!(verify_with(&world.stack.verifier(), &id, &token).await.0, 200);
+    let job = ExportJob { request_id: RequestId::parse(&id).unwrap(), version: 2 };
+    export::export(&world.exporter, &job).await.unwrap();
+    let mut archive = open_zip(download(&world, job.request_id).await);
+    let data: Value = serde_json::from_slice(&entry(&mut archive, "data.json")).unwrap();
+    let calls: Vec<&str> = data["sources"]["call_detail_records"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["call_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(calls, vec!["c-2001"], "the August 2025 call is before the period asked for");
+    assert!(data["sources"]["marketing"]["records"].as_array().unwrap().is_empty(), "subscribed in 2024");
+    let period = &data["disclosure"]["period"];
+    assert!(period["from"].as_str().unwrap().starts_with("2026-01-01"), "{period}");
+    assert_eq!(period["basis"], "the shorter period the person asked for");
+}
+
+#[tokio::test]
 async fn a_source_failing_once_leaves_the_request_in_progress_and_the_retry_completes_it() {
     let mut world = world().await;
     let job = verified(&world, "alice@example.com", "access", "NL").await;

@@ -865,7 +865,13 @@ fn window(request: &RequestRecord) -> (Option<DateTime<Utc>>, DateTime<Utc>) {
     let asked_at = request.verified_at.unwrap_or(request.received_at);
     let since = (request.regime == Regime::Ccpa)
         .then(|| DateTime::parse_from_rfc3339(CCPA_PERIOD_START).ok().map(|d| d.with_timezone(&Utc)))
-        .flatten();
+        .flatten()
+        .map(|start| {
+            // A shorter period the person asked for (never longer: intake refuses an earlier day),
+            // and never past the request itself.
+            let chosen = request.period_from.and_then(|day| day.and_hms_opt(0, 0, 0)).map(|t| t.and_utc());
+            chosen.map_or(start, |chosen| chosen.max(start).min(asked_at))
+        });
     (since, asked_at)
 }
 
@@ -1004,7 +1010,10 @@ async fn write_data_json<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
     if let Some(since) = plan.since {
         disclosure["period"] = json!({
             "from": since, "to": plan.asked_at,
-            "basis": "CCPA regulations §7024(h): personal information collected on or after 1 January 2022",
+            "basis": match request.period_from {
+                Some(_) => "the shorter period the person asked for",
+                None => "CCPA regulations §7024(h): personal information collected on or after 1 January 2022",
+            },
         });
     }
     out.push_str(if first_source { "},\n" } else { "\n  },\n" });

@@ -140,6 +140,7 @@ pub async fn accept<S: Requests + Secrets + People, M: Mailer>(
         recipient: submission.recipient,
         corrections: submission.corrections,
         agent: submission.agent,
+        period_from: submission.period_from,
         ..new_record(deps, submission.kind, submission.region, submission.language, submission.email, now)
     };
     let token = VerificationToken::generate();
@@ -416,6 +417,29 @@ mod tests {
     fn code_of(raw: RawSubmission) -> String {
         let err = refused(raw);
         format!("{}: {}", err.code, err.message)
+    }
+
+    #[test]
+    fn a_shorter_period_is_only_for_a_ccpa_request_to_know_and_starts_no_earlier_than_2022() {
+        let with = |kind: &str, region: &str, from: &str| {
+            let mut r = raw("a@b.nl", kind, region);
+            r.period_from = Some(from.into());
+            r
+        };
+        let ok = Submission::parse(with("access", "US-CA", "2026-01-01")).unwrap();
+        assert_eq!(ok.period_from, chrono::NaiveDate::from_ymd_opt(2026, 1, 1));
+        assert!(Submission::parse(with("portability", "us-ca", "2022-01-01")).is_ok(), "the earliest day");
+        for (kind, region, from, says) in [
+            ("access", "NL", "2026-01-01", "only for access and portability requests under the CCPA"),
+            ("deletion", "US-CA", "2026-01-01", "only for access and portability requests under the CCPA"),
+            ("access", "US-CA", "2021-12-31", "on or after 2022-01-01"),
+            ("access", "US-CA", "2026-02-30", "a date (YYYY-MM-DD)"),
+            ("access", "US-CA", "1 January 2026", "a date (YYYY-MM-DD)"),
+            ("access", "US-CA", "2026-1-1", "a date (YYYY-MM-DD)"),
+        ] {
+            assert!(code_of(with(kind, region, from)).contains(says), "{kind} {region} {from}");
+        }
+        assert_eq!(Submission::parse(raw("a@b.nl", "access", "US-CA")).unwrap().period_from, None);
     }
 
     #[test]

@@ -471,6 +471,8 @@ pub(crate) async fn submit_form<S: Requests + Secrets + People, M: Mailer>(
             email: field("agent_email").unwrap_or_default(),
             relationship: field("agent_relationship").unwrap_or_default(),
         }),
+        // The law's default period; only the JSON API takes a shorter one.
+        period_from: None,
     };
     // What only the form asks: the free text staff need to judge, or something to correct.
     let mut page_problems = Vec::new();

@@ -12,8 +12,20 @@ use privacy_shared::domain::{
 };
 
 /// The body fields `POST /requests` accepts; anything else is refused.
-pub const FIELDS: &[&str] =
-    &["email", "kind", "region", "name", "language", "details", "recipient", "corrections", "agent"];
+pub const FIELDS: &[&str] = &[
+    "email",
+    "kind",
+    "region",
+    "name",
+    "language",
+    "details",
+    "recipient",
+    "corrections",
+    "agent",
+    "period_from",
+];
+/// The earliest a CCPA request to know may be asked to start: what it covers by default.
+pub const CCPA_PERIOD_START: (i32, u32, u32) = (2022, 1, 1);
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DETAILS_CHARS: usize = 5000;
 pub const MAX_CORRECTIONS: usize = 10;
@@ -41,6 +53,7 @@ pub struct RawSubmission {
     pub recipient: Option<String>,
     pub corrections: Option<BTreeMap<String, String>>,
     pub agent: Option<RawAgent>,
+    pub period_from: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +75,8 @@ pub struct Submission {
     pub recipient: Option<EmailAddress>,
     pub corrections: Option<BTreeMap<String, String>>,
     pub agent: Option<Agent>,
+    /// A CCPA request to know for a shorter period than the law's default: from this day on.
+    pub period_from: Option<chrono::NaiveDate>,
 }
 
 /// What is wrong with one field. Names the field, never quotes the value.
@@ -91,6 +106,10 @@ pub enum Problem {
     Relationship,
     /// A rectification that says nothing about what to correct (the form asks for it).
     NothingToCorrect,
+    /// A period asked of something other than a CCPA request to know.
+    PeriodNotKnowRequest,
+    /// A period start that is no date, or before 1 January 2022.
+    PeriodStart,
 }
 
 impl Problem {
@@ -112,6 +131,8 @@ impl Problem {
             Problem::AgentSelf => ("agent_self", None),
             Problem::Relationship => ("relationship", None),
             Problem::NothingToCorrect => ("nothing_to_correct", None),
+            // No page sends a period (only the JSON API takes one).
+            Problem::PeriodNotKnowRequest | Problem::PeriodStart => ("invalid", None),
         }
     }
 }
@@ -152,6 +173,10 @@ impl From<FieldError> for ApiError {
             Problem::NothingToCorrect => {
                 "must say what to correct when no `corrections` are given.".to_owned()
             }
+            Problem::PeriodNotKnowRequest => {
+                "is only for access and portability requests under the CCPA (region US-CA).".to_owned()
+            }
+            Problem::PeriodStart => "must be a date (YYYY-MM-DD) on or after 2022-01-01.".to_owned(),
         };
         ApiError::invalid_field(&err.field, &why)
     }
@@ -245,10 +270,44 @@ impl Submission {
             Some(corrections) => parse_corrections(corrections, &mut problems),
         };
         let agent = raw.agent.and_then(|agent| parse_agent(agent, email.as_ref(), &mut problems));
+        let period_from = match raw.period_from {
+            None => None,
+            Some(_)
+                if kind.is_some_and(|k| !matches!(k, RequestKind::Access | RequestKind::Portability))
+                    || region
+                        .as_ref()
+                        .is_some_and(|r| r.regime() != privacy_shared::domain::Regime::Ccpa) =>
+            {
+                problems.push(problem("period_from", Problem::PeriodNotKnowRequest));
+                None
+            }
+            Some(text) => {
+                let (y, m, d) = CCPA_PERIOD_START;
+                let earliest = chrono::NaiveDate::from_ymd_opt(y, m, d);
+                match chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+                    Ok(day) if Some(day) >= earliest && text.trim().len() == 10 => Some(day),
+                    _ => {
+                        problems.push(problem("period_from", Problem::PeriodStart));
+                        None
+                    }
+                }
+            }
+        };
 
         match (email, kind, region, language) {
             (Some(email), Some(kind), Some(region), Some(language)) if problems.is_empty() => {
-                Ok(Submission { email, kind, region, language, name, details, recipient, corrections, agent })
+                Ok(Submission {
+                    email,
+                    kind,
+                    region,
+                    language,
+                    name,
+                    details,
+                    recipient,
+                    corrections,
+                    agent,
+                    period_from,
+                })
             }
             _ => Err(problems),
         }

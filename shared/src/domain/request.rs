@@ -168,6 +168,10 @@ pub struct RequestRecord {
     /// never sent the person's data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<super::Agent>,
+    /// A CCPA request to know for a shorter period than the law's default (1 January 2022 on):
+    /// what was collected from this day on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_from: Option<NaiveDate>,
     /// Self-service rectification: attribute -> corrected value, checked against the data map.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrections: Option<std::collections::BTreeMap<String, String>>,
@@ -222,6 +226,7 @@ impl RequestRecord {
             recipient: None,
             recipient_confirmed_at: None,
             agent: None,
+            period_from: None,
             corrections: None,
             receipt: None,
             export_parts: None,
