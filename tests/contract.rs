@@ -473,6 +473,7 @@ async fn a_request_shows_its_triage_recipient_corrections_referral_and_receipt_a
         ],
         exports_deleted: 1,
         processors_instructed: vec!["service_providers".into()],
+        recipients_told: vec!["Nimbus Hosting B.V. (hosting and storage)".into()],
     };
     system_change(&stack, erased, Transition::Complete(Completion::Erased(receipt))).await;
     let shown = show(erased).await;

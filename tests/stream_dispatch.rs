@@ -325,3 +325,55 @@ async fn the_staff_notice_of_a_repeated_request_lists_the_persons_earlier_ones_o
     assert!(second.contains(&ids[0]) && second.contains("denied"), "with its outcome: {second}");
     assert!(!notice_of(2).body.contains("earlier request(s) of this kind"), "another kind is no repeat");
 }
+
+#[tokio::test]
+async fn an_erasure_tells_each_recipient_of_an_affected_source_exactly_once_under_redelivery() {
+    use privacy_shared::domain::{ErasedSource, ErasureReceipt};
+    let setup = setup().await;
+    let mut stream = StreamReader::open(&setup.stack.sdk, &setup.stack.table).await.unwrap();
+    let (address, id) = verified_request(&setup, "deletion").await;
+    deliver_until_quiet(&setup, &mut stream).await;
+    let store = &setup.dispatcher.deps.store;
+    let request_id = RequestId::parse(&id).unwrap();
+    let line = |source: &str, deleted| ErasedSource {
+        source: source.into(),
+        description: source.into(),
+        categories: vec![],
+        deleted,
+        anonymised: 0,
+        kept_because: None,
+    };
+    let receipt = ErasureReceipt {
+        sources: vec![line("accounts", 1), line("marketing", 1), line("devices", 0)],
+        recipients_told: vec!["Nimbus Hosting B.V. (hosting and storage)".into()],
+        ..ErasureReceipt::default()
+    };
+    for transition in [Transition::StartWork, Transition::Complete(Completion::Erased(receipt))] {
+        let current = store.get(request_id).await.unwrap().unwrap();
+        store.transition(&current, Change::system(transition, setup.stack.clock.now())).await.unwrap();
+    }
+    deliver_until_quiet(&setup, &mut stream).await;
+
+    for contact in [
+        "privacy@nimbus-hosting.example",
+        "privacy@group-support.example",
+        "dpo@postvak-mailing.example",
+        "privacy@summit-partners.example",
+    ] {
+        // Other tests' erasures tell the same recipients: this request's mails only.
+        let mails: Vec<_> =
+            setup.stack.mail_to(contact).await.into_iter().filter(|m| m.body.contains(&id)).collect();
+        assert_eq!(mails.len(), 1, "{contact} is told once");
+        assert!(mails[0].subject.contains("please erase"), "{}", mails[0].subject);
+        assert!(mails[0].body.contains(&address) && mails[0].body.contains(&id));
+    }
+    let hosting = setup.stack.mail_to("privacy@nimbus-hosting.example").await;
+    let hosting = hosting.iter().find(|m| m.body.contains(&id)).unwrap();
+    assert!(hosting.body.contains("(accounts)"), "only the affected sources it receives: {}", hosting.body);
+    for untouched in ["privacy@hireflow.example", "datenschutz@clickmeter.example"] {
+        let mails = setup.stack.mail_to(untouched).await;
+        assert!(!mails.iter().any(|m| m.body.contains(&id)), "{untouched} receives no affected source");
+    }
+    let done = setup.stack.mail_to(&address).await.pop().unwrap();
+    assert!(done.body.contains("Nimbus Hosting B.V."), "the receipt names the recipients told");
+}

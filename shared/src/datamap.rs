@@ -178,6 +178,33 @@ pub struct Source {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataMap {
     sources: Vec<Source>,
+    recipients: Vec<RecipientContact>,
+}
+
+/// A recipient of the company's data (a processor, a service provider) that must be told when a
+/// person's data it received is erased, corrected or restricted (GDPR Art. 19, CCPA regulations
+/// §7022(b)): who, where, and which sources it receives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecipientContact {
+    pub id: String,
+    pub name: String,
+    /// Where its privacy team is told.
+    pub address: String,
+    pub category: Recipient,
+    pub sources: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContact {
+    #[serde(deserialize_with = "as_value")]
+    id: String,
+    #[serde(deserialize_with = "as_value")]
+    name: String,
+    #[serde(deserialize_with = "as_value")]
+    address: String,
+    category: Recipient,
+    sources: Vec<String>,
 }
 
 /// The checked-in map under a name prefix, read when it is first asked for: for a function that
@@ -241,6 +268,8 @@ impl fmt::Display for DataMapError {
 struct RawMap {
     version: u32,
     sources: Vec<serde_norway::Value>,
+    #[serde(default)]
+    recipient_contacts: Vec<RawContact>,
 }
 
 /// The same file read straight into its entries (see [`DataMap::parse`]).
@@ -249,6 +278,8 @@ struct RawMap {
 struct RawTypedMap {
     version: u32,
     sources: Vec<RawSource>,
+    #[serde(default)]
+    recipient_contacts: Vec<RawContact>,
 }
 
 fn check_version(version: u32) -> Result<(), DataMapError> {
@@ -733,7 +764,7 @@ impl DataMap {
             .into_iter()
             .enumerate()
             .map(|(position, raw_source)| (entry_name(Some(&raw_source.id), position), Ok(raw_source)));
-        DataMap::checked(sources)
+        DataMap::checked(sources)?.with_contacts(raw.recipient_contacts)
     }
 
     fn parse_by_entry(text: &str) -> Result<DataMap, DataMapError> {
@@ -744,7 +775,62 @@ impl DataMap {
             let raw_source = serde_norway::from_value::<RawSource>(value).map_err(|err| err.to_string());
             (entry, raw_source)
         });
-        DataMap::checked(sources)
+        DataMap::checked(sources)?.with_contacts(raw.recipient_contacts)
+    }
+
+    /// The recipient contacts, each checked against the sources: a known source that names the
+    /// contact's category among its recipients, an address that reads, no id twice.
+    fn with_contacts(mut self, contacts: Vec<RawContact>) -> Result<DataMap, DataMapError> {
+        let mut ids = BTreeSet::new();
+        for raw in contacts {
+            let e = raw.id.clone();
+            if e.is_empty() || !e.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+                return Err(problem(
+                    &e,
+                    "a recipient's `id` must be lower-case letters, digits and underscores",
+                ));
+            }
+            if !ids.insert(e.clone()) {
+                return Err(problem(&e, "the recipient id is used twice"));
+            }
+            if raw.name.trim().is_empty() {
+                return Err(problem(&e, "a recipient's `name` must not be empty"));
+            }
+            if crate::domain::EmailAddress::parse(&raw.address).is_err() {
+                return Err(problem(&e, "a recipient's `address` must be an email address"));
+            }
+            if raw.sources.is_empty() {
+                return Err(problem(&e, "a recipient's `sources` must not be empty"));
+            }
+            for id in &raw.sources {
+                let Some(source) = self.source(id) else {
+                    return Err(problem(&e, format!("`sources` names `{id}`, which the map does not have")));
+                };
+                if !source.disclosure.recipients.contains(&raw.category) {
+                    return Err(problem(
+                        &e,
+                        format!("`{id}` does not list this recipient's category among its `recipients`"),
+                    ));
+                }
+            }
+            self.recipients.push(RecipientContact {
+                id: raw.id,
+                name: raw.name.trim().to_owned(),
+                address: raw.address.trim().to_owned(),
+                category: raw.category,
+                sources: raw.sources,
+            });
+        }
+        Ok(self)
+    }
+
+    /// The recipients to tell of a change to the person's data in any of `sources` (each once).
+    pub fn recipients_of<'a>(&'a self, sources: &[&str]) -> Vec<&'a RecipientContact> {
+        self.recipients.iter().filter(|r| r.sources.iter().any(|s| sources.contains(&s.as_str()))).collect()
+    }
+
+    pub fn recipient_contacts(&self) -> &[RecipientContact] {
+        &self.recipients
     }
 
     /// Each entry checked, then the map as a whole. An entry is its name (the id, or its position
@@ -796,7 +882,7 @@ impl DataMap {
                 }
             }
         }
-        Ok(DataMap { sources })
+        Ok(DataMap { sources, recipients: Vec::new() })
     }
 
     /// The same map with every table and bucket name prefixed: one isolated copy of the sources
@@ -817,7 +903,15 @@ impl DataMap {
     /// alone (the benchmarks, the fault run) and the tests of it, where no webhook answers and no
     /// staff member attaches files.
     pub fn aws_only(&self) -> DataMap {
-        DataMap { sources: self.sources.iter().filter(|s| !s.is_external()).cloned().collect() }
+        let sources: Vec<Source> = self.sources.iter().filter(|s| !s.is_external()).cloned().collect();
+        let recipients = (self.recipients.iter())
+            .map(|r| RecipientContact {
+                sources: r.sources.iter().filter(|s| sources.iter().any(|k| &k.id == *s)).cloned().collect(),
+                ..r.clone()
+            })
+            .filter(|r| !r.sources.is_empty())
+            .collect();
+        DataMap { sources, recipients }
     }
 
     pub fn sources(&self) -> &[Source] {

@@ -89,6 +89,9 @@ pub enum Effect {
     NotifyRequesterLimit,
     /// The agent who made the request for the person is told of the step (never its content).
     NotifyAgent(AgentStage),
+    /// Every recipient of an affected source is told to erase, correct or restrict too (GDPR
+    /// Art. 19), each once per request.
+    TellRecipients,
 }
 
 impl Effect {
@@ -109,6 +112,7 @@ impl Effect {
             Effect::NotifyRequesterReferred => "requester_notified_referred",
             Effect::NotifyRequesterLimit => "requester_notified_limit",
             Effect::NotifyAgent(stage) => return format!("agent_notified_{}#v{version}", stage.as_str()),
+            Effect::TellRecipients => "recipients_told",
         };
         format!("{name}#v{version}")
     }
@@ -183,6 +187,9 @@ fn person_effects(old: Option<&RequestRecord>, new: &RequestRecord) -> Vec<Effec
         }
         // An opt-out that came in over a spent mail budget is honoured without a mail.
         Status::Completed if new.mail_withheld => Vec::new(),
+        Status::Completed if tells_recipients(new.kind) => {
+            vec![Effect::NotifyRequesterCompleted, Effect::TellRecipients]
+        }
         Status::Completed => vec![Effect::NotifyRequesterCompleted],
         Status::Denied => vec![Effect::NotifyRequesterDenied],
         Status::Rejected if new.cost_estimate.is_some() => vec![Effect::NotifyRequesterExcessive],
@@ -374,6 +381,7 @@ async fn perform_effect<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData
     let erasure = |change| ErasureJob { request_id: record.id, version: record.version, change };
     match effect {
         Effect::Triage => triage(dispatcher, record).await,
+        Effect::TellRecipients => tell_recipients(dispatcher, record).await,
         Effect::QueueExport => {
             let job = ExportJob { request_id: record.id, version: record.version };
             Ok(dispatcher.queue.enqueue(&job).await?)
@@ -480,6 +488,67 @@ async fn triage<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
 
 /// A third right-to-know request within 12 months, under the CCPA (the policy's California
 /// section allows two; elsewhere a repeat is for staff to judge as excessive).
+/// A completed request of this kind changed the person's data, which recipients must follow.
+fn tells_recipients(kind: RequestKind) -> bool {
+    matches!(kind, RequestKind::Deletion | RequestKind::Rectification | RequestKind::Restriction)
+}
+
+/// How long one recipient's mail may hold its ledger entry.
+const RECIPIENT_LEASE: Duration = Duration::seconds(120);
+
+/// Tells every recipient the data map lists for a source the request changed: for an erasure
+/// the sources its receipt shows changed, for a self-service correction the corrected ones, and
+/// otherwise (a restriction, a correction staff made by hand) every source. Each recipient once
+/// per request, through its own ledger entry; a recipient whose mail cannot be sent fails the
+/// effect, so the stream retries it and, in the end, the failure queue's alarm tells staff.
+async fn tell_recipients<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    record: &RequestRecord,
+) -> Result<(), DispatchError> {
+    use privacy_shared::mail::templates::Instruction;
+    let map = dispatcher.map.get()?;
+    let affected: Vec<&str> = match (&record.kind, &record.receipt, &record.corrections) {
+        (RequestKind::Deletion, Some(receipt), _) => receipt
+            .sources
+            .iter()
+            .filter(|s| s.deleted + s.anonymised > 0)
+            .map(|s| s.source.as_str())
+            .collect(),
+        (RequestKind::Rectification, _, Some(corrections)) => corrections
+            .keys()
+            .filter_map(|field| map.correction_source(field))
+            .map(|s| s.id.as_str())
+            .collect(),
+        _ => map.sources().iter().map(|s| s.id.as_str()).collect(),
+    };
+    let instruction = match record.kind {
+        RequestKind::Deletion => Instruction::Erase,
+        RequestKind::Rectification => Instruction::Correct(record.corrections.as_ref()),
+        _ => Instruction::Restrict,
+    };
+    let deps = &dispatcher.deps;
+    for recipient in map.recipients_of(&affected) {
+        let Ok(to) = EmailAddress::parse(&recipient.address) else { continue };
+        let theirs: Vec<&str> =
+            recipient.sources.iter().map(String::as_str).filter(|s| affected.contains(s)).collect();
+        let email =
+            deps.templates.recipient_instruction(&to, &recipient.name, record, &theirs, instruction)?;
+        let key = format!("recipient_told#{}#v{}", recipient.id, record.version);
+        let send = async { deps.mailer.send(&email).await.map(drop).map_err(DispatchError::from) };
+        let now = deps.clock.now();
+        match privacy_shared::store::ledger::once(&deps.store, record.id, &key, now, RECIPIENT_LEASE, send)
+            .await?
+        {
+            privacy_shared::store::ledger::Once::Performed(()) => {
+                tracing::info!(request_id = %record.id, recipient = %recipient.id, "recipient told");
+            }
+            privacy_shared::store::ledger::Once::AlreadyDone => {}
+            privacy_shared::store::ledger::Once::Busy => return Err(DispatchError::Busy(key)),
+        }
+    }
+    Ok(())
+}
+
 /// The person's requests of the same kind received in the 12 months before this one, with how
 /// each ended (or stands): the facts staff weigh a "manifestly unfounded or excessive" request
 /// by (GDPR Art. 12(5)), oldest first.

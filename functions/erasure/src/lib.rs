@@ -666,7 +666,10 @@ fn receipt<S: ErasureStore, P: PersonalData>(
             }
         }
     }
-    ErasureReceipt { sources, exports_deleted, processors_instructed: instructed }
+    let affected: Vec<&str> =
+        sources.iter().filter(|s| s.deleted + s.anonymised > 0).map(|s| s.source.as_str()).collect();
+    let recipients_told = eraser.map.recipients_of(&affected).iter().map(|r| r.name.clone()).collect();
+    ErasureReceipt { sources, exports_deleted, processors_instructed: instructed, recipients_told }
 }
 
 /// Asks every source outside AWS to erase the person (each still waiting, again).

@@ -113,6 +113,9 @@ pub struct ErasureReceipt {
     pub exports_deleted: u32,
     /// Recipient categories the data map names as processors, instructed to delete too.
     pub processors_instructed: Vec<String>,
+    /// The recipients told to delete (GDPR Art. 19: the person is told who they are), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients_told: Vec<String>,
 }
 
 /// A request as stored (the store adds its keys around these fields). `Debug` leaves out the

@@ -39,10 +39,13 @@ pub enum MessageKind {
     AnswerAlert,
     /// Tells an agent how the request they made for someone goes (never the person's data).
     AgentNotice,
+    /// Tells a recipient of the company's data (a processor) to erase, correct or restrict a
+    /// person's data too (GDPR Art. 19).
+    RecipientInstruction,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 14] = [
+    pub const ALL: [MessageKind; 15] = [
         MessageKind::Verification,
         MessageKind::Reminder,
         MessageKind::RecipientConfirmation,
@@ -57,6 +60,7 @@ impl MessageKind {
         MessageKind::Digest,
         MessageKind::AnswerAlert,
         MessageKind::AgentNotice,
+        MessageKind::RecipientInstruction,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +79,7 @@ impl MessageKind {
             MessageKind::Digest => "digest",
             MessageKind::AnswerAlert => "answer_alert",
             MessageKind::AgentNotice => "agent_notice",
+            MessageKind::RecipientInstruction => "recipient_instruction",
         }
     }
 

@@ -73,6 +73,9 @@ const FILES: &[(&str, &str)] = templates![
     "agent_notice.en.txt",
     "agent_notice.nl.subject.txt",
     "agent_notice.nl.txt",
+    "recipient_instruction.subject.txt",
+    "recipient_instruction.txt",
+    "recipient_instruction.html",
 ];
 
 /// The template environment, built once per cold start.
@@ -323,6 +326,7 @@ impl Templates {
             receipt_kept => kept,
             receipt_exports => receipt.map(|r| r.exports_deleted).filter(|n| *n > 0),
             receipt_processors => receipt.map(|r| r.processors_instructed.iter().map(|p| p.replace('_', " ")).collect::<Vec<_>>().join(", ")).filter(|p| !p.is_empty()),
+            receipt_recipients => receipt.map(|r| r.recipients_told.clone()).filter(|r| !r.is_empty()),
             child => record.triage.as_ref().is_some_and(|t| t.child) && record.kind != RequestKind::Deletion,
         };
         let label = match (lang, record.export_parts.is_some()) {
@@ -787,6 +791,53 @@ impl Templates {
             html: self.render("answer_alert.html", context! { title => subject.clone(), ..ctx })?,
             subject,
             tags: MailTags::new(MessageKind::AnswerAlert, Some(request_id)),
+        })
+    }
+}
+
+/// What a recipient of the company's data is asked to do with a person's data (GDPR Art. 19).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Instruction<'a> {
+    Erase,
+    /// The corrected values, by attribute (none: staff corrected by hand, see the note).
+    Correct(Option<&'a std::collections::BTreeMap<String, String>>),
+    Restrict,
+}
+
+impl Templates {
+    /// Tells a recipient (a processor, a partner) to erase, correct or restrict the data it
+    /// received from us about the person: English, to the recipient's privacy contact, naming
+    /// the person by the address the request was verified for (the recipient must find them).
+    pub fn recipient_instruction(
+        &self,
+        to: &EmailAddress,
+        recipient_name: &str,
+        record: &RequestRecord,
+        sources: &[&str],
+        instruction: Instruction<'_>,
+    ) -> Result<OutgoingEmail, MailError> {
+        let (action, corrections) = match instruction {
+            Instruction::Erase => ("erase", None),
+            Instruction::Correct(corrections) => ("correct", corrections),
+            Instruction::Restrict => ("restrict the processing of", None),
+        };
+        let ctx = context! {
+            lang => "en",
+            request_id => record.id.to_string(),
+            recipient => recipient_name,
+            action,
+            email => record.email.as_str(),
+            sources => sources.join(", "),
+            corrections => corrections.map(|c| c.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>()),
+            note => record.closed_reason.clone(),
+        };
+        let subject = self.render("recipient_instruction.subject.txt", ctx.clone())?.trim().to_owned();
+        Ok(OutgoingEmail {
+            to: to.clone(),
+            text: self.render("recipient_instruction.txt", ctx.clone())?,
+            html: self.render("recipient_instruction.html", context! { title => subject.clone(), ..ctx })?,
+            subject,
+            tags: MailTags::new(MessageKind::RecipientInstruction, Some(record.id)),
         })
     }
 }
