@@ -505,7 +505,53 @@ fn correctable_attributes(
     Ok(correctable)
 }
 
+impl StoreKind {
+    fn name(self) -> &'static str {
+        match self {
+            StoreKind::Dynamodb => "dynamodb",
+            StoreKind::S3 => "s3",
+            StoreKind::Webhook => "webhook",
+            StoreKind::Manual => "manual",
+        }
+    }
+}
+
 impl RawSource {
+    /// Each field that says where a source's data is, whether the entry gives it, and the one
+    /// kind of store it belongs to.
+    fn location_fields(&self) -> [(&'static str, bool, StoreKind); 15] {
+        use StoreKind::{Dynamodb, Manual, S3, Webhook};
+        [
+            ("correctable", self.correctable.is_some(), Dynamodb),
+            ("table", self.table.is_some(), Dynamodb),
+            ("find_by", self.find_by.is_some(), Dynamodb),
+            ("table_key", self.table_key.is_some(), Dynamodb),
+            ("index", self.index.is_some(), Dynamodb),
+            ("time_attribute", self.time_attribute.is_some(), Dynamodb),
+            ("provides_user_id", self.provides_user_id.is_some(), Dynamodb),
+            ("bucket", self.bucket.is_some(), S3),
+            ("prefix", self.prefix.is_some(), S3),
+            ("endpoint", self.endpoint.is_some(), Webhook),
+            ("auth", self.auth.is_some(), Webhook),
+            ("secret", self.secret.is_some(), Webhook),
+            ("signing_region", self.signing_region.is_some(), Webhook),
+            ("signing_service", self.signing_service.is_some(), Webhook),
+            ("instructions", self.instructions.is_some(), Manual),
+        ]
+    }
+
+    /// No field of another kind of store: a `bucket` on a table is a mistake, not ignored.
+    fn fields_apply(&self, entry: &str) -> Result<(), DataMapError> {
+        let misplaced =
+            self.location_fields().into_iter().find(|(_, given, kind)| *given && *kind != self.store);
+        match misplaced {
+            Some((name, _, _)) => {
+                Err(problem(entry, format!("`{name}` does not apply to a {} source", self.store.name())))
+            }
+            None => Ok(()),
+        }
+    }
+
     fn into_source(self) -> Result<Source, DataMapError> {
         let id = self.id.clone();
         let e = id.as_str();
@@ -525,22 +571,9 @@ impl RawSource {
                 return Err(problem(e, format!("`{name}` must not be empty")));
             }
         }
+        self.fields_apply(e)?;
         let location = match self.store {
             StoreKind::Dynamodb => {
-                forbidden(
-                    e,
-                    "dynamodb",
-                    &[
-                        ("bucket", self.bucket.is_some()),
-                        ("prefix", self.prefix.is_some()),
-                        ("endpoint", self.endpoint.is_some()),
-                        ("auth", self.auth.is_some()),
-                        ("secret", self.secret.is_some()),
-                        ("signing_region", self.signing_region.is_some()),
-                        ("signing_service", self.signing_service.is_some()),
-                        ("instructions", self.instructions.is_some()),
-                    ],
-                )?;
                 let table = required(e, "table", self.table)?;
                 let find_by = self.find_by.ok_or_else(|| problem(e, "`find_by` is required"))?;
                 let table_key = required(e, "table_key", self.table_key)?;
@@ -569,25 +602,6 @@ impl RawSource {
                 }
             }
             StoreKind::S3 => {
-                forbidden(
-                    e,
-                    "s3",
-                    &[
-                        ("correctable", self.correctable.is_some()),
-                        ("table", self.table.is_some()),
-                        ("find_by", self.find_by.is_some()),
-                        ("table_key", self.table_key.is_some()),
-                        ("index", self.index.is_some()),
-                        ("time_attribute", self.time_attribute.is_some()),
-                        ("provides_user_id", self.provides_user_id.is_some()),
-                        ("endpoint", self.endpoint.is_some()),
-                        ("auth", self.auth.is_some()),
-                        ("secret", self.secret.is_some()),
-                        ("signing_region", self.signing_region.is_some()),
-                        ("signing_service", self.signing_service.is_some()),
-                        ("instructions", self.instructions.is_some()),
-                    ],
-                )?;
                 let bucket = required(e, "bucket", self.bucket)?;
                 let prefix = required(e, "prefix", self.prefix)?;
                 let find_by = match (prefix.matches("{user_id}").count(), prefix.matches("{email}").count()) {
@@ -604,37 +618,9 @@ impl RawSource {
                 Location::Objects { bucket, prefix, find_by }
             }
             StoreKind::Webhook | StoreKind::Manual => {
-                let store = if self.store == StoreKind::Webhook { "webhook" } else { "manual" };
-                forbidden(
-                    e,
-                    store,
-                    &[
-                        ("correctable", self.correctable.is_some()),
-                        ("table", self.table.is_some()),
-                        ("find_by", self.find_by.is_some()),
-                        ("table_key", self.table_key.is_some()),
-                        ("index", self.index.is_some()),
-                        ("time_attribute", self.time_attribute.is_some()),
-                        ("provides_user_id", self.provides_user_id.is_some()),
-                        ("bucket", self.bucket.is_some()),
-                        ("prefix", self.prefix.is_some()),
-                    ],
-                )?;
                 if self.store == StoreKind::Manual {
-                    forbidden(
-                        e,
-                        store,
-                        &[
-                            ("endpoint", self.endpoint.is_some()),
-                            ("auth", self.auth.is_some()),
-                            ("secret", self.secret.is_some()),
-                            ("signing_region", self.signing_region.is_some()),
-                            ("signing_service", self.signing_service.is_some()),
-                        ],
-                    )?;
                     Location::Manual { instructions: required(e, "instructions", self.instructions)? }
                 } else {
-                    forbidden(e, store, &[("instructions", self.instructions.is_some())])?;
                     let endpoint = required(e, "endpoint", self.endpoint)?;
                     check_endpoint(e, &endpoint)?;
                     let auth = match self.auth {

@@ -149,34 +149,28 @@ pub async fn handle<S: SweepStore, M: Mailer>(
 
 /// One CloudWatch Embedded Metric Format record: `OverdueRequests`, by stack.
 pub fn overdue_metric(metrics: &Metrics, at: DateTime<Utc>, overdue: u32) -> serde_json::Value {
-    serde_json::json!({
-        "_aws": {
-            "Timestamp": at.timestamp_millis(),
-            "CloudWatchMetrics": [{
-                "Namespace": metrics.namespace,
-                "Dimensions": [["Stack"]],
-                "Metrics": [{"Name": "OverdueRequests", "Unit": "Count"}],
-            }],
-        },
-        "Stack": metrics.stack,
-        "OverdueRequests": overdue,
-    })
+    count_metric(metrics, at, "OverdueRequests", overdue)
 }
 
 /// One CloudWatch Embedded Metric Format record: `LateSources` (found late this sweep), by stack.
 pub fn late_sources_metric(metrics: &Metrics, at: DateTime<Utc>, late: u32) -> serde_json::Value {
-    serde_json::json!({
+    count_metric(metrics, at, "LateSources", late)
+}
+
+fn count_metric(metrics: &Metrics, at: DateTime<Utc>, name: &str, count: u32) -> serde_json::Value {
+    let mut record = serde_json::json!({
         "_aws": {
             "Timestamp": at.timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": metrics.namespace,
                 "Dimensions": [["Stack"]],
-                "Metrics": [{"Name": "LateSources", "Unit": "Count"}],
+                "Metrics": [{"Name": name, "Unit": "Count"}],
             }],
         },
         "Stack": metrics.stack,
-        "LateSources": late,
-    })
+    });
+    record[name] = serde_json::json!(count);
+    record
 }
 
 /// What a verified or in-progress request due on `due_on` calls for on `today`, if anything.
@@ -570,5 +564,9 @@ mod tests {
         assert_eq!(directive["Dimensions"][0][0], "Stack");
         assert_eq!(directive["Metrics"][0]["Name"], "OverdueRequests");
         assert_eq!(line["_aws"]["Timestamp"], 1_795_860_000_000_i64);
+        let late = late_sources_metric(&metrics, at, 2);
+        assert_eq!(late["LateSources"], 2);
+        assert_eq!(late["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "LateSources");
+        assert!(late.get("OverdueRequests").is_none());
     }
 }
