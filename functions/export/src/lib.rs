@@ -308,7 +308,12 @@ async fn export_or_split<S: Requests + People + SourceTasks, P: PersonalData, Q:
     }
     // Sources outside AWS first: until each has answered, the archive cannot be complete. The
     // request stays in progress and this job ends; a source's answer sends it again.
-    let outside = ask_outside(exporter, &request).await?;
+    // Whose data: the account gives the user id, looked up once for the sources and the plan.
+    let person = Person {
+        email: request.email.clone(),
+        user_id: find_user_id(&exporter.data, &exporter.map, &request.email).await?,
+    };
+    let outside = ask_outside(exporter, &request, &person).await?;
     if !all_answered(&outside) {
         let waiting: Vec<&str> =
             outside.iter().filter(|t| !t.state.is_answered()).map(|t| t.source.as_str()).collect();
@@ -322,7 +327,7 @@ async fn export_or_split<S: Requests + People + SourceTasks, P: PersonalData, Q:
         let stored = match read_plan(exporter, request.id, &there).await? {
             Some(stored) => stored,
             None => {
-                let plan = plan(exporter, &request, outside).await?;
+                let plan = plan(exporter, &request, person, outside).await?;
                 let sizes: Vec<u64> = plan.files.iter().map(|f| f.object.size).collect();
                 let parts = assign_parts(&sizes, split.part_bytes);
                 if parts.last().is_none_or(|last| *last == 1) {
@@ -339,7 +344,7 @@ async fn export_or_split<S: Requests + People + SourceTasks, P: PersonalData, Q:
         tracing::info!(request_id = %request.id, parts = stored.parts, "export split into parts");
         return Ok(());
     }
-    let plan = plan(exporter, &request, outside).await?;
+    let plan = plan(exporter, &request, person, outside).await?;
     export_whole(exporter, &request, plan, again).await
 }
 
@@ -347,19 +352,16 @@ async fn export_or_split<S: Requests + People + SourceTasks, P: PersonalData, Q:
 async fn ask_outside<S: Requests + People + SourceTasks, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
+    person: &Person,
 ) -> Result<Vec<SourceTask>, ExportError> {
     if !exporter.map.sources().iter().any(Source::is_external) {
         return Ok(Vec::new());
     }
-    let person = Person {
-        email: request.email.clone(),
-        user_id: find_user_id(&exporter.data, &exporter.map, &request.email).await?,
-    };
     let (since, _) = window(request);
     let staging = exporter.staging();
     let now = exporter.clock.now();
     let operation = SourceOperation::Access;
-    let asking = Asking { request, operation, person: &person, since, now };
+    let asking = Asking { request, operation, person, since, now };
     Ok(ask_all(&exporter.store, &exporter.outside, &staging, &exporter.map, asking).await?)
 }
 
@@ -806,12 +808,9 @@ pub fn disclosure(sources: &[&Source], regime: Regime) -> Value {
 pub async fn plan<S: Requests, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
+    person: Person,
     outside: Vec<SourceTask>,
 ) -> Result<Plan, ExportError> {
-    let person = Person {
-        email: request.email.clone(),
-        user_id: find_user_id(&exporter.data, &exporter.map, &request.email).await?,
-    };
     let (since, asked_at) = window(request);
     let mut files = Vec::new();
     let mut taken = BTreeSet::new();
