@@ -440,7 +440,9 @@ def dynamodb_checks(request: GuardRequest) -> list[Check]:
         for item in body.get("TransactItems") or []:
             for kind, action in actions.items():
                 if kind in item:
-                    checks.append(Check(f"dynamodb:{action}", table_arn(item[kind]["TableName"])))
+                    name = item[kind]["TableName"]
+                    keys = _leading_keys(request, name, item[kind].get("Key") or item[kind].get("Item"))
+                    checks.append(Check(f"dynamodb:{action}", table_arn(name), keys))
         return checks
     if op == "TransactGetItems":
         return [
@@ -453,11 +455,30 @@ def dynamodb_checks(request: GuardRequest) -> list[Check]:
         resource = table_arn(table)
         if op in ("Query", "Scan") and body.get("IndexName"):
             resource = f"{resource}/index/{body['IndexName']}"
-        return [Check(f"dynamodb:{op}", resource)]
+        keys: Context = {}
+        if op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
+            keys = _leading_keys(request, table, body.get("Key") or body.get("Item"))
+        return [Check(f"dynamodb:{op}", resource, keys)]
     if body.get("ResourceArn"):
         return [Check(f"dynamodb:{op}", body["ResourceArn"])]
     # ListTables, DescribeLimits, PartiQL (the statement names the table; not parsed here), ...
     return [Check(f"dynamodb:{op}", "*")]
+
+
+def _leading_keys(request: GuardRequest, table: str, item: Any) -> Context:
+    """`dynamodb:LeadingKeys` of an item operation: the partition key value of the item it names
+    (a Query's, in its key condition, is not read: no role here is conditioned on it)."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    name = table.rsplit("/", 1)[-1] if table.startswith("arn:") else table
+    try:
+        hash_key = dynamodb_backends[request.account][request.region].get_table(name).hash_key_attr
+    except Exception:  # noqa: BLE001 - no such table: moto answers that itself
+        return {}
+    value = (item or {}).get(hash_key) if isinstance(item, dict) else None
+    if not isinstance(value, dict) or not value:
+        return {}
+    return {"dynamodb:leadingkeys": [str(next(iter(value.values())))]}
 
 
 def streams_checks(request: GuardRequest) -> list[Check]:

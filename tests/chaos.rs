@@ -141,6 +141,7 @@ impl Run {
                 target: export::ExportTarget { bucket: bucket.clone(), kms_key_id: None },
                 clock: stack.clock.clone(),
                 outside: crate::support::no_outside(&stack.sdk),
+                calendar: privacy_shared::domain::BusinessCalendar::parse("Europe/Amsterdam", "").unwrap(),
             },
             eraser: erasure::Eraser {
                 store: as_erasure.deps().store,
@@ -153,6 +154,7 @@ impl Run {
                 export_bucket: bucket.clone(),
                 clock: stack.clock.clone(),
                 outside: crate::support::no_outside(&stack.sdk),
+                tombstones: None,
                 continuation: None,
             },
             sweeper: sweeper(&stack.signing_as(&roles, "reminders"), &staff),
@@ -463,6 +465,7 @@ async fn an_export_delivered_again_after_its_completion_failed_leaves_one_object
         target: export::ExportTarget { bucket: bucket.clone(), kms_key_id: None },
         clock: stack.clock.clone(),
         outside: crate::support::no_outside(&stack.sdk),
+        calendar: privacy_shared::domain::BusinessCalendar::parse("Europe/Amsterdam", "").unwrap(),
     };
     let id = verified_quietly(&stack, "carol@example.org").await;
     let record = stack.deps().store.get(id).await.unwrap().unwrap();

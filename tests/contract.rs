@@ -19,7 +19,7 @@ fn openapi() -> Value {
     document("openapi.yaml")
 }
 
-fn document(name: &str) -> Value {
+pub(crate) fn document(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../api").join(name);
     serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -32,7 +32,7 @@ fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
 }
 
 /// Validates `body` against the JSON schema documented for `path`/`method`/`status`.
-fn assert_documented(doc: &Value, path: &str, method: &str, status: u16, body: &Value) {
+pub(crate) fn assert_documented(doc: &Value, path: &str, method: &str, status: u16, body: &Value) {
     let operation = &doc["paths"][path][method];
     let response = operation["responses"]
         .get(status.to_string())

@@ -73,7 +73,7 @@ async fn schemathesis(base: &str, document: &str) -> Run {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_nothing_wrong_with_either_api_through_the_gateway() {
     let stack = Stack::new().await;
-    let base = start_gateway(Handlers::new(&stack)).await;
+    let base = start_gateway(Handlers::with_replays(&stack).await).await;
     let started = std::time::Instant::now();
     let public = schemathesis(&base, "openapi.yaml").await;
     let staff = schemathesis(&base, "staff-openapi.yaml").await;

@@ -582,6 +582,7 @@ async fn erasing_alice(writes: u32) -> Erasing {
         export_bucket: bucket,
         clock: stack.clock.clone(),
         outside: crate::support::no_outside(&stack.sdk),
+        tombstones: None,
         continuation: None,
     };
     Erasing { stack, eraser, job }

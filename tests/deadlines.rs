@@ -5,9 +5,11 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::support::*;
+use privacy_shared::Clock;
 use privacy_shared::Deps;
 use privacy_shared::domain::{Actor, Event, Status};
 use privacy_shared::mail::{MailError, Mailer, OutgoingEmail};
+use privacy_shared::store::Change;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
@@ -271,4 +273,35 @@ async fn a_ccpa_request_that_no_confirmation_of_receipt_reached_is_flagged_befor
     assert!(digest.body.contains(held) && digest.body.contains("2026-12-11"), "{}", digest.body);
     stack.clock.set(at(2026, 12, 10));
     assert_eq!(reminders::sweep(&bouncing).await.unwrap().digest_items, 0, "once");
+}
+
+#[tokio::test]
+async fn the_digest_flags_a_request_that_repeats_one_of_the_same_kind_with_its_outcome() {
+    let stack = Stack::new().await;
+    let staff = unique_address("staff");
+    let address = unique_address("repeater");
+    let store = stack.deps().store;
+    let first = verified_request(&stack, &address, "objection", "NL").await;
+    let current = store.get(first).await.unwrap().unwrap();
+    let reason = privacy_shared::domain::StaffText::parse("We found no processing to object to.").unwrap();
+    let basis = privacy_shared::domain::DenialBasis::Other;
+    let denied = privacy_shared::domain::Transition::Deny { reason, basis };
+    store.transition(&current, Change::system(denied, stack.clock.now())).await.unwrap();
+    stack.clock.advance(Duration::days(10));
+    let second = verified_request(&stack, &address, "objection", "NL").await;
+    let first_timer = verified_request(&stack, &unique_address("first-timer"), "objection", "NL").await;
+
+    let due = store.get(second).await.unwrap().unwrap().due_on;
+    stack.clock.set(Utc.from_utc_datetime(&(due - Duration::days(3)).and_hms_opt(6, 0, 0).unwrap()));
+    run_sweep(&sweeper(&stack, &staff)).await.unwrap();
+
+    let mails = stack.mail_to(&staff).await;
+    assert_eq!(mails.len(), 1, "one digest");
+    let body = &mails[0].body;
+    assert!(body.contains(&second.to_string()) && body.contains(&first_timer.to_string()), "{body}");
+    assert_eq!(body.matches("repeated: ").count(), 1, "only the repeat is flagged: {body}");
+    assert!(body.contains("repeated: 1 earlier objection request of this person"), "{body}");
+    let flag = &body[body.find("repeated: ").unwrap()..];
+    assert!(flag.contains(&first.to_string()) && flag.contains("denied"), "with its outcome: {flag}");
+    assert!(!body.contains(&address) && !body.contains("repeater"), "no requester data");
 }

@@ -107,6 +107,7 @@ async fn world(part_bytes: u64) -> World {
             target: ExportTarget { bucket: bucket.clone(), kms_key_id: None },
             clock: stack.clock.clone(),
             outside: crate::support::no_outside(&stack.sdk),
+            calendar: privacy_shared::domain::BusinessCalendar::parse("Europe/Amsterdam", "").unwrap(),
         },
         split: Some(Split {
             part_bytes,
@@ -256,6 +257,11 @@ async fn a_big_export_is_written_as_numbered_parts_each_a_zip_with_every_recordi
     world.deliver(&queued[3..]).await;
     let done = store.get(id).await.unwrap().unwrap();
     assert_eq!((done.status, done.export_parts), (Status::Completed, Some(4)));
+    assert!(
+        done.export_found.is_some_and(|n| n > RECORDINGS.len() as u64),
+        "records and files: {:?}",
+        done.export_found
+    );
 
     let mut seen: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for number in 1..=4 {
@@ -282,8 +288,20 @@ async fn a_big_export_is_written_as_numbered_parts_each_a_zip_with_every_recordi
     assert_eq!(where_, expected.iter().map(|(n, p)| (n.as_str(), *p)).collect(), "data.json says which part");
     assert!(data["sources"]["accounts"]["records"].as_array().is_some_and(|r| r.len() == 1), "the records");
     let index = String::from_utf8(first["index.html"].clone()).unwrap();
-    assert!(index.contains("Deze export bestaat uit 4 delen"), "{index}");
-    assert!(index.contains("d.mp4</code> (9000 bytes), in deel 3"), "{index}");
+    assert!(index.contains("Deze kopie bestaat uit 4 delen"), "{index}");
+    let d = index
+        .split("files/recordings/d.mp4</code>: ")
+        .nth(1)
+        .expect("d.mp4 is listed")
+        .split("</li>")
+        .next()
+        .unwrap();
+    assert!(
+        d.starts_with("8,79 kB, van ") && d.ends_with(", in deel 3"),
+        "its size, date and part in words: {d}"
+    );
+    assert!(!index.contains("href=\"files/recordings/d.mp4\""), "a file in another part is not linked");
+    assert!(index.contains("href=\"files/recordings/a.mp4\""), "one in this part is");
     assert_eq!(world.completions(id).await, 1);
 }
 
@@ -439,6 +457,7 @@ async fn the_completion_mail_links_every_part_each_link_downloads_its_part_and_t
         export_bucket: world.bucket.clone(),
         clock: world.stack.clock.clone(),
         outside: crate::support::no_outside(&world.stack.sdk),
+        tombstones: None,
         continuation: None,
     };
     let erase = ErasureJob { request_id: deletion, version: 2, change: DataChange::Erase };
@@ -466,6 +485,7 @@ async fn an_erasure_of_the_person_before_the_parts_are_written_wins_over_every_p
         export_bucket: world.bucket.clone(),
         clock: world.stack.clock.clone(),
         outside: crate::support::no_outside(&world.stack.sdk),
+        tombstones: None,
         continuation: None,
     };
     let erase = ErasureJob { request_id: deletion, version: 2, change: DataChange::Erase };
@@ -478,6 +498,7 @@ async fn an_erasure_of_the_person_before_the_parts_are_written_wins_over_every_p
     let complete = privacy_shared::store::Change::system(
         privacy_shared::domain::Transition::Complete(privacy_shared::domain::Completion::ExportedInParts {
             parts: 4,
+            found: 1,
         }),
         world.stack.clock.now(),
     );

@@ -22,14 +22,14 @@ use privacy_shared::sources::{
 };
 use privacy_shared::store::{Change, DynamoStore, LiveToken, Requests, Secrets};
 
-struct World {
+pub(crate) struct World {
     stack: Stack,
-    exporter: Exporter<DynamoStore, AwsPersonalData>,
+    pub(crate) exporter: Exporter<DynamoStore, AwsPersonalData>,
     s3: aws_sdk_s3::Client,
     prefix: String,
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let stack = Stack::new().await;
     let s3 = devstack::provision::s3_client(&stack.sdk);
     let prefix = format!("t{}-", uuid::Uuid::new_v4().simple());
@@ -46,11 +46,12 @@ async fn world() -> World {
         target: ExportTarget { bucket, kms_key_id: None },
         clock: stack.clock.clone() as Arc<dyn privacy_shared::Clock>,
         outside: crate::support::no_outside(&stack.sdk),
+        calendar: privacy_shared::domain::BusinessCalendar::parse("Europe/Amsterdam", "").unwrap(),
     };
     World { stack, exporter, s3, prefix }
 }
 
-async fn verified(world: &World, address: &str, kind: &str, region: &str) -> ExportJob {
+pub(crate) async fn verified(world: &World, address: &str, kind: &str, region: &str) -> ExportJob {
     let (_, body) = submit(
         &world.stack.deps(),
         &serde_json::json!({"email": address, "kind": kind, "region": region}).to_string(),
@@ -59,9 +60,16 @@ async fn verified(world: &World, address: &str, kind: &str, region: &str) -> Exp
     // The sample people's addresses are shared by tests running side by side: this request's link.
     let submitted = body["request_id"].as_str().unwrap().to_owned();
     let mails = world.stack.mail_to(address).await;
-    let (id, token) = mails.iter().map(link_parts).find(|(id, _)| *id == submitted).unwrap();
+    let (id, token) =
+        mails.iter().filter(|m| asks_to_verify(m)).map(link_parts).find(|(id, _)| *id == submitted).unwrap();
     assert_eq!(verify_with(&world.stack.verifier(), &id, &token).await.0, 200);
     ExportJob { request_id: RequestId::parse(&id).unwrap(), version: 2 }
+}
+
+/// Whether a mail carries a verification link (the sample people get other mails too, from the
+/// tests running beside these).
+fn asks_to_verify(mail: &devstack::mailbox::SentMail) -> bool {
+    mail.links().iter().any(|l| l.contains("/verify") && l.contains('#'))
 }
 
 fn open_zip(bytes: Vec<u8>) -> zip::ZipArchive<std::io::Cursor<Vec<u8>>> {
@@ -74,10 +82,102 @@ fn entry(archive: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>, name: &str) ->
     out
 }
 
-async fn download(world: &World, id: RequestId) -> Vec<u8> {
+pub(crate) async fn download(world: &World, id: RequestId) -> Vec<u8> {
     let key = format!("exports/{id}/export.zip");
     let object = world.s3.get_object().bucket(&world.exporter.target.bucket).key(key).send().await.unwrap();
     object.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// The text a reader sees: the tags taken out, and what `<code>` holds (file names).
+pub(crate) fn visible_text(html: &str) -> String {
+    let mut text = String::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        text.push_str(&rest[..start]);
+        text.push(' ');
+        let tag_end = rest[start..].find('>').map_or(rest.len(), |e| start + e + 1);
+        let tag = &rest[start..tag_end];
+        rest = &rest[tag_end..];
+        if tag.starts_with("<code") || tag.starts_with("<style") {
+            let close = if tag.starts_with("<code") { "</code>" } else { "</style>" };
+            rest = rest.find(close).map_or("", |e| &rest[e + close.len()..]);
+        }
+    }
+    text.push_str(rest);
+    text.replace("&amp;", "&").replace("&#39;", "'").replace("&quot;", "\"")
+}
+
+/// English words a Dutch page must not hold (outside the person's own data; not "of", "is" or
+/// "we", which Dutch has too).
+const ENGLISH: &[&str] = &[
+    " the ",
+    " and ",
+    " your ",
+    " you ",
+    " our ",
+    " from ",
+    "record",
+    "Retention",
+    "Categories",
+    "Recipients",
+    "participant",
+    "Shown",
+    "Page ",
+    " hour",
+    " minutes",
+    " seconds",
+    " Yes",
+    " No ",
+    "none",
+    "not given",
+    "Service provider",
+    "Purposes",
+    "Where ",
+    "What ",
+    "Who ",
+];
+
+/// The page as a reader meets it: no attribute name or code (nothing with an underscore), no
+/// ISO 8601 timestamp, no JSON; in Dutch, no English word outside the person's own data.
+pub(crate) fn readable_in(html: &str, language: Language) {
+    let text = visible_text(html);
+    for word in text.split_whitespace() {
+        assert!(!word.contains('_'), "a code or raw attribute name is shown: {word:?}");
+        assert!(!word.contains("{\"") && !word.contains("[\""), "raw JSON is shown: {word:?}");
+        let bytes = word.as_bytes();
+        let iso = bytes
+            .windows(11)
+            .any(|w| w[..4].iter().all(u8::is_ascii_digit) && w[4] == b'-' && w[7] == b'-' && w[10] == b'T');
+        assert!(!iso, "an ISO timestamp is shown: {word:?}");
+    }
+    if language == Language::Nl {
+        // The person's own data may be in any language: it is taken out first.
+        let mut theirs: Vec<String> = Vec::new();
+        fn strings(value: &Value, out: &mut Vec<String>) {
+            match value {
+                Value::String(s) => out.push(s.clone()),
+                Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+                Value::Object(fields) => fields.values().for_each(|v| strings(v, out)),
+                _ => {}
+            }
+        }
+        let sample: Value =
+            serde_json::from_str(&std::fs::read_to_string(seed::default_path()).unwrap()).unwrap();
+        strings(&sample["items"], &mut theirs);
+        strings(&sample["webhook_sources"], &mut theirs);
+        theirs.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut left = format!(" {} ", text.split_whitespace().collect::<Vec<_>>().join(" "));
+        // Short values ("on", "nl") would cut Dutch words apart; they hold no English words.
+        for data in theirs.iter().filter(|d| d.len() >= 5) {
+            left = left.replace(data.as_str(), " ");
+        }
+        for english in ENGLISH {
+            assert!(!left.contains(english), "English in the Dutch page: {english:?} in …{}…", {
+                let at = left.find(english).unwrap();
+                &left[at.saturating_sub(60)..(at + 60).min(left.len())]
+            });
+        }
+    }
 }
 
 #[tokio::test]
@@ -95,7 +195,24 @@ async fn an_access_export_holds_exactly_the_persons_data_recordings_and_disclosu
     };
     let mut cdrs = data["sources"]["call_detail_records"]["records"].as_array().unwrap().clone();
     cdrs.sort_by_key(|r| r["call_id"].as_str().unwrap().to_owned());
-    assert_eq!(cdrs, alices("call_detail_records", "user_id", "u-alice"), "GDPR: every record, any age");
+    let expected = alices("call_detail_records", "user_id", "u-alice");
+    assert_eq!(cdrs.len(), expected.len(), "GDPR: every record, any age");
+    let without_participants = |record: &Value| {
+        let mut record = record.clone();
+        record.as_object_mut().unwrap().remove("participants");
+        record
+    };
+    for (got, want) in cdrs.iter().zip(&expected) {
+        assert_eq!(without_participants(got), without_participants(want), "every other field as it is");
+        for (shown, held) in
+            got["participants"].as_array().unwrap().iter().zip(want["participants"].as_array().unwrap())
+        {
+            match held.as_str() {
+                Some("u-alice") => assert_eq!(shown, held, "her own id stays"),
+                _ => assert!(shown.as_str().unwrap().starts_with("participant-"), "{shown} replaces {held}"),
+            }
+        }
+    }
     assert_eq!(
         data["sources"]["accounts"]["records"].as_array().unwrap(),
         &alices("accounts", "email", "alice@example.com")
@@ -108,8 +225,43 @@ async fn an_access_export_holds_exactly_the_persons_data_recordings_and_disclosu
             assert!(matches!(owner, Some("u-alice" | "alice@example.com")), "{source}: {record}");
         }
     }
+    // Other people are one pseudonym each, the same wherever they turn up (Art. 15(4)).
+    let sources = &data["sources"];
+    let record = |source: &str, key: &str, id: &str| -> Value {
+        sources[source]["records"].as_array().unwrap().iter().find(|r| r[key] == id).unwrap().clone()
+    };
+    let bob = record("call_detail_records", "call_id", "c-1001")["participants"][1].clone();
+    assert_eq!(record("chat_transcripts", "message_id", "m-1")["recipients"][0], bob);
+    assert_eq!(record("chat_transcripts", "message_id", "m-1")["read_by"][0], bob);
+    assert_eq!(record("meeting_rooms", "room_id", "r-alice-1")["invitations"][0], bob);
+    assert_eq!(
+        record("meeting_rooms", "room_id", "r-alice-1")["participants"],
+        serde_json::json!(["u-alice", bob])
+    );
+    let carol = record("call_detail_records", "call_id", "c-1002")["participants"][1].clone();
+    assert_eq!(record("chat_transcripts", "message_id", "m-3")["recipients"][0], carol);
+    assert_ne!(bob, carol);
+    assert_eq!(
+        record("chat_transcripts", "message_id", "m-1")["content"],
+        "Here are the slides for today.",
+        "her own words in full"
+    );
+    let others = &data["disclosure"]["others_pseudonymised"];
+    assert!(others["basis"].as_str().unwrap().contains("15(4)"), "{others}");
+    assert!(
+        others["attributes"].as_array().unwrap().contains(&Value::from("call_detail_records.participants"))
+    );
     let everything = data.to_string();
-    for other in ["bob@example.com", "Thanks Alice", "someone.else", "not-alices", "homework"] {
+    for other in [
+        "bob@example.com",
+        "Thanks Alice",
+        "someone.else",
+        "not-alices",
+        "homework",
+        "u-bob",
+        "u-carol",
+        "carol@example.org",
+    ] {
         assert!(!everything.contains(other), "{other:?} leaked into Alice's export");
     }
     let files = data["sources"]["recordings"]["files"].as_array().unwrap();
@@ -124,13 +276,59 @@ async fn an_access_export_holds_exactly_the_persons_data_recordings_and_disclosu
     );
     assert!(data["disclosure"]["purposes"].as_array().unwrap().len() >= 2);
     assert!(data["disclosure"].get("ccpa").is_none(), "GDPR request");
+    let named = data["disclosure"]["recipients_named"].as_array().unwrap();
+    assert!(named.iter().any(|r| r["name"] == "Nimbus Hosting B.V."), "{named:?}");
+
     let index = String::from_utf8(entry(&mut archive, "index.html")).unwrap();
     assert!(index.contains("<html lang=\"nl\">") && index.contains("Uw persoonsgegevens"));
     assert!(index.contains("Design review"), "records are readable in the page");
+    // A layered answer: the summary first, in plain words, then the details, then the rest of
+    // Art. 15 and the rights.
+    let at = |text: &str| index.find(text).unwrap_or_else(|| panic!("{text:?} is on the page"));
+    assert!(at("In het kort") < at("Gesprekken") && at("Gesprekken") < at("Wat wij met uw gegevens doen"));
+    assert!(at("Wat wij met uw gegevens doen") < at("Uw rechten"));
+    for said in [
+        "Wij hebben 1", // "Wij hebben 1x vermeldingen en 2 bestanden gevonden"
+        "2 bestanden gevonden die aan alice@example.com gekoppeld zijn",
+        "artikel 15, vierde lid",
+        "Begonnen op",
+        "Deelnemers",
+        "Kwaliteit van de verbinding",
+        "Gratis account",
+        "2 oktober 2026 om 11:00",
+        "30 minuten en 20 seconden",
+        "0,4%",
+        "Mobiel netwerk (4G)",
+        "Here are the slides for today.",
+        "Nimbus Hosting B.V.</strong>: hosting en opslag",
+        "Tot u zich afmeldt",
+        "blijvend",
+        "Autoriteit Persoonsgegevens",
+        "modelcontractbepalingen",
+        "geautomatiseerde verwerking",
+        "te verbeteren",
+        "te wissen",
+        "beperking",
+        "bezwaar",
+        "Lifesize, Inc.",
+    ] {
+        assert!(index.contains(said), "the Dutch page says {said:?}");
+    }
+    let bob_number = bob.as_str().unwrap().trim_start_matches("participant-");
+    assert!(index.contains(&format!("deelnemer {bob_number}")), "the page numbers Bob as data.json does");
+    assert!(index.contains("u-alice (uzelf)"), "Alice among the participants is herself");
+    readable_in(&index, Language::Nl);
 
     let store = &world.exporter.store;
     let request = store.get(job.request_id).await.unwrap().unwrap();
     assert_eq!(request.status, Status::Completed);
+    let found = data["sources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|s| s["records"].as_array().or(s["files"].as_array()).map_or(0, |r| r.len() as u64))
+        .sum::<u64>();
+    assert_eq!(request.export_found, Some(found), "the completion keeps how much was found");
     let events: Vec<Event> =
         store.audit_trail(job.request_id).await.unwrap().iter().map(|e| e.event).collect();
     assert_eq!(events, vec![Event::Submitted, Event::Verified, Event::WorkStarted, Event::Completed]);
@@ -158,6 +356,80 @@ async fn a_ccpa_export_covers_what_was_collected_since_1_january_2022_with_both_
     assert!(period["basis"].as_str().unwrap().contains("7024(h)"));
     let ccpa = &data["disclosure"]["ccpa"];
     assert!(ccpa["sold_or_shared"].is_object() && ccpa["business_purpose"].is_object(), "{ccpa}");
+    // A copy that may go on to a third party (portability) names no one else either.
+    let call = data["sources"]["call_detail_records"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["call_id"] == "c-2001")
+        .unwrap()
+        .clone();
+    assert_eq!(call["participants"], serde_json::json!(["participant-2", "u-bob"]));
+    assert!(!data.to_string().contains("u-alice"), "Alice is pseudonymised in Bob's data.json");
+
+    let index = String::from_utf8(entry(&mut archive, "index.html")).unwrap();
+    assert!(index.contains("<html lang=\"en\">") && index.contains("Your personal data"));
+    for said in [
+        "In short",
+        "linked to bob@example.com",
+        "Calls",
+        "Started on",
+        "2 October 2026 at 11:00",
+        "30 minutes and 20 seconds",
+        "participant 2",
+        "u-bob (you)",
+        "Chat messages",
+        "Thanks Alice, looks great.",
+        "from 1 January 2022 up to your request",
+        "section 7024(h)",
+        "section 1798.145(k)",
+        "Categories sold or shared, and with whom",
+        "Commercial information",
+        "Partner companies we work with",
+        "Summit Partners Inc.</strong>: organises seminars with us",
+        "Categories disclosed for a business purpose",
+        "California Privacy Protection Agency",
+        "the right to opt out",
+        "We will not treat you differently",
+        "standard contractual clauses",
+        "based solely on automated processing",
+    ] {
+        assert!(index.contains(said), "the English page says {said:?}");
+    }
+    assert!(!index.contains("u-alice"), "Alice is pseudonymised in Bob's page");
+    readable_in(&index, Language::En);
+}
+
+#[tokio::test]
+async fn a_person_of_whom_nothing_is_found_is_told_so_plainly_and_the_completion_counts_nothing() {
+    let world = world().await;
+    for (language, says, not) in [
+        (
+            Language::Nl,
+            "Wij hebben geen persoonsgegevens gevonden die aan dit adres",
+            "Wat wij met uw gegevens doen",
+        ),
+        (Language::En, "We found no personal data linked to this address", "What we do with your data"),
+    ] {
+        let address = unique_address("nobody");
+        let job = verified_quietly_in(&world, &address, RequestKind::Access, language).await;
+        export::export(&world.exporter, &job).await.unwrap();
+        let request = world.exporter.store.get(job.request_id).await.unwrap().unwrap();
+        assert_eq!(
+            (request.status, request.export_found),
+            (Status::Completed, Some(0)),
+            "nothing, and so counted"
+        );
+        let mut archive = open_zip(download(&world, job.request_id).await);
+        let index = String::from_utf8(entry(&mut archive, "index.html")).unwrap();
+        assert!(index.contains(says) && index.contains(&address), "{language:?}: plainly said");
+        assert!(!index.contains(not), "{language:?}: nothing to disclose about data there is none of");
+        assert!(
+            index.contains("Autoriteit Persoonsgegevens"),
+            "{language:?}: the rights and the complaint still"
+        );
+        readable_in(&index, language);
+    }
 }
 
 #[tokio::test]
@@ -173,7 +445,8 @@ async fn a_ccpa_request_to_know_for_a_shorter_period_covers_only_that_period_and
     // Other tests mail Bob too: this request's link.
     let submitted = body["request_id"].as_str().unwrap().to_owned();
     let mails = world.stack.mail_to("bob@example.com").await;
-    let (id, token) = mails.iter().map(link_parts).find(|(id, _)| *id == submitted).unwrap();
+    let (id, token) =
+        mails.iter().filter(|m| asks_to_verify(m)).map(link_parts).find(|(id, _)| *id == submitted).unwrap();
     assert_eq!(verify_with(&world.stack.verifier(), &id, &token).await.0, 200);
     let job = ExportJob { request_id: RequestId::parse(&id).unwrap(), version: 2 };
     export::export(&world.exporter, &job).await.unwrap();
@@ -430,6 +703,7 @@ fn eraser(world: &World, export_bucket: &str) -> AwsEraser {
         export_bucket: export_bucket.to_owned(),
         clock: world.stack.clock.clone(),
         outside: crate::support::no_outside(&world.stack.sdk),
+        tombstones: None,
         continuation: None,
     }
 }
@@ -437,13 +711,34 @@ fn eraser(world: &World, export_bucket: &str) -> AwsEraser {
 /// A Dutch request of `address`, submitted and verified now through the store: no verification
 /// mail, so no other test's mail to the same sample person can get in the way.
 async fn verified_quietly(world: &World, address: &str, kind: RequestKind) -> ExportJob {
+    verified_quietly_in(world, address, kind, Language::Nl).await
+}
+
+/// The same, in `language`.
+async fn verified_quietly_in(
+    world: &World,
+    address: &str,
+    kind: RequestKind,
+    language: Language,
+) -> ExportJob {
+    verified_quietly_from(world, address, kind, "NL", language).await
+}
+
+/// The same, from `region` in `language`.
+pub(crate) async fn verified_quietly_from(
+    world: &World,
+    address: &str,
+    kind: RequestKind,
+    region: &str,
+    language: Language,
+) -> ExportJob {
     let calendar = BusinessCalendar::parse("Europe/Amsterdam", "").unwrap();
-    let region = Region::parse("NL").unwrap();
+    let region = Region::parse(region).unwrap();
     let now = world.stack.clock.now();
     let deadlines = calendar.deadlines(region.regime(), now);
     let email = EmailAddress::parse(address).unwrap();
     let record =
-        RequestRecord::received(RequestId::generate(), kind, region, Language::Nl, email, now, deadlines);
+        RequestRecord::received(RequestId::generate(), kind, region, language, email, now, deadlines);
     let token = TokenHash::of_secret("t");
     let store = &world.exporter.store;
     let live = LiveToken { token_hash: token.clone(), expires_at: now + chrono::Duration::hours(1) };
@@ -574,6 +869,7 @@ async fn an_export_uploaded_after_the_persons_erasure_deleted_their_exports_leav
         target: world.exporter.target.clone(),
         clock: world.stack.clock.clone(),
         outside: crate::support::no_outside(&world.stack.sdk),
+        calendar: privacy_shared::domain::BusinessCalendar::parse("Europe/Amsterdam", "").unwrap(),
     };
 
     export::export(&racing, &access).await.unwrap();

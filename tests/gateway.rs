@@ -30,11 +30,23 @@ pub struct Handlers {
 
 impl Handlers {
     pub fn new(stack: &Stack) -> Handlers {
-        let env = stack.env(&[
+        Handlers::with_env(stack, Vec::new())
+    }
+
+    /// The same, with the staff API's replays of the erasures working (a tombstones table and an
+    /// erasure queue of their own; nothing runs the queued replays).
+    pub async fn with_replays(stack: &Stack) -> Handlers {
+        let (tombstones, queue) = crate::erasure_replay::replay_resources(stack).await;
+        Handlers::with_env(stack, vec![("TOMBSTONES_TABLE", tombstones), ("ERASURE_QUEUE_URL", queue)])
+    }
+
+    fn with_env(stack: &Stack, mut extra: Vec<(&str, String)>) -> Handlers {
+        extra.extend([
             ("STAFF_LOCAL_KEY", STAFF_KEY.to_owned()),
             // What the local key requires (every AWS endpoint on loopback); the SDK is the stack's.
             ("AWS_ENDPOINT_URL", stack.endpoint.clone()),
         ]);
+        let env = stack.env(&extra);
         let settings = privacy_shared::config::AdminSettings::load(&env).expect("admin settings");
         Handlers {
             intake: stack.deps(),

@@ -72,7 +72,7 @@ fn entry(archive: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>, name: &str) ->
 
 /// The chat message ids a readable page shows, one per record table.
 fn shown_messages(html: &str) -> Vec<String> {
-    let marker = "<th scope=\"row\">message_id</th><td>";
+    let marker = "<th scope=\"row\">Bericht-ID</th><td>";
     html.split(marker).skip(1).map(|rest| rest.split("</td>").next().unwrap().to_owned()).collect()
 }
 
@@ -95,6 +95,7 @@ async fn an_export_of_a_person_with_many_pages_of_records_holds_all_of_them_in_d
         target: ExportTarget { bucket: bucket.clone(), kms_key_id: None },
         clock: stack.clock.clone(),
         outside: crate::support::no_outside(&stack.sdk),
+        calendar: privacy_shared::domain::BusinessCalendar::parse("Europe/Amsterdam", "").unwrap(),
     };
     let id = verified_request(&stack, "alice@example.com", "access", "NL").await;
     let job = privacy_shared::jobs::ExportJob { request_id: id, version: 2 };
@@ -200,6 +201,7 @@ async fn an_erasure_that_runs_out_of_time_continues_in_fresh_invocations_and_cou
         export_bucket: bucket,
         clock: stack.clock.clone(),
         outside: crate::support::no_outside(&stack.sdk),
+        tombstones: None,
         continuation: Some(erasure::Continuation {
             queue: SqsJobQueue::new(aws_sdk_sqs::Client::new(&as_erasure.sdk), "", &queue),
             // More than the second each invocation is given: every invocation takes one step.

@@ -340,6 +340,7 @@ async fn the_answer_still_goes_to_a_suppressed_address_and_staff_are_alerted_fir
         data: real.data,
         map: real.map,
         timeout: real.timeout,
+        record_retention: real.record_retention,
     };
     let mut stream = StreamReader::open(&world.stack.sdk, &world.stack.table).await.unwrap();
     stream.poll().await.unwrap();
@@ -384,7 +385,11 @@ async fn an_answer_that_bounces_for_good_alerts_staff_once() {
     let denied = store
         .transition(
             &current,
-            Change::new(Transition::Deny { reason }, world.stack.clock.now(), Actor::System),
+            Change::new(
+                Transition::Deny { reason, basis: privacy_shared::domain::DenialBasis::Other },
+                world.stack.clock.now(),
+                Actor::System,
+            ),
         )
         .await
         .unwrap();
@@ -398,6 +403,45 @@ async fn an_answer_that_bounces_for_good_alerts_staff_once() {
     let (_, alert) = world.mailer.one(&world.staff, MessageKind::AnswerAlert);
     assert!(alert.text.contains("denied mail of privacy request") && alert.text.contains("bounced for good"));
     assert!(world.suppression(&address).await.is_some());
+}
+
+#[tokio::test]
+async fn a_recipient_whose_instruction_bounces_is_an_alert_to_staff_once_not_a_silent_skip() {
+    use privacy_shared::mail::templates::Instruction;
+    let world = world().await;
+    let address = unique_address("recipient-bounce");
+    let id = world.submit(&address, "restriction", "NL").await;
+    let record = world.stack.deps().store.get(id).await.unwrap().unwrap();
+    let processor = unique_address("processor");
+    let to = EmailAddress::parse(&processor).unwrap();
+    let instruction = world
+        .deps()
+        .templates
+        .recipient_instruction(
+            &to,
+            "Mailing platform",
+            &record,
+            &["marketing_contacts"],
+            Instruction::Restrict,
+        )
+        .unwrap();
+    let sent = (world.mailer.send(&instruction).await.unwrap(), instruction);
+
+    // SES gave up on a full mailbox: not for good, and still not told.
+    let message = bounce(&sent, "Transient", in_seconds(&world.stack, 9));
+    world.publish(&message).await;
+    world.publish(&message).await;
+
+    let (_, alert) = world.mailer.one(&world.staff, MessageKind::AnswerAlert);
+    assert!(alert.subject.contains(&id.to_string()), "{}", alert.subject);
+    assert!(alert.text.contains("has not been told"), "{}", alert.text);
+    assert!(!alert.text.contains(&processor) && !alert.text.contains(&address), "no address in the alert");
+    let events: Vec<(Event, Option<String>)> =
+        world.trail(id).await.into_iter().map(|(e, r, _)| (e, r)).collect();
+    assert!(
+        events.contains(&(Event::MailBounced, Some("recipient_instruction: transient".into()))),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]

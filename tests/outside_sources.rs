@@ -64,6 +64,7 @@ async fn world(url: &str) -> World {
         target: ExportTarget { bucket: bucket.clone(), kms_key_id: None },
         clock: stack.clock.clone() as Arc<dyn privacy_shared::Clock>,
         outside: outside(&stack, url, Duration::from_secs(10)),
+        calendar: privacy_shared::domain::BusinessCalendar::parse("Europe/Amsterdam", "").unwrap(),
     };
     World { stack, exporter, s3, bucket, url: url.to_owned() }
 }
@@ -91,6 +92,7 @@ fn eraser(world: &World) -> erasure::Eraser<DynamoStore, AwsPersonalData> {
         export_bucket: world.bucket.clone(),
         clock: world.stack.clock.clone(),
         outside: outside(&world.stack, &world.url, Duration::from_secs(10)),
+        tombstones: None,
         continuation: None,
     }
 }
@@ -206,6 +208,15 @@ async fn an_access_request_waits_for_every_source_outside_aws_and_its_zip_holds_
     );
     let index = String::from_utf8(entry(&mut archive, "index.html")).unwrap();
     assert!(index.contains("Senior product designer"), "the webhook's records are readable in the page");
+    // The referees are other people: pseudonymised in the page and in data.json alike.
+    for referee in ["Noor Visser", "Tim Bos", "Sam de Boer"] {
+        assert!(
+            !index.contains(referee) && !data.to_string().contains(referee),
+            "{referee} is pseudonymised"
+        );
+    }
+    assert!(index.contains("Voormalig leidinggevende") && index.contains("deelnemer "), "labelled, numbered");
+    assert!(index.contains("<a href=\"files/website_analytics/visits.csv\">"), "the attached file is linked");
     // The staged copies went with the completion; every step is audited.
     assert!(keys_under(&world, &format!("staging/{id}/")).await.is_empty());
     let trail = events(&world, id).await;

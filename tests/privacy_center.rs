@@ -192,6 +192,42 @@ async fn a_refused_form_names_each_problem_next_to_its_field_in_the_pages_langua
 }
 
 #[tokio::test]
+async fn a_californian_may_ask_on_the_form_for_a_shorter_period_and_anyone_else_is_told_it_is_not_theirs() {
+    let local = Local::new();
+    let (_, access, _) = open(&local, page("/privacy/access?region=US-CA&lang=en", &[])).await;
+    assert!(access.contains(r#"name="period_from" type="date""#), "{access}");
+    let (_, deletion, _) = open(&local, page("/privacy/deletion?region=US-CA&lang=en", &[])).await;
+    assert!(!deletion.contains(r#"name="period_from""#), "only a request to know covers a period");
+
+    let address = unique_address("period-form");
+    let fields =
+        [("lang", "en"), ("region", "US-CA"), ("email", address.as_str()), ("period_from", "2025-06-01")];
+    let same_site = [("sec-fetch-site", "same-origin")];
+    let (status, answer, _) = open(&local, form_post("/privacy/access", &fields, &same_site)).await;
+    assert_eq!(status, 200, "{answer}");
+    let (id, _) = link_parts(&local.mail_to(&address).await[0]);
+    let record = local.store.get(RequestId::parse(&id).unwrap()).await.unwrap().unwrap();
+    assert_eq!(record.period_from, chrono::NaiveDate::from_ymd_opt(2025, 6, 1));
+
+    let dutch = [("lang", "nl"), ("region", "NL"), ("email", "jo@example.nl"), ("period_from", "2025-06-01")];
+    let (status, refused, _) = open(&local, form_post("/privacy/access", &dutch, &same_site)).await;
+    assert_eq!(status, 422);
+    assert!(
+        refused
+            .contains(r#"id="period_from-error">Een kortere periode is alleen voor inwoners van Californië"#),
+        "{refused}"
+    );
+    let early =
+        [("lang", "en"), ("region", "US-CA"), ("email", "jo@example.org"), ("period_from", "2021-12-31")];
+    let (status, refused, _) = open(&local, form_post("/privacy/access", &early, &same_site)).await;
+    assert_eq!(status, 422);
+    assert!(
+        refused.contains(r#"id="period_from-error">Enter a date on or after 1 January 2022."#),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
 async fn a_form_from_another_site_is_refused_and_nothing_is_stored_or_sent() {
     let local = Local::new();
     let address = unique_address("forged");

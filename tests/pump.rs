@@ -214,6 +214,7 @@ async fn submit_verify_pump_export_email_download_with_every_delivery_doubled() 
             target: export::ExportTarget { bucket: bucket.clone(), kms_key_id: None },
             clock: stack.clock.clone(),
             outside: crate::support::no_outside(&stack.sdk),
+            calendar: privacy_shared::domain::BusinessCalendar::parse("Europe/Amsterdam", "").unwrap(),
         },
     };
     let stream = StreamMapping {

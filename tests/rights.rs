@@ -122,6 +122,7 @@ pub(crate) async fn world() -> World {
             target: export::ExportTarget { bucket: bucket.clone(), kms_key_id: None },
             clock: stack.clock.clone(),
             outside: crate::support::no_outside(&stack.sdk),
+            calendar: privacy_shared::domain::BusinessCalendar::parse("Europe/Amsterdam", "").unwrap(),
         },
         eraser: eraser(&as_erasure, &map, &erasure_s3, &bucket),
     };
@@ -159,6 +160,7 @@ fn eraser(stack: &Stack, map: &DataMap, s3: &aws_sdk_s3::Client, bucket: &str) -
         export_bucket: bucket.to_owned(),
         clock: stack.clock.clone(),
         outside: crate::support::no_outside(&stack.sdk),
+        tombstones: None,
         continuation: None,
     }
 }
@@ -403,6 +405,7 @@ async fn an_erasure_that_dies_between_two_sources_finishes_on_redelivery_without
         export_bucket: world.bucket.clone(),
         clock: world.stack.clock.clone(),
         outside: crate::support::no_outside(&world.stack.sdk),
+        tombstones: None,
         continuation: None,
     };
     assert!(erasure::run(&crashing, &job).await.is_err(), "dies in the third source");

@@ -246,7 +246,11 @@ async fn a_callback_for_a_request_closed_meanwhile_answers_204_and_writes_nothin
     let store = world.store();
     let current = store.get(world.request).await.unwrap().unwrap();
     let reason = StaffText::parse("Denied while the source was still working.").unwrap();
-    let change = Change::new(Transition::Deny { reason }, world.stack.clock.now(), Actor::System);
+    let change = Change::new(
+        Transition::Deny { reason, basis: privacy_shared::domain::DenialBasis::Other },
+        world.stack.clock.now(),
+        Actor::System,
+    );
     store.transition(&current, change).await.unwrap();
     let before = world.snapshot().await;
     assert_eq!(world.call_back(&world.receiver(), KEY).await, (204, Value::Null));

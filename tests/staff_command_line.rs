@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::support::*;
 use privacy_shared::domain::Status;
 
-const KEY: &str = "cli-test-key-0123456789abcdef";
+pub(crate) const KEY: &str = "cli-test-key-0123456789abcdef";
 
 /// Serves `admin` on a free port; returns its base URL.
 pub(crate) async fn serve(admin: AwsAdmin) -> String {
@@ -56,7 +56,7 @@ pub(crate) async fn serve(admin: AwsAdmin) -> String {
     base
 }
 
-async fn local_admin(stack: &Stack) -> String {
+pub(crate) async fn local_admin(stack: &Stack) -> String {
     let env = stack.env(&[
         ("STAFF_LOCAL_KEY", KEY.to_owned()),
         ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000".to_owned()),
@@ -66,7 +66,7 @@ async fn local_admin(stack: &Stack) -> String {
 }
 
 /// Runs `staff --endpoint <base> --local-key <key> args...`; returns exit code, stdout, stderr.
-async fn cli(base: &str, key: &str, args: &[&str]) -> (i32, String, String) {
+pub(crate) async fn cli(base: &str, key: &str, args: &[&str]) -> (i32, String, String) {
     let mut argv = vec!["staff", "--endpoint", base, "--local-key", key];
     argv.extend_from_slice(args);
     let (mut out, mut err) = (Vec::new(), Vec::new());

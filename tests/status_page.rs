@@ -75,8 +75,8 @@ impl World {
         let (id, token) = self.verified(address, "access").await;
         self.change(id, Transition::StartWork, Actor::System).await;
         let completion = match parts {
-            None => Completion::Exported,
-            Some(parts) => Completion::ExportedInParts { parts },
+            None => Completion::Exported { found: 1 },
+            Some(parts) => Completion::ExportedInParts { parts, found: 1 },
         };
         self.change(id, Transition::Complete(completion), Actor::System).await;
         let record = self.downloads.store.get(id).await.unwrap().unwrap();

@@ -413,7 +413,7 @@ async fn an_export_completes_only_when_no_erasure_of_the_person_began_since_it_w
 ) {
     let address = unique_address("erased");
     let subject = EmailAddress::parse(&address).unwrap().subject_key();
-    let exported = || Change::system(Transition::Complete(Completion::Exported), at(2));
+    let exported = || Change::system(Transition::Complete(Completion::Exported { found: 1 }), at(2));
     let before = started(store, &address, RequestKind::Access, at(0)).await;
     // Half a second after the mark: compared as text, "…:00Z" would sort after "…:00.5Z".
     let after = started(store, &address, RequestKind::Portability, at(1) + Duration::milliseconds(500)).await;
@@ -430,7 +430,10 @@ async fn an_export_completes_only_when_no_erasure_of_the_person_began_since_it_w
     assert!(matches!(store.transition(&before, exported()).await, Err(StoreError::Conflict)));
     assert_eq!(store.get(before.id).await.unwrap(), Some(before.clone()), "nothing was written");
     assert_eq!(store.audit_trail(before.id).await.unwrap().len(), 3);
-    let deny = Transition::Deny { reason: staff_text("Erased meanwhile.") };
+    let deny = Transition::Deny {
+        reason: staff_text("Erased meanwhile."),
+        basis: privacy_shared::domain::DenialBasis::Other,
+    };
     let closed = store.transition(&before, Change::system(deny, at(2))).await.unwrap();
     assert_eq!(closed.status, Status::Denied, "the overtaken export closes another way");
 

@@ -148,7 +148,7 @@ async fn completion_sends_the_requester_one_notice_with_the_download_link() {
     let request_id = RequestId::parse(&id).unwrap();
     let mut stream = StreamReader::open(&setup.stack.sdk, &setup.stack.table).await.unwrap();
     stream.poll().await.unwrap(); // what came before is another test's business
-    for transition in [Transition::StartWork, Transition::Complete(Completion::Exported)] {
+    for transition in [Transition::StartWork, Transition::Complete(Completion::Exported { found: 1 })] {
         let current = store.get(request_id).await.unwrap().unwrap();
         store.transition(&current, Change::system(transition, setup.stack.clock.now())).await.unwrap();
     }
@@ -308,7 +308,7 @@ async fn the_staff_notice_of_a_repeated_request_lists_the_persons_earlier_ones_o
         let store = &setup.dispatcher.deps.store;
         let current = store.get(RequestId::parse(&id).unwrap()).await.unwrap().unwrap();
         let reason = privacy_shared::domain::StaffText::parse("We cannot find an account for you.").unwrap();
-        let done = Transition::Deny { reason };
+        let done = Transition::Deny { reason, basis: privacy_shared::domain::DenialBasis::Other };
         store.transition(&current, Change::system(done, setup.stack.clock.now())).await.unwrap();
         deliver_until_quiet(&setup, &mut stream).await;
         ids.push(id);

@@ -43,6 +43,7 @@ fn given_environment(template: &Template, function: &str) -> Vec<(String, String
         "STAFF_ADDRESS" => "privacy-team@example.com",
         "PUBLIC_BASE_URL" => "https://privacy.example.com",
         "STATUS_LINK_KEY" => "a-sample-of-the-generated-48-character-secret-xyz",
+        "TOMBSTONE_KEY" => "a-sample-of-the-generated-48-character-secret-abc",
         _ => "resource-name",
     };
     let globals = &template.raw()["Globals"]["Function"]["Environment"]["Variables"];
@@ -167,8 +168,9 @@ fn http_api_events(template: &Template) -> Vec<(String, Value)> {
     events
 }
 
-const STAFF_ROUTES: [(&str, &str); 10] = [
+const STAFF_ROUTES: [(&str, &str); 15] = [
     ("GET", "/staff/requests"),
+    ("POST", "/staff/requests"),
     ("GET", "/staff/requests/{id}"),
     ("POST", "/staff/requests/{id}/extend"),
     ("POST", "/staff/requests/{id}/deny"),
@@ -178,6 +180,10 @@ const STAFF_ROUTES: [(&str, &str); 10] = [
     ("POST", "/staff/requests/{id}/sources/{source}/access"),
     ("POST", "/staff/requests/{id}/sources/{source}/erasure"),
     ("POST", "/staff/suppressions/check"),
+    ("POST", "/staff/erasures/replays"),
+    ("GET", "/staff/erasures/replays/{run}"),
+    ("GET", "/staff/reports/{year}"),
+    ("GET", "/staff/reports/{year}/records"),
 ];
 
 /// The one route other systems may call (SuppressionCheckPolicy).
@@ -231,7 +237,12 @@ fn every_staff_api_route_requires_aws_iam() {
     granted.sort();
     let mut routes: Vec<String> = STAFF_ROUTES
         .iter()
-        .map(|(m, p)| format!("{m}{}", p.replace("{id}", "*").replace("{source}", "*")))
+        .map(|(m, p)| {
+            format!(
+                "{m}{}",
+                p.replace("{id}", "*").replace("{source}", "*").replace("{year}", "*").replace("{run}", "*")
+            )
+        })
         .collect();
     routes.sort();
     assert_eq!(granted, routes);
@@ -322,7 +333,7 @@ fn the_overdue_alarm_watches_the_metric_the_sweep_publishes() {
 #[test]
 fn a_spent_mail_budget_is_counted_from_intakes_log_line_and_wakes_staff() {
     let template = Template::load(&template::default_path()).unwrap();
-    let text = std::fs::read_to_string("../functions/intake/src/lib.rs").unwrap();
+    let text = std::fs::read_to_string("../shared/src/intake/accept.rs").unwrap();
     assert!(text.contains("\"mail budget spent: nothing sent\""), "the line the filters count");
     let mut counted = Vec::new();
     for id in template.resources_of_type("AWS::Logs::MetricFilter") {
@@ -430,9 +441,11 @@ fn the_admin_and_reminders_roles_grant_no_wildcard_action_or_resource() {
         }
     }
     let admin = statements(resource(&template, "AdminRole"));
-    assert!(
-        !admin.iter().any(|s| actions(s).iter().any(|a| a.starts_with("ses:"))),
-        "the admin sends no mail"
+    let mail: Vec<String> = admin.into_iter().flat_map(actions).filter(|a| a.starts_with("ses:")).collect();
+    assert_eq!(
+        mail,
+        ["ses:SendEmail"],
+        "the admin sends only the verification email of a request staff enter"
     );
 }
 
@@ -598,7 +611,12 @@ fn the_erasure_role_deletes_in_the_data_map_and_the_export_buckets_exports_prefi
     };
     for action in ["dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:PutItem"] {
         for (arn, _) in granted(role, action) {
-            assert!(arn == "RequestsTable.Arn" || in_map_table(&arn), "ErasureRole grants {action} on {arn}");
+            // Tombstones are only ever put (a conditional put per erasure), never changed or deleted.
+            let tombstone = action == "dynamodb:PutItem" && arn == "TombstonesTable.Arn";
+            assert!(
+                arn == "RequestsTable.Arn" || in_map_table(&arn) || tombstone,
+                "ErasureRole grants {action} on {arn}"
+            );
         }
     }
     for action in ["s3:DeleteObject", "s3:DeleteObjectVersion"] {
@@ -1392,6 +1410,9 @@ fn the_data_map_sources_keys_are_granted_only_when_given_and_only_to_decrypt_thr
 /// helper of `store`, `store::ledger` or `mail::guard` that calls store methods itself (a new
 /// such helper belongs here too).
 const STORE_CALLS: &[(&str, &[&str])] = &[
+    // The way a request comes in (shared/src/intake, for intake and the staff API): create or
+    // create_opt_out, open_request, get, issue_token, suppressions, the mail budgets, send_guarded.
+    ("intake::accept(", &["PutItem", "GetItem", "UpdateItem", "Query", "ConditionCheckItem"]),
     // Requests: create puts four items; on a conflict it reads the open marker.
     (".create(", &["PutItem", "GetItem"]),
     (".create_opt_out(", &["PutItem", "UpdateItem"]),
@@ -1448,6 +1469,9 @@ const STORE_CALLS: &[(&str, &[&str])] = &[
     ("change_task(", &["PutItem", "GetItem"]),
     (".waiting_tasks(", &["Query@index", "GetItem"]),
     (".retire_task(", &["UpdateItem"]),
+    // Records of requests: a put conditional on the version; a year is one partition, queried.
+    (".put_record(", &["PutItem"]),
+    (".records_of_year(", &["Query"]),
 ];
 
 /// A function crate's code, its test modules left out.
@@ -1803,7 +1827,7 @@ fn every_role_that_sends_mail_may_send_as_the_address_or_its_domain_and_through_
             senders.push(role.clone());
         }
     }
-    for role in ["IntakeRole", "DispatchRole", "RemindersRole"] {
+    for role in ["IntakeRole", "DispatchRole", "RemindersRole", "AdminRole"] {
         assert!(senders.iter().any(|s| s == role), "{role} sends mail");
     }
 }
@@ -2030,5 +2054,99 @@ fn every_dead_letter_queue_and_the_stream_failure_queue_are_outputs_by_url_and_a
         let arn = parse_yaml(&format!("!GetAtt {queue}.Arn"));
         assert!(outputs.contains(&url), "no output of {queue}'s URL");
         assert!(outputs.contains(&arn), "no output of {queue}'s ARN");
+    }
+}
+
+// ---------------------------------------------------------------- tombstones (CCPA §7022(d))
+
+#[test]
+fn tombstones_live_in_a_retained_table_of_their_own_that_outlives_the_backups() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let table = resource(&template, "TombstonesTable");
+    assert_eq!(table["Type"].as_str(), Some("AWS::DynamoDB::Table"));
+    assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
+    let properties = &table["Properties"];
+    assert!(properties["StreamSpecification"].is_null(), "nothing consumes its changes");
+    assert_eq!(properties["TimeToLiveSpecification"]["AttributeName"].as_str(), Some("ttl"));
+    assert_eq!(
+        properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(intrinsic(&properties["SSESpecification"]["KMSMasterKeyId"]), Some(("Ref", "DataKey")));
+    let spec = template.tombstones_table().unwrap();
+    let keys: Vec<&str> = spec.key_schema.iter().map(|k| k.attribute_name.as_str()).collect();
+    assert_eq!(keys, ["pk", "sk"]);
+    // Kept at least as long as point-in-time recovery keeps a backup (35 days).
+    let retention = &template.raw()["Parameters"]["TombstoneRetentionDays"];
+    assert_eq!(
+        retention["MinValue"].as_u64(),
+        Some(u64::from(privacy_shared::tombstones::MIN_RETENTION_DAYS))
+    );
+    assert!(retention["Default"].as_u64().unwrap() >= 35);
+    for function in ["ErasureFunction", "AdminFunction"] {
+        let variables = &resource(&template, function)["Properties"]["Environment"]["Variables"];
+        assert_eq!(intrinsic(&variables["TOMBSTONES_TABLE"]), Some(("Ref", "TombstonesTable")), "{function}");
+        assert_eq!(
+            intrinsic(&variables["TOMBSTONE_RETENTION_DAYS"]),
+            Some(("Ref", "TombstoneRetentionDays"))
+        );
+    }
+}
+
+#[test]
+fn only_the_erasure_holds_the_tombstone_key_and_only_erasure_and_admin_touch_tombstones_each_as_it_needs() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let text = std::fs::read_to_string(template::default_path()).unwrap();
+    assert_eq!(text.matches("${TombstoneKey}").count(), 1, "one function is given the key");
+    let erasure = &resource(&template, "ErasureFunction")["Properties"]["Environment"]["Variables"];
+    assert!(intrinsic(&erasure["TOMBSTONE_KEY"]).is_some_and(|(_, v)| v.contains("${TombstoneKey}")));
+    let mut touching = Vec::new();
+    for role in template.resources_of_type("AWS::IAM::Role") {
+        let mut granted: Vec<String> = Vec::new();
+        for statement in all_statements(&template, &role) {
+            if one_or_many(&statement["Resource"]).iter().any(|r| arn_text(r).contains("TombstonesTable")) {
+                granted.extend(actions(statement));
+                if role == "AdminRole" {
+                    let keys = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+                    assert_eq!(
+                        yaml(keys).trim(),
+                        "- REPLAY#*",
+                        "the staff API writes replay runs, never a tombstone"
+                    );
+                }
+            }
+        }
+        if granted.is_empty() {
+            continue;
+        }
+        granted.sort();
+        let expected: &[&str] = match role.as_str() {
+            "ErasureRole" => &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"],
+            "AdminRole" => &["dynamodb:GetItem", "dynamodb:PutItem"],
+            other => panic!("{other} touches the tombstones"),
+        };
+        assert_eq!(granted, expected, "{role}");
+        touching.push(role);
+    }
+    touching.sort();
+    assert_eq!(touching, ["AdminRole", "ErasureRole"]);
+    let admin = resource(&template, "AdminRole");
+    assert!(
+        granted(admin, "sqs:SendMessage").iter().all(|(arn, _)| arn == "ErasureQueue.Arn"),
+        "the replays' jobs"
+    );
+}
+
+#[test]
+fn a_replay_may_scan_every_table_source_of_the_data_map() {
+    let template = Template::load(&template::default_path()).unwrap();
+    let role = resource(&template, "ErasureRole");
+    for (id, location) in data_map_resources() {
+        if let MapResource::Table { table, .. } = location {
+            assert!(
+                granted(role, "dynamodb:Scan").iter().any(|(arn, _)| arn.ends_with(&table)),
+                "ErasureRole cannot scan {table} (data map source {id})"
+            );
+        }
     }
 }

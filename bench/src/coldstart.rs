@@ -420,7 +420,7 @@ fn sqs_event<J: Job>(url_variable: &str, job: &J) -> Result<Value> {
             "SentTimestamp": now,
             "SenderId": "AROAEXAMPLE:dispatch",
             "ApproximateFirstReceiveTimestamp": now,
-            "MessageGroupId": job.request_id().to_string(),
+            "MessageGroupId": job.message_group(),
             "MessageDeduplicationId": job.deduplication_id(),
             "SequenceNumber": "18849496460467696128"
         },
@@ -588,7 +588,7 @@ impl Stack {
                 Change::system(Transition::Triage(Triage { has_account: true, child: false }), now),
             ),
             (Stage::Exported, Change::system(Transition::StartWork, now)),
-            (Stage::Exported, Change::system(Transition::Complete(Completion::Exported), now)),
+            (Stage::Exported, Change::system(Transition::Complete(Completion::Exported { found: 1 }), now)),
         ];
         steps.retain(|(at, _)| *at <= stage);
         for (_, change) in steps {

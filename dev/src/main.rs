@@ -60,6 +60,7 @@ async fn provision() -> Result<()> {
     let from_env_or = |name: &str, default: Option<String>| std::env::var(name).ok().or(default);
     let names = provision::LocalStack {
         table: from_env_or("TABLE_NAME", Some("privacy-requests".into())).unwrap_or_default(),
+        tombstones: from_env_or("TOMBSTONES_TABLE", Some("privacy-tombstones".into())).unwrap_or_default(),
         bucket: from_env_or("EXPORT_BUCKET", Some("privacy-exports-local".into())).unwrap_or_default(),
         mail_from: from_env_or("MAIL_FROM", template.parameter_default("MailFromAddress"))
             .context("no MAIL_FROM and no MailFromAddress default in the template")?,
@@ -85,10 +86,11 @@ async fn provision() -> Result<()> {
             .with_context(|| format!("writing {path}"))?;
     }
     println!(
-        "provisioned at {}: table {} (stream, indexes, TTL), bucket {} (versioning, lifecycle, public access block), \
-         SES identity {} with configuration set {}, {} queues, {} function roles",
+        "provisioned at {}: table {} (stream, indexes, TTL), tombstones table {}, bucket {} (versioning, lifecycle, \
+         public access block), SES identity {} with configuration set {}, {} queues, {} function roles",
         endpoint(),
         names.table,
+        names.tombstones,
         names.bucket,
         names.mail_from,
         names.configuration_set,
@@ -114,6 +116,7 @@ fn local_names(
         .parameter("PublicBaseUrl", &env_or("PUBLIC_BASE_URL", "https://privacy.example.com"))
         .parameter("SesConfigurationSetName", &stack.configuration_set)
         .resource("RequestsTable", &stack.table)
+        .resource("TombstonesTable", &stack.tombstones)
         .resource("ExportBucket", &stack.bucket)
         .resource("MailConfigurationSet", &stack.configuration_set);
     for queue in template.queues()? {

@@ -200,6 +200,8 @@ pub async fn create_configuration_set(client: &aws_sdk_sesv2::Client, name: &str
 /// Everything the local stack needs, from the template.
 pub struct LocalStack {
     pub table: String,
+    /// The erasure tombstones' table.
+    pub tombstones: String,
     pub bucket: String,
     pub mail_from: String,
     pub configuration_set: String,
@@ -259,7 +261,9 @@ pub async fn provision_all(
     template: &crate::template::Template,
     names: &LocalStack,
 ) -> Result<Vec<(String, String)>> {
-    create_table(&aws_sdk_dynamodb::Client::new(sdk), &names.table, &template.the_table()?).await?;
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    create_table(&dynamo, &names.table, &template.the_table()?).await?;
+    create_table(&dynamo, &names.tombstones, &template.tombstones_table()?).await?;
     let s3 = s3_client(sdk);
     create_bucket(&s3, &names.bucket).await?;
     configure_bucket(&s3, &names.bucket, &template.bucket("ExportBucket")?).await?;

@@ -1,7 +1,7 @@
 //! Reads the SAM template, so the local stack is built from the definitions the deployed stack
 //! uses. Only literal properties are read; intrinsic functions (`!Ref`, `!Sub`) are left alone.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_norway::Value;
 use std::path::{Path, PathBuf};
@@ -187,12 +187,15 @@ impl Template {
             .with_context(|| format!("{logical_id} properties"))
     }
 
-    /// The only table of the stack.
+    /// The requests table (`RequestsTable`): the table of the stack (the other, the erasure
+    /// tombstones, is [`Template::tombstones_table`]).
     pub fn the_table(&self) -> Result<TableSpec> {
-        match self.resources_of_type("AWS::DynamoDB::Table").as_slice() {
-            [one] => self.table(one),
-            other => Err(anyhow!("expected one table, found {}", other.len())),
-        }
+        self.table("RequestsTable")
+    }
+
+    /// The erasure tombstones' table (`TombstonesTable`), which a restore never rolls back.
+    pub fn tombstones_table(&self) -> Result<TableSpec> {
+        self.table("TombstonesTable")
     }
 
     /// The properties of a resource with every `!Ref` to a parameter replaced by its default,

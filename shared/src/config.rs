@@ -10,7 +10,10 @@ use std::sync::Mutex;
 
 use crate::budget::MailBudgets;
 use crate::datamap::{BuiltinMap, DataMap};
-use crate::domain::{BusinessCalendar, CalendarError, EmailAddress, StatusKey, TokenHash};
+use crate::domain::{
+    BusinessCalendar, CalendarError, EmailAddress, MIN_RECORD_RETENTION_MONTHS, RecordRetention, StatusKey,
+    TokenHash,
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -295,6 +298,15 @@ pub fn export_retention_days(env: &Env) -> Result<u64, ConfigError> {
     env.number("EXPORT_RETENTION_DAYS", 30, 1..=3650)
 }
 
+/// How long the de-identified records of requests are kept (CCPA regulations §7101): at least
+/// 24 months, the default; less is a configuration error, not a silent minimum.
+pub fn record_retention(env: &Env) -> Result<RecordRetention, ConfigError> {
+    const NAME: &str = "RECORD_RETENTION_MONTHS";
+    let months = env.number(NAME, u64::from(MIN_RECORD_RETENTION_MONTHS), 0..=1200)?;
+    let months = u32::try_from(months).map_err(|_| invalid(NAME, "is too large"))?;
+    RecordRetention::months(months).map_err(|err| invalid(NAME, err))
+}
+
 /// The daily sweep's clocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SweepPolicy {
@@ -361,6 +373,8 @@ pub struct DispatchSettings {
     pub staff: EmailAddress,
     pub queues: QueueUrls,
     pub export_retention_days: u64,
+    /// How long the records of requests it writes from the stream are kept.
+    pub record_retention: RecordRetention,
     /// Only triage reads it, so it is read at the first triage, not at cold start.
     pub data_map: BuiltinMap,
     pub s3_path_style: bool,
@@ -376,6 +390,7 @@ impl DispatchSettings {
             staff: staff_address(env)?,
             queues: QueueUrls::load(env)?,
             export_retention_days: export_retention_days(env)?,
+            record_retention: record_retention(env)?,
             data_map: lazy_data_map(env),
             s3_path_style: s3_path_style(env),
             timeout: Duration::seconds(60),
@@ -399,6 +414,63 @@ pub struct WorkerSettings {
     pub export_parts: Option<PartSettings>,
     /// How the webhook sources are reached.
     pub outside: OutsideSettings,
+    /// The erasure's: where each erasure's tombstone is kept and what it is hashed with.
+    pub tombstones: Option<TombstoneSettings>,
+    /// The export's pages tell dates and times in the business time zone (`BUSINESS_TIME_ZONE`);
+    /// the erasure tells none (UTC, not read).
+    pub calendar: BusinessCalendar,
+}
+
+/// Where erasure tombstones are kept (`TOMBSTONES_TABLE`, a table a restore never rolls back),
+/// the key identifiers are hashed with (`TOMBSTONE_KEY`, Secrets Manager) and how long a
+/// tombstone outlives its erasure (`TOMBSTONE_RETENTION_DAYS`, at least the 35 days of
+/// point-in-time recovery; 42 by default). See [`crate::tombstones`].
+#[derive(Clone, Debug)]
+pub struct TombstoneSettings {
+    pub table: String,
+    pub key: crate::tombstones::TombstoneKey,
+    pub retention: crate::tombstones::TombstoneRetention,
+}
+
+impl TombstoneSettings {
+    pub fn load(env: &Env) -> Result<TombstoneSettings, ConfigError> {
+        const KEY: &str = "TOMBSTONE_KEY";
+        Ok(TombstoneSettings {
+            table: env.required("TOMBSTONES_TABLE")?,
+            key: crate::tombstones::TombstoneKey::parse(&env.required(KEY)?).map_err(|e| invalid(KEY, e))?,
+            retention: tombstone_retention(env)?,
+        })
+    }
+}
+
+fn tombstone_retention(env: &Env) -> Result<crate::tombstones::TombstoneRetention, ConfigError> {
+    const NAME: &str = "TOMBSTONE_RETENTION_DAYS";
+    match env.get(NAME) {
+        None => Ok(crate::tombstones::TombstoneRetention::default()),
+        Some(raw) => crate::tombstones::TombstoneRetention::parse(&raw).map_err(|e| invalid(NAME, e)),
+    }
+}
+
+/// The staff API's replays of the erasures after a restore: where runs are recorded (the
+/// tombstones table), the erasure queue their jobs go to, and the tombstones' retention (a
+/// backup older than it cannot be replayed over). None without `TOMBSTONES_TABLE` (the
+/// in-memory stack): the replay routes then answer as unavailable.
+#[derive(Clone, Debug)]
+pub struct ReplaySettings {
+    pub table: String,
+    pub erasure_queue_url: String,
+    pub retention: crate::tombstones::TombstoneRetention,
+}
+
+impl ReplaySettings {
+    pub fn load(env: &Env) -> Result<Option<ReplaySettings>, ConfigError> {
+        let Some(table) = env.get("TOMBSTONES_TABLE") else { return Ok(None) };
+        Ok(Some(ReplaySettings {
+            table,
+            erasure_queue_url: env.required("ERASURE_QUEUE_URL")?,
+            retention: tombstone_retention(env)?,
+        }))
+    }
 }
 
 /// The webhook sources: base URLs that replace the map's (`SOURCE_ENDPOINTS`, `id=url,...`: the
@@ -456,6 +528,8 @@ impl WorkerSettings {
             continuation: None,
             export_parts: if writes_exports { PartSettings::load(env)? } else { None },
             outside: OutsideSettings::load(env)?,
+            tombstones: None,
+            calendar: if writes_exports { business_zone(env)? } else { BusinessCalendar::utc() },
         })
     }
 
@@ -469,7 +543,11 @@ impl WorkerSettings {
             queue_url: env.required("ERASURE_QUEUE_URL")?,
             stop_before_deadline: std::time::Duration::from_secs(margin),
         };
-        Ok(WorkerSettings { continuation: Some(continuation), ..WorkerSettings::load(env, false)? })
+        Ok(WorkerSettings {
+            continuation: Some(continuation),
+            tombstones: Some(TombstoneSettings::load(env)?),
+            ..WorkerSettings::load(env, false)?
+        })
     }
 }
 
@@ -535,6 +613,8 @@ pub struct AdminSettings {
     pub export_bucket: String,
     pub export_kms_key_id: Option<String>,
     pub s3_path_style: bool,
+    /// Replays of the erasures after a restore (`POST /staff/erasures/replays`).
+    pub replays: Option<ReplaySettings>,
 }
 
 impl AdminSettings {
@@ -546,6 +626,7 @@ impl AdminSettings {
             export_bucket: env.required("EXPORT_BUCKET")?,
             export_kms_key_id: env.get("EXPORT_KMS_KEY_ID"),
             s3_path_style: s3_path_style(env),
+            replays: ReplaySettings::load(env)?,
         })
     }
 }
@@ -703,7 +784,12 @@ mod tests {
 
     #[test]
     fn the_erasure_continues_through_its_own_queue_and_stops_before_its_deadline() {
-        let base = [("EXPORT_BUCKET", "exports"), ("ERASURE_QUEUE_URL", "https://sqs/erasure.fifo")];
+        let base = [
+            ("EXPORT_BUCKET", "exports"),
+            ("ERASURE_QUEUE_URL", "https://sqs/erasure.fifo"),
+            ("TOMBSTONES_TABLE", "tombstones"),
+            ("TOMBSTONE_KEY", "a-local-tombstone-key-for-the-config-tests"),
+        ];
         let settings = WorkerSettings::erasure(&with(&base)).unwrap();
         let expected = ContinuationSettings {
             queue_url: "https://sqs/erasure.fifo".into(),
@@ -741,8 +827,58 @@ mod tests {
             None,
             "no queue, no parts"
         );
-        let erasure = [("EXPORT_BUCKET", "exports"), ("ERASURE_QUEUE_URL", "https://sqs/erasure.fifo")];
+        let erasure = [
+            ("EXPORT_BUCKET", "exports"),
+            ("ERASURE_QUEUE_URL", "https://sqs/erasure.fifo"),
+            ("TOMBSTONES_TABLE", "tombstones"),
+            ("TOMBSTONE_KEY", "a-local-tombstone-key-for-the-config-tests"),
+        ];
         assert_eq!(WorkerSettings::erasure(&with(&erasure)).unwrap().export_parts, None);
+    }
+
+    #[test]
+    fn records_of_requests_are_kept_24_months_or_longer_and_never_less() {
+        assert_eq!(record_retention(&with(&[])).unwrap(), RecordRetention::MINIMUM);
+        let longer = record_retention(&with(&[("RECORD_RETENTION_MONTHS", "36")])).unwrap();
+        assert_eq!(longer.as_months(), 36);
+        for short in ["23", "0", "12"] {
+            match record_retention(&with(&[("RECORD_RETENTION_MONTHS", short)])) {
+                Err(ConfigError::Invalid { name, why }) => {
+                    assert_eq!(name, "RECORD_RETENTION_MONTHS");
+                    assert!(why.contains("24 months"), "{why}");
+                }
+                other => panic!("{short}: {other:?}"),
+            }
+        }
+        for bad in ["two years", "-24", "24.5", "1201"] {
+            assert!(record_retention(&with(&[("RECORD_RETENTION_MONTHS", bad)])).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_erasure_keeps_a_tombstone_for_at_least_the_backups_retention() {
+        let base = [
+            ("EXPORT_BUCKET", "exports"),
+            ("ERASURE_QUEUE_URL", "https://sqs/erasure.fifo"),
+            ("TOMBSTONES_TABLE", "tombstones"),
+            ("TOMBSTONE_KEY", "a-local-tombstone-key-for-the-config-tests"),
+        ];
+        let tombstones = WorkerSettings::erasure(&with(&base)).unwrap().tombstones.unwrap();
+        assert_eq!((tombstones.table.as_str(), tombstones.retention.as_days()), ("tombstones", 42));
+        assert!(!format!("{tombstones:?}").contains("config-tests"), "the key is never printed");
+        for missing in ["TOMBSTONES_TABLE", "TOMBSTONE_KEY"] {
+            let pairs: Vec<_> = base.iter().copied().filter(|(name, _)| *name != missing).collect();
+            assert_eq!(WorkerSettings::erasure(&with(&pairs)).unwrap_err(), ConfigError::Missing(missing));
+        }
+        for (name, value) in [("TOMBSTONE_RETENTION_DAYS", "34"), ("TOMBSTONE_KEY", "short")] {
+            let mut pairs = base.to_vec();
+            pairs.push((name, value));
+            match WorkerSettings::erasure(&with(&pairs)) {
+                Err(ConfigError::Invalid { name: n, .. }) => assert_eq!(n, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        assert!(WorkerSettings::export(&with(&base)).unwrap().tombstones.is_none(), "the export keeps none");
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use crate::domain::Language;
+
 const BUILTIN: &str = include_str!("../../config/datamap.yaml");
 
 /// How a person is identified in a source.
@@ -22,9 +24,39 @@ pub enum SubjectAttribute {
     UserId,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Category {
+/// The words of the policy's closed lists (categories, purposes, origins, recipients): each
+/// spelled in the map as its snake_case code, and labelled in English and Dutch in the map's
+/// `vocabulary`, every word of every list (checked at load). `ALL` lists each word, so the check
+/// cannot miss one.
+macro_rules! vocabulary {
+    ($(#[$meta:meta])* $name:ident in $section:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl Word for $name {
+            const SECTION: &'static str = stringify!($section);
+            const ALL: &'static [$name] = &[$($name::$variant),+];
+            fn labels(vocabulary: &Vocabulary) -> &BTreeMap<Self, Text> {
+                &vocabulary.$section
+            }
+        }
+    };
+}
+
+/// A word of one of the map's closed lists, labelled through [`DataMap::label`].
+pub trait Word: Copy + Ord + fmt::Debug + Serialize + serde::de::DeserializeOwned + 'static {
+    /// Its list in the map's `vocabulary`.
+    const SECTION: &'static str;
+    /// Every word of the list.
+    const ALL: &'static [Self];
+    fn labels(vocabulary: &Vocabulary) -> &BTreeMap<Self, Text>;
+}
+
+vocabulary!(Category in categories {
     Identifiers,
     ContactData,
     ProfessionalInformation,
@@ -41,24 +73,22 @@ pub enum Category {
     Geolocation,
     Inferences,
     JobApplication,
-}
+});
 
-/// The CCPA categories of the policy's section 12.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CcpaCategory {
-    Identifiers,
-    SensitivePersonalInformation,
-    CommercialInformation,
-    ProfessionalInformation,
-    InternetActivity,
-    Geolocation,
-    Inferences,
-}
+vocabulary!(
+    /// The CCPA categories of the policy's section 12.
+    CcpaCategory in ccpa_categories {
+        Identifiers,
+        SensitivePersonalInformation,
+        CommercialInformation,
+        ProfessionalInformation,
+        InternetActivity,
+        Geolocation,
+        Inferences,
+    }
+);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Purpose {
+vocabulary!(Purpose in purposes {
     ProvidingServices,
     Advertising,
     AuditingTransactions,
@@ -66,26 +96,17 @@ pub enum Purpose {
     Security,
     DebuggingAndRepair,
     QualityControl,
-}
+});
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Origin {
-    ThePerson,
-    MarketingAndDataPartners,
-    AutomaticCollection,
-    InternalAnalytics,
-}
+vocabulary!(Origin in origins { ThePerson, MarketingAndDataPartners, AutomaticCollection, InternalAnalytics });
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Recipient {
+vocabulary!(Recipient in recipients {
     ServiceProviders,
     Affiliates,
     GovernmentRegulators,
     LawEnforcement,
     StrategicallyAlignedCompanies,
-}
+});
 
 /// Which of the two CCPA lists (policy s12) a source's categories belong on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -129,6 +150,119 @@ pub enum WebhookAuth {
     SigV4 { region: String, service: String },
 }
 
+/// A text the requester reads, in each language they may read it in (English and Dutch): the map
+/// gives both of every one, none blank (checked at load).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Text {
+    en: String,
+    nl: String,
+}
+
+impl Text {
+    pub fn get(&self, language: Language) -> &str {
+        match language {
+            Language::En => &self.en,
+            Language::Nl => &self.nl,
+        }
+    }
+}
+
+/// The map's labels of its closed lists' words ([`Word`]), every word of every list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Vocabulary {
+    categories: BTreeMap<Category, Text>,
+    ccpa_categories: BTreeMap<CcpaCategory, Text>,
+    purposes: BTreeMap<Purpose, Text>,
+    origins: BTreeMap<Origin, Text>,
+    recipients: BTreeMap<Recipient, Text>,
+}
+
+/// How a value is shown to the requester, where its spelling alone does not say: a number of
+/// seconds is a duration, a number of bytes a size. (Dates and times in ISO 8601 are shown as
+/// dates and times whatever the hint; the hint makes sure.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Date,
+    #[serde(rename = "datetime")]
+    DateTime,
+    DurationSeconds,
+    Milliseconds,
+    Percent,
+    Bytes,
+}
+
+/// Whether an attribute holds other people's identifiers or words (a call's participants, a
+/// message's recipients, an applicant's referees): shown to the requester pseudonymised (GDPR
+/// Art. 15(4): a copy must not adversely affect the rights of others), unless the map marks it
+/// `shareable`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Others {
+    /// The requester's own data (`others` and `shareable` both absent).
+    #[default]
+    None,
+    /// `others: true`: each other person replaced by a pseudonym, the same one throughout an export.
+    Pseudonymise,
+    /// `shareable: true`: other people's details the requester may see as they are (an
+    /// organisation's administrator address, say).
+    Share,
+}
+
+/// One attribute of a source's records, as the requester reads it: its label, how its values
+/// are shown, and whose data it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Attribute {
+    pub name: String,
+    label: Text,
+    pub format: Option<Format>,
+    pub others: Others,
+    /// One of the requester's own identifiers (their address, user id, name, username): given
+    /// only in the source that provides the user id, and never pseudonymised where it turns up
+    /// among other people's.
+    pub identifies: bool,
+    /// The words of the codes it holds (`free` is "Gratis account"), for the codes the map knows.
+    values: Vec<(String, Text)>,
+    /// An object's attributes (or those of each object in a list), described the same way.
+    pub fields: Vec<Attribute>,
+}
+
+impl Attribute {
+    pub fn label(&self, language: Language) -> &str {
+        self.label.get(language)
+    }
+
+    /// The words of code `value`, if the map has them.
+    pub fn value_label(&self, value: &str, language: Language) -> Option<&str> {
+        self.values.iter().find(|(code, _)| code == value).map(|(_, text)| text.get(language))
+    }
+
+    pub fn field(&self, name: &str) -> Option<&Attribute> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+/// The attributes the system writes on the records it changes, labelled here so that a record
+/// that was corrected or anonymised reads as well as any other.
+fn system_attributes() -> &'static [Attribute; 2] {
+    static SYSTEM: OnceLock<[Attribute; 2]> = OnceLock::new();
+    SYSTEM.get_or_init(|| {
+        let written = |name: &str, en: &str, nl: &str| Attribute {
+            name: name.to_owned(),
+            label: Text { en: en.to_owned(), nl: nl.to_owned() },
+            format: Some(Format::DateTime),
+            others: Others::None,
+            identifies: false,
+            values: Vec::new(),
+            fields: Vec::new(),
+        };
+        [
+            written(WRITTEN_ON_ERASURE, "Anonymised on", "Geanonimiseerd op"),
+            written(WRITTEN_ON_CORRECTION, "Corrected on", "Gecorrigeerd op"),
+        ]
+    })
+}
+
 /// What the policy says about a source: the disclosure's raw material.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Disclosure {
@@ -164,6 +298,7 @@ pub const WRITTEN_ON_CORRECTION: &str = "corrected_at";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
     pub id: String,
+    /// In English, as staff read it and receipts keep it; [`Source::describe`] in a language.
     pub description: String,
     pub location: Location,
     /// The attribute of this source's record that holds the person's user id.
@@ -173,12 +308,28 @@ pub struct Source {
     /// Attributes a requester may correct themselves (only tables found by email: the address is
     /// what the requester proved). Never the table key, the find attribute or the user id.
     pub correctable: Vec<String>,
+    /// What the requester reads about the source, in their language (the methods below).
+    texts: SourceTexts,
+    /// The attributes of its records, in the order they are shown (tables and webhooks only:
+    /// other sources hold files).
+    attributes: Vec<Attribute>,
+}
+
+/// A source's texts for the requester, each in English and Dutch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SourceTexts {
+    label: Text,
+    description: Text,
+    retention: Text,
+    /// What erasure keeps and why, and the law it rests on (anonymising sources only).
+    kept: Option<(Text, Text)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataMap {
     sources: Vec<Source>,
     recipients: Vec<RecipientContact>,
+    vocabulary: Vocabulary,
 }
 
 /// A recipient of the company's data (a processor, a service provider) that must be told when a
@@ -187,11 +338,27 @@ pub struct DataMap {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RecipientContact {
     pub id: String,
+    /// Its name as a proper name (`Nimbus Hosting B.V.`), the same in every language.
     pub name: String,
-    /// Where its privacy team is told.
-    pub address: String,
+    /// What it does for the company, in words for the requester (`hosting and storage`).
+    role: Text,
+    /// Where its privacy team is told (parsed at load, so a contact that reads is never skipped).
+    pub address: crate::domain::EmailAddress,
     pub category: Recipient,
     pub sources: Vec<String>,
+}
+
+impl RecipientContact {
+    /// What it does, in `language` (`hosting en opslag`).
+    pub fn role(&self, language: Language) -> &str {
+        self.role.get(language)
+    }
+
+    /// Its name and what it does, as the requester reads it: `Nimbus Hosting B.V. (hosting en
+    /// opslag)`.
+    pub fn label(&self, language: Language) -> String {
+        format!("{} ({})", self.name, self.role(language))
+    }
 }
 
 #[derive(Deserialize)]
@@ -201,6 +368,7 @@ struct RawContact {
     id: String,
     #[serde(deserialize_with = "as_value")]
     name: String,
+    role: RawText,
     #[serde(deserialize_with = "as_value")]
     address: String,
     category: Recipient,
@@ -269,7 +437,9 @@ struct RawMap {
     version: u32,
     sources: Vec<serde_norway::Value>,
     #[serde(default)]
-    recipient_contacts: Vec<RawContact>,
+    recipient_contacts: Vec<serde_norway::Value>,
+    #[serde(default)]
+    vocabulary: Option<serde_norway::Value>,
 }
 
 /// The same file read straight into its entries (see [`DataMap::parse`]).
@@ -280,6 +450,64 @@ struct RawTypedMap {
     sources: Vec<RawSource>,
     #[serde(default)]
     recipient_contacts: Vec<RawContact>,
+    #[serde(default)]
+    vocabulary: Option<RawVocabulary>,
+}
+
+/// What an error about the map's `vocabulary` names as its entry.
+const VOCABULARY: &str = "vocabulary";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVocabulary {
+    #[serde(default)]
+    categories: Ordered<RawText>,
+    #[serde(default)]
+    ccpa_categories: Ordered<RawText>,
+    #[serde(default)]
+    purposes: Ordered<RawText>,
+    #[serde(default)]
+    origins: Ordered<RawText>,
+    #[serde(default)]
+    recipients: Ordered<RawText>,
+}
+
+/// The labels of one closed list: a known word each, every word of the list.
+fn words<W: Word>(raw: Ordered<RawText>) -> Result<BTreeMap<W, Text>, DataMapError> {
+    let mut labels = BTreeMap::new();
+    for (code, raw_text) in raw.0 {
+        let word: W = serde_norway::from_value(serde_norway::Value::String(code.clone()))
+            .map_err(|_| problem(VOCABULARY, format!("`{}` has no word `{code}`", W::SECTION)))?;
+        labels.insert(word, text(VOCABULARY, &format!("{}.{code}", W::SECTION), raw_text)?);
+    }
+    if let Some(missing) = W::ALL.iter().find(|w| !labels.contains_key(*w)) {
+        let code = serde_json::to_value(missing).ok().and_then(|v| v.as_str().map(str::to_owned));
+        return Err(problem(
+            VOCABULARY,
+            format!(
+                "`{}.{}` has no label: every word is shown to requesters, in English and Dutch (`en`, `nl`)",
+                W::SECTION,
+                code.unwrap_or_else(|| format!("{missing:?}"))
+            ),
+        ));
+    }
+    Ok(labels)
+}
+
+fn vocabulary(raw: Option<RawVocabulary>) -> Result<Vocabulary, DataMapError> {
+    let raw = raw.ok_or_else(|| {
+        problem(
+            VOCABULARY,
+            "`vocabulary` is required: the labels of every category, purpose, origin and recipient",
+        )
+    })?;
+    Ok(Vocabulary {
+        categories: words(raw.categories)?,
+        ccpa_categories: words(raw.ccpa_categories)?,
+        purposes: words(raw.purposes)?,
+        origins: words(raw.origins)?,
+        recipients: words(raw.recipients)?,
+    })
 }
 
 fn check_version(version: u32) -> Result<(), DataMapError> {
@@ -310,8 +538,8 @@ enum AuthKind {
 struct RawSource {
     #[serde(deserialize_with = "as_value")]
     id: String,
-    #[serde(deserialize_with = "as_value")]
-    description: String,
+    label: RawText,
+    description: RawText,
     store: StoreKind,
     #[serde(default, deserialize_with = "as_value")]
     table: Option<String>,
@@ -346,8 +574,10 @@ struct RawSource {
     origins: Vec<Origin>,
     recipients: Vec<Recipient>,
     ccpa_disclosure: CcpaDisclosure,
-    #[serde(deserialize_with = "as_value")]
-    retention: String,
+    retention: RawText,
+    /// The attributes of its records, each with its labels (tables and webhooks).
+    #[serde(default)]
+    attributes: Option<Ordered<RawAttribute>>,
     /// `delete` or `{anonymise: [...], reason: ...}`; read by hand so a mistake gets a message
     /// that shows both shapes rather than serde's "did not match any variant".
     erasure: Option<serde_norway::Value>,
@@ -367,14 +597,150 @@ where
     serde_norway::from_value(value).map_err(serde::de::Error::custom)
 }
 
+/// A text in English and Dutch, as the map writes it: `{en: ..., nl: ...}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawText {
+    #[serde(deserialize_with = "as_value")]
+    en: String,
+    #[serde(deserialize_with = "as_value")]
+    nl: String,
+}
+
+/// Both languages given, neither blank: `field` names the text in the error.
+fn text(entry: &str, field: &str, raw: RawText) -> Result<Text, DataMapError> {
+    for (language, value) in [("en", &raw.en), ("nl", &raw.nl)] {
+        if value.trim().is_empty() {
+            return Err(problem(
+                entry,
+                format!(
+                    "`{field}.{language}` must not be empty: requesters read every text in English and Dutch"
+                ),
+            ));
+        }
+    }
+    Ok(Text { en: raw.en.trim().to_owned(), nl: raw.nl.trim().to_owned() })
+}
+
+/// A YAML mapping read in its order, each key text (through a YAML value, as [`as_value`] reads
+/// a text, so both readings of the map accept the same keys), none twice.
+struct Ordered<T>(Vec<(String, T)>);
+
+impl<T> Default for Ordered<T> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Ordered<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mapping = serde_norway::Mapping::deserialize(deserializer)?;
+        let mut entries = Vec::with_capacity(mapping.len());
+        for (key, value) in mapping {
+            let serde_norway::Value::String(key) = key else {
+                return Err(serde::de::Error::custom("every name must be text"));
+            };
+            let value = serde_norway::from_value(value)
+                .map_err(|err| serde::de::Error::custom(format!("`{key}`: {err}")))?;
+            entries.push((key, value));
+        }
+        Ok(Ordered(entries))
+    }
+}
+
+/// An attribute as the map writes it, under its name in `attributes` (or `fields`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttribute {
+    #[serde(deserialize_with = "as_value")]
+    en: String,
+    #[serde(deserialize_with = "as_value")]
+    nl: String,
+    #[serde(default)]
+    format: Option<Format>,
+    #[serde(default)]
+    others: bool,
+    #[serde(default)]
+    shareable: bool,
+    #[serde(default)]
+    identifies: bool,
+    #[serde(default)]
+    values: Ordered<RawText>,
+    #[serde(default)]
+    fields: Ordered<RawAttribute>,
+}
+
+/// The attributes under `path` (`attributes`, or an attribute's `fields`), each checked: a
+/// name, a label in both languages, not both `others` and `shareable`, `identifies` only where
+/// `identifying` (the source that provides the user id, at the top level).
+fn attributes(
+    entry: &str,
+    path: &str,
+    raw: Ordered<RawAttribute>,
+    identifying: bool,
+) -> Result<Vec<Attribute>, DataMapError> {
+    let mut out: Vec<Attribute> = Vec::with_capacity(raw.0.len());
+    for (name, raw) in raw.0 {
+        let at = format!("{path}.{name}");
+        if name.trim().is_empty() {
+            return Err(problem(entry, format!("`{path}` has an empty attribute name")));
+        }
+        if name == WRITTEN_ON_ERASURE || name == WRITTEN_ON_CORRECTION {
+            return Err(problem(
+                entry,
+                format!("`{path}` must not name `{name}`: it is written by the system"),
+            ));
+        }
+        let others = match (raw.others, raw.shareable) {
+            (true, true) => {
+                return Err(problem(
+                    entry,
+                    format!(
+                        "`{at}` is either `others` (pseudonymised) or `shareable` (shown as it is), not both"
+                    ),
+                ));
+            }
+            (true, false) => Others::Pseudonymise,
+            (false, true) => Others::Share,
+            (false, false) => Others::None,
+        };
+        if raw.identifies && !identifying {
+            return Err(problem(
+                entry,
+                format!(
+                    "`{at}`: only the source that provides the user id names the person's own identifiers"
+                ),
+            ));
+        }
+        if raw.identifies && others != Others::None {
+            return Err(problem(entry, format!("`{at}` identifies the person: it holds no one else's data")));
+        }
+        let values = (raw.values.0.into_iter())
+            .map(|(code, label)| Ok((code.clone(), text(entry, &format!("{at}.values.{code}"), label)?)))
+            .collect::<Result<Vec<_>, DataMapError>>()?;
+        out.push(Attribute {
+            label: text(entry, &at, RawText { en: raw.en, nl: raw.nl })?,
+            format: raw.format,
+            others,
+            identifies: raw.identifies,
+            values,
+            fields: attributes(entry, &format!("{at}.fields"), raw.fields, false)?,
+            name,
+        });
+    }
+    Ok(out)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAnonymise {
     anonymise: Vec<String>,
-    reason: String,
+    reason: RawText,
+    legal_basis: RawText,
 }
 
-const ERASURE_SHAPE: &str = "`delete` or `{anonymise: [attribute, ...], reason: ...}`";
+const ERASURE_SHAPE: &str =
+    "`delete` or `{anonymise: [attribute, ...], reason: {en, nl}, legal_basis: {en, nl}}`";
 
 fn problem(entry: &str, text: impl Into<String>) -> DataMapError {
     DataMapError { entry: entry.to_owned(), problem: text.into() }
@@ -411,14 +777,16 @@ fn attribute_list(entry: &str, list: &str, names: &[String]) -> Result<(), DataM
     Ok(())
 }
 
+/// What erasure does to a source, and, for a record it keeps, why and on what law, in both
+/// languages.
 fn erasure_policy(
     entry: &str,
     raw: Option<serde_norway::Value>,
     location: &Location,
-) -> Result<ErasurePolicy, DataMapError> {
+) -> Result<(ErasurePolicy, Option<(Text, Text)>), DataMapError> {
     let raw = raw.ok_or_else(|| problem(entry, format!("`erasure` is required: {ERASURE_SHAPE}")))?;
     let anonymise = match raw {
-        serde_norway::Value::String(word) if word == "delete" => return Ok(ErasurePolicy::Delete),
+        serde_norway::Value::String(word) if word == "delete" => return Ok((ErasurePolicy::Delete, None)),
         serde_norway::Value::Mapping(_) => serde_norway::from_value::<RawAnonymise>(raw)
             .map_err(|err| problem(entry, format!("`erasure`: {err}")))?,
         _ => return Err(problem(entry, format!("`erasure` must be {ERASURE_SHAPE}"))),
@@ -430,12 +798,8 @@ fn erasure_policy(
              are anonymised here (an endpoint or staff say in their receipt what they kept and why)",
         ));
     };
-    if anonymise.reason.trim().is_empty() {
-        return Err(problem(
-            entry,
-            "`erasure.reason` must not be empty: the requester is told what was kept and why",
-        ));
-    }
+    let reason = text(entry, "erasure.reason", anonymise.reason)?;
+    let legal_basis = text(entry, "erasure.legal_basis", anonymise.legal_basis)?;
     attribute_list(entry, "erasure.anonymise", &anonymise.anonymise)?;
     if anonymise.anonymise.contains(table_key) {
         return Err(problem(
@@ -456,7 +820,8 @@ fn erasure_policy(
             ),
         ));
     }
-    Ok(ErasurePolicy::Anonymise { attributes: anonymise.anonymise, reason: anonymise.reason })
+    let policy = ErasurePolicy::Anonymise { attributes: anonymise.anonymise, reason: reason.en.clone() };
+    Ok((policy, Some((reason, legal_basis))))
 }
 
 fn correctable_attributes(
@@ -564,14 +929,15 @@ impl RawSource {
             ("purposes", self.purposes.is_empty()),
             ("origins", self.origins.is_empty()),
             ("recipients", self.recipients.is_empty()),
-            ("retention", self.retention.trim().is_empty()),
-            ("description", self.description.trim().is_empty()),
         ] {
             if empty {
                 return Err(problem(e, format!("`{name}` must not be empty")));
             }
         }
         self.fields_apply(e)?;
+        let label = text(e, "label", self.label)?;
+        let description = text(e, "description", self.description)?;
+        let retention = text(e, "retention", self.retention)?;
         let location = match self.store {
             StoreKind::Dynamodb => {
                 let table = required(e, "table", self.table)?;
@@ -648,20 +1014,30 @@ impl RawSource {
                 }
             }
         };
-        let erasure = erasure_policy(e, self.erasure, &location)?;
+        let (erasure, kept) = erasure_policy(e, self.erasure, &location)?;
         let correctable = correctable_attributes(
             e,
             self.correctable.unwrap_or_default(),
             &location,
             self.provides_user_id.as_deref(),
         )?;
+        let attributes = source_attributes(
+            e,
+            self.attributes,
+            &location,
+            self.provides_user_id.as_deref(),
+            &erasure,
+            &correctable,
+        )?;
         Ok(Source {
             id: self.id,
-            description: self.description,
+            description: description.en.clone(),
             location,
             provides_user_id: self.provides_user_id,
             erasure,
             correctable,
+            texts: SourceTexts { label, description, retention: retention.clone(), kept },
+            attributes,
             disclosure: Disclosure {
                 categories: self.categories,
                 ccpa_categories: self.ccpa_categories,
@@ -669,10 +1045,56 @@ impl RawSource {
                 origins: self.origins,
                 recipients: self.recipients,
                 ccpa_disclosure: self.ccpa_disclosure,
-                retention: self.retention,
+                retention: retention.en,
             },
         })
     }
+}
+
+/// A table's or a webhook's attributes: given, and among them every attribute the entry names
+/// elsewhere (the key, the user id, the time attribute, what erasure removes, what may be
+/// corrected), so that whatever the requester is shown or told about has its label. Files
+/// (s3, manual) have none.
+fn source_attributes(
+    entry: &str,
+    raw: Option<Ordered<RawAttribute>>,
+    location: &Location,
+    provides_user_id: Option<&str>,
+    erasure: &ErasurePolicy,
+    correctable: &[String],
+) -> Result<Vec<Attribute>, DataMapError> {
+    let named: Vec<&str> = match location {
+        Location::Table { find_by, table_key, time_attribute, .. } => {
+            let mut named = vec![subject_attribute_name(*find_by), table_key.as_str()];
+            named.extend(time_attribute.as_deref());
+            named.extend(provides_user_id);
+            if let ErasurePolicy::Anonymise { attributes, .. } = erasure {
+                named.extend(attributes.iter().map(String::as_str));
+            }
+            named.extend(correctable.iter().map(String::as_str));
+            named
+        }
+        Location::Webhook { .. } => Vec::new(),
+        Location::Objects { .. } | Location::Manual { .. } => {
+            return match raw {
+                Some(_) => {
+                    Err(problem(entry, "`attributes` does not apply to a source of files (s3, manual)"))
+                }
+                None => Ok(Vec::new()),
+            };
+        }
+    };
+    let Some(raw) = raw.filter(|r| !r.0.is_empty()) else {
+        return Err(problem(
+            entry,
+            "`attributes` is required: the label of each attribute of its records, in English and Dutch",
+        ));
+    };
+    let attributes = attributes(entry, "attributes", raw, provides_user_id.is_some())?;
+    if let Some(missing) = named.iter().find(|n| !attributes.iter().any(|a| a.name == **n)) {
+        return Err(problem(entry, format!("`attributes` must describe `{missing}`, which the entry names")));
+    }
+    Ok(attributes)
 }
 
 fn subject_attribute_name(attribute: SubjectAttribute) -> &'static str {
@@ -720,6 +1142,43 @@ impl Source {
     pub fn is_external(&self) -> bool {
         matches!(self.location, Location::Webhook { .. } | Location::Manual { .. })
     }
+
+    /// Its name for the requester, short enough for a heading (`Gesprekken`).
+    pub fn label(&self, language: Language) -> &str {
+        self.texts.label.get(language)
+    }
+
+    /// What it holds, in a sentence.
+    pub fn describe(&self, language: Language) -> &str {
+        self.texts.description.get(language)
+    }
+
+    /// How long its data is kept.
+    pub fn retention(&self, language: Language) -> &str {
+        self.texts.retention.get(language)
+    }
+
+    /// What erasure keeps here and why, for the requester (sources that anonymise only).
+    pub fn kept_reason(&self, language: Language) -> Option<&str> {
+        self.texts.kept.as_ref().map(|(reason, _)| reason.get(language))
+    }
+
+    /// The law a kept record rests on (sources that anonymise only).
+    pub fn legal_basis(&self, language: Language) -> Option<&str> {
+        self.texts.kept.as_ref().map(|(_, basis)| basis.get(language))
+    }
+
+    /// The attributes of its records, in the order they are shown (none for files).
+    pub fn attributes(&self) -> &[Attribute] {
+        &self.attributes
+    }
+
+    /// Attribute `name` of its records: one the map describes, or one the system writes
+    /// (`corrected_at`, `anonymised_at`); none for anything else (a webhook may answer more than
+    /// the map knows).
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+        (self.attributes.iter().chain(system_attributes())).find(|a| a.name == name)
+    }
 }
 
 /// What an error calls an entry: its id, or its position (from 1) when it has no id to show.
@@ -750,7 +1209,9 @@ impl DataMap {
             .into_iter()
             .enumerate()
             .map(|(position, raw_source)| (entry_name(Some(&raw_source.id), position), Ok(raw_source)));
-        DataMap::checked(sources)?.with_contacts(raw.recipient_contacts)
+        let contacts = (raw.recipient_contacts.into_iter().enumerate())
+            .map(|(position, contact)| (entry_name(Some(&contact.id), position), Ok(contact)));
+        DataMap::checked(sources)?.with_contacts(contacts)?.with_vocabulary(raw.vocabulary)
     }
 
     fn parse_by_entry(text: &str) -> Result<DataMap, DataMapError> {
@@ -761,14 +1222,37 @@ impl DataMap {
             let raw_source = serde_norway::from_value::<RawSource>(value).map_err(|err| err.to_string());
             (entry, raw_source)
         });
-        DataMap::checked(sources)?.with_contacts(raw.recipient_contacts)
+        let contacts = raw.recipient_contacts.into_iter().enumerate().map(|(position, value)| {
+            let entry = entry_name(value["id"].as_str(), position);
+            (entry, serde_norway::from_value::<RawContact>(value).map_err(|err| err.to_string()))
+        });
+        let vocabulary = raw
+            .vocabulary
+            .map(serde_norway::from_value::<RawVocabulary>)
+            .transpose()
+            .map_err(|err| problem(VOCABULARY, err.to_string()))?;
+        DataMap::checked(sources)?.with_contacts(contacts)?.with_vocabulary(vocabulary)
+    }
+
+    fn with_vocabulary(self, raw: Option<RawVocabulary>) -> Result<DataMap, DataMapError> {
+        Ok(DataMap { vocabulary: vocabulary(raw)?, ..self })
+    }
+
+    /// The requester's words for `word` (a category, purpose, origin or recipient).
+    pub fn label<W: Word>(&self, word: W, language: Language) -> &str {
+        // Every word has its labels: the map does not load otherwise.
+        W::labels(&self.vocabulary).get(&word).map_or("", |text| text.get(language))
     }
 
     /// The recipient contacts, each checked against the sources: a known source that names the
     /// contact's category among its recipients, an address that reads, no id twice.
-    fn with_contacts(mut self, contacts: Vec<RawContact>) -> Result<DataMap, DataMapError> {
+    fn with_contacts(
+        mut self,
+        contacts: impl Iterator<Item = (String, Result<RawContact, String>)>,
+    ) -> Result<DataMap, DataMapError> {
         let mut ids = BTreeSet::new();
-        for raw in contacts {
+        for (entry, raw) in contacts {
+            let raw = raw.map_err(|why| problem(&entry, why))?;
             let e = raw.id.clone();
             if e.is_empty() || !e.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
                 return Err(problem(
@@ -782,9 +1266,10 @@ impl DataMap {
             if raw.name.trim().is_empty() {
                 return Err(problem(&e, "a recipient's `name` must not be empty"));
             }
-            if crate::domain::EmailAddress::parse(&raw.address).is_err() {
+            let role = text(&e, "role", raw.role)?;
+            let Ok(address) = crate::domain::EmailAddress::parse(&raw.address) else {
                 return Err(problem(&e, "a recipient's `address` must be an email address"));
-            }
+            };
             if raw.sources.is_empty() {
                 return Err(problem(&e, "a recipient's `sources` must not be empty"));
             }
@@ -802,7 +1287,8 @@ impl DataMap {
             self.recipients.push(RecipientContact {
                 id: raw.id,
                 name: raw.name.trim().to_owned(),
-                address: raw.address.trim().to_owned(),
+                role,
+                address,
                 category: raw.category,
                 sources: raw.sources,
             });
@@ -868,7 +1354,7 @@ impl DataMap {
                 }
             }
         }
-        Ok(DataMap { sources, recipients: Vec::new() })
+        Ok(DataMap { sources, recipients: Vec::new(), vocabulary: Vocabulary::default() })
     }
 
     /// The same map with every table and bucket name prefixed: one isolated copy of the sources
@@ -897,7 +1383,7 @@ impl DataMap {
             })
             .filter(|r| !r.sources.is_empty())
             .collect();
-        DataMap { sources, recipients }
+        DataMap { sources, recipients, vocabulary: self.vocabulary.clone() }
     }
 
     pub fn sources(&self) -> &[Source] {
@@ -980,6 +1466,162 @@ mod tests {
         }
     }
 
+    /// Walks a sample record: every attribute (and nested field) the map describes, and every
+    /// code of an attribute whose codes the map labels has its words.
+    fn undescribed(attributes: &[Attribute], value: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+        let Some(object) = value.as_object() else { return };
+        for (name, value) in object {
+            let at = format!("{path}.{name}");
+            let Some(attribute) = attributes.iter().find(|a| &a.name == name) else {
+                out.push(at);
+                continue;
+            };
+            let items: Vec<&serde_json::Value> = match value {
+                serde_json::Value::Array(items) => items.iter().collect(),
+                other => vec![other],
+            };
+            for item in items {
+                match item {
+                    serde_json::Value::Object(_) => undescribed(&attribute.fields, item, &at, out),
+                    serde_json::Value::String(code)
+                        if !attribute.values.is_empty()
+                            && attribute.value_label(code, Language::Nl).is_none() =>
+                    {
+                        out.push(format!("{at} = {code:?}"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_attribute_of_the_sample_data_is_described_and_every_code_has_its_words() {
+        let map = DataMap::builtin().unwrap();
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../../dev/seed/sample-data.json")).unwrap();
+        let mut missing = Vec::new();
+        let mut seen = BTreeSet::new();
+        for group in ["items", "webhook_sources"] {
+            for (id, records) in sample[group].as_object().unwrap() {
+                let source = map.source(id).unwrap_or_else(|| panic!("{id} is in the map"));
+                seen.insert(id.as_str());
+                for record in records.as_array().unwrap() {
+                    undescribed(source.attributes(), record, id, &mut missing);
+                }
+            }
+        }
+        missing.sort();
+        missing.dedup();
+        assert!(missing.is_empty(), "not described in config/datamap.yaml: {missing:?}");
+        assert!(seen.len() >= 8, "{seen:?}");
+        let accounts = map.source("accounts").unwrap();
+        assert_eq!(
+            accounts.attribute("account_type").unwrap().value_label("free", Language::Nl),
+            Some("Gratis account")
+        );
+        assert_eq!(
+            accounts.attribute("corrected_at").unwrap().label(Language::Nl),
+            "Gecorrigeerd op",
+            "the system's own"
+        );
+        assert!(accounts.attribute("no_such_thing").is_none());
+    }
+
+    #[test]
+    fn other_peoples_attributes_are_marked_and_the_persons_own_identifiers_too() {
+        let map = DataMap::builtin().unwrap();
+        let others = |id: &str| -> Vec<String> {
+            fn walk(attributes: &[Attribute], path: &str, out: &mut Vec<String>) {
+                for a in attributes {
+                    if a.others == Others::Pseudonymise {
+                        out.push(format!("{path}{}", a.name));
+                    }
+                    walk(&a.fields, &format!("{path}{}.", a.name), out);
+                }
+            }
+            let mut out = Vec::new();
+            walk(map.source(id).unwrap().attributes(), "", &mut out);
+            out
+        };
+        assert_eq!(others("call_detail_records"), ["participants"]);
+        assert_eq!(others("chat_transcripts"), ["recipients", "read_by"]);
+        assert_eq!(others("meeting_rooms"), ["invitations", "participants"]);
+        assert_eq!(others("job_applications"), ["references.name"]);
+        assert!(others("accounts").is_empty());
+        let accounts = map.source("accounts").unwrap();
+        assert_eq!(accounts.attribute("administrator_contact").unwrap().others, Others::Share);
+        let own: Vec<&str> =
+            accounts.attributes().iter().filter(|a| a.identifies).map(|a| a.name.as_str()).collect();
+        assert_eq!(own, ["email", "user_id", "name", "username"]);
+    }
+
+    #[test]
+    fn every_text_a_requester_reads_is_there_in_english_and_dutch() {
+        let map = DataMap::builtin().unwrap();
+        for source in map.sources() {
+            for language in [Language::En, Language::Nl] {
+                assert!(!source.label(language).is_empty() && !source.retention(language).is_empty());
+            }
+            assert_ne!(source.describe(Language::En), source.describe(Language::Nl), "{}", source.id);
+            assert_eq!(source.description, source.describe(Language::En), "staff read the English");
+        }
+        assert_eq!(map.label(Purpose::Security, Language::Nl), "Beveiliging en fraudepreventie");
+        assert_eq!(
+            map.label(Recipient::ServiceProviders, Language::En),
+            "Service providers working on our behalf"
+        );
+        let cdrs = map.source("call_detail_records").unwrap();
+        assert!(cdrs.legal_basis(Language::Nl).unwrap().contains("Algemene wet inzake rijksbelastingen"));
+        assert!(cdrs.kept_reason(Language::En).unwrap().contains("Article 52"), "the reason names the law");
+        let hosting = &map.recipient_contacts()[0];
+        assert_eq!(hosting.label(Language::Nl), "Nimbus Hosting B.V. (hosting en opslag)");
+        // The opt-out and the unsubscription are for good: the retention says so (it said 30 days).
+        let marketing = map.source("marketing").unwrap();
+        assert!(
+            marketing.retention(Language::En).contains("for good"),
+            "{}",
+            marketing.retention(Language::En)
+        );
+        assert!(marketing.retention(Language::Nl).contains("blijvend"));
+        assert!(!marketing.retention(Language::En).contains("30 days"));
+    }
+
+    #[test]
+    fn a_word_of_the_vocabulary_without_labels_is_refused_by_name() {
+        let text = with_entry("").replace(
+            "    security: {en: Security and fraud prevention, nl: Beveiliging en fraudepreventie}\n",
+            "",
+        );
+        let err = DataMap::parse(&text).unwrap_err();
+        assert_eq!(
+            (err.entry.as_str(), err.problem.contains("`purposes.security` has no label")),
+            ("vocabulary", true),
+            "{err}"
+        );
+        let text = with_entry("").replace("nl: Beveiliging en fraudepreventie}", "nl: ''}");
+        assert!(
+            DataMap::parse(&text).unwrap_err().problem.contains("`purposes.security.nl` must not be empty")
+        );
+        let text = with_entry("").replace("    security: {en:", "    safety: {en:");
+        assert!(DataMap::parse(&text).unwrap_err().problem.contains("`purposes` has no word `safety`"));
+        let text = with_entry("").replace("\nvocabulary:", "\nunused:");
+        assert!(DataMap::parse(&text).is_err());
+        let without = &with_entry("")[..with_entry("").find("\nvocabulary:").unwrap() + 1];
+        assert_eq!(DataMap::parse(without).unwrap_err().entry, "vocabulary");
+    }
+
+    #[test]
+    fn a_recipient_without_its_role_in_both_languages_is_refused_by_name() {
+        let contacts = "recipient_contacts:\n  - id: hosting\n    name: Nimbus\n    role: {en: hosting}\n    address: p@nimbus.example\n    category: affiliates\n    sources: [accounts]\n";
+        let text = with_entry("").replace("\nvocabulary:", &format!("\n{contacts}vocabulary:"));
+        let err = DataMap::parse(&text).unwrap_err();
+        assert_eq!(err.entry, "hosting", "{err}");
+        assert!(err.problem.contains("missing field `nl`"), "{err}");
+        let good = text.replace("role: {en: hosting}", "role: {en: hosting, nl: hosting}");
+        assert_eq!(DataMap::parse(&good).unwrap().recipient_contacts()[0].role(Language::Nl), "hosting");
+    }
+
     #[test]
     fn the_built_in_map_is_read_when_first_asked_for_and_once() {
         let lazy = BuiltinMap::with_name_prefix("t1-");
@@ -998,23 +1640,32 @@ mod tests {
         assert_eq!(DataMap::parse(&bad).unwrap_err().entry, "broken", "the error names the entry");
     }
 
+    /// A source's label and description in both languages.
+    const TEXTS: &str = "    label: {en: l, nl: l}\n    description: {en: d, nl: d}\n";
+
+    /// The checked-in map's labels of the closed lists, which every map needs.
+    pub(super) fn vocabulary_yaml() -> &'static str {
+        &BUILTIN[BUILTIN.find("\nvocabulary:").expect("the map has a vocabulary")..]
+    }
+
     fn with_entry(entry: &str) -> String {
         format!(
-            "version: 1\nsources:\n  - id: accounts\n    description: a\n    store: dynamodb\n    table: accounts\n    find_by: email\n    table_key: email\n    provides_user_id: user_id\n    categories: [identifiers]\n    ccpa_categories: [identifiers]\n    purposes: [security]\n    origins: [the_person]\n    recipients: [affiliates]\n    ccpa_disclosure: business_purpose\n    retention: r\n    erasure: delete\n{entry}"
+            "version: 1\nsources:\n  - id: accounts\n{TEXTS}    store: dynamodb\n    table: accounts\n    find_by: email\n    table_key: email\n    provides_user_id: user_id\n    categories: [identifiers]\n    ccpa_categories: [identifiers]\n    purposes: [security]\n    origins: [the_person]\n    recipients: [affiliates]\n    ccpa_disclosure: business_purpose\n    retention: {{en: r, nl: r}}\n    erasure: delete\n    attributes: {{email: {{en: e, nl: e}}, user_id: {{en: u, nl: u}}, name: {{en: n, nl: n}}}}\n{entry}{}",
+            vocabulary_yaml()
         )
     }
 
-    const WEBHOOK: &str = "  - id: ats\n    description: d\n    store: webhook\n    endpoint: https://ats.example.com/privacy\n    auth: hmac\n    secret: s\n    categories: [job_application]\n    ccpa_categories: [professional_information]\n    purposes: [providing_services]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: r\n    erasure: delete\n";
-    const MANUAL: &str = "  - id: crm\n    description: d\n    store: manual\n    instructions: look in the CRM\n    categories: [contact_data]\n    ccpa_categories: [identifiers]\n    purposes: [providing_services]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: r\n    erasure: delete\n";
+    const WEBHOOK: &str = "  - id: ats\n    label: {en: l, nl: l}\n    description: {en: d, nl: d}\n    store: webhook\n    endpoint: https://ats.example.com/privacy\n    auth: hmac\n    secret: s\n    categories: [job_application]\n    ccpa_categories: [professional_information]\n    purposes: [providing_services]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: {en: r, nl: r}\n    erasure: delete\n    attributes: {cv: {en: CV, nl: Cv}}\n";
+    const MANUAL: &str = "  - id: crm\n    label: {en: l, nl: l}\n    description: {en: d, nl: d}\n    store: manual\n    instructions: look in the CRM\n    categories: [contact_data]\n    ccpa_categories: [identifiers]\n    purposes: [providing_services]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: {en: r, nl: r}\n    erasure: delete\n";
 
-    const GOOD_ENTRY: &str = "  - id: cdrs\n    description: d\n    store: dynamodb\n    table: cdrs\n    find_by: user_id\n    table_key: call_id\n    index: by_user\n    categories: [call_detail_records]\n    ccpa_categories: [internet_activity]\n    purposes: [quality_control]\n    origins: [automatic_collection]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: r\n    erasure: delete\n";
+    const GOOD_ENTRY: &str = "  - id: cdrs\n    label: {en: l, nl: l}\n    description: {en: d, nl: d}\n    store: dynamodb\n    table: cdrs\n    find_by: user_id\n    table_key: call_id\n    index: by_user\n    categories: [call_detail_records]\n    ccpa_categories: [internet_activity]\n    purposes: [quality_control]\n    origins: [automatic_collection]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: {en: r, nl: r}\n    erasure: delete\n    attributes: {call_id: {en: c, nl: c}, user_id: {en: u, nl: u}, participants: {en: p, nl: d, others: true}}\n";
 
-    const GOOD_RECORDINGS: &str = "  - id: recs\n    description: d\n    store: s3\n    bucket: b\n    prefix: 'recordings/{user_id}/'\n    categories: [recordings]\n    ccpa_categories: [sensitive_personal_information]\n    purposes: [providing_services]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: r\n    erasure: delete\n";
+    const GOOD_RECORDINGS: &str = "  - id: recs\n    label: {en: l, nl: l}\n    description: {en: d, nl: d}\n    store: s3\n    bucket: b\n    prefix: 'recordings/{user_id}/'\n    categories: [recordings]\n    ccpa_categories: [sensitive_personal_information]\n    purposes: [providing_services]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: {en: r, nl: r}\n    erasure: delete\n";
 
     /// Found by email through an index: the table key and the find attribute differ.
-    const GOOD_NEWSLETTER: &str = "  - id: newsletter\n    description: d\n    store: dynamodb\n    table: newsletter\n    find_by: email\n    table_key: contact_id\n    index: by_email\n    categories: [marketing]\n    ccpa_categories: [identifiers]\n    purposes: [advertising]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: sold_or_shared\n    retention: r\n    erasure: delete\n    correctable: [first_name]\n";
+    const GOOD_NEWSLETTER: &str = "  - id: newsletter\n    label: {en: l, nl: l}\n    description: {en: d, nl: d}\n    store: dynamodb\n    table: newsletter\n    find_by: email\n    table_key: contact_id\n    index: by_email\n    categories: [marketing]\n    ccpa_categories: [identifiers]\n    purposes: [advertising]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: sold_or_shared\n    retention: {en: r, nl: r}\n    erasure: delete\n    correctable: [first_name]\n    attributes: {email: {en: e, nl: e}, contact_id: {en: c, nl: c}, first_name: {en: f, nl: v}}\n";
 
-    const KEPT_CDRS: &str = "    erasure:\n      anonymise: [user_id, participants]\n      reason: billing\n";
+    const KEPT_CDRS: &str = "    erasure:\n      anonymise: [user_id, participants]\n      reason: {en: billing, nl: facturen}\n      legal_basis: {en: tax law, nl: belastingwet}\n";
 
     #[test]
     fn a_good_entry_parses() {
@@ -1038,6 +1689,10 @@ mod tests {
                 reason: "billing".into()
             }
         );
+        let cdrs = map.source("cdrs").unwrap();
+        assert_eq!(cdrs.kept_reason(Language::Nl), Some("facturen"));
+        assert_eq!(cdrs.legal_basis(Language::En), Some("tax law"));
+        assert_eq!(map.source("recs").unwrap().kept_reason(Language::En), None);
         assert_eq!(map.source("recs").unwrap().erasure, ErasurePolicy::Delete);
         assert_eq!(map.correction_source("first_name").map(|s| s.id.as_str()), Some("newsletter"));
         assert_eq!(map.correction_source("user_id"), None);
@@ -1079,23 +1734,50 @@ mod tests {
             (GOOD_ENTRY.replace("[call_detail_records]", "[call_records]"), "cdrs", "unknown variant"),
             (GOOD_ENTRY.replace("    index: by_user\n", ""), "cdrs", "`index` is required"),
             (GOOD_ENTRY.replace("    table: cdrs\n", ""), "cdrs", "`table` is required"),
-            (GOOD_ENTRY.replace("    retention: r\n", "    retention: ''\n"), "cdrs", "`retention` must not be empty"),
+            (GOOD_ENTRY.replace("    retention: {en: r, nl: r}\n", "    retention: {en: r, nl: ''}\n"), "cdrs", "`retention.nl` must not be empty"),
+            (GOOD_ENTRY.replace("    retention: {en: r, nl: r}\n", "    retention: {en: r}\n"), "cdrs", "missing field `nl`"),
+            (GOOD_ENTRY.replace("    retention: {en: r, nl: r}\n", "    retention: r\n"), "cdrs", "invalid type"),
+            (GOOD_ENTRY.replace("    label: {en: l, nl: l}\n", ""), "cdrs", "missing field `label`"),
+            (GOOD_ENTRY.replace("    label: {en: l, nl: l}\n", "    label: {en: ' ', nl: l}\n"), "cdrs", "`label.en` must not be empty"),
+            (GOOD_ENTRY.replace("description: {en: d, nl: d}", "description: {en: d, nl: d, de: d}"), "cdrs", "unknown field `de`"),
+            // Attributes: each the requester may be shown, labelled in both languages.
+            (GOOD_ENTRY.replace("participants: {en: p, nl: d, others: true}", "participants: {en: p, others: true}"), "cdrs", "missing field `nl`"),
+            (GOOD_ENTRY.replace("participants: {en: p, nl: d, others: true}", "participants: {en: p, nl: '', others: true}"), "cdrs", "`attributes.participants.nl` must not be empty"),
+            (GOOD_ENTRY.replace("others: true}", "others: true, shareable: true}"), "cdrs", "not both"),
+            (GOOD_ENTRY.replace("others: true}", "identifies: true}"), "cdrs", "only the source that provides the user id"),
+            (GOOD_ENTRY.replace("others: true}", "others: true, format: minutes}"), "cdrs", "unknown variant `minutes`"),
+            (GOOD_ENTRY.replace(", user_id: {en: u, nl: u}", ""), "cdrs", "must describe `user_id`"),
+            (GOOD_ENTRY.replace("{call_id: {en: c, nl: c}, ", "{"), "cdrs", "must describe `call_id`"),
+            (GOOD_ENTRY.replace("    index: by_user\n", "    index: by_user\n    time_attribute: started_at\n"), "cdrs", "must describe `started_at`"),
+            (GOOD_ENTRY.replace("    attributes: {", "    attributes: {anonymised_at: {en: a, nl: a}, "), "cdrs", "must not name `anonymised_at`"),
+            (
+                GOOD_ENTRY.replace("participants: {en: p, nl: d, others: true}", "network: {en: n, nl: n, values: {wifi: {en: Wi-Fi}}}"),
+                "cdrs",
+                "missing field `nl`",
+            ),
+            (
+                GOOD_ENTRY.replace("participants: {en: p, nl: d, others: true}", "quality: {en: q, nl: k, fields: {jitter: {en: j, nl: ' '}}}"),
+                "cdrs",
+                "`attributes.quality.fields.jitter.nl` must not be empty",
+            ),
+            (GOOD_ENTRY.replace("    attributes: {call_id: {en: c, nl: c}, user_id: {en: u, nl: u}, participants: {en: p, nl: d, others: true}}\n", ""), "cdrs", "`attributes` is required"),
+            (format!("{GOOD_RECORDINGS}    attributes: {{key: {{en: k, nl: k}}}}\n"), "recs", "`attributes` does not apply"),
             (GOOD_ENTRY.replace("[service_providers]", "[]"), "cdrs", "`recipients` must not be empty"),
             (GOOD_ENTRY.replace("    index: by_user\n", "    index: by_user\n    colour: blue\n"), "cdrs", "unknown field"),
             (GOOD_ENTRY.replace("id: cdrs", "id: accounts"), "accounts", "used twice"),
             (GOOD_ENTRY.replace("id: cdrs", "id: CDRs"), "CDRs", "lower-case"),
             (GOOD_ENTRY.replace("    index: by_user\n", "    index: by_user\n    bucket: b\n"), "cdrs", "`bucket` does not apply"),
             (
-                "  - id: recs\n    description: d\n    store: s3\n    bucket: b\n    prefix: recordings/\n    categories: [recordings]\n    ccpa_categories: [sensitive_personal_information]\n    purposes: [providing_services]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: r\n".to_owned(),
+                "  - id: recs\n    label: {en: l, nl: l}\n    description: {en: d, nl: d}\n    store: s3\n    bucket: b\n    prefix: recordings/\n    categories: [recordings]\n    ccpa_categories: [sensitive_personal_information]\n    purposes: [providing_services]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: {en: r, nl: r}\n".to_owned(),
                 "recs",
                 "exactly one of {user_id} or {email}",
             ),
             (
-                "  - id: recs\n    description: d\n    store: s3\n    bucket: b\n    prefix: 'recordings/{user_id}'\n    categories: [recordings]\n    ccpa_categories: [sensitive_personal_information]\n    purposes: [providing_services]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: r\n".to_owned(),
+                "  - id: recs\n    label: {en: l, nl: l}\n    description: {en: d, nl: d}\n    store: s3\n    bucket: b\n    prefix: 'recordings/{user_id}'\n    categories: [recordings]\n    ccpa_categories: [sensitive_personal_information]\n    purposes: [providing_services]\n    origins: [the_person]\n    recipients: [service_providers]\n    ccpa_disclosure: business_purpose\n    retention: {en: r, nl: r}\n".to_owned(),
                 "recs",
                 "must end with `/`",
             ),
-            ("  - description: no id\n".to_owned(), "#2", "missing field `id`"),
+            ("  - label: {en: no id, nl: geen id}\n".to_owned(), "#2", "missing field `id`"),
             // Sources outside AWS.
             (WEBHOOK.replace("https://ats.example.com/privacy", "http://ats.example.com/privacy"), "ats", "must be an https URL"),
             (WEBHOOK.replace("https://ats.example.com/privacy", "https://ats.example.com/p?key=1"), "ats", "a base URL"),
@@ -1124,12 +1806,17 @@ mod tests {
                 "must not include the table key `call_id`",
             ),
             (
-                GOOD_ENTRY.replace("    erasure: delete\n", &KEPT_CDRS.replace("reason: billing", "reason: ' '")),
+                GOOD_ENTRY.replace("    erasure: delete\n", &KEPT_CDRS.replace("reason: {en: billing,", "reason: {en: ' ',")),
                 "cdrs",
-                "`erasure.reason` must not be empty",
+                "`erasure.reason.en` must not be empty",
             ),
             (
-                GOOD_ENTRY.replace("    erasure: delete\n", &KEPT_CDRS.replace("      reason: billing\n", "")),
+                GOOD_ENTRY.replace("    erasure: delete\n", &KEPT_CDRS.replace("      legal_basis: {en: tax law, nl: belastingwet}\n", "")),
+                "cdrs",
+                "missing field `legal_basis`",
+            ),
+            (
+                GOOD_ENTRY.replace("    erasure: delete\n", &KEPT_CDRS.replace("      reason: {en: billing, nl: facturen}\n", "")),
                 "cdrs",
                 "missing field `reason`",
             ),
@@ -1207,7 +1894,7 @@ mod tests {
         // The find attribute is the key: keeping the record would keep it findable.
         let text = with_entry(GOOD_ENTRY).replacen(
             "    erasure: delete\n",
-            "    erasure: {anonymise: [email, name], reason: kept}\n",
+            "    erasure: {anonymise: [email, name], reason: {en: kept, nl: bewaard}, legal_basis: {en: law, nl: wet}}\n",
             1,
         );
         let err = DataMap::parse(&text).unwrap_err();
@@ -1298,7 +1985,7 @@ mod properties {
         )
             .prop_map(|(c, cc, p, o, r, d, retention)| {
                 format!(
-                    "    categories: [{c}]\n    ccpa_categories: [{cc}]\n    purposes: [{p}]\n    origins: [{o}]\n    recipients: [{r}]\n    ccpa_disclosure: {d}\n    retention: '{retention}'\n"
+                    "    categories: [{c}]\n    ccpa_categories: [{cc}]\n    purposes: [{p}]\n    origins: [{o}]\n    recipients: [{r}]\n    ccpa_disclosure: {d}\n    retention: {{en: '{retention}', nl: '{retention} (nl)'}}\n"
                 )
             })
     }
@@ -1346,33 +2033,54 @@ mod properties {
         format!("[{}]", items.join(", "))
     }
 
+    /// Each attribute named (once), labelled in both languages.
+    fn attributes_yaml(names: &[String]) -> String {
+        let mut seen = BTreeSet::new();
+        let mut out = "    attributes:\n".to_owned();
+        for name in names.iter().filter(|n| seen.insert(n.as_str())) {
+            out.push_str(&format!("      '{name}': {{en: '{name}', nl: '{name} (nl)'}}\n"));
+        }
+        out
+    }
+
     fn source_yaml(id: &str, spec: &Spec, disclosure: &str) -> String {
-        let head = format!("  - id: {id}\n    description: 'the {id} source'\n");
+        let head = format!(
+            "  - id: {id}\n    label: {{en: '{id}', nl: '{id} (nl)'}}\n    description: {{en: 'the {id} source', nl: 'de bron {id}'}}\n"
+        );
         let body = match spec {
             Spec::ByUserId { anonymise, time_attribute } => {
                 let mut s = format!(
                     "    store: dynamodb\n    table: t_{id}\n    find_by: user_id\n    table_key: call_id\n    index: by_user\n"
                 );
+                let mut named = vec!["user_id".to_owned(), "call_id".to_owned()];
                 if let Some(attribute) = time_attribute {
                     s.push_str(&format!("    time_attribute: {attribute}\n"));
+                    named.push(attribute.clone());
                 }
                 match anonymise {
-                    Some(attributes) => s.push_str(&format!(
-                        "    erasure:\n      anonymise: {}\n      reason: 'kept for tax law'\n",
-                        yaml_list(attributes)
-                    )),
+                    Some(attributes) => {
+                        s.push_str(&format!(
+                            "    erasure:\n      anonymise: {}\n      reason: {{en: 'kept for tax law', nl: 'bewaard voor de belastingwet'}}\n      legal_basis: {{en: 'art. 52 AWR', nl: 'art. 52 AWR'}}\n",
+                            yaml_list(attributes)
+                        ));
+                        named.extend(attributes.iter().cloned());
+                    }
                     None => s.push_str("    erasure: delete\n"),
                 }
+                s.push_str(&attributes_yaml(&named));
                 s
             }
             Spec::ByEmail { correctable } => {
                 let mut s = format!(
                     "    store: dynamodb\n    table: t_{id}\n    find_by: email\n    table_key: contact_id\n    index: by_email\n    erasure: delete\n"
                 );
+                let names: Vec<String> = correctable.iter().map(|a| format!("{a}_{id}")).collect();
                 if !correctable.is_empty() {
-                    let names: Vec<String> = correctable.iter().map(|a| format!("{a}_{id}")).collect();
                     s.push_str(&format!("    correctable: {}\n", yaml_list(&names)));
                 }
+                let named: Vec<String> =
+                    ["email".to_owned(), "contact_id".to_owned()].into_iter().chain(names).collect();
+                s.push_str(&attributes_yaml(&named));
                 s
             }
             Spec::Objects { placeholder } => format!(
@@ -1396,14 +2104,18 @@ mod properties {
                 let specs: Vec<(Spec, String)> = specs.into_iter().take(ids.len()).collect();
                 let account_correctable: Vec<String> = account_correctable.into_iter().collect();
                 let mut text = format!(
-                    "version: 1\nsources:\n  - id: accounts\n    description: accounts\n    store: dynamodb\n    table: accounts\n    find_by: email\n    table_key: email\n    provides_user_id: user_id\n    erasure: delete\n{account_disclosure}"
+                    "version: 1\nsources:\n  - id: accounts\n    label: {{en: Account, nl: Account}}\n    description: {{en: accounts, nl: accounts}}\n    store: dynamodb\n    table: accounts\n    find_by: email\n    table_key: email\n    provides_user_id: user_id\n    erasure: delete\n{account_disclosure}"
                 );
                 if !account_correctable.is_empty() {
                     text.push_str(&format!("    correctable: {}\n", yaml_list(&account_correctable)));
                 }
+                let named: Vec<String> =
+                    ["email".to_owned(), "user_id".to_owned()].into_iter().chain(account_correctable.clone()).collect();
+                text.push_str(&attributes_yaml(&named));
                 for (id, (spec, disclosure)) in ids.iter().zip(&specs) {
                     text.push_str(&source_yaml(id, spec, disclosure));
                 }
+                text.push_str(super::tests::vocabulary_yaml());
                 let specs = specs.into_iter().map(|(spec, _)| spec).collect();
                 Generated { text, ids, specs, account_correctable }
             })
@@ -1494,6 +2206,13 @@ mod properties {
     fn assert_rules_hold(map: &DataMap) -> Result<(), TestCaseError> {
         let sources = map.sources();
         prop_assert!(!sources.is_empty());
+        for language in [Language::En, Language::Nl] {
+            prop_assert!(Category::ALL.iter().all(|w| !map.label(*w, language).is_empty()));
+            prop_assert!(CcpaCategory::ALL.iter().all(|w| !map.label(*w, language).is_empty()));
+            prop_assert!(Purpose::ALL.iter().all(|w| !map.label(*w, language).is_empty()));
+            prop_assert!(Origin::ALL.iter().all(|w| !map.label(*w, language).is_empty()));
+            prop_assert!(Recipient::ALL.iter().all(|w| !map.label(*w, language).is_empty()));
+        }
         let ids: BTreeSet<&str> = sources.iter().map(|s| s.id.as_str()).collect();
         prop_assert_eq!(ids.len(), sources.len(), "ids are unique");
         let providers: Vec<&Source> = sources.iter().filter(|s| s.provides_user_id.is_some()).collect();
@@ -1511,10 +2230,25 @@ mod properties {
             let d = &source.disclosure;
             prop_assert!(!d.categories.is_empty() && !d.ccpa_categories.is_empty() && !d.purposes.is_empty());
             prop_assert!(!d.origins.is_empty() && !d.recipients.is_empty() && !d.retention.trim().is_empty());
+            for language in [Language::En, Language::Nl] {
+                prop_assert!(!source.label(language).trim().is_empty());
+                prop_assert!(!source.describe(language).trim().is_empty());
+                prop_assert!(!source.retention(language).trim().is_empty());
+                prop_assert_eq!(
+                    source.kept_reason(language).is_some(),
+                    matches!(source.erasure, ErasurePolicy::Anonymise { .. })
+                );
+                for attribute in source.attributes() {
+                    prop_assert!(!attribute.label(language).trim().is_empty());
+                }
+            }
             let find_attribute = subject_attribute_name(source.find_by());
             match &source.location {
-                Location::Table { table_key, index, .. } => {
+                Location::Table { table_key, index, time_attribute, .. } => {
                     prop_assert_eq!(index.is_none(), table_key == find_attribute);
+                    for named in [Some(table_key), time_attribute.as_ref()].into_iter().flatten() {
+                        prop_assert!(source.attribute(named).is_some(), "{} is described", named);
+                    }
                     if let ErasurePolicy::Anonymise { attributes, reason } = &source.erasure {
                         prop_assert!(attributes.iter().any(|a| a == find_attribute));
                         prop_assert!(!attributes.contains(table_key));
@@ -1637,6 +2371,7 @@ mod properties {
                 Ok(map) => assert_rules_hold(&map)?,
                 Err(err) => {
                     let named = err.entry == "(file)"
+                        || err.entry == VOCABULARY
                         || err.entry.strip_prefix('#').is_some_and(|n| n.parse::<usize>().is_ok())
                         || (!err.entry.is_empty() && text.contains(&format!("id: {}", err.entry)));
                     prop_assert!(named, "{} names no entry of\n{}", err, text);
@@ -1647,7 +2382,8 @@ mod properties {
 
     fn account_with(line: &str) -> String {
         format!(
-            "version: 1\nsources:\n  - id: accounts\n    description: a\n    store: dynamodb\n    table: accounts\n    find_by: email\n    table_key: email\n    categories: [identifiers]\n    ccpa_categories: [identifiers]\n    purposes: [security]\n    origins: [the_person]\n    recipients: [affiliates]\n    ccpa_disclosure: business_purpose\n    erasure: delete\n{line}\n"
+            "version: 1\nsources:\n  - id: accounts\n    label: {{en: a, nl: a}}\n    description: {{en: a, nl: a}}\n    store: dynamodb\n    table: accounts\n    find_by: email\n    table_key: email\n    categories: [identifiers]\n    ccpa_categories: [identifiers]\n    purposes: [security]\n    origins: [the_person]\n    recipients: [affiliates]\n    ccpa_disclosure: business_purpose\n    erasure: delete\n    attributes: {{email: {{en: e, nl: e}}}}\n{line}{}",
+            super::tests::vocabulary_yaml()
         )
     }
 
@@ -1656,21 +2392,29 @@ mod properties {
     /// the retention "~" to be shown to requesters, while the entry-by-entry reading refused it.
     #[test]
     fn a_text_field_that_is_null_a_number_or_a_boolean_is_refused_in_both_readings() {
-        for line in ["    retention: ~", "    retention: null", "    retention: 365", "    retention: true"] {
+        for line in [
+            "    retention: {en: ~, nl: r}",
+            "    retention: {en: r, nl: null}",
+            "    retention: {en: 365, nl: r}",
+            "    retention: {en: r, nl: true}",
+        ] {
             let text = account_with(line);
             let err = DataMap::parse(&text).unwrap_err();
             assert_eq!(err.entry, "accounts", "{line}: {err}");
             assert!(err.problem.contains("invalid type"), "{line}: {err}");
             assert_eq!(DataMap::parse_by_entry(&text), Err(err));
         }
-        assert!(DataMap::parse(&account_with("    retention: '365 days'")).is_ok());
-        assert!(DataMap::parse(&account_with("    retention: \"365\"")).is_ok());
+        let none = account_with("    retention: ~");
+        assert_eq!(DataMap::parse(&none).unwrap_err().problem, "missing field `en`");
+        assert_eq!(DataMap::parse(&none), DataMap::parse_by_entry(&none));
+        assert!(DataMap::parse(&account_with("    retention: {en: '365 days', nl: '365 dagen'}")).is_ok());
+        assert!(DataMap::parse(&account_with("    retention: {en: \"365\", nl: \"365\"}")).is_ok());
     }
 
     /// Found by the same property: an empty id was the entry's name, so the error named no entry.
     #[test]
     fn an_entry_with_an_empty_id_is_named_by_its_position() {
-        let text = account_with("    retention: r").replace("id: accounts", "id: ''");
+        let text = account_with("    retention: {en: r, nl: r}").replace("id: accounts", "id: ''");
         let err = DataMap::parse(&text).unwrap_err();
         assert_eq!(err.entry, "#1", "{err}");
         assert!(err.problem.contains("lower-case letters"), "{err}");

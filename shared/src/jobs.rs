@@ -22,15 +22,12 @@ pub enum QueueName {
 /// A message one function sends another through a queue.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync {
     const QUEUE: QueueName;
-    fn request_id(&self) -> RequestId;
     /// The same job sent twice is one message (FIFO deduplication): a redelivered stream
     /// record cannot start the work twice.
     fn deduplication_id(&self) -> String;
-    /// The FIFO message group: a group's messages are delivered one after another, so by
-    /// default a request's jobs never run side by side.
-    fn message_group(&self) -> String {
-        self.request_id().to_string()
-    }
+    /// The FIFO message group: a group's messages are delivered one after another, so a
+    /// request's jobs (the group is the request's id) never run side by side.
+    fn message_group(&self) -> String;
 }
 
 /// The job an export worker receives.
@@ -43,11 +40,11 @@ pub struct ExportJob {
 
 impl Job for ExportJob {
     const QUEUE: QueueName = QueueName::Export;
-    fn request_id(&self) -> RequestId {
-        self.request_id
-    }
     fn deduplication_id(&self) -> String {
         format!("{}-export-v{}", self.request_id, self.version)
+    }
+    fn message_group(&self) -> String {
+        self.request_id.to_string()
     }
 }
 
@@ -96,9 +93,6 @@ fn wake_suffix(wake: Option<&Wake>) -> String {
 
 impl Job for ExportPart {
     const QUEUE: QueueName = QueueName::Export;
-    fn request_id(&self) -> RequestId {
-        self.job.request_id
-    }
     fn deduplication_id(&self) -> String {
         let base = match self.part {
             None => self.job.deduplication_id(),
@@ -135,11 +129,11 @@ pub struct ErasureJob {
 
 impl Job for ErasureJob {
     const QUEUE: QueueName = QueueName::Erasure;
-    fn request_id(&self) -> RequestId {
-        self.request_id
-    }
     fn deduplication_id(&self) -> String {
         format!("{}-{:?}-v{}", self.request_id, self.change, self.version)
+    }
+    fn message_group(&self) -> String {
+        self.request_id.to_string()
     }
 }
 
@@ -178,9 +172,6 @@ impl ErasurePart {
 
 impl Job for ErasurePart {
     const QUEUE: QueueName = QueueName::Erasure;
-    fn request_id(&self) -> RequestId {
-        self.job.request_id
-    }
     fn deduplication_id(&self) -> String {
         let base = match self.part {
             0 => self.job.deduplication_id(),
@@ -188,6 +179,43 @@ impl Job for ErasurePart {
         };
         format!("{base}{}", wake_suffix(self.wake.as_ref()))
     }
+    fn message_group(&self) -> String {
+        self.job.message_group()
+    }
+}
+
+/// A replay of the erasures after a restore ([`crate::tombstones`]), as the erasure queue
+/// carries it: the job the staff API sends (part 0), or its continuation (part 1, 2, …) when an
+/// invocation runs out of time, like an erasure's. Its own message group, one part after another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayJob {
+    pub replay: crate::tombstones::ReplayRunId,
+    #[serde(default, skip_serializing_if = "is_first")]
+    pub part: u32,
+}
+
+impl ReplayJob {
+    pub fn next(&self) -> ReplayJob {
+        ReplayJob { replay: self.replay, part: self.part + 1 }
+    }
+}
+
+impl Job for ReplayJob {
+    const QUEUE: QueueName = QueueName::Erasure;
+    fn deduplication_id(&self) -> String {
+        format!("replay-{}-part{}", self.replay, self.part)
+    }
+    fn message_group(&self) -> String {
+        format!("replay-{}", self.replay)
+    }
+}
+
+/// Whatever the erasure queue carries: a replay (it names its run), or a job of one request.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ErasureMessage {
+    Replay(ReplayJob),
+    Request(ErasurePart),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -352,6 +380,25 @@ mod tests {
         assert_ne!(woken.next().deduplication_id(), woken.deduplication_id());
         let read: ErasurePart = serde_json::from_value(serde_json::to_value(&woken).unwrap()).unwrap();
         assert_eq!(read, woken);
+    }
+
+    #[test]
+    fn the_erasure_queue_tells_a_replay_from_a_requests_job_and_a_replay_runs_in_a_group_of_its_own() {
+        let job = ErasureJob { request_id: RequestId::generate(), version: 3, change: DataChange::Erase };
+        let part = ErasurePart { job: job.clone(), part: 2, wake: None };
+        let read: ErasureMessage = serde_json::from_value(serde_json::to_value(&part).unwrap()).unwrap();
+        assert_eq!(read, ErasureMessage::Request(part));
+        let replay = ReplayJob { replay: crate::tombstones::ReplayRunId::generate(), part: 0 };
+        let body = serde_json::to_value(&replay).unwrap();
+        assert_eq!(body, serde_json::json!({"replay": replay.replay.to_string()}));
+        assert_eq!(
+            serde_json::from_value::<ErasureMessage>(body).unwrap(),
+            ErasureMessage::Replay(replay.clone())
+        );
+        assert_ne!(replay.deduplication_id(), replay.next().deduplication_id());
+        assert_eq!(replay.message_group(), replay.next().message_group());
+        assert_ne!(replay.message_group(), job.message_group());
+        assert!(serde_json::from_str::<ErasureMessage>(r#"{"replay": "not-an-id"}"#).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod datamap;
 pub mod deps;
 pub mod domain;
+pub mod intake;
 pub mod jobs;
 pub mod mail;
 pub mod outside;
@@ -16,6 +17,7 @@ pub mod pages;
 pub mod sources;
 pub mod store;
 pub mod telemetry;
+pub mod tombstones;
 pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -117,8 +117,8 @@ impl std::fmt::Debug for Cursor {
 }
 
 impl Cursor {
-    /// The position a Query page ended at; `None` when the page was the last.
-    fn after(
+    /// The position a Query (or Scan) page ended at; `None` when the page was the last.
+    pub(crate) fn after(
         source: &Source,
         key: Option<HashMap<String, AttributeValue>>,
     ) -> Result<Option<Cursor>, SourceError> {
@@ -136,7 +136,7 @@ impl Cursor {
         Ok(Some(Cursor(values)))
     }
 
-    fn into_start_key(self) -> HashMap<String, AttributeValue> {
+    pub(crate) fn into_start_key(self) -> HashMap<String, AttributeValue> {
         self.0
             .into_iter()
             .map(|(name, value)| {
@@ -462,7 +462,7 @@ pub async fn delete_all_versions(
         .map_err(|(operation, code)| SourceError::Storage { operation, code })
 }
 
-fn aws_error<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
+pub(crate) fn aws_error<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
     source: &Source,
     operation: &'static str,
     err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,

@@ -6,7 +6,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
 use crate::attach::LocalFile;
-use crate::cli::{AttachArgs, Command, ListArgs};
+use crate::cli::{AttachArgs, Command, ListArgs, ReportArgs, SubmitArgs};
 
 /// One call to the staff API, relative to the endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +29,14 @@ pub fn api_call(command: &Command) -> ApiCall {
         Command::Extend { id, until, reason } => {
             post(id, "extend", json!({ "until": until.format("%Y-%m-%d").to_string(), "reason": reason }))
         }
-        Command::Deny { id, reason } => post(id, "deny", json!({ "reason": reason })),
+        Command::Deny { id, reason, basis } => {
+            let mut body = json!({ "reason": reason });
+            if let Some(basis) = basis {
+                body["basis"] = json!(basis.as_str());
+            }
+            post(id, "deny", body)
+        }
+        Command::Report(args) => report_call(args),
         Command::Excessive { id, reason, amount, currency } => post(
             id,
             "excessive",
@@ -42,6 +49,8 @@ pub fn api_call(command: &Command) -> ApiCall {
             };
             post(id, "complete", body)
         }
+        Command::Submit(args) => submit_call(args),
+        Command::ReplayErasures(args) => crate::replay::first_call(args),
         // With files, the answer that names them; `attach` uploads them first (`uploads_call`).
         Command::Attach(args) => {
             let body = if args.nothing_found {
@@ -66,6 +75,32 @@ pub fn api_call(command: &Command) -> ApiCall {
             }
             source_post(id, source, "erasure", body)
         }
+    }
+}
+
+/// `submit`: the public API's fields the staff member gave, and the channel.
+pub fn submit_call(args: &SubmitArgs) -> ApiCall {
+    let mut body = json!({
+        "channel": args.channel.as_str(),
+        "email": args.email,
+        "kind": args.kind,
+        "region": args.region,
+    });
+    for (field, value) in [("language", &args.language), ("name", &args.name), ("details", &args.details)] {
+        if let Some(value) = value {
+            body[field] = json!(value);
+        }
+    }
+    ApiCall { method: Method::POST, path_and_query: "/staff/requests".into(), body: Some(body) }
+}
+
+/// `report`: the year's figures, or with `--csv` its records (answered as CSV, not JSON).
+pub fn report_call(args: &ReportArgs) -> ApiCall {
+    let tail = if args.csv { "/records" } else { "" };
+    ApiCall {
+        method: Method::GET,
+        path_and_query: format!("/staff/reports/{:04}{tail}", args.year),
+        body: None,
     }
 }
 

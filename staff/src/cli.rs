@@ -6,9 +6,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use uuid::Uuid;
 
-/// The privacy staff's client for the staff API: list and inspect privacy requests, extend
-/// their deadline, deny them, mark them excessive or complete them, and answer the data map's
-/// manual sources (attach what one holds of the person, confirm what was erased in it).
+/// The privacy staff's client for the staff API: list and inspect privacy requests, enter one a
+/// person made by phone, post, email, chat or in person, extend their deadline, deny them, mark
+/// them excessive or complete them, and answer the data map's manual sources (attach what one
+/// holds of the person, confirm what was erased in it).
 ///
 /// Deployed, requests are signed with your AWS credentials (the standard chain: environment,
 /// profiles, SSO). Against the local dev stack pass --local-key instead.
@@ -61,9 +62,13 @@ pub enum Command {
     Deny {
         #[arg(value_parser = parse_id)]
         id: Uuid,
-        /// Why the request is denied.
+        /// Why the request is denied; the requester is told.
         #[arg(long, value_parser = parse_text, value_name = "TEXT")]
         reason: String,
+        /// The legal basis of the denial, as the records of requests keep it (the reason is
+        /// free text for the requester) [server default: other].
+        #[arg(long)]
+        basis: Option<DenialBasis>,
     },
     /// Mark a request manifestly unfounded or excessive, with the fee it would cost.
     Excessive {
@@ -87,6 +92,14 @@ pub enum Command {
         #[arg(long, value_parser = parse_text, value_name = "TEXT")]
         note: Option<String>,
     },
+    /// Enter a request a person made by phone, post, email, chat or in person. It goes the way
+    /// of one made online: the person gets the verification email, and nothing happens until
+    /// they confirm from their mailbox (an opt-out or unsubscribe is honoured at once).
+    Submit(SubmitArgs),
+    /// The yearly figures of the records of requests (CCPA regulations §7102), per kind and
+    /// regime: received, complied with in whole or in part, denied by basis, not verified,
+    /// referred, open, and the mean and median days to respond; or, with --csv, the records.
+    Report(ReportArgs),
     /// Answer a manual source's access task: upload the files it holds of the person for the
     /// export, or say it holds nothing (`show` lists the request's tasks and what to do).
     Attach(AttachArgs),
@@ -107,6 +120,112 @@ pub enum Command {
         #[arg(long, value_parser = parse_text, value_name = "TEXT", requires = "anonymised")]
         kept_reason: Option<String>,
     },
+    /// After a backup was restored: apply again every erasure completed since the moment the
+    /// backup was taken from, wait for it and print the receipt (infra/README.md, "Restoring a
+    /// backup").
+    ReplayErasures(crate::replay::ReplayArgs),
+}
+
+/// `submit`: a request a person made by another channel than the privacy center.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct SubmitArgs {
+    /// How the request reached you.
+    #[arg(long)]
+    pub channel: Channel,
+    /// The person's email address: the verification email goes there.
+    #[arg(long, value_parser = parse_text, value_name = "ADDRESS")]
+    pub email: String,
+    /// What the person asks for: access, portability, rectification, deletion, restriction,
+    /// objection, withdraw_consent, opt_out_of_sale or unsubscribe.
+    #[arg(long, value_parser = parse_text, value_name = "KIND")]
+    pub kind: String,
+    /// Where the person lives: an ISO 3166-1 alpha-2 country code, or US-CA.
+    #[arg(long, value_parser = parse_text, value_name = "REGION")]
+    pub region: String,
+    /// The language of the person's mail, en or nl [default: nl for NL, en elsewhere].
+    #[arg(long, value_parser = parse_text, value_name = "LANG")]
+    pub language: Option<String>,
+    /// The person's name, as they gave it.
+    #[arg(long, value_parser = parse_text, value_name = "TEXT")]
+    pub name: Option<String>,
+    /// What the person said about the request, on one line.
+    #[arg(long, value_parser = parse_text, value_name = "TEXT")]
+    pub details: Option<String>,
+}
+
+/// The channels staff take requests by (a request made online the person makes themselves).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+#[value(rename_all = "snake_case")]
+pub enum Channel {
+    Phone,
+    Post,
+    Email,
+    Chat,
+    InPerson,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Phone => "phone",
+            Channel::Post => "post",
+            Channel::Email => "email",
+            Channel::Chat => "chat",
+            Channel::InPerson => "in_person",
+        }
+    }
+}
+
+/// The coded bases of a denial (the staff API's `basis`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+#[value(rename_all = "snake_case")]
+pub enum DenialBasis {
+    /// A legal exemption applies.
+    Exemption,
+    /// The law requires keeping or processing the data.
+    LegalObligation,
+    /// Needed to establish, exercise or defend legal claims.
+    LegalClaims,
+    /// Answering would adversely affect the rights of others.
+    RightsOfOthers,
+    /// The requester, or an agent's authority, could not be verified.
+    Unverifiable,
+    /// The person's data was erased at their own request meanwhile.
+    Erased,
+    Other,
+}
+
+impl DenialBasis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenialBasis::Exemption => "exemption",
+            DenialBasis::LegalObligation => "legal_obligation",
+            DenialBasis::LegalClaims => "legal_claims",
+            DenialBasis::RightsOfOthers => "rights_of_others",
+            DenialBasis::Unverifiable => "unverifiable",
+            DenialBasis::Erased => "erased",
+            DenialBasis::Other => "other",
+        }
+    }
+}
+
+/// `report`: one calendar year's figures, or its records as CSV.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct ReportArgs {
+    /// The calendar year the requests were received in, e.g. 2026.
+    #[arg(long, value_parser = parse_year, value_name = "YYYY")]
+    pub year: i32,
+    /// Print the year's records of requests as CSV (for an auditor) instead of the figures.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+}
+
+pub fn parse_year(value: &str) -> Result<i32, String> {
+    let year = (value.len() == 4 && value.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| value.parse::<i32>().ok())
+        .flatten()
+        .filter(|y| (2000..=2999).contains(y));
+    year.ok_or_else(|| "expected a year in four digits, e.g. 2026".into())
 }
 
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
@@ -232,6 +351,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_report_is_of_a_year_in_four_digits_as_a_table_or_as_csv() {
+        let parse = |line: &str| Cli::try_parse_from(line.split(' '));
+        let base = "staff --endpoint http://x report";
+        let Command::Report(args) = parse(&format!("{base} --year 2026")).unwrap().command else {
+            panic!("not report")
+        };
+        assert_eq!(args, ReportArgs { year: 2026, csv: false });
+        let Command::Report(args) = parse(&format!("{base} --year 2026 --csv")).unwrap().command else {
+            panic!("not report")
+        };
+        assert!(args.csv);
+        for bad in ["--year 26", "--year 1999", "--year twenty", "", "--year 2026 --csv --json"] {
+            assert!(parse(format!("{base} {bad}").trim_end()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_denial_may_name_its_basis_by_its_code() {
+        let parse = |line: &str| Cli::try_parse_from(line.split(' '));
+        let id = "3f2b8c1e-5d4a-4b7e-9c21-7a1e0d9f6b52";
+        let line = format!("staff --endpoint http://x deny {id} --reason No --basis legal_obligation");
+        let Command::Deny { basis, .. } = parse(&line).unwrap().command else { panic!("not deny") };
+        assert_eq!(basis.map(DenialBasis::as_str), Some("legal_obligation"));
+        assert!(parse(&line.replace("legal_obligation", "because")).is_err());
+    }
+
+    #[test]
     fn ids_must_be_hyphenated_uuids() {
         assert!(parse_id("3f2b8c1e-5d4a-4b7e-9c21-7a1e0d9f6b52").is_ok());
         assert!(parse_id("3f2b8c1e5d4a4b7e9c217a1e0d9f6b52").is_err());
@@ -270,6 +416,28 @@ mod tests {
         for bad in ["", "Website", "web-analytics", "a/b", "../x"] {
             assert!(parse_source(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_request_is_entered_with_its_channel_and_the_persons_address_kind_and_region() {
+        let parse = |line: &str| Cli::try_parse_from(line.split(' '));
+        let base = "staff --endpoint http://x submit";
+        let cli = parse(&format!(
+            "{base} --channel in_person --email a@b.nl --kind deletion --region NL --name Ann"
+        ));
+        let Command::Submit(args) = cli.unwrap().command else { panic!("not submit") };
+        assert_eq!(
+            (args.channel, args.name.as_deref(), args.language),
+            (Channel::InPerson, Some("Ann"), None)
+        );
+        let full = "--channel phone --email a@b.nl --kind access --region NL";
+        assert!(parse(&format!("{base} {full}")).is_ok());
+        for missing in ["--channel phone", "--email a@b.nl", "--kind access", "--region NL"] {
+            let without = full.replace(missing, "").split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(parse(&format!("{base} {without}")).is_err(), "{missing} is required");
+        }
+        let web = full.replace("phone", "web");
+        assert!(parse(&format!("{base} {web}")).is_err(), "a request made online is not entered by staff");
     }
 
     #[test]

@@ -105,6 +105,16 @@ impl Client {
 
     /// The HTTP request for `call`, authenticated as of `now`.
     pub fn prepare(&self, call: &ApiCall, now: SystemTime) -> Result<Request<Full<Bytes>>, Error> {
+        self.prepare_accepting(call, now, "application/json")
+    }
+
+    /// [`Client::prepare`] asking for `accept` (signed with the request, so set before signing).
+    fn prepare_accepting(
+        &self,
+        call: &ApiCall,
+        now: SystemTime,
+        accept: &'static str,
+    ) -> Result<Request<Full<Bytes>>, Error> {
         let uri = Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
@@ -118,7 +128,7 @@ impl Client {
         let mut request = Request::builder()
             .method(call.method.clone())
             .uri(uri)
-            .header(ACCEPT, "application/json")
+            .header(ACCEPT, accept)
             .header(USER_AGENT, concat!("staff-cli/", env!("CARGO_PKG_VERSION")));
         if call.body.is_some() {
             request = request.header(CONTENT_TYPE, "application/json");
@@ -154,6 +164,28 @@ impl Client {
         };
         let (status, body) = tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| Error::Timeout)??;
         interpret(status.as_u16(), &body)
+    }
+
+    /// Sends `call` for a text answer (the records' CSV) and returns it as it came; an error is
+    /// still the API's JSON.
+    pub async fn send_text(&self, call: &ApiCall) -> Result<String, Error> {
+        let request = self.prepare_accepting(call, SystemTime::now(), "text/csv")?;
+        let exchange = async {
+            let response =
+                self.http.request(request).await.map_err(|e| Error::Transport(crate::error_chain(&e)))?;
+            let status = response.status();
+            let body =
+                response.into_body().collect().await.map_err(|e| Error::Transport(crate::error_chain(&e)))?;
+            Ok::<_, Error>((status, body.to_bytes()))
+        };
+        let (status, body) = tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| Error::Timeout)??;
+        if !status.is_success() {
+            interpret(status.as_u16(), &body)?;
+        }
+        String::from_utf8(body.to_vec()).map_err(|_| Error::UnexpectedResponse {
+            status: status.as_u16(),
+            detail: "the body is not UTF-8 text".into(),
+        })
     }
 
     /// PUTs `body` to a presigned URL with exactly the headers it was signed with. Not the

@@ -10,6 +10,7 @@ pub mod attach;
 pub mod cli;
 pub mod client;
 pub mod render;
+pub mod replay;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -20,9 +21,9 @@ use aws_credential_types::provider::ProvideCredentials;
 use clap::Parser;
 use serde_json::{Value, json};
 
-pub use api::{ApiCall, api_call, list_call, uploads_call};
+pub use api::{ApiCall, api_call, list_call, report_call, uploads_call};
 pub use attach::LocalFile;
-pub use cli::{AttachArgs, Cli, Command, ListArgs, OpenStatus};
+pub use cli::{AttachArgs, Cli, Command, DenialBasis, ListArgs, OpenStatus, ReportArgs};
 pub use client::{Auth, Client};
 
 /// Exit code of a failed call; usage errors exit with clap's 2.
@@ -146,9 +147,16 @@ pub async fn execute(cli: &Cli, credentials: CredentialSource) -> Result<String,
     };
     let auth = resolve_auth(cli, credentials).await?;
     let client = Client::new(&cli.endpoint, auth)?;
+    // The records come as CSV, printed as they came.
+    if let Command::Report(args) = &cli.command
+        && args.csv
+    {
+        return client.send_text(&api_call(&cli.command)).await;
+    }
     let response = match &cli.command {
         Command::List(args) if args.all => list_all(&client, args).await?,
         Command::Attach(args) if !files.is_empty() => attach::attach(&client, args, &files).await?,
+        Command::ReplayErasures(args) => replay::replay(&client, args).await?,
         command => client.send(&api_call(command)).await?,
     };
     Ok(if cli.json { render::render_json(&response) } else { render::render(&cli.command, &response) })

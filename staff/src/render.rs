@@ -17,10 +17,77 @@ pub const EXTENDED_MARK: &str = "(ext.)";
 pub fn render(command: &Command, response: &Value) -> String {
     match command {
         Command::List(_) => render_list(response),
+        Command::Report(_) => render_report(response),
         Command::Show { .. } => render_show(response),
+        Command::ReplayErasures(_) => crate::replay::render(response),
         Command::Attach(_) | Command::ConfirmErasure { .. } => render_answer(command, response),
+        Command::Submit(args) => render_submitted(args.channel.as_str(), response),
         _ => render_action(command, response),
     }
+}
+
+/// `GET /staff/reports/{year}`: a row per kind and regime and the total, then what the denials
+/// were based on.
+pub fn render_report(response: &Value) -> String {
+    let year = field(response, "year");
+    let rows = response.get("rows").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    if rows.is_empty() {
+        return format!("No requests were received in {year}.\n");
+    }
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED).set_header([
+        "KIND",
+        "REGIME",
+        "RECEIVED",
+        "COMPLIED",
+        "IN PART",
+        "DENIED",
+        "NOT VERIFIED",
+        "REFERRED",
+        "OPEN",
+        "MEAN DAYS",
+        "MEDIAN DAYS",
+    ]);
+    let total = response.get("total").unwrap_or(&Value::Null);
+    let figures = |kind: String, regime: String, f: &Value| {
+        let days = f.get("days_to_respond").unwrap_or(&Value::Null);
+        let denied = f.get("denied").unwrap_or(&Value::Null);
+        [
+            kind,
+            regime,
+            field(f, "received"),
+            field(f, "complied"),
+            field(f, "complied_in_part"),
+            field(denied, "total"),
+            field(f, "not_verified"),
+            field(f, "referred"),
+            field(f, "open"),
+            field(days, "mean"),
+            field(days, "median"),
+        ]
+    };
+    for row in rows {
+        table.add_row(figures(field(row, "kind"), field(row, "regime"), row));
+    }
+    table.add_row(figures("total".into(), String::new(), total));
+    let mut text = format!("Requests received in {year} (CCPA regulations §7102)\n{table}\n");
+    let bases: Vec<String> = rows
+        .iter()
+        .filter_map(|row| {
+            let by_basis = row.get("denied")?.get("by_basis")?.as_object()?;
+            let counts: Vec<String> = by_basis.iter().map(|(basis, n)| format!("{basis} {n}")).collect();
+            (!counts.is_empty()).then(|| {
+                format!("  {} ({}): {}", field(row, "kind"), field(row, "regime"), counts.join(", "))
+            })
+        })
+        .collect();
+    if !bases.is_empty() {
+        text.push_str("Denied, by basis:\n");
+        text.push_str(&bases.join("\n"));
+        text.push('\n');
+    }
+    text.push_str("Days to respond: calendar days from receipt, over the requests answered (not those closed unverified).\n");
+    text
 }
 
 /// The server's JSON, pretty-printed, for `--json`.
@@ -187,6 +254,23 @@ pub fn render_answer(command: &Command, response: &Value) -> String {
     format!("{line}{}", render_tasks(&id, std::slice::from_ref(task)))
 }
 
+/// `submit`: the request's id and what happens next. The answer is the same for a new request
+/// and a repeat of an open one (which it then names), as on the public API.
+pub fn render_submitted(channel: &str, response: &Value) -> String {
+    let id = field(response, "request_id");
+    let next = match response.get("status").and_then(Value::as_str) {
+        Some("completed") => "Done: an opt-out or unsubscribe needs no confirmation. The address is \
+                              suppressed now, and the person is told by email."
+            .to_string(),
+        _ => "Nothing happens until the person confirms it from their mailbox: the verification \
+              email goes to the address given, and they must follow its link (a request never \
+              confirmed expires). If the address already had an open request of this kind, this is \
+              that request, and the link went out again within the address's mail budget."
+            .to_string(),
+    };
+    format!("Entered request {id} (received by {channel}).\n{next}\nFollow it with: staff show {id}\n")
+}
+
 /// One request as a key/value table.
 pub fn render_request(request: &Value) -> String {
     let cost = match request.get("cost_estimate") {
@@ -207,6 +291,7 @@ pub fn render_request(request: &Value) -> String {
         ("Region", field(request, "region")),
         ("Regime", field(request, "regime")),
         ("Language", field(request, "language")),
+        ("Channel", channel(request)),
         ("Email", field(request, "email")),
         ("Name", field(request, "name")),
         ("Details", field(request, "details")),
@@ -247,6 +332,14 @@ pub fn render_action(command: &Command, response: &Value) -> String {
         _ => format!("Request {id}."),
     };
     format!("{line}\n{}", render_request(request))
+}
+
+/// How the request reached us, and who entered it when staff did.
+fn channel(request: &Value) -> String {
+    match request.get("entered_by").and_then(Value::as_str) {
+        Some(staff) => format!("{}, entered by {staff}", field(request, "channel")),
+        None => field(request, "channel"),
+    }
 }
 
 /// Who asked for the person: name, address and why they may (`-` when the person asked).
@@ -300,6 +393,36 @@ fn actor(actor: Option<&Value>) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_report_reads_as_a_row_per_kind_and_regime_the_total_and_the_bases_of_denials() {
+        let figures = |received: u32, denied: Value, mean: Value, median: Value| {
+            json!({
+                "received": received, "complied": 3, "complied_in_part": 1, "denied": denied,
+                "not_verified": 1, "referred": 0, "open": 1,
+                "days_to_respond": {"responded": 5, "mean": mean, "median": median}
+            })
+        };
+        let mut row = figures(
+            7,
+            json!({"total": 2, "by_basis": {"excessive": 1, "legal_obligation": 1}}),
+            json!(14.2),
+            json!(10.0),
+        );
+        row["kind"] = json!("access");
+        row["regime"] = json!("gdpr");
+        let total = figures(7, json!({"total": 2, "by_basis": {}}), json!(14.2), json!(10.5));
+        let text = render_report(&json!({"year": 2026, "rows": [row], "total": total}));
+        assert!(text.starts_with("Requests received in 2026"), "{text}");
+        let access = text.lines().find(|l| l.contains("access")).unwrap();
+        for cell in ["gdpr", "7", "3", "1", "2", "14.2", "10"] {
+            assert!(access.contains(cell), "{cell} in {access}");
+        }
+        assert!(text.lines().any(|l| l.contains("total") && l.contains("10.5")), "{text}");
+        assert!(text.contains("access (gdpr): excessive 1, legal_obligation 1"), "{text}");
+        let empty = render_report(&json!({"year": 2024, "rows": [], "total": {}}));
+        assert_eq!(empty, "No requests were received in 2024.\n");
+    }
 
     #[test]
     fn missing_and_null_fields_show_as_a_dash() {

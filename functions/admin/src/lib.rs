@@ -5,12 +5,17 @@
 //! | route                                   | what                                         |
 //! |-----------------------------------------|----------------------------------------------|
 //! | `GET /staff/requests`                   | open requests by status and due date, paged  |
+//! | `POST /staff/requests`                  | enter a request taken by phone, post, …      |
 //! | `GET /staff/requests/{id}`              | one request with its audit trail             |
 //! | `POST /staff/requests/{id}/extend`      | move the due date once, with a reason        |
 //! | `POST /staff/requests/{id}/deny`        | refuse, with a reason                        |
 //! | `POST /staff/requests/{id}/excessive`   | refuse as excessive, with a cost estimate    |
 //! | `POST /staff/requests/{id}/complete`    | a manual request is done, with a note        |
 //! | `POST /staff/suppressions/check`        | is an address unsubscribed / opted out?      |
+//! | `POST /staff/erasures/replays`          | after a restore: re-apply every erasure since |
+//! | `GET /staff/erasures/replays/{run}`     | where that replay stands, and its receipt    |
+//! | `GET /staff/reports/{year}`             | the year's figures per kind and regime       |
+//! | `GET /staff/reports/{year}/records`     | the year's records of requests, as CSV       |
 //! | `POST /staff/requests/{id}/sources/{source}/uploads` | where to upload a manual source's files |
 //! | `POST /staff/requests/{id}/sources/{source}/access`  | answer its access task with the files   |
 //! | `POST /staff/requests/{id}/sources/{source}/erasure` | answer its erasure task with the counts |
@@ -19,7 +24,10 @@
 //! stands in; it is refused at start unless the function talks to a loopback AWS endpoint, so a
 //! deployed function cannot be configured to accept it.
 
+mod replays;
+mod report;
 mod sources;
+mod submit;
 mod view;
 
 pub use sources::{
@@ -40,13 +48,13 @@ use privacy_shared::api::{ApiError, json_response, read_json};
 use privacy_shared::config::{AdminSettings, Env};
 use privacy_shared::datamap::BuiltinMap;
 use privacy_shared::domain::{
-    Actor, BusinessCalendar, Completion, CostEstimate, EmailAddress, ExtensionError, RequestId,
+    Actor, BusinessCalendar, Completion, CostEstimate, DenialBasis, EmailAddress, ExtensionError, RequestId,
     RequestRecord, StaffText, StaffTextError, Status, TokenHash, Transition,
 };
 use privacy_shared::outside::Staging;
 use privacy_shared::store::{
-    Change, DueIndex, DynamoStore, OpenQuery, PageKey, People, Requests, SourceTasks, StoreError,
-    SuppressionList,
+    Change, DueIndex, DynamoStore, OpenQuery, PageKey, People, Records, Requests, Secrets, SourceTasks,
+    StoreError, SuppressionList,
 };
 use privacy_shared::{Clock, Config, ConfigError};
 
@@ -132,8 +140,8 @@ impl Authentication {
     }
 }
 
-/// The staff API reads and transitions requests and mails nobody (the requester's notice goes out
-/// from the stream), so it holds no mailer: no SES client and no mail templates to build at init.
+/// The staff API reads and transitions requests (the requester's notice goes out from the
+/// stream); it mails only the verification email of a request staff enter, as intake does.
 pub struct Admin<S> {
     pub store: S,
     pub clock: Arc<dyn Clock>,
@@ -145,6 +153,12 @@ pub struct Admin<S> {
     /// Where files staff attach for a manual source are staged; without it (the in-memory
     /// stack) attaching files is refused as unavailable.
     pub staging: Option<Staging>,
+    /// Replays of the erasures after a restore; without them (the in-memory stack) the replay
+    /// routes answer as unavailable.
+    pub replays: Option<replays::Replays>,
+    /// How a request staff enter is mailed; without it (the in-memory stack) entering one is
+    /// refused as unavailable.
+    pub mail: Option<submit::StaffMail>,
 }
 
 impl<S> Admin<S> {
@@ -157,6 +171,8 @@ impl<S> Admin<S> {
             auth,
             map: BuiltinMap::with_name_prefix(""),
             staging: None,
+            replays: None,
+            mail: None,
         }
     }
 }
@@ -175,17 +191,19 @@ impl Admin<DynamoStore> {
             bucket: settings.export_bucket,
             kms_key_id: settings.export_kms_key_id,
         };
+        let replays = settings.replays.as_ref().map(|r| replays::Replays::new(sdk, r));
         let admin =
             Admin::new(store, clock, &settings.core, Authentication::from_settings(settings.local_key));
-        Admin { map: settings.data_map, staging: Some(staging), ..admin }
+        let mail = submit::StaffMail::new(sdk, settings.core);
+        Admin { map: settings.data_map, staging: Some(staging), mail: Some(mail), replays, ..admin }
     }
 }
 
 /// What the staff API touches: requests, the due-date index, the suppression lists, and the
-/// tasks of the sources outside AWS.
-pub trait StaffStore: Requests + DueIndex + People + SourceTasks {}
+/// tasks of the sources outside AWS; and the verification links of the requests staff enter.
+pub trait StaffStore: Requests + DueIndex + People + SourceTasks + Secrets + Records {}
 
-impl<T: Requests + DueIndex + People + SourceTasks> StaffStore for T {}
+impl<T: Requests + DueIndex + People + SourceTasks + Secrets + Records> StaffStore for T {}
 
 /// Which route a path names. The id is parsed here: anything but a canonical id is a 404.
 #[derive(Debug, PartialEq, Eq)]
@@ -195,6 +213,8 @@ enum Route {
     Show(RequestId),
     Act(RequestId, Action),
     Source(RequestId, String, sources::SourceAction),
+    Replay(replays::ReplayRoute),
+    Report(report::Report),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,6 +229,12 @@ fn route(path: &str) -> Option<Route> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     if segments.ends_with(&["staff", "suppressions", "check"]) {
         return Some(Route::SuppressionCheck);
+    }
+    if let Some(replay) = replays::route(&segments) {
+        return replay.map(Route::Replay);
+    }
+    if let Some(report) = report::Report::route(&segments) {
+        return Some(Route::Report(report));
     }
     let at =
         segments.iter().rposition(|s| *s == "requests").filter(|i| *i > 0 && segments[i - 1] == "staff")?;
@@ -248,8 +274,11 @@ async fn serve<S: StaffStore>(admin: &Admin<S>, request: &Request) -> Result<Res
     let method = request.method();
     match (route, method) {
         (Route::SuppressionCheck, &Method::POST) => suppression_check(admin, request).await,
+        (Route::Replay(replay), _) => replays::serve(admin, request, replay, principal).await,
         (Route::List, &Method::GET) => list(admin, request).await,
+        (Route::List, &Method::POST) => submit::serve(admin, request, principal).await,
         (Route::Show(id), &Method::GET) => show(admin, id).await,
+        (Route::Report(which), &Method::GET) => report::serve(admin, &which).await,
         (Route::Act(id, action), &Method::POST) => act(admin, request, id, action, principal).await,
         (Route::Source(id, source, action), &Method::POST) => {
             sources::serve(admin, request, id, &source, action, principal).await
@@ -407,9 +436,20 @@ struct ExtendBody {
     reason: String,
 }
 
+/// A denial: the reason goes to the requester, the coded basis (`other` when not given) to the
+/// records of requests.
 #[derive(Deserialize)]
-struct ReasonBody {
+struct DenyBody {
     reason: String,
+    basis: Option<String>,
+}
+
+fn denial_basis(name: Option<&str>) -> Result<DenialBasis, ApiError> {
+    let Some(name) = name else { return Ok(DenialBasis::Other) };
+    DenialBasis::parse(name).ok_or_else(|| {
+        let codes: Vec<&str> = DenialBasis::ALL.iter().map(|b| b.as_str()).collect();
+        ApiError::invalid_field("basis", &format!("must be one of {}.", codes.join(", ")))
+    })
 }
 
 #[derive(Deserialize)]
@@ -474,8 +514,9 @@ async fn act<S: StaffStore>(
             Transition::Extend { until: body.until, reason: staff_text("reason", &body.reason, true)? }
         }
         Action::Deny => {
-            let body: ReasonBody = read_json(request, &["reason"])?;
-            Transition::Deny { reason: staff_text("reason", &body.reason, true)? }
+            let body: DenyBody = read_json(request, &["reason", "basis"])?;
+            let reason = staff_text("reason", &body.reason, true)?;
+            Transition::Deny { reason, basis: denial_basis(body.basis.as_deref())? }
         }
         Action::Excessive => {
             let body: ExcessiveBody = read_json(request, &["reason", "cost_estimate"])?;

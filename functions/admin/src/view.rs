@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use chrono::NaiveDate;
 
 use privacy_shared::datamap::{Location, Source};
-use privacy_shared::domain::{AuditEvent, RequestRecord, SourceTask, TaskState};
+use privacy_shared::domain::{AuditEvent, Intake, RequestRecord, SourceTask, TaskState};
 use privacy_shared::store::OpenRequest;
 
 pub fn summary(r: &OpenRequest) -> Value {
@@ -32,6 +32,12 @@ pub fn full(r: &RequestRecord) -> Value {
         "region": r.region.as_str(),
         "regime": r.regime,
         "language": r.language,
+        // How it reached us, and for one a staff member entered, who did.
+        "channel": r.intake.channel(),
+        "entered_by": match &r.intake {
+            Intake::Web => None,
+            Intake::Staff { entered_by, .. } => Some(entered_by),
+        },
         "email": r.email.as_str(),
         "name": r.name,
         "details": r.details,
@@ -44,6 +50,7 @@ pub fn full(r: &RequestRecord) -> Value {
         "acknowledged_at": r.acknowledged_at,
         "verified_at": r.verified_at,
         "closed_reason": r.closed_reason,
+        "denial_basis": r.denial_basis,
         "cost_estimate": r.cost_estimate,
         "triage": r.triage,
         "referral_contact": r.referral_contact,

@@ -7,6 +7,8 @@
 //! under 16). A cleared request becomes its work: an export job, an erasure or self-service
 //! correction job, the confirmation of a third-party recipient, and a notice to the privacy staff.
 //! Completion, an extension, a refusal and a referral each become a notice to the requester.
+//! Every new version of a request is also written to its de-identified record (CCPA regulations
+//! §7101), which outlives the person's erasure and feeds the yearly report.
 //!
 //! Mail to a requester (or their recipient) is withheld where the address bounced for good or
 //! complained before (`mail-events` records that), except the request's answer: it is sent all
@@ -37,7 +39,9 @@ use privacy_shared::domain::{
     Actor, EmailAddress, Event, LIMIT_REASON, Regime, RequestKind, RequestRecord, Status, Transition, Triage,
     VerificationToken,
 };
-use privacy_shared::domain::{SourceOperation, SourceTask};
+use privacy_shared::domain::{
+    ComplianceRecord, OutsideSources, RecordRetention, SourceOperation, SourceTask,
+};
 use privacy_shared::jobs::{
     DataChange, ErasureJob, ErasurePart, ExportJob, ExportPart, JobQueue, QueueError, SqsJobQueue, Wake,
 };
@@ -212,6 +216,8 @@ pub struct Dispatcher<S, M, Q, P> {
     pub map: BuiltinMap,
     /// The function's timeout, for an invocation without a deadline ([`DispatchSettings::timeout`]).
     pub timeout: Duration,
+    /// How long the records of requests it writes are kept.
+    pub record_retention: RecordRetention,
 }
 
 impl<S, M, Q, P> Dispatcher<S, M, Q, P> {
@@ -253,6 +259,7 @@ impl Dispatcher<DynamoStore, SesMailer, SqsJobQueue, AwsPersonalData> {
             data: AwsPersonalData::new(dynamo, s3),
             map: settings.data_map,
             timeout: settings.timeout,
+            record_retention: settings.record_retention,
         }
     }
 }
@@ -294,8 +301,42 @@ async fn process<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
         return Ok(());
     };
     let old = record_from_image(record.change.old_image);
+    keep_record(dispatcher, old.as_ref(), &new).await?;
     for effect in effects(old.as_ref(), &new) {
         perform(dispatcher, invocation, effect, &new).await?;
+    }
+    Ok(())
+}
+
+/// Writes the request's de-identified record (CCPA regulations §7101) as of this version: a
+/// conditional put, so a redelivered or late older image never overwrites a newer record and a
+/// repeat writes nothing. A write that keeps the version (the acknowledgement stamp, a scrub after
+/// an erasure) changes nothing the record holds.
+async fn keep_record<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    old: Option<&RequestRecord>,
+    new: &RequestRecord,
+) -> Result<(), DispatchError> {
+    if old.is_some_and(|old| old.version == new.version) {
+        return Ok(());
+    }
+    let store = &dispatcher.deps.store;
+    // A completed request some source outside AWS did not deliver for was complied with in part.
+    let waits = has_export(new.kind) || new.kind == RequestKind::Deletion;
+    let outside = if new.status == Status::Completed && waits {
+        let tasks = store.tasks(new.id).await?;
+        if tasks.iter().all(|t| t.state.is_answered()) {
+            OutsideSources::Delivered
+        } else {
+            OutsideSources::NotDelivered
+        }
+    } else {
+        OutsideSources::Delivered
+    };
+    let calendar = &dispatcher.deps.config.calendar;
+    let record = ComplianceRecord::of(new, outside, calendar, dispatcher.record_retention);
+    if store.put_record(&record).await? {
+        tracing::info!(request_id = %new.id, version = new.version, outcome = record.outcome.name(), "request recorded");
     }
     Ok(())
 }
@@ -435,7 +476,7 @@ async fn notify_staff<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
             _ => None,
         })
         .collect();
-    let earlier = earlier_requests(dispatcher, record).await?;
+    let earlier = privacy_shared::store::earlier_of_kind(&dispatcher.deps.store, record).await?;
     let earlier: Vec<EarlierRequest<'_>> = earlier
         .iter()
         .map(|past| EarlierRequest {
@@ -528,11 +569,11 @@ async fn tell_recipients<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalDat
     };
     let deps = &dispatcher.deps;
     for recipient in map.recipients_of(&affected) {
-        let Ok(to) = EmailAddress::parse(&recipient.address) else { continue };
+        let to = &recipient.address;
         let theirs: Vec<&str> =
             recipient.sources.iter().map(String::as_str).filter(|s| affected.contains(s)).collect();
         let email =
-            deps.templates.recipient_instruction(&to, &recipient.name, record, &theirs, instruction)?;
+            deps.templates.recipient_instruction(to, &recipient.name, record, &theirs, instruction)?;
         let key = format!("recipient_told#{}#v{}", recipient.id, record.version);
         let send = async { deps.mailer.send(&email).await.map(drop).map_err(DispatchError::from) };
         let now = deps.clock.now();
@@ -547,26 +588,6 @@ async fn tell_recipients<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalDat
         }
     }
     Ok(())
-}
-
-/// The person's requests of the same kind received in the 12 months before this one, with how
-/// each ended (or stands): the facts staff weigh a "manifestly unfounded or excessive" request
-/// by (GDPR Art. 12(5)), oldest first.
-async fn earlier_requests<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
-    dispatcher: &Dispatcher<S, M, Q, P>,
-    record: &RequestRecord,
-) -> Result<Vec<RequestRecord>, DispatchError> {
-    let since = record.received_at - Duration::days(365);
-    let store = &dispatcher.deps.store;
-    let mut earlier = Vec::new();
-    for past in store.history(&record.email.subject_key()).await? {
-        let in_window = past.received_at > since && past.received_at <= record.received_at;
-        if past.id == record.id || past.kind != record.kind || !in_window {
-            continue;
-        }
-        earlier.extend(store.get(past.id).await?);
-    }
-    Ok(earlier)
 }
 
 async fn over_limit<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(

@@ -41,6 +41,14 @@
 //!
 //! A correction applies a requester's self-service corrections to the sources the data map marks
 //! as correctable, then completes the request.
+//!
+//! Just before an erasure completes it writes its tombstone (keyed hashes of the person's
+//! identifiers, no plain address), and the erasure queue also carries the replays of the
+//! erasures after a restore: [`replay`].
+
+mod replay;
+
+pub use replay::{Tombstoning, replay, run_replay_part};
 
 use futures_util::stream::{self, StreamExt as _};
 use lambda_runtime::LambdaEvent;
@@ -59,15 +67,15 @@ use privacy_shared::domain::{
 };
 use privacy_shared::domain::{SourceOperation, SourceTask, TaskState};
 use privacy_shared::jobs::{
-    DataChange, ErasureJob, ErasurePart, JobQueue, QueueError, SqsJobQueue, each_job,
+    DataChange, ErasureJob, ErasureMessage, ErasurePart, JobQueue, QueueError, SqsJobQueue, each_job,
 };
 use privacy_shared::outside::{Asking, Outside, OutsideError, Staging, all_answered, ask_all};
 use privacy_shared::sources::{
     AwsPersonalData, Cursor, Person, PersonalData, SourceError, Written, find_user_id,
 };
 use privacy_shared::store::{
-    Change, DynamoStore, ErasureAt, ErasureLog, ErasureProgress, Outcome, People, Requests, SourceTasks,
-    StoreError, transition_or_reload,
+    Change, DynamoStore, ErasureAt, ErasureLog, ErasureProgress, Outcome, People, Requests, Secrets,
+    SourceTasks, StoreError, transition_or_reload,
 };
 use privacy_shared::{Clock, ConfigError, SystemClock};
 
@@ -88,6 +96,9 @@ pub enum ErasureError {
     OutOfTime,
     #[error(transparent)]
     Outside(#[from] OutsideError),
+    /// A replay reached an erasure function given no tombstones table (a tool, a test).
+    #[error("this erasure function keeps no tombstones, so it cannot replay erasures")]
+    NoTombstones,
 }
 
 /// How many passes through the sources one job makes before it gives up on a source that keeps
@@ -128,6 +139,10 @@ pub struct Eraser<S, P> {
     pub continuation: Option<Continuation>,
     /// The map's sources outside AWS, asked to erase too; the request completes once each has.
     pub outside: Outside<WebhookEndpoints>,
+    /// Where each erasure's tombstone is written, and what replays read. The deployed function
+    /// always has it (its settings require it); without it (a tool, a test) erasures write none
+    /// and replays fail.
+    pub tombstones: Option<Tombstoning>,
 }
 
 /// The erasure queue a job that runs out of time continues on, and how long before the
@@ -198,7 +213,9 @@ impl Eraser<DynamoStore, AwsPersonalData> {
     pub fn with_sdk(sdk: &aws_config::SdkConfig, settings: WorkerSettings, clock: Arc<dyn Clock>) -> Self {
         let continuation =
             settings.continuation.as_ref().map(|c| Continuation::new(aws_sdk_sqs::Client::new(sdk), c));
+        let tombstone_settings = settings.tombstones.clone();
         let worker = privacy_shared::deps::SourceWorker::new(sdk, settings);
+        let tombstones = tombstone_settings.map(|t| Tombstoning::new(sdk, &t, worker.s3.clone()));
         Eraser {
             store: worker.store,
             data: worker.data.with_page_size(PAGE_RECORDS),
@@ -208,14 +225,16 @@ impl Eraser<DynamoStore, AwsPersonalData> {
             clock,
             continuation,
             outside: worker.outside,
+            tombstones,
         }
     }
 }
 
-/// What an erasure touches: requests, the person's history (their earlier exports), its progress.
-pub trait ErasureStore: Requests + People + ErasureLog + SourceTasks {}
+/// What an erasure touches: requests, the person's history (their earlier exports), its progress;
+/// and the secrets a replay finds restored on a request.
+pub trait ErasureStore: Requests + People + ErasureLog + SourceTasks + Secrets {}
 
-impl<T: Requests + People + ErasureLog + SourceTasks> ErasureStore for T {}
+impl<T: Requests + People + ErasureLog + SourceTasks + Secrets> ErasureStore for T {}
 
 pub async fn handle<S: ErasureStore, P: PersonalData>(
     eraser: &Eraser<S, P>,
@@ -227,8 +246,11 @@ pub async fn handle<S: ErasureStore, P: PersonalData>(
     };
     // Boxed: the whole job nested in the runtime's future is deeper than the compiler's layout
     // limit.
-    Ok(each_job(event.payload, |part: ErasurePart| async move {
-        Box::pin(run_part(eraser, &part, budget)).await.map(drop)
+    Ok(each_job(event.payload, |message: ErasureMessage| async move {
+        match message {
+            ErasureMessage::Request(part) => Box::pin(run_part(eraser, &part, budget)).await.map(drop),
+            ErasureMessage::Replay(job) => Box::pin(run_replay_part(eraser, &job, budget)).await.map(drop),
+        }
     })
     .await)
 }
@@ -417,6 +439,12 @@ async fn erase<S: ErasureStore, P: PersonalData>(
             n
         }
     };
+    // Before the completion, so that no completed erasure lacks one: a restored backup can then
+    // never bring the person back for good (the first write stands on a redelivery).
+    if let Some(tombstones) = &eraser.tombstones {
+        replay::remember(tombstones, store, &request, progress.user_id.as_deref(), eraser.clock.now())
+            .await?;
+    }
     let receipt = receipt(eraser, &progress, &outside, exports_deleted);
     let change = Change::system(Transition::Complete(Completion::Erased(receipt)), eraser.clock.now());
     if let Outcome::Overtaken(Some(now)) = transition_or_reload(store, &request, change).await? {

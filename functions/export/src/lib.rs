@@ -44,13 +44,16 @@
 //! completing: a completion would bring a download link, and the person asked for their data to
 //! be gone. A request verified after the mark is exported as usual.
 
+mod overview;
+pub mod readable;
+
 use async_zip::base::write::ZipFileWriter;
 use async_zip::{Compression, DeflateOption, ZipEntryBuilder};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use chrono::{DateTime, Utc};
 use futures_lite::io::{AsyncWrite, AsyncWriteExt as _};
 use lambda_runtime::LambdaEvent;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -61,20 +64,23 @@ use privacy_shared::config::{Env, WorkerSettings};
 use privacy_shared::datamap::{CcpaDisclosure, DataMap, Location, Source};
 use privacy_shared::deps::WebhookEndpoints;
 use privacy_shared::domain::{
-    Completion, Language, PartOf, Regime, RequestId, RequestRecord, StaffText, Status, Transition,
-    export_key, export_plan_key, export_prefix,
+    BusinessCalendar, Completion, Language, PartOf, Regime, RequestId, RequestRecord, StaffText, Status,
+    Transition, export_key, export_plan_key, export_prefix,
 };
-use privacy_shared::domain::{SourceOperation, SourceTask, TaskState};
+use privacy_shared::domain::{DenialBasis, SourceOperation, SourceTask, TaskState};
 use privacy_shared::jobs::{ExportJob, ExportPart, JobQueue, QueueError, SqsJobQueue, each_job};
 use privacy_shared::outside::{Asking, Outside, OutsideError, Staging, all_answered, ask_all, page_key};
 use privacy_shared::sources::{
-    AwsPersonalData, Person, PersonalData, SourceError, StoredObject, find_user_id, person_prefix,
+    AwsPersonalData, Person, PersonalData, SourceError, StoredObject, person_prefix,
 };
+
+use overview::{Facts, FileView, RecordView, Summary};
 use privacy_shared::store::{
     Change, DynamoStore, Outcome, People, Requests, SourceTasks, StoreError, export_asked_at,
     transition_or_reload,
 };
 use privacy_shared::{Clock, ConfigError, SystemClock};
+use readable::{Pseudonyms, Show, Words, WordsError, data_pseudonym, fill};
 
 /// S3 multipart parts (the minimum is 5 MiB); with the pipe, the bound on buffered export bytes.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -119,6 +125,8 @@ pub enum ExportError {
     Reason,
     #[error(transparent)]
     Outside(#[from] OutsideError),
+    #[error(transparent)]
+    Words(#[from] WordsError),
 }
 
 /// Why an export an erasure overtook was closed, for the requester (it is the denial's reason).
@@ -199,6 +207,8 @@ pub struct Exporter<S, P> {
     pub clock: Arc<dyn Clock>,
     /// The map's sources outside AWS, asked before the archive is written.
     pub outside: Outside<WebhookEndpoints>,
+    /// The pages tell dates and times on the business time zone's clock.
+    pub calendar: BusinessCalendar,
 }
 
 impl<S, P> Exporter<S, P> {
@@ -220,6 +230,7 @@ impl Exporter<DynamoStore, AwsPersonalData> {
 
     pub fn with_sdk(sdk: &aws_config::SdkConfig, settings: WorkerSettings, clock: Arc<dyn Clock>) -> Self {
         let kms_key_id = settings.export_kms_key_id.clone();
+        let calendar = settings.calendar.clone();
         let worker = privacy_shared::deps::SourceWorker::new(sdk, settings);
         Exporter {
             store: worker.store,
@@ -229,6 +240,7 @@ impl Exporter<DynamoStore, AwsPersonalData> {
             target: ExportTarget { bucket: worker.export_bucket, kms_key_id },
             clock,
             outside: worker.outside,
+            calendar,
         }
     }
 }
@@ -308,11 +320,9 @@ async fn export_or_split<S: Requests + People + SourceTasks, P: PersonalData, Q:
     }
     // Sources outside AWS first: until each has answered, the archive cannot be complete. The
     // request stays in progress and this job ends; a source's answer sends it again.
-    // Whose data: the account gives the user id, looked up once for the sources and the plan.
-    let person = Person {
-        email: request.email.clone(),
-        user_id: find_user_id(&exporter.data, &exporter.map, &request.email).await?,
-    };
+    // Whose data: the account gives the user id (and the person's own identifiers, which are
+    // never pseudonymised), looked up once for the sources and the plan.
+    let (person, own) = whose(exporter, &request).await?;
     let outside = ask_outside(exporter, &request, &person).await?;
     if !all_answered(&outside) {
         let waiting: Vec<&str> =
@@ -327,7 +337,7 @@ async fn export_or_split<S: Requests + People + SourceTasks, P: PersonalData, Q:
         let stored = match read_plan(exporter, request.id, &there).await? {
             Some(stored) => stored,
             None => {
-                let plan = plan(exporter, &request, person, outside).await?;
+                let plan = plan(exporter, &request, person, own, outside).await?;
                 let sizes: Vec<u64> = plan.files.iter().map(|f| f.object.size).collect();
                 let parts = assign_parts(&sizes, split.part_bytes);
                 if parts.last().is_none_or(|last| *last == 1) {
@@ -344,8 +354,32 @@ async fn export_or_split<S: Requests + People + SourceTasks, P: PersonalData, Q:
         tracing::info!(request_id = %request.id, parts = stored.parts, "export split into parts");
         return Ok(());
     }
-    let plan = plan(exporter, &request, person, outside).await?;
+    let plan = plan(exporter, &request, person, own, outside).await?;
     export_whole(exporter, &request, plan, again).await
+}
+
+/// Whose data the export holds: the person's address, their user id from the source that
+/// provides it, and their own identifiers there (the attributes the map marks `identifies`),
+/// which stay as they are wherever they turn up among other people's. One read of the account.
+async fn whose<S, P: PersonalData>(
+    exporter: &Exporter<S, P>,
+    request: &RequestRecord,
+) -> Result<(Person, Vec<String>), ExportError> {
+    let mut own = vec![request.email.normalized().to_owned()];
+    let Some(source) = exporter.map.user_id_source() else {
+        return Ok((Person { email: request.email.clone(), user_id: None }, own));
+    };
+    let attribute = source.provides_user_id.as_deref().unwrap_or("user_id");
+    let records = exporter.data.records(source, request.email.normalized()).await?;
+    let user_id = records.iter().find_map(|r| r.get(attribute).and_then(Value::as_str)).map(str::to_owned);
+    for record in &records {
+        for identifying in source.attributes().iter().filter(|a| a.identifies) {
+            if let Some(value) = record.get(&identifying.name).and_then(Value::as_str) {
+                own.push(value.to_owned());
+            }
+        }
+    }
+    Ok((Person { email: request.email.clone(), user_id }, own))
 }
 
 /// The request's answers from the sources outside AWS, each asked (again) if still waiting.
@@ -375,12 +409,37 @@ async fn export_whole<S: Requests + People + SourceTasks, P: PersonalData>(
     plan: Plan,
     again: bool,
 ) -> Result<(), ExportError> {
-    if again && listed(exporter, request.id).await?.contains(&export_key(request.id, None)) {
+    let found = if again && listed(exporter, request.id).await?.contains(&export_key(request.id, None)) {
         tracing::info!(request_id = %request.id, "export exists already");
+        count_found(exporter, request, &plan).await?
     } else {
-        write_archive(exporter, request, &plan, None).await?;
+        write_archive(exporter, request, &plan, None).await?.unwrap_or_default()
+    };
+    complete(exporter, request, Completion::Exported { found }).await
+}
+
+/// How many records and files the export of `plan` holds, counted by reading the sources again
+/// (no byte written): for a completion that comes after the archive was written by another
+/// invocation (a redelivery, another part's job), so that the completion still says whether
+/// anything was found. Records written since may make it differ from `data.json` by as many.
+async fn count_found<S: Requests, P: PersonalData>(
+    exporter: &Exporter<S, P>,
+    request: &RequestRecord,
+    plan: &Plan,
+) -> Result<u64, ExportError> {
+    let mut found = plan.files.len() as u64;
+    for source in exporter.map.sources() {
+        let Some(key) = plan.person.key_for(source.find_by()) else { continue };
+        if let Location::Objects { .. } | Location::Manual { .. } = &source.location {
+            continue; // the plan's files
+        }
+        let mut reader = Reader::of(source, plan);
+        while let Some(records) = reader.next(exporter, request.id, source, key).await? {
+            found += records.iter().filter(|r| within(r, reader.time_attribute(source), plan.since)).count()
+                as u64;
+        }
     }
-    complete(exporter, request, Completion::Exported).await
+    Ok(found)
 }
 
 /// Part `number` of a planned export: written unless it exists already (this job delivered
@@ -422,7 +481,13 @@ async fn export_part<S: Requests + People + SourceTasks, P: PersonalData>(
     if !all {
         return Ok(());
     }
-    complete(exporter, &request, Completion::ExportedInParts { parts: part.of() }).await
+    // Whichever part's job finds them all completes the export: it counts what the whole
+    // export holds, as the plan has it (every recording, and the records).
+    let stored = read_plan(exporter, request.id, &there).await?.ok_or(ExportError::NoPlan)?;
+    let first = PartOf::new(1, stored.parts).ok_or(ExportError::BadJob)?;
+    let whole = stored.into_plan(exporter, &request, first).await?;
+    let found = count_found(exporter, &request, &whole).await?;
+    complete(exporter, &request, Completion::ExportedInParts { parts: part.of(), found }).await
 }
 
 /// How often a completion that lost a race to another change of an open request is tried again.
@@ -490,7 +555,8 @@ async fn withdraw<S: Requests + People + SourceTasks, P: PersonalData>(
     privacy_shared::sources::delete_all_versions(&exporter.s3, &exporter.target.bucket, &prefix).await?;
     exporter.staging().clear(request.id).await?;
     let reason = StaffText::parse(overtaken_reason(request.language)).map_err(|_| ExportError::Reason)?;
-    let change = Change::system(Transition::Deny { reason }, exporter.clock.now());
+    let change =
+        Change::system(Transition::Deny { reason, basis: DenialBasis::Erased }, exporter.clock.now());
     match transition_or_reload(&exporter.store, request, change).await? {
         // Still open at another version (a staff extension): the retry closes it from there.
         Outcome::Overtaken(Some(now)) if now.status.is_open() => return Err(StoreError::Conflict.into()),
@@ -518,6 +584,8 @@ async fn start<S: Requests, P: PersonalData>(
 /// records themselves are read while the archive is written, a page at a time.
 pub struct Plan {
     person: Person,
+    /// The person's own identifiers: never pseudonymised (see [`readable::Pseudonyms`]).
+    own: Vec<String>,
     /// CCPA: the start of the period the export covers; none for other regimes.
     since: Option<DateTime<Utc>>,
     asked_at: DateTime<Utc>,
@@ -635,9 +703,9 @@ impl StoredPlan {
         request: &RequestRecord,
         part: PartOf,
     ) -> Result<Plan, ExportError> {
-        let user_id = match part.number() {
-            1 => find_user_id(&exporter.data, &exporter.map, &request.email).await?,
-            _ => None,
+        let (person, own) = match part.number() {
+            1 => whose(exporter, request).await?,
+            _ => (Person { email: request.email.clone(), user_id: None }, Vec::new()),
         };
         let (since, asked_at) = window(request);
         let files = self
@@ -656,7 +724,8 @@ impl StoredPlan {
             })
             .collect();
         Ok(Plan {
-            person: Person { email: request.email.clone(), user_id },
+            person,
+            own,
             since,
             asked_at,
             generated_at: self.generated_at,
@@ -809,6 +878,7 @@ pub async fn plan<S: Requests, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
     person: Person,
+    own: Vec<String>,
     outside: Vec<SourceTask>,
 ) -> Result<Plan, ExportError> {
     let (since, asked_at) = window(request);
@@ -849,7 +919,7 @@ pub async fn plan<S: Requests, P: PersonalData>(
         }
     }
     let outside = outside.into_iter().filter(|t| t.operation == SourceOperation::Access).collect();
-    Ok(Plan { person, since, asked_at, generated_at: exporter.clock.now(), files, parts: None, outside })
+    Ok(Plan { person, own, since, asked_at, generated_at: exporter.clock.now(), files, parts: None, outside })
 }
 
 /// The start of what a CCPA request to know covers: everything collected on or after 1 January
@@ -933,16 +1003,25 @@ fn pretty_at(value: &Value, depth: usize) -> Result<String, ExportError> {
     Ok(text.replace('\n', &format!("\n{}", "  ".repeat(depth))))
 }
 
+/// What reading the sources into `data.json` found.
+struct Collected {
+    records: u64,
+    files: u64,
+    /// The oldest and the newest record, by each table's time attribute.
+    period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
 /// Writes `data.json` into the archive as the sources are read, a page at a time: the same
 /// document a whole `serde_json` value would be, but never more than a page of it in memory.
-/// Returns the disclosure for the sources that hold the person's data (it ends the document;
-/// the index shows it too).
+/// Other people in each record are pseudonymised as the map says (`participant-2`, numbered in
+/// `people`, which the pages go on numbering from), every record and field kept.
 async fn write_data_json<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
     plan: &Plan,
+    people: &mut Pseudonyms,
     zip: &mut ZipFileWriter<W>,
-) -> Result<Value, ExportError> {
+) -> Result<Collected, ExportError> {
     let mut head = json!({
         "id": request.id, "kind": request.kind, "regime": request.regime,
         "received_at": request.received_at, "verified_at": request.verified_at,
@@ -963,6 +1042,9 @@ async fn write_data_json<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
     );
     let mut with_data: Vec<&Source> = Vec::new();
     let mut first_source = true;
+    let (mut records_found, mut files_found) = (0u64, 0u64);
+    let mut period: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+    let mut replaced = 0usize;
     for source in exporter.map.sources() {
         let Some(key) = plan.person.key_for(source.find_by()) else { continue };
         out.push_str(if first_source { "\n    " } else { ",\n    " });
@@ -978,11 +1060,15 @@ async fn write_data_json<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
                 let mut count = 0u64;
                 let mut reader = Reader::of(source, plan);
                 while let Some(records) = reader.next(exporter, request.id, source, key).await? {
-                    for record in
-                        records.iter().filter(|r| within(r, reader.time_attribute(source), plan.since))
-                    {
+                    let time = reader.time_attribute(source);
+                    for record in records.iter().filter(|r| within(r, time, plan.since)) {
+                        if let Some(at) = time.and_then(|t| dated(record, t)) {
+                            period = Some(period.map_or((at, at), |(from, to)| (from.min(at), to.max(at))));
+                        }
+                        let mut record = record.clone();
+                        replaced += readable::pseudonymise(source, &mut record, people, &data_pseudonym);
                         out.push_str(if count == 0 { "\n        " } else { ",\n        " });
-                        out.push_str(&pretty_at(record, 4)?);
+                        out.push_str(&pretty_at(&record, 4)?);
                         count += 1;
                         if out.len() >= JSON_CHUNK {
                             entry.write_all(out.as_bytes()).await.map_err(archive_error)?;
@@ -994,12 +1080,14 @@ async fn write_data_json<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
                 if count > 0 {
                     with_data.push(source);
                 }
+                records_found += count;
             }
             Location::Objects { .. } | Location::Manual { .. } => {
                 let listed = plan.listing(&source.id);
                 if !listed.is_empty() {
                     with_data.push(source);
                 }
+                files_found += listed.len() as u64;
                 out.push_str(&format!("      \"files\": {}\n    }}", pretty_at(&Value::Array(listed), 3)?));
             }
         }
@@ -1015,49 +1103,39 @@ async fn write_data_json<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
             },
         });
     }
+    // The recipients by name, not only their categories (CJEU C-154/21).
+    let ids: Vec<&str> = with_data.iter().map(|s| s.id.as_str()).collect();
+    disclosure["recipients_named"] = exporter
+        .map
+        .recipients_of(&ids)
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name, "role": r.role(request.language), "category": r.category,
+                "sources": r.sources.iter().filter(|s| ids.contains(&s.as_str())).collect::<Vec<_>>(),
+            })
+        })
+        .collect::<Vec<_>>()
+        .into();
+    // Art. 15(4): what was done to other people's identifiers, and why.
+    disclosure["others_pseudonymised"] = json!({
+        "basis": "GDPR Article 15(4) (CCPA: Civil Code §1798.145(k)): a copy of the person's data must not adversely affect the rights and freedoms of others",
+        "replaced_with": "participant-N: the same N for the same person throughout this export; the person's own identifiers are kept",
+        "attributes": overview::pseudonymised_attributes(&with_data),
+        "people": people.people(),
+        "values_replaced": replaced,
+    });
     out.push_str(if first_source { "},\n" } else { "\n  },\n" });
     out.push_str(&format!("  \"disclosure\": {}\n}}", pretty_at(&disclosure, 1)?));
     entry.write_all(out.as_bytes()).await.map_err(archive_error)?;
     entry.close().await.map_err(archive_error)?;
-    Ok(disclosure)
+    Ok(Collected { records: records_found, files: files_found, period })
 }
 
-/// The human-readable pages' words, in the request's language.
-fn texts(language: Language) -> Value {
-    match language {
-        Language::Nl => json!({
-            "title": "Uw persoonsgegevens",
-            "intro": "Dit zijn de persoonsgegevens die wij over u bewaren, voor verzoek",
-            "generated": "Samengesteld op", "period": "Periode:",
-            "machine": "Dezelfde gegevens staan machineleesbaar in data.json; opnames staan in de map files.",
-            "nothing": "Geen gegevens.", "disclosure": "Wat wij met deze gegevens doen",
-            "categories": "Categorieën", "origins": "Bronnen", "purposes": "Doelen", "recipients": "Ontvangers",
-            "sold": "Verkocht of gedeeld", "business": "Verstrekt voor een zakelijk doel",
-            "retention": "Bewaartermijnen",
-            "shown": "Hier staan de eerste", "of": "van de", "records": "gegevens", "more": "De rest staat op",
-            "page": "pagina", "page_heading": "Pagina", "back": "Terug naar het overzicht",
-            "previous": "Vorige pagina", "next": "Volgende pagina",
-            "parts_before": "Deze export bestaat uit",
-            "parts_after": "delen, elk een eigen ZIP-bestand. Dit is deel 1, met data.json, dit overzicht en de pagina's; bij de opnamen hieronder staat in welk deel elk zit.",
-            "in_part": "in deel",
-        }),
-        Language::En => json!({
-            "title": "Your personal data",
-            "intro": "This is the personal data we hold about you, for request",
-            "generated": "Compiled on", "period": "Period:",
-            "machine": "The same data is in data.json, machine-readable; recordings are in the files folder.",
-            "nothing": "No data.", "disclosure": "What we do with this data",
-            "categories": "Categories", "origins": "Sources", "purposes": "Purposes", "recipients": "Recipients",
-            "sold": "Sold or shared", "business": "Disclosed for a business purpose",
-            "retention": "Retention",
-            "shown": "Shown here are the first", "of": "of", "records": "records", "more": "The rest are on",
-            "page": "page", "page_heading": "Page", "back": "Back to the overview",
-            "previous": "Previous page", "next": "Next page",
-            "parts_before": "This export comes in",
-            "parts_after": "parts, each a ZIP file of its own. This is part 1, with data.json, this overview and its pages; the list of recordings below says which part holds each.",
-            "in_part": "in part",
-        }),
-    }
+/// A record's moment by its source's time attribute, if it has one in ISO 8601.
+fn dated(record: &Value, attribute: &str) -> Option<DateTime<Utc>> {
+    let text = record.get(attribute)?.as_str()?;
+    DateTime::parse_from_rfc3339(text).ok().map(|at| at.with_timezone(&Utc))
 }
 
 fn templates() -> Result<minijinja::Environment<'static>, ExportError> {
@@ -1068,31 +1146,34 @@ fn templates() -> Result<minijinja::Environment<'static>, ExportError> {
     Ok(env)
 }
 
-/// A record as the pages show it: every value as text.
-fn readable(record: &Value) -> Value {
-    let flat: Map<String, Value> = record
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| {
-                    (k.clone(), Value::String(v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Value::Object(flat)
+/// How the pages spell a person among others: "deelnemer 2"; the requester as themselves.
+fn page_pseudonym<'a>(show: &'a Show<'a>) -> impl Fn(readable::Person<'_>) -> Option<String> + 'a {
+    move |person| match person {
+        readable::Person::Other(number) => Some(show.pseudonym(number)),
+        readable::Person::Own(identifier) => Some(show.own(identifier)),
+    }
 }
 
-/// One source as the index shows it: its first page of records (or its files), how many records
-/// it has and how many pages they fill.
-#[derive(serde::Serialize)]
-struct Summary {
-    id: String,
-    description: String,
-    count: u64,
-    pages: usize,
-    records: Vec<Value>,
-    files: Option<Vec<Value>>,
+/// A file as the pages list it: linked where it is in this archive (all of a whole export's;
+/// part 1's own of one in parts), with its size and date in words.
+fn file_view(show: &Show<'_>, file: &Value) -> FileView {
+    let w = show.words;
+    let path = file["path"].as_str().unwrap_or_default().to_owned();
+    let size = show.bytes(file["size"].as_u64().unwrap_or_default());
+    let date = file["last_modified"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    let mut about = match date {
+        Some(at) => {
+            fill(&w.details.file, &[("size", &size), ("date", &show.datetime(at.with_timezone(&Utc)))])
+        }
+        None => fill(&w.details.file_undated, &[("size", &size)]),
+    };
+    let part = file["part"].as_u64();
+    if let Some(part) = part {
+        about.push_str(", ");
+        about.push_str(&fill(&w.details.in_part, &[("part", &show.integer(part))]));
+    }
+    // Escaped here (a key may hold any character), so the page shows the path as it is.
+    FileView { path: readable::escape(&path), linked: part.is_none_or(|p| p == 1), about }
 }
 
 /// Writes the readable pages of every table source (its second page on; the first is the
@@ -1101,44 +1182,56 @@ async fn write_pages<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
     plan: &Plan,
+    show: &Show<'_>,
+    people: &mut Pseudonyms,
     env: &minijinja::Environment<'static>,
     zip: &mut ZipFileWriter<W>,
 ) -> Result<Vec<Summary>, ExportError> {
-    let t = minijinja::Value::from_serialize(texts(request.language));
+    let spell = page_pseudonym(show);
     let mut summaries = Vec::new();
     for source in exporter.map.sources() {
         let Some(key) = plan.person.key_for(source.find_by()) else { continue };
         let mut summary = Summary {
             id: source.id.clone(),
-            description: source.description.clone(),
+            label: source.label(show.language).to_owned(),
+            description: source.describe(show.language).to_owned(),
             count: 0,
             pages: 0,
             records: Vec::new(),
             files: None,
+            more: None,
         };
         if let Location::Objects { .. } | Location::Manual { .. } = &source.location {
-            summary.files = Some(plan.listing(&source.id));
+            summary.files = Some(plan.listing(&source.id).iter().map(|f| file_view(show, f)).collect());
             summaries.push(summary);
             continue;
         }
         // The page being filled; it is written once a record for the next one turns up (so it
-        // knows it has a next page) or the records end.
-        let mut current: Vec<Value> = Vec::new();
+        // knows it has a next page) or the records end. Captions are numbered when the page is
+        // written, once the count so far is known.
+        let mut current: Vec<Vec<readable::Row>> = Vec::new();
         let mut reader = Reader::of(source, plan);
         while let Some(records) = reader.next(exporter, request.id, source, key).await? {
             for record in records.iter().filter(|r| within(r, reader.time_attribute(source), plan.since)) {
                 if current.len() == RECORDS_PER_PAGE {
                     summary.pages += 1;
                     let full = std::mem::take(&mut current);
-                    write_page(env, &t, request, &mut summary, full, true, zip).await?;
+                    write_page(env, show, &mut summary, full, true, zip).await?;
                 }
-                current.push(readable(record));
+                let mut record = record.clone();
+                readable::pseudonymise(source, &mut record, people, &spell);
+                current.push(show.rows(source, &record));
                 summary.count += 1;
             }
         }
         if !current.is_empty() {
             summary.pages += 1;
-            write_page(env, &t, request, &mut summary, current, false, zip).await?;
+            write_page(env, show, &mut summary, current, false, zip).await?;
+        }
+        if summary.pages > 1 {
+            let shown = show.integer(summary.records.len() as u64);
+            let count = show.count(summary.count, &show.words.words.record);
+            summary.more = Some(fill(&show.words.details.shown, &[("shown", &shown), ("count", &count)]));
         }
         summaries.push(summary);
     }
@@ -1149,14 +1242,25 @@ async fn write_pages<S: Requests, P: PersonalData, W: AsyncWrite + Unpin>(
 /// others become `sources/<source>/page-N.html`.
 async fn write_page<W: AsyncWrite + Unpin>(
     env: &minijinja::Environment<'static>,
-    t: &minijinja::Value,
-    request: &RequestRecord,
+    show: &Show<'_>,
     summary: &mut Summary,
-    records: Vec<Value>,
+    rows: Vec<Vec<readable::Row>>,
     has_next: bool,
     zip: &mut ZipFileWriter<W>,
 ) -> Result<(), ExportError> {
     let number = summary.pages;
+    let first = (number - 1) * RECORDS_PER_PAGE;
+    let records: Vec<RecordView> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, rows)| RecordView {
+            caption: fill(
+                &show.words.details.record,
+                &[("label", &summary.label), ("n", &show.integer((first + i + 1) as u64))],
+            ),
+            rows,
+        })
+        .collect();
     if number == 1 {
         summary.records = records;
         return Ok(());
@@ -1164,14 +1268,14 @@ async fn write_page<W: AsyncWrite + Unpin>(
     // The first page is the index's.
     let previous =
         if number > 2 { format!("page-{}.html", number - 1) } else { "../../index.html".to_owned() };
+    let words = show.words;
     let html = env
         .get_template("page.html")
         .and_then(|tpl| {
             tpl.render(minijinja::context! {
-                lang => request.language.as_str(),
-                t => t.clone(),
-                description => &summary.description,
-                number => number,
+                lang => show.language.as_str(),
+                w => minijinja::Value::from_serialize(words),
+                title => fill(&words.pages.heading, &[("label", &summary.label), ("n", &show.integer(number as u64))]),
                 previous => previous,
                 next => has_next.then(|| format!("page-{}.html", number + 1)),
                 records => minijinja::Value::from_serialize(&records),
@@ -1184,48 +1288,48 @@ async fn write_page<W: AsyncWrite + Unpin>(
         .map_err(archive_error)
 }
 
-fn render_index(
-    env: &minijinja::Environment<'static>,
-    request: &RequestRecord,
-    plan: &Plan,
-    summaries: &[Summary],
-    disclosure: &Value,
-) -> Result<String, ExportError> {
-    env.get_template("index.html")
-        .and_then(|tpl| {
-            tpl.render(minijinja::context! {
-                lang => request.language.as_str(),
-                t => minijinja::Value::from_serialize(texts(request.language)),
-                request_id => request.id.to_string(),
-                generated_at => plan.generated_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-                period => plan.since.map(|s| json!({"from": s, "to": plan.asked_at})),
-                parts => plan.parts,
-                sources => minijinja::Value::from_serialize(summaries),
-                disclosure => minijinja::Value::from_serialize(disclosure),
-            })
-        })
-        .map_err(archive_error)
-}
-
 /// Writes the whole export (`part` none) or one part of it: the records (`data.json`, the pages
 /// and the index) go in the whole export and in part 1, each recording where the plan puts it.
+/// Returns how many records and files the export holds (for the whole export and part 1).
 async fn write_archive<S: Requests, P: PersonalData>(
     exporter: &Exporter<S, P>,
     request: &RequestRecord,
     plan: &Plan,
     part: Option<PartOf>,
-) -> Result<(), ExportError> {
+) -> Result<Option<u64>, ExportError> {
     let (zip_side, upload_side) = tokio::io::duplex(PIPE_BYTES);
     let key = export_key(request.id, part);
     let upload = upload_multipart(exporter.s3.clone(), exporter.target.clone(), key, upload_side);
     let number = part.map(PartOf::number);
     let produce = async {
         let mut zip = ZipFileWriter::with_tokio(zip_side);
+        let mut found = None;
         if number.is_none_or(|n| n == 1) {
             let env = templates()?;
-            let disclosure = write_data_json(exporter, request, plan, &mut zip).await?;
-            let summaries = write_pages(exporter, request, plan, &env, &mut zip).await?;
-            let index = render_index(&env, request, plan, &summaries, &disclosure)?;
+            let show = Show {
+                language: request.language,
+                calendar: &exporter.calendar,
+                words: Words::of(request.language)?,
+            };
+            // One numbering of other people for data.json and the pages.
+            let mut people = Pseudonyms::new(plan.own.iter().cloned());
+            let collected = write_data_json(exporter, request, plan, &mut people, &mut zip).await?;
+            found = Some(collected.records + collected.files);
+            let summaries = write_pages(exporter, request, plan, &show, &mut people, &env, &mut zip).await?;
+            let facts = Facts {
+                request,
+                map: &exporter.map,
+                generated_at: plan.generated_at,
+                window: plan.since.map(|since| (since, plan.asked_at)),
+                period: collected.period,
+                parts: plan.parts,
+                pseudonymised: people.people() > 0,
+                complaint: privacy_shared::mail::templates::complaint(request),
+            };
+            let index = env
+                .get_template("index.html")
+                .and_then(|tpl| tpl.render(overview::context(&show, &facts, &summaries)))
+                .map_err(archive_error)?;
             drop(summaries);
             zip.write_entry_whole(
                 ZipEntryBuilder::new("index.html".into(), Compression::Deflate),
@@ -1263,10 +1367,12 @@ async fn write_archive<S: Requests, P: PersonalData>(
         }
         let mut inner = zip.close().await.map_err(archive_error)?.into_inner();
         inner.shutdown().await.map_err(archive_error)?;
-        Ok::<(), ExportError>(())
+        Ok::<Option<u64>, ExportError>(found)
     };
     let (produced, uploaded) = tokio::join!(produce, upload);
-    produced.and(uploaded)
+    let found = produced?;
+    uploaded?;
+    Ok(found)
 }
 
 /// Reads the archive from the pipe in `PART_SIZE` parts and uploads them; aborts the upload on

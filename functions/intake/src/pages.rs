@@ -20,8 +20,9 @@ use privacy_shared::mail::templates::long_date;
 use privacy_shared::pages::{self, STYLE};
 use privacy_shared::store::{People, Requests, Secrets};
 
-use crate::submission::{FieldError, RawAgent, RawSubmission, Submission, correctable};
+use crate::{FieldError, RawAgent, RawSubmission, Submission};
 use crate::{IntakeError, accept, client_network};
+use privacy_shared::intake::correctable;
 
 const SCRIPT: &str = include_str!("../templates/center.js");
 const TEMPLATES: &[(&str, &str)] = &[
@@ -325,6 +326,7 @@ fn field_label(words: &Value, id: &str, kind: RequestKind, agent: bool) -> Strin
         "region" if agent => "region_label_agent",
         "region" => "region_label",
         "recipient" => "recipient_label",
+        "period_from" => "period_label",
         "details" => details_field(kind).map(|(label, _)| label).unwrap_or("details_label"),
         "agent_name" => "agent_name_label",
         "agent_email" => "agent_email_label",
@@ -427,6 +429,7 @@ fn allowed_field(name: &str) -> bool {
             | "name"
             | "region"
             | "recipient"
+            | "period_from"
             | "details"
             | "agent_name"
             | "agent_email"
@@ -471,8 +474,8 @@ pub(crate) async fn submit_form<S: Requests + Secrets + People, M: Mailer>(
             email: field("agent_email").unwrap_or_default(),
             relationship: field("agent_relationship").unwrap_or_default(),
         }),
-        // The law's default period; only the JSON API takes a shorter one.
-        period_from: None,
+        // Blank: the law's default period (CCPA: from 1 January 2022 on).
+        period_from: field("period_from"),
     };
     // What only the form asks: the free text staff need to judge, or something to correct.
     let mut page_problems = Vec::new();
@@ -492,8 +495,16 @@ pub(crate) async fn submit_form<S: Requests + Secrets + People, M: Mailer>(
         parsed => {
             let mut problems = parsed.err().unwrap_or_default();
             problems.extend(page_problems);
-            let order =
-                ["agent_name", "agent_email", "agent_relationship", "region", "email", "name", "recipient"];
+            let order = [
+                "agent_name",
+                "agent_email",
+                "agent_relationship",
+                "region",
+                "email",
+                "name",
+                "recipient",
+                "period_from",
+            ];
             problems
                 .sort_by_key(|p| order.iter().position(|o| *o == field_id(&p.field)).unwrap_or(order.len()));
             let filled = Filled { values, problems, unavailable: false };

@@ -184,6 +184,20 @@ async fn apply<S: MailEventStore, M: Mailer>(
                 record(store, request, Event::MailBounced, *at, reason).await?;
             }
             tracing::warn!(request_id, kind = kind_name, bounce = bounce.as_str(), "mail bounced");
+            // A recipient that cannot be reached has not been told (GDPR Art. 19): every bounce of
+            // its instruction is an alert, a soft one too (SES gave up on it).
+            if let (Some(request), Some(MessageKind::RecipientInstruction)) = (request, kind) {
+                let why = AnswerAlert::RecipientBounced { permanent };
+                let alert = events.templates.answer_alert(
+                    &events.staff,
+                    request.id,
+                    MessageKind::RecipientInstruction,
+                    why,
+                )?;
+                events.mailer.send(&alert).await?;
+                tracing::error!(request_id, "a recipient's instruction bounced; staff alerted");
+                return Ok(());
+            }
             // Last: should anything before fail, the retry sends no second alert.
             if let (true, Some(request), Some(answer)) = (permanent, request, kind.filter(|k| k.is_answer()))
             {

@@ -34,7 +34,9 @@ use privacy_shared::domain::{
     Actor, EmailAddress, Event, ExpiryReason, RequestRecord, Status, Transition, VerificationToken,
 };
 use privacy_shared::domain::{SourceTask, TaskChange, TaskState};
-use privacy_shared::mail::templates::{Digest, DigestRow, DigestSection, SourceRow, SourceSection};
+use privacy_shared::mail::templates::{
+    Digest, DigestRow, DigestSection, EarlierRequest, SourceRow, SourceSection,
+};
 use privacy_shared::mail::{MailError, Mailer, SesMailer, send_guarded};
 use privacy_shared::store::ledger::{Once, claim_all, once};
 use privacy_shared::store::{
@@ -438,6 +440,33 @@ async fn send_reminder<S: SweepStore, M: Mailer>(
     Ok(())
 }
 
+/// The person's earlier requests of the same kind, for the digest to flag a repetition. The
+/// index holds no address to find them by, so the request itself is read. Best effort: a line
+/// without the flag beats no digest, so a failed read is logged and shows none.
+async fn earlier_of<S: SweepStore, M: Mailer>(
+    deps: &Deps<S, M>,
+    id: privacy_shared::domain::RequestId,
+) -> Vec<EarlierRequest<'static>> {
+    let earlier = async {
+        let Some(record) = deps.store.get(id).await? else { return Ok(Vec::new()) };
+        privacy_shared::store::earlier_of_kind(&deps.store, &record).await
+    };
+    match earlier.await {
+        Ok(earlier) => earlier
+            .iter()
+            .map(|past| EarlierRequest {
+                id: past.id,
+                received_on: past.received_on,
+                status: past.status.as_str(),
+            })
+            .collect(),
+        Err(err) => {
+            tracing::warn!(request_id = %id, error = %err, "earlier requests not read for the digest");
+            Vec::new()
+        }
+    }
+}
+
 /// One digest for every line not reported before; the lines are claimed first and finished once
 /// the mail is accepted, or released if it is not.
 async fn send_digest<S: SweepStore, M: Mailer>(
@@ -476,26 +505,21 @@ async fn send_digest<S: SweepStore, M: Mailer>(
             Line::Request(..) => None,
         })
         .collect();
-    let rows: Vec<(DigestSection, DigestRow)> = claims
-        .acquired
-        .iter()
-        .filter_map(|(_, _, line)| match line {
-            Line::Request(section, r) => Some((section, r)),
-            Line::Source(_) => None,
-        })
-        .map(|(section, r)| {
-            let row = DigestRow {
-                request_id: r.id,
-                kind: r.kind,
-                regime: r.regime,
-                status: r.status,
-                due_on: r.due_on,
-                original_due_on: r.original_due_on,
-                acknowledge_by: r.acknowledge_by,
-            };
-            (*section, row)
-        })
-        .collect();
+    let mut rows: Vec<(DigestSection, DigestRow)> = Vec::new();
+    for (_, _, line) in &claims.acquired {
+        let Line::Request(section, r) = line else { continue };
+        let row = DigestRow {
+            request_id: r.id,
+            kind: r.kind,
+            regime: r.regime,
+            status: r.status,
+            due_on: r.due_on,
+            original_due_on: r.original_due_on,
+            acknowledge_by: r.acknowledge_by,
+            earlier: earlier_of(deps, r.id).await,
+        };
+        rows.push((*section, row));
+    }
     let digest = Digest {
         to: &sweeper.staff,
         date: today,

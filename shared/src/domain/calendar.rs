@@ -51,6 +51,11 @@ impl BusinessCalendar {
         Ok(BusinessCalendar { zone, zone_name, holidays })
     }
 
+    /// UTC, without holidays: for a worker that tells no dates (it reads no zone).
+    pub fn utc() -> BusinessCalendar {
+        BusinessCalendar { zone: TimeZone::UTC, zone_name: "UTC".to_owned(), holidays: BTreeSet::new() }
+    }
+
     pub fn zone_name(&self) -> &str {
         &self.zone_name
     }
@@ -63,6 +68,18 @@ impl BusinessCalendar {
             .map(|ts| self.zone.to_datetime(ts).date())
             .and_then(|d| NaiveDate::from_ymd_opt(i32::from(d.year()), d.month() as u32, d.day() as u32))
             .unwrap_or_else(|| at.date_naive())
+    }
+
+    /// The wall-clock date and time at `at` in the business time zone (to the second).
+    pub fn local_datetime(&self, at: DateTime<Utc>) -> chrono::NaiveDateTime {
+        jiff::Timestamp::new(at.timestamp(), 0)
+            .ok()
+            .map(|ts| self.zone.to_datetime(ts))
+            .and_then(|t| {
+                let date = NaiveDate::from_ymd_opt(i32::from(t.year()), t.month() as u32, t.day() as u32)?;
+                date.and_hms_opt(t.hour() as u32, t.minute() as u32, t.second() as u32)
+            })
+            .unwrap_or_else(|| at.naive_utc())
     }
 
     pub fn is_business_day(&self, day: NaiveDate) -> bool {
@@ -134,6 +151,15 @@ mod tests {
         let ts =
             TimeZone::get("Europe/Amsterdam").unwrap().to_ambiguous_timestamp(local).compatible().unwrap();
         DateTime::from_timestamp(ts.as_second(), 0).unwrap()
+    }
+
+    #[test]
+    fn a_moment_is_told_on_the_business_zones_clock_summer_and_winter() {
+        let cal = amsterdam("");
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let local = |s: &str| cal.local_datetime(at(s)).format("%Y-%m-%d %H:%M:%S").to_string();
+        assert_eq!(local("2026-10-02T09:00:30Z"), "2026-10-02 11:00:30", "summer time: UTC+2");
+        assert_eq!(local("2026-12-31T23:30:00Z"), "2027-01-01 00:30:00", "winter time: UTC+1, the next day");
     }
 
     fn gdpr_due(received: &str, cal: &BusinessCalendar) -> NaiveDate {

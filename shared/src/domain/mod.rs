@@ -2,11 +2,14 @@
 
 mod agent;
 mod calendar;
+mod channel;
 mod email;
 mod export;
 mod kind;
 mod language;
+mod record;
 mod region;
+mod report;
 mod request;
 mod source_task;
 mod staff;
@@ -17,11 +20,17 @@ mod transition;
 
 pub use agent::{Agent, Relationship, UnknownRelationship};
 pub use calendar::{BusinessCalendar, CalendarError, Deadlines};
+pub use channel::{Intake, OfflineChannel};
 pub use email::{EmailAddress, EmailError, SubjectKey};
 pub use export::{NoSuchPart, PartOf, export_key, export_plan_key, export_prefix};
 pub use kind::RequestKind;
 pub use language::Language;
+pub use record::{
+    Channel, ComplianceRecord, DenialBasis, MIN_RECORD_RETENTION_MONTHS, Outcome, OutsideSources, PartReason,
+    RecordRetention, RetentionTooShort,
+};
 pub use region::{Regime, Region, RegionError};
+pub use report::{CSV_HEADER, Figures, ReportRow, YearReport, records_csv};
 pub use request::{Actor, AuditEvent, ErasedSource, ErasureReceipt, RequestId, RequestRecord, Triage};
 pub use source_task::{
     ANSWER_MARGIN_DAYS, JobId, SourceOperation, SourceTask, StagedFile, TaskChange, TaskChangeError,

@@ -154,6 +154,10 @@ pub struct RequestRecord {
     /// Why it was closed (or, for a completion, the staff's note to the requester).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_reason: Option<String>,
+    /// A denial's coded basis: what the records keep (the reason above is free text for the
+    /// requester, and may quote them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denial_basis: Option<super::DenialBasis>,
     /// Set when staff mark the request excessive or repetitive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_estimate: Option<CostEstimate>,
@@ -175,6 +179,9 @@ pub struct RequestRecord {
     /// what was collected from this day on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period_from: Option<NaiveDate>,
+    /// How the request reached us (online unless staff entered it).
+    #[serde(default, skip_serializing_if = "super::Intake::is_web")]
+    pub intake: super::Intake,
     /// Self-service rectification: attribute -> corrected value, checked against the data map.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrections: Option<std::collections::BTreeMap<String, String>>,
@@ -184,6 +191,9 @@ pub struct RequestRecord {
     /// export in one piece (and every other request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export_parts: Option<u32>,
+    /// A completed export: how many records and files it holds (0: nothing was found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_found: Option<u64>,
     /// A mail budget was spent when this request came in: it gets no acknowledgement by mail
     /// (an opt-out is honoured all the same).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -223,6 +233,7 @@ impl RequestRecord {
             original_due_on: None,
             extension_reason: None,
             closed_reason: None,
+            denial_basis: None,
             cost_estimate: None,
             triage: None,
             referral_contact: None,
@@ -230,9 +241,11 @@ impl RequestRecord {
             recipient_confirmed_at: None,
             agent: None,
             period_from: None,
+            intake: super::Intake::Web,
             corrections: None,
             receipt: None,
             export_parts: None,
+            export_found: None,
             mail_withheld: false,
             updated_at: received_at,
         }
@@ -249,18 +262,21 @@ impl fmt::Debug for RequestRecord {
             .field("region", &self.region)
             .field("regime", &self.regime)
             .field("language", &self.language)
+            .field("channel", &self.intake.channel())
             .field("received_at", &self.received_at)
             .field("due_on", &self.due_on)
             .field("acknowledge_by", &self.acknowledge_by)
             .field("acknowledged_at", &self.acknowledged_at)
             .field("verified_at", &self.verified_at)
             .field("original_due_on", &self.original_due_on)
+            .field("denial_basis", &self.denial_basis)
             .field("cost_estimate", &self.cost_estimate)
             .field("triage", &self.triage)
             .field("recipient_confirmed_at", &self.recipient_confirmed_at)
             .field("agent", &self.agent)
             .field("receipt", &self.receipt)
             .field("export_parts", &self.export_parts)
+            .field("export_found", &self.export_found)
             .finish_non_exhaustive()
     }
 }

@@ -4,8 +4,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    CostEstimate, ErasureReceipt, Event, RequestKind, RequestRecord, StaffText, TokenHash, TransitionError,
-    Triage,
+    CostEstimate, DenialBasis, ErasureReceipt, Event, RequestKind, RequestRecord, StaffText, TokenHash,
+    TransitionError, Triage,
 };
 
 /// Why a request that was never verified was closed (kept in the audit trail and shown to staff).
@@ -34,10 +34,11 @@ pub const LIMIT_REASON: &str = "right_to_know_limit";
 /// How a request came to be done.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Completion {
-    /// The export exists; the completion notice carries its link.
-    Exported,
+    /// The export exists; the completion notice carries its link. `found`: how many records and
+    /// files it holds (none: the notice says that nothing was found).
+    Exported { found: u64 },
     /// A big export exists as `parts` numbered parts (two or more); the notice links each.
-    ExportedInParts { parts: u32 },
+    ExportedInParts { parts: u32, found: u64 },
     /// The person's data is gone; the receipt says what went where, and what was kept and why.
     Erased(ErasureReceipt),
     /// Self-service corrections were applied; the note tells the requester which.
@@ -75,8 +76,10 @@ pub enum Transition {
         until: NaiveDate,
         reason: StaffText,
     },
+    /// Refused, with a reason for the requester and a coded basis for the records.
     Deny {
         reason: StaffText,
+        basis: DenialBasis,
     },
     /// Manifestly unfounded or excessive: refused with the reason and what the work would cost.
     RejectExcessive {
@@ -113,14 +116,14 @@ impl Transition {
                 note.as_ref().map(|n| n.as_str().to_owned())
             }
             Transition::Extend { reason, .. }
-            | Transition::Deny { reason }
+            | Transition::Deny { reason, .. }
             | Transition::RejectExcessive { reason, .. } => Some(reason.as_str().to_owned()),
             Transition::Verify { .. }
             | Transition::Triage(_)
             | Transition::ConfirmRecipient { .. }
             | Transition::StartWork
             | Transition::Complete(
-                Completion::Exported | Completion::ExportedInParts { .. } | Completion::Erased(_),
+                Completion::Exported { .. } | Completion::ExportedInParts { .. } | Completion::Erased(_),
             ) => None,
         }
     }
@@ -174,7 +177,11 @@ impl RequestRecord {
                 return Err(refused());
             }
             Transition::Complete(Completion::Erased(receipt)) => next.receipt = Some(receipt.clone()),
-            Transition::Complete(Completion::ExportedInParts { parts }) => next.export_parts = Some(*parts),
+            Transition::Complete(Completion::Exported { found }) => next.export_found = Some(*found),
+            Transition::Complete(Completion::ExportedInParts { parts, found }) => {
+                next.export_parts = Some(*parts);
+                next.export_found = Some(*found);
+            }
             Transition::Extend { until, reason } => {
                 if self.original_due_on.is_some() {
                     return Err(refused());
@@ -184,11 +191,11 @@ impl RequestRecord {
                 next.extension_reason = Some(reason.as_str().to_owned());
             }
             Transition::RejectExcessive { estimate, .. } => next.cost_estimate = Some(estimate.clone()),
+            Transition::Deny { basis, .. } => next.denial_basis = Some(*basis),
             Transition::Expire(_)
             | Transition::RejectOverLimit
             | Transition::StartWork
-            | Transition::Complete(_)
-            | Transition::Deny { .. } => {}
+            | Transition::Complete(_) => {}
         }
         Ok(next)
     }
@@ -261,7 +268,7 @@ mod tests {
             (Status::PendingVerification, Transition::Expire(ExpiryReason::NotVerified), "not_verified"),
             (Status::Verified, Transition::RejectOverLimit, LIMIT_REASON),
             (Status::Verified, Transition::Refer { contact: None }, ENTERPRISE_REASON),
-            (Status::Verified, Transition::Deny { reason: text("No.") }, "No."),
+            (Status::Verified, Transition::Deny { reason: text("No."), basis: DenialBasis::Other }, "No."),
             (
                 Status::Verified,
                 Transition::Complete(Completion::Corrected { note: "Corrected: job title.".into() }),
@@ -335,18 +342,22 @@ mod tests {
             assert_eq!(done.status, Status::Completed, "{kind} is done by hand");
         }
         let exported = of(RequestKind::Access, Status::InProgress)
-            .apply(&Transition::Complete(Completion::Exported), now);
+            .apply(&Transition::Complete(Completion::Exported { found: 1 }), now);
         assert_eq!(exported.unwrap().status, Status::Completed, "the system's own completion still works");
     }
 
     #[test]
     fn an_export_completed_in_parts_keeps_how_many_and_one_in_one_piece_keeps_none() {
         let now = at("2026-12-01T10:00:00Z");
-        let whole = request(Status::InProgress).apply(&Transition::Complete(Completion::Exported), now);
-        assert_eq!(whole.unwrap().export_parts, None);
-        let parts = Transition::Complete(Completion::ExportedInParts { parts: 3 });
+        let nothing = Transition::Complete(Completion::Exported { found: 0 });
+        let whole = request(Status::InProgress).apply(&nothing, now).unwrap();
+        assert_eq!((whole.export_parts, whole.export_found), (None, Some(0)), "nothing found, and so said");
+        let parts = Transition::Complete(Completion::ExportedInParts { parts: 3, found: 12 });
         let done = request(Status::InProgress).apply(&parts, now).unwrap();
-        assert_eq!((done.status, done.export_parts), (Status::Completed, Some(3)));
+        assert_eq!(
+            (done.status, done.export_parts, done.export_found),
+            (Status::Completed, Some(3), Some(12))
+        );
         assert_eq!(parts.reason(), None, "nothing to tell beyond the links");
     }
 

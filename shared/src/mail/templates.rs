@@ -220,16 +220,7 @@ impl Templates {
         outside: &[OutsideTask<'_>],
         earlier: &[EarlierRequest<'_>],
     ) -> Result<OutgoingEmail, MailError> {
-        let earlier: Vec<Value> = earlier
-            .iter()
-            .map(|e| {
-                context! {
-                    request_id => e.id.to_string(),
-                    received_on => long_date(e.received_on, Language::En),
-                    status => e.status,
-                }
-            })
-            .collect();
+        let earlier = earlier_lines(earlier);
         let manual: Vec<Value> = outside
             .iter()
             .filter(|t| t.instructions.is_some())
@@ -459,6 +450,8 @@ pub struct DigestRow {
     pub due_on: NaiveDate,
     pub original_due_on: Option<NaiveDate>,
     pub acknowledge_by: Option<NaiveDate>,
+    /// The person's requests of the same kind in the 12 months before this one (GDPR Art. 12(5)).
+    pub earlier: Vec<EarlierRequest<'static>>,
 }
 
 pub struct Digest<'a> {
@@ -469,6 +462,20 @@ pub struct Digest<'a> {
     pub rows: &'a [(DigestSection, DigestRow)],
     /// Sources outside AWS that requests wait for.
     pub sources: &'a [SourceRow],
+}
+
+/// The earlier requests as the staff notice and the digest show them.
+fn earlier_lines(earlier: &[EarlierRequest<'_>]) -> Vec<Value> {
+    earlier
+        .iter()
+        .map(|e| {
+            context! {
+                request_id => e.id.to_string(),
+                received_on => long_date(e.received_on, Language::En),
+                status => e.status,
+            }
+        })
+        .collect()
 }
 
 /// A request of the same person and kind, received in the 12 months before the one the staff
@@ -660,6 +667,7 @@ impl Templates {
                         due_on => r.due_on.to_string(),
                         original_due_on => r.original_due_on.map(|d| d.to_string()),
                         acknowledge_by => r.acknowledge_by.map(|d| d.to_string()),
+                        earlier => earlier_lines(&r.earlier),
                     }
                 })
                 .collect();
@@ -761,6 +769,9 @@ pub enum AnswerAlert {
     SentToSuppressed(SuppressionCause),
     /// It bounced for good.
     Bounced,
+    /// A recipient's instruction (GDPR Art. 19) bounced, for good or not: the recipient was not
+    /// told, and staff must tell it another way.
+    RecipientBounced { permanent: bool },
 }
 
 impl Templates {
@@ -773,9 +784,10 @@ impl Templates {
         answer: MessageKind,
         why: AnswerAlert,
     ) -> Result<OutgoingEmail, MailError> {
-        let (case, cause) = match why {
-            AnswerAlert::SentToSuppressed(cause) => ("sent_to_suppressed", Some(cause.as_str())),
-            AnswerAlert::Bounced => ("bounced", None),
+        let (case, cause, permanent) = match why {
+            AnswerAlert::SentToSuppressed(cause) => ("sent_to_suppressed", Some(cause.as_str()), true),
+            AnswerAlert::Bounced => ("bounced", None, true),
+            AnswerAlert::RecipientBounced { permanent } => ("recipient_bounced", None, permanent),
         };
         let ctx = context! {
             lang => "en",
@@ -783,6 +795,7 @@ impl Templates {
             answer => answer.as_str().replace('_', " "),
             case,
             cause,
+            permanent,
         };
         let subject = self.render("answer_alert.subject.txt", ctx.clone())?.trim().to_owned();
         Ok(OutgoingEmail {
@@ -1133,6 +1146,26 @@ mod tests {
         let bounced = templates.answer_alert(&staff, id, MessageKind::Denied, AnswerAlert::Bounced).unwrap();
         assert!(bounced.text.contains("denied mail of privacy request"), "{}", bounced.text);
         assert!(bounced.html.contains("bounced for good"));
+        let recipient = templates
+            .answer_alert(
+                &staff,
+                id,
+                MessageKind::RecipientInstruction,
+                AnswerAlert::RecipientBounced { permanent: false },
+            )
+            .unwrap();
+        assert!(
+            recipient.subject.contains("recipient of the person's data was not reached"),
+            "{}",
+            recipient.subject
+        );
+        assert!(recipient.text.contains("has not been told"), "{}", recipient.text);
+        assert!(
+            !recipient.text.contains("for good"),
+            "a soft bounce is not called permanent: {}",
+            recipient.text
+        );
+        assert!(recipient.html.contains("Art. 19"));
     }
 
     fn exported(language: Language, export_parts: Option<u32>) -> RequestRecord {

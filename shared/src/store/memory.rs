@@ -19,6 +19,8 @@ use crate::domain::{
     SubjectKey, Transition,
 };
 
+mod records;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Effect {
     Claimed { until: i64 },
@@ -42,6 +44,8 @@ struct State {
     erasure_marks: HashMap<SubjectKey, ErasureMark>,
     /// Source tasks, and whether each is still on the sweep's list.
     tasks: HashMap<(RequestId, SourceOperation, String), (SourceTask, bool)>,
+    /// The records of requests, by year of receipt and sort key (`records`).
+    records: BTreeMap<records::RecordKey, crate::domain::ComplianceRecord>,
 }
 
 /// Clones share one store, as every function of a stack shares one table.
@@ -68,6 +72,7 @@ impl MemoryStore {
             && state.erasures.is_empty()
             && state.erasure_marks.is_empty()
             && state.tasks.is_empty()
+            && state.records.is_empty()
     }
 
     /// Everything stored, as text in a stable order (hashes in full): for tests that check that
@@ -114,6 +119,9 @@ impl MemoryStore {
         }
         for (subject, mark) in &state.erasure_marks {
             lines.push(format!("erasure_mark {} {mark:?}", subject.as_str()));
+        }
+        for ((year, sk), record) in &state.records {
+            lines.push(format!("record {year} {sk} {record:?}"));
         }
         lines.sort();
         lines.join("\n")
@@ -225,7 +233,7 @@ impl Requests for MemoryStore {
         }
         if matches!(
             change.transition,
-            Transition::Complete(Completion::Exported | Completion::ExportedInParts { .. })
+            Transition::Complete(Completion::Exported { .. } | Completion::ExportedInParts { .. })
         ) {
             let mark = state.erasure_marks.get(&current.email.subject_key());
             if mark.is_some_and(|m| m.overtakes(super::export_asked_at(current))) {

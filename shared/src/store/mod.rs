@@ -13,8 +13,8 @@ use std::future::Future;
 
 use crate::budget::BudgetCharge;
 use crate::domain::{
-    Actor, AuditEvent, ErasedSource, Event, Language, Regime, RequestId, RequestKind, RequestRecord,
-    SourceOperation, SourceTask, Status, SubjectKey, TokenHash, Transition, TransitionError,
+    Actor, AuditEvent, ComplianceRecord, ErasedSource, Event, Language, Regime, RequestId, RequestKind,
+    RequestRecord, SourceOperation, SourceTask, Status, SubjectKey, TokenHash, Transition, TransitionError,
 };
 
 pub use dynamo::{DUE_INDEX, DynamoStore, record_from_image, task_from_image};
@@ -146,8 +146,19 @@ impl Change {
     }
 }
 
-/// The audit event of a new request.
+/// The audit event of a new request: made by the requester online, or entered by a staff member,
+/// whose channel the reason names (`channel: phone`).
 pub fn submitted_event(request: &RequestRecord, reason: Option<&str>) -> AuditEvent {
+    let (actor, channel) = match &request.intake {
+        crate::domain::Intake::Web => (Actor::Requester, None),
+        crate::domain::Intake::Staff { channel, entered_by } => {
+            (Actor::Staff(entered_by.clone()), Some(format!("channel: {channel}")))
+        }
+    };
+    let reason = match (channel, reason) {
+        (Some(channel), Some(reason)) => Some(format!("{channel}; {reason}")),
+        (channel, reason) => channel.or(reason.map(str::to_owned)),
+    };
     AuditEvent {
         request_id: request.id,
         version: request.version,
@@ -155,8 +166,8 @@ pub fn submitted_event(request: &RequestRecord, reason: Option<&str>) -> AuditEv
         from: None,
         to: request.status,
         at: request.received_at,
-        actor: Actor::Requester,
-        reason: reason.map(str::to_owned),
+        actor,
+        reason,
     }
 }
 
@@ -710,6 +721,21 @@ pub trait SourceTasks: Send + Sync {
     fn retire_task(&self, task: &SourceTask) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// The de-identified records of requests (CCPA regulations §7101; [`ComplianceRecord`]), one
+/// per request, filed under the year of receipt. They are items of their own: an erasure and
+/// [`Requests::scrub_request`] leave them alone, and they expire after their retention.
+pub trait Records: Send + Sync {
+    /// Writes `record` unless the stored one was made from the same or a later version of the
+    /// request (a redelivered older image never overwrites a newer record): true when written.
+    fn put_record(&self, record: &ComplianceRecord) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The records of the requests received in `year`, in order of receipt.
+    fn records_of_year(
+        &self,
+        year: i32,
+    ) -> impl Future<Output = Result<Vec<ComplianceRecord>, StoreError>> + Send;
+}
+
 /// The sort key of an event that changes nothing: after the transition it follows (`version`),
 /// unique per event, moment and reason. The same event at the same moment with the same reason (a
 /// redelivered mail event) is one line; with another reason (two sources asked in one run) it is
@@ -755,10 +781,35 @@ pub async fn change_task<S: SourceTasks + ?Sized>(
     Err(StoreError::Conflict)
 }
 
-/// Every item family: what a function that touches them all (dispatch) asks for.
-pub trait RequestStore: Requests + Secrets + EffectLedger + DueIndex + People + ErasureLog {}
+/// The person's requests of the same kind as `record` received in the 12 months before it, as
+/// they stand now, oldest first: the facts staff weigh a "manifestly unfounded or excessive"
+/// request by (GDPR Art. 12(5)), in the staff notice and the digest.
+pub async fn earlier_of_kind<S: Requests + People + ?Sized>(
+    store: &S,
+    record: &RequestRecord,
+) -> Result<Vec<RequestRecord>, StoreError> {
+    let since = record.received_at - Duration::days(365);
+    let mut earlier = Vec::new();
+    for past in store.history(&record.email.subject_key()).await? {
+        let in_window = past.received_at > since && past.received_at <= record.received_at;
+        if past.id == record.id || past.kind != record.kind || !in_window {
+            continue;
+        }
+        earlier.extend(store.get(past.id).await?);
+    }
+    Ok(earlier)
+}
 
-impl<T: Requests + Secrets + EffectLedger + DueIndex + People + ErasureLog> RequestStore for T {}
+/// Every item family: what a function that touches them all (dispatch) asks for.
+pub trait RequestStore:
+    Requests + Secrets + EffectLedger + DueIndex + People + ErasureLog + SourceTasks + Records
+{
+}
+
+impl<T: Requests + Secrets + EffectLedger + DueIndex + People + ErasureLog + SourceTasks + Records>
+    RequestStore for T
+{
+}
 
 /// A transition that may lose a race.
 #[derive(Clone, Debug, PartialEq, Eq)]

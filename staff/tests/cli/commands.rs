@@ -268,3 +268,67 @@ fn help_never_shows_the_local_keys_value_from_the_environment() {
 fn the_command_line_definition_is_consistent() {
     Cli::command().debug_assert();
 }
+
+#[test]
+fn submit_posts_the_persons_fields_and_the_channel_to_the_requests() {
+    assert_eq!(
+        call(&[
+            "submit",
+            "--channel",
+            "phone",
+            "--email",
+            "pat@example.com",
+            "--kind",
+            "deletion",
+            "--region",
+            "US-CA"
+        ]),
+        post(
+            "/staff/requests",
+            json!({ "channel": "phone", "email": "pat@example.com", "kind": "deletion", "region": "US-CA" })
+        )
+    );
+    assert_eq!(
+        call(&[
+            "submit",
+            "--channel",
+            "in_person",
+            "--email",
+            "a@b.nl",
+            "--kind",
+            "access",
+            "--region",
+            "NL",
+            "--language",
+            "en",
+            "--name",
+            "Ann de Vries",
+            "--details",
+            "asked at the front desk",
+        ]),
+        post(
+            "/staff/requests",
+            json!({
+                "channel": "in_person", "email": "a@b.nl", "kind": "access", "region": "NL", "language": "en",
+                "name": "Ann de Vries", "details": "asked at the front desk",
+            })
+        )
+    );
+}
+
+#[test]
+fn deny_posts_the_coded_basis_when_one_is_given() {
+    assert_eq!(
+        call(&["deny", ID, "--reason", "kept for the tax office", "--basis", "legal_obligation"]),
+        post(
+            &format!("/staff/requests/{ID}/deny"),
+            json!({ "reason": "kept for the tax office", "basis": "legal_obligation" })
+        )
+    );
+}
+
+#[test]
+fn report_gets_the_years_figures_or_with_csv_its_records() {
+    assert_eq!(call(&["report", "--year", "2026"]), get("/staff/reports/2026"));
+    assert_eq!(call(&["report", "--year", "2026", "--csv"]), get("/staff/reports/2026/records"));
+}

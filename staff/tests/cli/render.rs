@@ -180,3 +180,39 @@ fn json_output_is_the_servers_json_pretty_printed() {
     assert!(text.starts_with("{\n  \"") && text.ends_with("}\n"), "{text}");
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), list_page());
 }
+
+#[test]
+fn a_request_entered_by_phone_prints_its_id_and_that_the_person_must_confirm_it() {
+    let submit =
+        command(&["submit", "--channel", "phone", "--email", "a@b.nl", "--kind", "access", "--region", "NL"]);
+    let text = render(&submit, &json!({ "request_id": ID, "status": "pending_verification" }));
+    assert!(text.starts_with(&format!("Entered request {ID} (received by phone).\n")), "{text}");
+    assert!(text.contains("Nothing happens until the person confirms it from their mailbox"), "{text}");
+    assert!(text.contains(&format!("staff show {ID}")), "{text}");
+    let opt_out = command(&[
+        "submit",
+        "--channel",
+        "post",
+        "--email",
+        "a@b.nl",
+        "--kind",
+        "unsubscribe",
+        "--region",
+        "NL",
+    ]);
+    let text = render(&opt_out, &json!({ "request_id": ID, "status": "completed" }));
+    assert!(text.contains("(received by post)") && text.contains("needs no confirmation"), "{text}");
+}
+
+#[test]
+fn a_request_staff_entered_shows_its_channel_and_who_entered_it() {
+    let mut request = full_request();
+    request["channel"] = json!("in_person");
+    request["entered_by"] = json!("arn:aws:iam::123456789012:user/kim");
+    let text = render(&command(&["show", OTHER]), &json!({ "request": request, "audit": [], "tasks": [] }));
+    assert!(line_with(&text, "Channel").contains("in_person, entered by arn:aws:iam::123456789012:user/kim"));
+    let mut online = full_request();
+    online["channel"] = json!("web");
+    let text = render(&command(&["show", OTHER]), &json!({ "request": online, "audit": [], "tasks": [] }));
+    assert!(line_with(&text, "Channel").contains("web") && !text.contains("entered by"));
+}

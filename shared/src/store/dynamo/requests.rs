@@ -261,7 +261,7 @@ impl Requests for DynamoStore {
             Transition::Extend { .. } => extra_condition = Some("attribute_not_exists(original_due_on)"),
             // Erasure wins: no export completes over an erasure of the person that began after
             // the request was verified (that erasure may have deleted the exports already).
-            Transition::Complete(Completion::Exported | Completion::ExportedInParts { .. }) => {
+            Transition::Complete(Completion::Exported { .. } | Completion::ExportedInParts { .. }) => {
                 items.push(no_erasure_since(&self.table, current)?)
             }
             Transition::Expire(_)

@@ -1,17 +1,18 @@
-//! What a person asks for, parsed at the edge: the same rules for the JSON API and the form, so
-//! the page can name each problem next to its field, in the page's language, and the API in its
-//! plain English message.
+//! What a person asks for, parsed at the edge: the same rules for the JSON API, the form and a
+//! request staff enter for someone, so the page can name each problem next to its field, in the
+//! page's language, and the APIs in their plain English message.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use privacy_shared::api::ApiError;
-use privacy_shared::domain::{
+use crate::api::ApiError;
+use crate::domain::{
     Agent, EmailAddress, EmailError, Language, Region, Relationship, RequestKind, has_control_chars,
 };
 
-/// The body fields `POST /requests` accepts; anything else is refused.
+/// The body fields `POST /requests` accepts (and `POST /staff/requests`, with the channel);
+/// anything else is refused.
 pub const FIELDS: &[&str] = &[
     "email",
     "kind",
@@ -35,7 +36,7 @@ pub const MAX_CORRECTION_CHARS: usize = 200;
 pub fn correctable() -> &'static [String] {
     static FIELDS: OnceLock<Vec<String>> = OnceLock::new();
     FIELDS.get_or_init(|| {
-        privacy_shared::datamap::DataMap::builtin()
+        crate::datamap::DataMap::builtin()
             .map(|map| map.correctable_fields().into_iter().map(|(_, field)| field.to_owned()).collect())
             .unwrap_or_default()
     })
@@ -131,8 +132,8 @@ impl Problem {
             Problem::AgentSelf => ("agent_self", None),
             Problem::Relationship => ("relationship", None),
             Problem::NothingToCorrect => ("nothing_to_correct", None),
-            // No page sends a period (only the JSON API takes one).
-            Problem::PeriodNotKnowRequest | Problem::PeriodStart => ("invalid", None),
+            Problem::PeriodNotKnowRequest => ("period_ccpa_only", None),
+            Problem::PeriodStart => ("period_start", None),
         }
     }
 }
@@ -274,9 +275,7 @@ impl Submission {
             None => None,
             Some(_)
                 if kind.is_some_and(|k| !matches!(k, RequestKind::Access | RequestKind::Portability))
-                    || region
-                        .as_ref()
-                        .is_some_and(|r| r.regime() != privacy_shared::domain::Regime::Ccpa) =>
+                    || region.as_ref().is_some_and(|r| r.regime() != crate::domain::Regime::Ccpa) =>
             {
                 problems.push(problem("period_from", Problem::PeriodNotKnowRequest));
                 None
@@ -390,4 +389,153 @@ fn optional_text(
         return None;
     }
     Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(email: &str, kind: &str, region: &str) -> RawSubmission {
+        RawSubmission {
+            email: email.into(),
+            kind: kind.into(),
+            region: region.into(),
+            ..RawSubmission::default()
+        }
+    }
+
+    /// What the JSON API answers: the first problem.
+    fn refused(raw: RawSubmission) -> ApiError {
+        ApiError::from(Submission::parse(raw).err().expect("refused").remove(0))
+    }
+
+    fn code_of(raw: RawSubmission) -> String {
+        let err = refused(raw);
+        format!("{}: {}", err.code, err.message)
+    }
+
+    #[test]
+    fn a_shorter_period_is_only_for_a_ccpa_request_to_know_and_starts_no_earlier_than_2022() {
+        let with = |kind: &str, region: &str, from: &str| {
+            let mut r = raw("a@b.nl", kind, region);
+            r.period_from = Some(from.into());
+            r
+        };
+        let ok = Submission::parse(with("access", "US-CA", "2026-01-01")).unwrap();
+        assert_eq!(ok.period_from, chrono::NaiveDate::from_ymd_opt(2026, 1, 1));
+        assert!(Submission::parse(with("portability", "us-ca", "2022-01-01")).is_ok(), "the earliest day");
+        for (kind, region, from, says) in [
+            ("access", "NL", "2026-01-01", "only for access and portability requests under the CCPA"),
+            ("deletion", "US-CA", "2026-01-01", "only for access and portability requests under the CCPA"),
+            ("access", "US-CA", "2021-12-31", "on or after 2022-01-01"),
+            ("access", "US-CA", "2026-02-30", "a date (YYYY-MM-DD)"),
+            ("access", "US-CA", "1 January 2026", "a date (YYYY-MM-DD)"),
+            ("access", "US-CA", "2026-1-1", "a date (YYYY-MM-DD)"),
+        ] {
+            assert!(code_of(with(kind, region, from)).contains(says), "{kind} {region} {from}");
+        }
+        assert_eq!(Submission::parse(raw("a@b.nl", "access", "US-CA")).unwrap().period_from, None);
+    }
+
+    #[test]
+    fn a_recipient_is_only_for_portability_and_must_be_someone_else() {
+        let mut ok = raw("a@b.nl", "portability", "NL");
+        ok.recipient = Some("new-provider@example.org".into());
+        assert_eq!(Submission::parse(ok).unwrap().recipient.unwrap().as_str(), "new-provider@example.org");
+        let mut wrong_kind = raw("a@b.nl", "access", "NL");
+        wrong_kind.recipient = Some("new-provider@example.org".into());
+        assert!(code_of(wrong_kind).contains("only for portability"));
+        let mut self_sent = raw("a@b.nl", "portability", "NL");
+        self_sent.recipient = Some("A@B.NL".into());
+        assert!(code_of(self_sent).contains("someone else"));
+        let mut bad = raw("a@b.nl", "portability", "NL");
+        bad.recipient = Some("not an address".into());
+        assert!(code_of(bad).contains("not a valid email address"));
+    }
+
+    #[test]
+    fn corrections_are_only_for_rectification_and_only_of_correctable_fields() {
+        let corrections = |pairs: &[(&str, &str)]| {
+            Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>())
+        };
+        let mut ok = raw("a@b.nl", "rectification", "NL");
+        ok.corrections = corrections(&[("job_title", "  Senior designer ")]);
+        assert_eq!(Submission::parse(ok).unwrap().corrections.unwrap()["job_title"], "Senior designer");
+        for (kind, pairs, expected) in [
+            ("access", vec![("job_title", "x")], "only for rectification"),
+            ("rectification", vec![("email", "x@y.z")], "may only correct"),
+            ("rectification", vec![("user_id", "u-x")], "may only correct"),
+            ("rectification", vec![("name", "")], "corrections.name"),
+            ("rectification", vec![("name", "a\nb")], "corrections.name"),
+            ("rectification", vec![], "1 to 10"),
+        ] {
+            let mut submission = raw("a@b.nl", kind, "NL");
+            submission.corrections = corrections(&pairs);
+            assert!(code_of(submission).contains(expected), "{kind} {pairs:?}");
+        }
+    }
+
+    #[test]
+    fn language_defaults_to_dutch_for_nl_and_english_elsewhere() {
+        assert_eq!(Submission::parse(raw("a@b.nl", "access", "NL")).unwrap().language, Language::Nl);
+        assert_eq!(Submission::parse(raw("a@b.de", "access", "DE")).unwrap().language, Language::En);
+        let mut explicit = raw("a@b.nl", "access", "NL");
+        explicit.language = Some("en".into());
+        assert_eq!(Submission::parse(explicit).unwrap().language, Language::En);
+    }
+
+    #[test]
+    fn blank_optional_text_is_dropped_and_long_text_refused() {
+        let mut r = raw("a@b.nl", "deletion", "NL");
+        r.name = Some("   ".into());
+        r.details = Some(" please delete ".into());
+        let s = Submission::parse(r).unwrap();
+        assert_eq!(s.name, None);
+        assert_eq!(s.details.as_deref(), Some("please delete"));
+        let mut long = raw("a@b.nl", "deletion", "NL");
+        long.name = Some("x".repeat(MAX_NAME_CHARS + 1));
+        assert_eq!(refused(long).code, "invalid_field");
+    }
+
+    #[test]
+    fn field_errors_name_the_field_not_the_value() {
+        let err = refused(raw("not-an-address", "access", "NL"));
+        assert_eq!(err.message, "`email` is not a valid email address.");
+        let err = refused(raw("a@b.nl", "forget-me", "NL"));
+        assert!(err.message.starts_with("`kind` must be one of access,"), "{}", err.message);
+        assert!(!err.message.contains("forget-me"));
+    }
+
+    #[test]
+    fn a_form_learns_every_problem_at_once_in_the_order_of_its_fields() {
+        let mut many = raw("not-an-address", "portability", "XX");
+        many.name = Some("x".repeat(MAX_NAME_CHARS + 1));
+        many.recipient = Some("nope".into());
+        let fields: Vec<String> =
+            Submission::parse(many).err().unwrap().into_iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["email", "region", "name", "recipient"]);
+    }
+
+    #[test]
+    fn an_agent_needs_a_name_their_own_address_and_a_known_relationship() {
+        let agent = |name: &str, email: &str, relationship: &str| {
+            let mut r = raw("person@example.nl", "access", "NL");
+            r.agent =
+                Some(RawAgent { name: name.into(), email: email.into(), relationship: relationship.into() });
+            r
+        };
+        let parsed =
+            Submission::parse(agent(" Agatha ", "agatha@agents.example", "authorised_agent")).unwrap();
+        let stored = parsed.agent.unwrap();
+        assert_eq!((stored.name.as_str(), stored.email.as_str()), ("Agatha", "agatha@agents.example"));
+        assert_eq!(parsed.email.as_str(), "person@example.nl", "the request stays the person's");
+        for (bad, field, message) in [
+            (agent("", "agatha@agents.example", "authorised_agent"), "agent.name", "is required"),
+            (agent("Agatha", "PERSON@example.nl", "authorised_agent"), "agent.email", "must differ"),
+            (agent("Agatha", "agatha@agents.example", "friend"), "agent.relationship", "must be one of"),
+        ] {
+            let err = refused(bad);
+            assert!(err.message.starts_with(&format!("`{field}` {message}")), "{}", err.message);
+        }
+    }
 }
