@@ -319,6 +319,8 @@ impl Templates {
             receipt_processors => receipt.map(|r| r.processors_instructed.iter().map(|p| p.replace('_', " ")).collect::<Vec<_>>().join(", ")).filter(|p| !p.is_empty()),
             receipt_recipients => receipt.map(|r| r.recipients_told.clone()).filter(|r| !r.is_empty()),
             child => record.triage.as_ref().is_some_and(|t| t.child) && record.kind != RequestKind::Deletion,
+            // An export that found nothing says so, instead of "your data is ready".
+            found_nothing => record.export_found == Some(0),
         };
         let label = match (lang, record.export_parts.is_some()) {
             (Language::En, false) => "Download my data",
@@ -1182,6 +1184,34 @@ mod tests {
             deadlines,
         );
         RequestRecord { status: Status::Completed, export_parts, ..record }
+    }
+
+    #[test]
+    fn an_export_that_found_nothing_says_so_plainly_in_both_languages_instead_of_data_ready() {
+        let link = "https://privacy.example.com/requests/r/download?token=abc";
+        let until = NaiveDate::from_ymd_opt(2026, 12, 28).unwrap();
+        let templates = Templates::new();
+        for (language, nothing, ready) in [
+            (Language::En, "We found no personal data linked to this email address", "Your data is ready"),
+            (
+                Language::Nl,
+                "geen persoonsgegevens gevonden die aan dit e-mailadres gekoppeld zijn",
+                "Uw gegevens staan klaar",
+            ),
+        ] {
+            let key = status_key();
+            let empty = RequestRecord { export_found: Some(0), ..exported(language, None) };
+            let mail = templates.completed(&empty, Some((link, until)), links(&key)).unwrap();
+            assert!(mail.text.contains(nothing) && !mail.text.contains(ready), "{}", mail.text);
+            assert!(
+                mail.text.contains(&format!("\n\n{link}\n\n")),
+                "the file still goes with it: {}",
+                mail.text
+            );
+            let found = RequestRecord { export_found: Some(12), ..exported(language, None) };
+            let mail = templates.completed(&found, Some((link, until)), links(&key)).unwrap();
+            assert!(mail.text.contains(ready) && !mail.text.contains(nothing), "{}", mail.text);
+        }
     }
 
     #[test]
