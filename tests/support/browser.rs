@@ -225,14 +225,28 @@ impl Browser {
         self.client.goto(url).await.unwrap();
     }
 
-    /// Waits until `css` matches an element; returns its text once it is shown.
+    /// Waits until `css` matches an element; returns its text once it is shown. An element the
+    /// page replaced between finding and reading it (a navigation still under way: found on the
+    /// page being left) is looked for again, on the page that replaced it.
     pub async fn shown(&self, css: &str) -> String {
-        let element = match self.client.wait().at_most(PATIENCE).for_element(Locator::Css(css)).await {
-            Ok(element) => element,
-            Err(e) => panic!("{css} never appeared ({e}); the page says: {}", self.text("body").await),
-        };
-        assert!(element.is_displayed().await.unwrap(), "{css} is in the page but not shown");
-        element.text().await.unwrap()
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let element = match self.client.wait().at_most(PATIENCE).for_element(Locator::Css(css)).await {
+                Ok(element) => element,
+                Err(e) => panic!("{css} never appeared ({e}); the page says: {}", self.text("body").await),
+            };
+            let read = async {
+                Ok::<_, fantoccini::error::CmdError>((element.is_displayed().await?, element.text().await?))
+            };
+            match read.await {
+                Ok((displayed, text)) => {
+                    assert!(displayed, "{css} is in the page but not shown");
+                    return text;
+                }
+                Err(e) if e.is_stale_element_reference() && std::time::Instant::now() < deadline => continue,
+                Err(e) => panic!("{css} could not be read: {e}"),
+            }
+        }
     }
 
     /// The text of the first element matching `css`; empty when there is none.
