@@ -174,20 +174,9 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
     values.iter().fold(template.to_owned(), |text, (name, value)| text.replace(&format!("{{{name}}}"), value))
 }
 
-/// Escapes what is special in HTML text and attribute values.
+/// Escapes what is special in HTML text and attribute values (the mail's escaping, one rule).
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    privacy_shared::mail::templates::escape_attribute(text)
 }
 
 /// One row of a record as a page shows it: the attribute's label, the value as HTML.

@@ -906,7 +906,7 @@ pub fn complaint(record: &RequestRecord) -> &'static str {
 }
 
 /// Escapes what is special in HTML text and quoted attributes.
-pub(crate) fn escape_attribute(text: &str) -> String {
+pub fn escape_attribute(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
