@@ -8,6 +8,7 @@ mod guard;
 mod memory;
 mod ses;
 pub mod templates;
+pub mod words;
 
 use std::collections::BTreeMap;
 use std::fmt;

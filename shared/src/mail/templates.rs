@@ -4,6 +4,8 @@
 use chrono::{Datelike, NaiveDate};
 use minijinja::{Environment, Value, context};
 
+use super::words::{agent_kind_label, court, relationship_label, words};
+pub use super::words::{complaint, kind_label};
 use super::{MailError, MailTags, MessageKind, OutgoingEmail};
 use crate::domain::{
     Audience, EmailAddress, Language, Regime, RequestId, RequestKind, RequestRecord, Status, StatusKey,
@@ -11,72 +13,8 @@ use crate::domain::{
 };
 use crate::store::SuppressionCause;
 
-macro_rules! templates {
-    ($($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../../templates/", $name)))),*]
-    };
-}
-
-const FILES: &[(&str, &str)] = templates![
-    "email_layout.html",
-    "verification.en.subject.txt",
-    "verification.en.txt",
-    "verification.en.html",
-    "verification.nl.subject.txt",
-    "verification.nl.txt",
-    "verification.nl.html",
-    "staff_notice.subject.txt",
-    "staff_notice.txt",
-    "staff_notice.html",
-    "completed.en.subject.txt",
-    "completed.en.txt",
-    "completed.nl.subject.txt",
-    "completed.nl.txt",
-    "referred.en.subject.txt",
-    "referred.en.txt",
-    "referred.nl.subject.txt",
-    "referred.nl.txt",
-    "limit.en.subject.txt",
-    "limit.en.txt",
-    "limit.nl.subject.txt",
-    "limit.nl.txt",
-    "recipient_confirmation.en.subject.txt",
-    "recipient_confirmation.en.txt",
-    "recipient_confirmation.nl.subject.txt",
-    "recipient_confirmation.nl.txt",
-    "recipient_delivery.en.subject.txt",
-    "recipient_delivery.en.txt",
-    "notice.html",
-    "reminder.en.subject.txt",
-    "reminder.en.txt",
-    "reminder.nl.subject.txt",
-    "reminder.nl.txt",
-    "extended.en.subject.txt",
-    "extended.en.txt",
-    "extended.nl.subject.txt",
-    "extended.nl.txt",
-    "denied.en.subject.txt",
-    "denied.en.txt",
-    "denied.nl.subject.txt",
-    "denied.nl.txt",
-    "excessive.en.subject.txt",
-    "excessive.en.txt",
-    "excessive.nl.subject.txt",
-    "excessive.nl.txt",
-    "digest.subject.txt",
-    "digest.txt",
-    "digest.html",
-    "answer_alert.subject.txt",
-    "answer_alert.txt",
-    "answer_alert.html",
-    "agent_notice.en.subject.txt",
-    "agent_notice.en.txt",
-    "agent_notice.nl.subject.txt",
-    "agent_notice.nl.txt",
-    "recipient_instruction.subject.txt",
-    "recipient_instruction.txt",
-    "recipient_instruction.html",
-];
+/// Every file under `shared/templates/mail/`, by its path there (see `build.rs`).
+pub(super) const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/mail_files.rs"));
 
 /// The template environment, built once per cold start.
 pub struct Templates {
@@ -157,7 +95,9 @@ impl Templates {
         let mut env = Environment::new();
         for (name, source) in FILES {
             // The sources are compiled in; a syntax error fails every test, never production.
-            env.add_template(name, source).expect("built-in template is valid");
+            if !name.ends_with(".yaml") {
+                env.add_template(name, source).expect("built-in template is valid");
+            }
         }
         Templates { env }
     }
@@ -169,6 +109,16 @@ impl Templates {
             .map_err(|e| MailError::Template(format!("{name}: {}", e.kind())))
     }
 
+    /// The close of every message that leaves the company: the team, who is responsible for the
+    /// data and where to write, and that we never ask for a password (phishing imitates our
+    /// mail). Added after the body: its text, and its paragraphs for the HTML layout.
+    fn sign(&self, body: &str, language: Language) -> Result<(String, Vec<String>), MailError> {
+        let footer = self.render(&format!("footer/{}.txt", language.as_str()), context! {})?;
+        let paragraphs =
+            footer.split("\n\n").map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect();
+        Ok((format!("{}\n\n{}\n", body.trim_end(), footer.trim_end()), paragraphs))
+    }
+
     pub fn verification(&self, email: &VerificationEmail<'_>) -> Result<OutgoingEmail, MailError> {
         let lang = email.language.as_str();
         // The page opens in the request's language; the secret stays in the fragment.
@@ -177,7 +127,7 @@ impl Templates {
             format!("{verify_page}#request_id={}&token={}", email.request_id, email.token.expose_secret());
         let status_link = email.status.requester(email.request_id, email.language);
         let subject =
-            self.render(&format!("verification.{lang}.subject.txt"), context! {})?.trim().to_owned();
+            self.render(&format!("verification/{lang}.subject.txt"), context! {})?.trim().to_owned();
         // minijinja's HTML escaping also encodes `/`; URLs read better escaped only where needed.
         let html_links = context! {
             link => Value::from_safe_string(escape_attribute(&link)),
@@ -200,10 +150,15 @@ impl Templates {
             agent_name => email.agent.map(|a| a.name.clone()),
             agent_relationship => email.agent.map(|a| relationship_label(a.relationship, email.language)),
         };
+        let (text, footer) =
+            self.sign(&self.render(&format!("verification/{lang}.txt"), ctx.clone())?, email.language)?;
         Ok(OutgoingEmail {
             to: email.to.clone(),
-            text: self.render(&format!("verification.{lang}.txt"), ctx.clone())?,
-            html: self.render(&format!("verification.{lang}.html"), context! { ..html_links, ..ctx })?,
+            text,
+            html: self.render(
+                &format!("verification/{lang}.html"),
+                context! { footer, ..context! { ..html_links, ..ctx } },
+            )?,
             subject,
             tags: MailTags::new(MessageKind::Verification, Some(email.request_id)),
         })
@@ -254,11 +209,11 @@ impl Templates {
             webhooks => webhooks.join(", "),
             earlier,
         };
-        let subject = self.render("staff_notice.subject.txt", ctx.clone())?.trim().to_owned();
+        let subject = self.render("staff_notice/en.subject.txt", ctx.clone())?.trim().to_owned();
         Ok(OutgoingEmail {
             to: to.clone(),
-            text: self.render("staff_notice.txt", ctx.clone())?,
-            html: self.render("staff_notice.html", context! { title => subject.clone(), ..ctx })?,
+            text: self.render("staff_notice/en.txt", ctx.clone())?,
+            html: self.render("staff_notice/en.html", context! { title => subject.clone(), ..ctx })?,
             subject,
             tags: MailTags::new(MessageKind::StaffNotice, Some(record.id)),
         })
@@ -322,12 +277,8 @@ impl Templates {
             // An export that found nothing says so, instead of "your data is ready".
             found_nothing => record.export_found == Some(0),
         };
-        let label = match (lang, record.export_parts.is_some()) {
-            (Language::En, false) => "Download my data",
-            (Language::En, true) => "Download this part",
-            (Language::Nl, false) => "Mijn gegevens downloaden",
-            (Language::Nl, true) => "Dit deel downloaden",
-        };
+        let button = &words(lang).button;
+        let label = if record.export_parts.is_some() { &button.download_part } else { &button.download };
         self.notice(MessageKind::Completed, record, ctx, Some(status), None, label)
     }
 
@@ -371,10 +322,7 @@ impl Templates {
             code => token.expose_secret(),
             valid_until => long_date(valid_until, record.language),
         };
-        let label = match record.language {
-            Language::En => "Confirm this recipient",
-            Language::Nl => "Deze ontvanger bevestigen",
-        };
+        let label = &words(record.language).button.confirm_recipient;
         let code = Some(token.expose_secret());
         self.notice(MessageKind::RecipientConfirmation, record, ctx, Some(status), code, label)
     }
@@ -389,7 +337,8 @@ impl Templates {
         until: NaiveDate,
     ) -> Result<OutgoingEmail, MailError> {
         let parts = part_links(record, Some(link));
-        let label = if parts.is_empty() { "Download the data" } else { "Download this part" };
+        let button = &words(Language::En).button;
+        let label = if parts.is_empty() { &button.download_theirs } else { &button.download_part };
         let ctx = context! {
             requester => record.email.as_str(),
             link,
@@ -546,10 +495,7 @@ impl Templates {
             verify_page,
             code => token.expose_secret(),
         };
-        let label = match record.language {
-            Language::En => "Confirm my request",
-            Language::Nl => "Mijn verzoek bevestigen",
-        };
+        let label = &words(record.language).button.confirm_request;
         self.notice(MessageKind::Reminder, record, ctx, Some(status), Some(token.expose_secret()), label)
     }
 
@@ -607,17 +553,18 @@ impl Templates {
         let name = kind.as_str();
         let lang = record.language.as_str();
         let status_link = status.map(|s| s.requester(record.id, record.language));
-        let subject = self.render(&format!("{name}.{lang}.subject.txt"), context! {})?.trim().to_owned();
+        let subject = self.render(&format!("{name}/{lang}.subject.txt"), context! {})?.trim().to_owned();
         let ctx = context! {
             request_id => record.id.to_string(),
             kind_label => kind_label(record.kind, record.language),
             regime => record.regime.as_str(),
             complaint => complaint(record),
+            court => court(record),
             status_link => status_link.clone(),
             ..extra
         };
-        let text = self.render(&format!("{name}.{lang}.txt"), ctx)?;
-        let paragraphs: Vec<Value> = text
+        let body = self.render(&format!("{name}/{lang}.txt"), ctx)?;
+        let paragraphs: Vec<Value> = body
             .split("\n\n")
             .map(str::trim)
             .filter(|p| !p.is_empty())
@@ -639,8 +586,11 @@ impl Templates {
                 }
             })
             .collect();
-        let html =
-            self.render("notice.html", context! { lang, title => subject.clone(), paragraphs, link_label })?;
+        let (text, footer) = self.sign(&body, record.language)?;
+        let html = self.render(
+            "notice.html",
+            context! { lang, title => subject.clone(), paragraphs, link_label, footer },
+        )?;
         Ok(OutgoingEmail {
             to: record.email.clone(),
             subject,
@@ -753,11 +703,11 @@ impl Templates {
             sections,
             source_sections,
         };
-        let subject = self.render("digest.subject.txt", ctx.clone())?.trim().to_owned();
+        let subject = self.render("digest/en.subject.txt", ctx.clone())?.trim().to_owned();
         Ok(OutgoingEmail {
             to: digest.to.clone(),
-            text: self.render("digest.txt", ctx.clone())?,
-            html: self.render("digest.html", context! { title => subject.clone(), ..ctx })?,
+            text: self.render("digest/en.txt", ctx.clone())?,
+            html: self.render("digest/en.html", context! { title => subject.clone(), ..ctx })?,
             subject,
             tags: MailTags::new(MessageKind::Digest, None),
         })
@@ -799,11 +749,11 @@ impl Templates {
             cause,
             permanent,
         };
-        let subject = self.render("answer_alert.subject.txt", ctx.clone())?.trim().to_owned();
+        let subject = self.render("answer_alert/en.subject.txt", ctx.clone())?.trim().to_owned();
         Ok(OutgoingEmail {
             to: to.clone(),
-            text: self.render("answer_alert.txt", ctx.clone())?,
-            html: self.render("answer_alert.html", context! { title => subject.clone(), ..ctx })?,
+            text: self.render("answer_alert/en.txt", ctx.clone())?,
+            html: self.render("answer_alert/en.html", context! { title => subject.clone(), ..ctx })?,
             subject,
             tags: MailTags::new(MessageKind::AnswerAlert, Some(request_id)),
         })
@@ -846,62 +796,19 @@ impl Templates {
             corrections => corrections.map(|c| c.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>()),
             note => record.closed_reason.clone(),
         };
-        let subject = self.render("recipient_instruction.subject.txt", ctx.clone())?.trim().to_owned();
+        let subject = self.render("recipient_instruction/en.subject.txt", ctx.clone())?.trim().to_owned();
+        let (text, footer) =
+            self.sign(&self.render("recipient_instruction/en.txt", ctx.clone())?, Language::En)?;
         Ok(OutgoingEmail {
             to: to.clone(),
-            text: self.render("recipient_instruction.txt", ctx.clone())?,
-            html: self.render("recipient_instruction.html", context! { title => subject.clone(), ..ctx })?,
+            text,
+            html: self.render(
+                "recipient_instruction/en.html",
+                context! { title => subject.clone(), footer, ..ctx },
+            )?,
             subject,
             tags: MailTags::new(MessageKind::RecipientInstruction, Some(record.id)),
         })
-    }
-}
-
-/// Where a requester can complain about a refusal or a delay, by regime and country.
-pub fn complaint(record: &RequestRecord) -> &'static str {
-    match (record.language, record.regime, record.region.as_str()) {
-        (Language::Nl, Regime::Gdpr, "NL") => {
-            "U heeft het recht een klacht in te dienen bij de Autoriteit Persoonsgegevens \
-             (autoriteitpersoonsgegevens.nl), of bij de toezichthouder van het land waar u woont of werkt, \
-             en om naar de rechter te stappen."
-        }
-        (Language::Nl, Regime::Gdpr, _) => {
-            "U heeft het recht een klacht in te dienen bij een toezichthoudende autoriteit voor \
-             gegevensbescherming, met name in het land waar u woont of werkt of waar de vermeende inbreuk \
-             plaatsvond, en om naar de rechter te stappen."
-        }
-        (Language::Nl, Regime::Ccpa, _) => {
-            "U kunt contact opnemen met de California Privacy Protection Agency (cppa.ca.gov) of de \
-             Attorney General van Californië (oag.ca.gov/privacy) als u vindt dat wij de wet niet naleven."
-        }
-        (Language::Nl, Regime::Other, _) => {
-            "U kunt een klacht indienen bij de toezichthouder voor gegevensbescherming in het land waar u woont."
-        }
-        (Language::En, Regime::Gdpr, "NL") => {
-            "You have the right to lodge a complaint with the Dutch Data Protection Authority (Autoriteit \
-             Persoonsgegevens, autoriteitpersoonsgegevens.nl) or with the supervisory authority of the \
-             country where you live or work, and to seek a remedy in court."
-        }
-        (Language::En, Regime::Gdpr, "GB") => {
-            "You have the right to lodge a complaint with the Information Commissioner's Office (ico.org.uk), \
-             and to seek a remedy in court."
-        }
-        (Language::En, Regime::Gdpr, "CH") => {
-            "You have the right to lodge a complaint with the Federal Data Protection and Information \
-             Commissioner (edoeb.admin.ch), and to seek a remedy in court."
-        }
-        (Language::En, Regime::Gdpr, _) => {
-            "You have the right to lodge a complaint with a data protection supervisory authority, in \
-             particular in the country where you live or work or where you believe the infringement took \
-             place, and to seek a remedy in court."
-        }
-        (Language::En, Regime::Ccpa, _) => {
-            "If you believe we have not complied with the law, you may contact the California Privacy \
-             Protection Agency (cppa.ca.gov) or the California Attorney General (oag.ca.gov/privacy)."
-        }
-        (Language::En, Regime::Other, _) => {
-            "You may lodge a complaint with the data protection authority of the country where you live."
-        }
     }
 }
 
@@ -919,53 +826,6 @@ pub fn escape_attribute(text: &str) -> String {
         }
     }
     out
-}
-
-/// Why an agent may act for the person, in words.
-fn relationship_label(relationship: crate::domain::Relationship, language: Language) -> &'static str {
-    use crate::domain::Relationship as R;
-    match (language, relationship) {
-        (Language::En, R::AuthorisedAgent) => "your authorised agent",
-        (Language::En, R::ParentOrGuardian) => "your parent or guardian",
-        (Language::En, R::LegalRepresentative) => "your legal representative",
-        (Language::Nl, R::AuthorisedAgent) => "uw gemachtigde",
-        (Language::Nl, R::ParentOrGuardian) => "uw ouder of voogd",
-        (Language::Nl, R::LegalRepresentative) => "uw wettelijk vertegenwoordiger",
-    }
-}
-
-/// A right named for the agent, about the person ("deletion of their personal data").
-fn agent_kind_label(kind: RequestKind, language: Language) -> String {
-    let label = kind_label(kind, language);
-    match language {
-        Language::En => label.replacen("your ", "their ", 1),
-        Language::Nl => label.replacen("uw ", "hun ", 1),
-    }
-}
-
-/// How each right is named in a sentence ("your request for …" / "uw verzoek om …").
-pub fn kind_label(kind: RequestKind, language: Language) -> &'static str {
-    use RequestKind as K;
-    match (language, kind) {
-        (Language::En, K::Access) => "access to your personal data",
-        (Language::En, K::Portability) => "a portable copy of your personal data",
-        (Language::En, K::Rectification) => "correction of your personal data",
-        (Language::En, K::Deletion) => "deletion of your personal data",
-        (Language::En, K::Restriction) => "restriction of the processing of your personal data",
-        (Language::En, K::Objection) => "an objection to the processing of your personal data",
-        (Language::En, K::WithdrawConsent) => "withdrawal of your consent",
-        (Language::En, K::OptOutOfSale) => "an opt-out of the sale of your personal data",
-        (Language::En, K::Unsubscribe) => "unsubscription from marketing email",
-        (Language::Nl, K::Access) => "inzage in uw persoonsgegevens",
-        (Language::Nl, K::Portability) => "overdracht van uw persoonsgegevens",
-        (Language::Nl, K::Rectification) => "correctie van uw persoonsgegevens",
-        (Language::Nl, K::Deletion) => "verwijdering van uw persoonsgegevens",
-        (Language::Nl, K::Restriction) => "beperking van de verwerking van uw persoonsgegevens",
-        (Language::Nl, K::Objection) => "bezwaar tegen de verwerking van uw persoonsgegevens",
-        (Language::Nl, K::WithdrawConsent) => "intrekking van uw toestemming",
-        (Language::Nl, K::OptOutOfSale) => "afmelding voor de verkoop van uw persoonsgegevens",
-        (Language::Nl, K::Unsubscribe) => "afmelding voor marketing-e-mail",
-    }
 }
 
 /// "28 December 2026" / "28 december 2026".
@@ -1025,9 +885,9 @@ impl Templates {
             status_link => link.clone(),
         };
         let subject =
-            self.render(&format!("agent_notice.{lang}.subject.txt"), ctx.clone())?.trim().to_owned();
-        let text = self.render(&format!("agent_notice.{lang}.txt"), ctx)?;
-        let paragraphs: Vec<Value> = text
+            self.render(&format!("agent_notice/{lang}.subject.txt"), ctx.clone())?.trim().to_owned();
+        let body = self.render(&format!("agent_notice/{lang}.txt"), ctx)?;
+        let paragraphs: Vec<Value> = body
             .split("\n\n")
             .map(str::trim)
             .filter(|p| !p.is_empty())
@@ -1038,9 +898,10 @@ impl Templates {
                 _ => context! { lines => p.lines().collect::<Vec<_>>() },
             })
             .collect();
+        let (text, footer) = self.sign(&body, record.language)?;
         let html = self.render(
             "notice.html",
-            context! { lang, title => subject.clone(), paragraphs, link_label => "" },
+            context! { lang, title => subject.clone(), paragraphs, link_label => "", footer },
         )?;
         Ok(Some(OutgoingEmail {
             to: agent.email.clone(),
