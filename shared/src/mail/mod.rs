@@ -9,6 +9,8 @@ mod memory;
 mod ses;
 pub mod templates;
 pub mod words;
+#[cfg(test)]
+mod catalogue;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,0 +1,347 @@
+//! Every message the system sends, rendered in both languages with realistic data, and read the
+//! way a reviewer would: nothing left unfilled, no code or ISO date where a reader expects words,
+//! no English in a Dutch text, and the footer (controller, contact, password warning) on every
+//! message that leaves the company. A new message gets an entry in `every_message`.
+
+use chrono::{DateTime, NaiveDate};
+
+use super::OutgoingEmail;
+use super::templates::{AgentStage, Instruction, StatusLinks, Templates, VerificationEmail};
+use crate::domain::{
+    Agent, CostEstimate, Deadlines, EmailAddress, ErasedSource, ErasureReceipt, Language, Region,
+    Relationship, RequestId, RequestKind, RequestRecord, Status, StatusKey, Triage, VerificationToken,
+};
+
+const BASE: &str = "https://privacy.example.com";
+const DOWNLOAD: &str = "https://privacy.example.com/requests/r/download?token=abc";
+
+fn key() -> StatusKey {
+    StatusKey::parse("a-status-link-key-for-the-catalogue-only").unwrap()
+}
+
+fn day(m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, m, d).unwrap()
+}
+
+/// A request of `kind` from someone in `region`, received on 2 November 2026 and due a month on.
+pub(super) fn request(language: Language, kind: RequestKind, region: &str) -> RequestRecord {
+    let at = DateTime::parse_from_rfc3339("2026-11-02T09:30:00Z").unwrap().to_utc();
+    let region = Region::parse(region).unwrap();
+    let deadlines = Deadlines { received_on: day(11, 2), due_on: day(12, 2), acknowledge_by: None };
+    let record = RequestRecord::received(
+        RequestId::generate(),
+        kind,
+        region,
+        language,
+        EmailAddress::parse("jan.jansen@example.nl").unwrap(),
+        at,
+        deadlines,
+    );
+    RequestRecord { status: Status::Completed, name: Some("Jan Jansen".to_owned()), ..record }
+}
+
+/// Every message, by a name for the failure message, as a reader in `language` gets it.
+pub(super) fn every_message(language: Language) -> Vec<(String, OutgoingEmail)> {
+    let key = key();
+    let links = StatusLinks { key: &key, public_base_url: BASE };
+    let t = Templates::new();
+    let token = VerificationToken::generate();
+    let mut out: Vec<(String, OutgoingEmail)> = Vec::new();
+    let mut add = |name: &str, mail: Result<OutgoingEmail, super::MailError>| {
+        out.push((name.to_owned(), mail.unwrap_or_else(|e| panic!("{name}: {e}"))));
+    };
+
+    let access = request(language, RequestKind::Access, "NL");
+    let agent = Agent {
+        name: "Mr. Example Agent".to_owned(),
+        email: EmailAddress::parse("agent@example.org").unwrap(),
+        relationship: Relationship::AuthorisedAgent,
+    };
+    for (name, regime_region, with_agent) in
+        [("verification", "NL", false), ("verification (CCPA, by an agent)", "US-CA", true)]
+    {
+        let record = request(language, RequestKind::Deletion, regime_region);
+        add(
+            name,
+            t.verification(&VerificationEmail {
+                to: &record.email,
+                language,
+                request_id: record.id,
+                kind: record.kind,
+                regime: record.regime,
+                received_on: record.received_on,
+                due_on: record.due_on,
+                token: &token,
+                valid_hours: 24,
+                public_base_url: BASE,
+                status: links,
+                agent: with_agent.then_some(&agent),
+            }),
+        );
+    }
+    add("reminder", t.reminder(&access, &token, day(11, 16), links));
+
+    let found = RequestRecord { export_found: Some(57), ..access.clone() };
+    add("completed access", t.completed(&found, Some((DOWNLOAD, day(12, 9))), links));
+    let parts = RequestRecord { export_parts: Some(3), export_found: Some(5000), ..access.clone() };
+    add("completed access in parts", t.completed(&parts, Some((DOWNLOAD, day(12, 9))), links));
+    let nothing = RequestRecord { export_found: Some(0), ..access.clone() };
+    add("completed access, nothing found", t.completed(&nothing, Some((DOWNLOAD, day(12, 9))), links));
+    let child = RequestRecord { triage: Some(Triage { has_account: true, child: true }), ..found.clone() };
+    add("completed access of a child", t.completed(&child, Some((DOWNLOAD, day(12, 9))), links));
+
+    let erased =
+        RequestRecord { receipt: Some(erasure_receipt()), ..request(language, RequestKind::Deletion, "NL") };
+    add("completed deletion", t.completed(&erased, None, links));
+    let erased_nothing = RequestRecord {
+        receipt: Some(ErasureReceipt::default()),
+        ..request(language, RequestKind::Deletion, "DE")
+    };
+    add("completed deletion, nothing found", t.completed(&erased_nothing, None, links));
+    for kind in [RequestKind::Unsubscribe, RequestKind::OptOutOfSale] {
+        let region = if kind == RequestKind::OptOutOfSale { "US-CA" } else { "NL" };
+        add(
+            &format!("completed {}", kind.as_str()),
+            t.completed(&request(language, kind, region), None, links),
+        );
+    }
+    let corrected = RequestRecord {
+        closed_reason: Some("Uw achternaam is gecorrigeerd in uw account.".to_owned()),
+        ..request(language, RequestKind::Rectification, "NL")
+    };
+    add("completed rectification", t.completed(&corrected, None, links));
+
+    let extended = RequestRecord {
+        status: Status::InProgress,
+        original_due_on: Some(day(12, 2)),
+        due_on: NaiveDate::from_ymd_opt(2027, 2, 2).unwrap(),
+        extension_reason: Some("Een externe bron moet nog antwoorden.".to_owned()),
+        ..access.clone()
+    };
+    add("extended", t.extended(&extended, links));
+    for (kind, region) in [
+        (RequestKind::Access, "NL"),
+        (RequestKind::Rectification, "NL"),
+        (RequestKind::Deletion, "US-CA"),
+        (RequestKind::Objection, "BE"),
+    ] {
+        let denied = RequestRecord {
+            status: Status::Denied,
+            closed_reason: Some("Wij kunnen niet vaststellen dat dit account van u is.".to_owned()),
+            ..request(language, kind, region)
+        };
+        add(&format!("denied {} ({region})", kind.as_str()), t.denied(&denied, links));
+    }
+    let excessive = RequestRecord {
+        status: Status::Rejected,
+        closed_reason: Some("Dit is het vierde gelijke verzoek in drie maanden.".to_owned()),
+        cost_estimate: Some(CostEstimate::parse("25.00", "EUR").unwrap()),
+        ..access.clone()
+    };
+    add("excessive", t.excessive(&excessive, links));
+    let referred = RequestRecord {
+        status: Status::Referred,
+        referral_contact: Some("it-beheer@voorbeeld-klant.nl".to_owned()),
+        ..access.clone()
+    };
+    add("referred", t.referred(&referred, links));
+    let limit = RequestRecord { status: Status::Rejected, ..request(language, RequestKind::Access, "US-CA") };
+    add("limit", t.limit_reached(&limit, links));
+
+    let portable = RequestRecord {
+        status: Status::Verified,
+        recipient: Some(EmailAddress::parse("import@nieuwe-dienst.example").unwrap()),
+        ..request(language, RequestKind::Portability, "NL")
+    };
+    add("recipient confirmation", t.recipient_confirmation(&portable, &token, day(11, 10), links));
+
+    let with_agent = RequestRecord { agent: Some(agent.clone()), ..access.clone() };
+    for stage in [
+        AgentStage::Received,
+        AgentStage::Verified,
+        AgentStage::Extended,
+        AgentStage::Completed,
+        AgentStage::Decided,
+        AgentStage::Expired,
+    ] {
+        let mail = t.agent_notice(&with_agent, stage, links).map(|m| m.expect("an agent's request"));
+        add(&format!("agent notice {}", stage.as_str()), mail);
+    }
+    out
+}
+
+/// Messages that go to a third party in English whatever the requester's language.
+pub(super) fn english_only() -> Vec<(String, OutgoingEmail)> {
+    let t = Templates::new();
+    let record = RequestRecord {
+        recipient: Some(EmailAddress::parse("import@nieuwe-dienst.example").unwrap()),
+        ..request(Language::Nl, RequestKind::Portability, "NL")
+    };
+    let recipient = record.recipient.clone().unwrap();
+    let processor = EmailAddress::parse("privacy@processor.example").unwrap();
+    vec![
+        (
+            "recipient delivery".to_owned(),
+            t.recipient_delivery(&record, &recipient, DOWNLOAD, day(12, 9)).unwrap(),
+        ),
+        (
+            "recipient instruction".to_owned(),
+            t.recipient_instruction(&processor, "Example CRM", &record, &["crm"], Instruction::Erase)
+                .unwrap(),
+        ),
+    ]
+}
+
+fn erasure_receipt() -> ErasureReceipt {
+    ErasureReceipt {
+        sources: vec![
+            ErasedSource {
+                source: "accounts".to_owned(),
+                description: "Your Lifesize account.".to_owned(),
+                categories: vec!["identifiers".to_owned(), "contact_data".to_owned()],
+                deleted: 1,
+                anonymised: 0,
+                kept_because: None,
+            },
+            ErasedSource {
+                source: "call_records".to_owned(),
+                description: "Records of calls and meetings.".to_owned(),
+                categories: vec!["usage_data".to_owned()],
+                deleted: 0,
+                anonymised: 14,
+                kept_because: Some("Needed to settle disputed invoices.".to_owned()),
+            },
+        ],
+        exports_deleted: 1,
+        processors_instructed: vec!["service_providers".to_owned()],
+        recipients_told: vec!["Example CRM".to_owned()],
+    }
+}
+
+/// Words that give away English in a Dutch text. Whole words, lower case.
+const ENGLISH: &[&str] = &[
+    "the",
+    "your",
+    "you",
+    "we",
+    "and",
+    "request",
+    "please",
+    "hello",
+    "dear",
+    "deleted",
+    "kept",
+    "reason",
+    "reference",
+    "days",
+    "until",
+    "confirm",
+    "here",
+    "part",
+    "none",
+    // Informal: a Dutch letter from a company opens formally or neutrally.
+    "hallo",
+];
+
+/// What a text looks like with its links, file names and secret codes taken out (they hold
+/// codes and English paths by design).
+fn prose(text: &str) -> String {
+    text.split_whitespace()
+        .filter(|w| !w.contains("://") && !w.contains('@') && !w.contains('/') && w.chars().count() < 30)
+        .filter(|w| !w.trim_end_matches(['.', ',', ')', ':', ';']).contains('.'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric() && c != '_' && c != '-').map(str::to_lowercase)
+}
+
+fn iso_date(text: &str) -> Option<&str> {
+    let b = text.as_bytes();
+    (0..b.len().saturating_sub(9)).find_map(|i| {
+        let s = &b[i..i + 10];
+        let shape =
+            s.iter().enumerate().all(|(j, c)| if j == 4 || j == 7 { *c == b'-' } else { c.is_ascii_digit() });
+        shape.then(|| &text[i..i + 10])
+    })
+}
+
+fn check(name: &str, language: Language, mail: &OutgoingEmail) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut fail = |what: String| problems.push(format!("{name} ({}): {what}", language.as_str()));
+    for (part, body) in [("subject", &mail.subject), ("text", &mail.text), ("html", &mail.html)] {
+        for leftover in ["{{", "{%", "}}", "undefined", "None", "[]"] {
+            if body.contains(leftover) {
+                fail(format!("{part} has {leftover:?}"));
+            }
+        }
+        let readable = prose(body);
+        if let Some(date) = iso_date(&readable) {
+            fail(format!("{part} has the unformatted date {date}"));
+        }
+        if let Some(code) = words(&readable).find(|w| w.contains('_')) {
+            fail(format!("{part} has the code {code:?}"));
+        }
+        for amount in ["25.00 EUR", "EUR 25", "25.00EUR"] {
+            if readable.contains(amount) {
+                fail(format!("{part} has the unformatted amount {amount:?}"));
+            }
+        }
+        if language == Language::Nl && part != "html" {
+            if let Some(word) = words(&readable).find(|w| ENGLISH.contains(&w.as_str())) {
+                fail(format!("{part} has the English (or informal) word {word:?}: {readable}"));
+            }
+        }
+    }
+    for must in ["Lifesize, Inc.", "privacy@lifesize.com"] {
+        if !mail.text.contains(must) || !mail.html.contains(must) {
+            fail(format!("no {must:?} in the footer"));
+        }
+    }
+    let password = match language {
+        Language::En => "never ask for your password",
+        Language::Nl => "nooit per e-mail om uw wachtwoord",
+    };
+    if !mail.text.contains(password) || !mail.html.contains(password) {
+        fail("no password warning".to_owned());
+    }
+    problems
+}
+
+#[test]
+fn every_message_reads_right_in_both_languages() {
+    let mut problems = Vec::new();
+    for language in [Language::En, Language::Nl] {
+        let messages = every_message(language);
+        assert!(messages.len() >= 27, "the catalogue covers every message: {}", messages.len());
+        for (name, mail) in &messages {
+            problems.extend(check(name, language, mail));
+        }
+    }
+    for (name, mail) in english_only() {
+        problems.extend(check(&name, Language::En, &mail));
+    }
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}
+
+#[test]
+fn the_check_catches_english_in_dutch_an_iso_date_a_code_and_a_missing_footer() {
+    let mail = OutgoingEmail {
+        to: EmailAddress::parse("jan.jansen@example.nl").unwrap(),
+        subject: "Uw verzoek".to_owned(),
+        text: "Uw request van 2026-11-02 over contact_data.".to_owned(),
+        html: "<p>Uw verzoek</p>".to_owned(),
+        tags: super::MailTags::new(super::MessageKind::Completed, None),
+    };
+    let problems = check("sample", Language::Nl, &mail).join("\n");
+    for expected in [
+        "word \"request\"",
+        "unformatted date 2026-11-02",
+        "code \"contact_data\"",
+        "footer",
+        "password",
+    ] {
+        assert!(problems.contains(expected), "{expected}: {problems}");
+    }
+}
