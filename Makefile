@@ -1,4 +1,4 @@
-.PHONY: dev test fuzz mailbox sweep staff bench bench-export bench-sweep bench-local bench-e2e build deploy-check chaos redrive
+.PHONY: dev test fuzz mail-preview mailbox sweep staff bench bench-export bench-sweep bench-local bench-e2e build deploy-check chaos redrive
 
 # Bring up the whole local stack: emulator, resources, functions on 127.0.0.1:9000.
 dev:
@@ -11,6 +11,10 @@ test:
 # Fuzz the JSON edge, the email parser and the data map loader (libFuzzer, nightly), FUZZ_SECONDS each.
 fuzz:
 	dev/bin/fuzz
+
+# Write every message the system sends, in English and Dutch, to target/mail/ for review.
+mail-preview:
+	dev/bin/mail-preview
 
 # Print the mail the local emulator received (optionally: make mailbox TO=someone@example.com).
 mailbox:

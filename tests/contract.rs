@@ -474,6 +474,19 @@ async fn a_request_shows_its_triage_recipient_corrections_referral_and_receipt_a
         exports_deleted: 1,
         processors_instructed: vec!["service_providers".into()],
         recipients_told: vec!["Nimbus Hosting B.V. (hosting and storage)".into()],
+        wording: Some(privacy_shared::domain::ReceiptWording {
+            language: privacy_shared::domain::Language::Nl,
+            sources: vec![privacy_shared::domain::SourceWording {
+                source: "call_detail_records".into(),
+                label: "Gesprekken".into(),
+                categories: vec!["Gespreksgegevens".into()],
+                unit: privacy_shared::domain::ErasedUnit::Record,
+                kept_reason: Some("Bewaard voor betwiste facturen.".into()),
+                legal_basis: Some("Artikel 17, derde lid, onder e, AVG.".into()),
+            }],
+            processors: vec!["Dienstverleners die in onze opdracht werken".into()],
+            recipients: vec!["Nimbus Hosting B.V. (hosting en opslag)".into()],
+        }),
     };
     system_change(&stack, erased, Transition::Complete(Completion::Erased(receipt))).await;
     let shown = show(erased).await;
@@ -486,9 +499,14 @@ async fn a_request_shows_its_triage_recipient_corrections_referral_and_receipt_a
         json!({"email": unique_address("contract-refer"), "kind": "access", "region": "GB"}),
     )
     .await;
-    let refer = Transition::Refer { contact: Some("it-admin@acme.example".into()) };
+    let refer = Transition::Refer {
+        customer: Some("Acme Corp".into()),
+        contact: Some("it-admin@acme.example".into()),
+    };
     system_change(&stack, referred, refer).await;
-    assert_eq!(show(referred).await["request"]["referral_contact"], "it-admin@acme.example");
+    let shown = show(referred).await;
+    assert_eq!(shown["request"]["referral_contact"], "it-admin@acme.example");
+    assert_eq!(shown["request"]["referral_customer"], "Acme Corp");
 
     // An opt-out: completed at once, never verified.
     let (_, opt_out) =

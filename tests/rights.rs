@@ -299,15 +299,28 @@ async fn an_erasure_removes_one_person_out_of_several_and_the_receipt_says_what_
 
     let mail = world.mail_about("alice@example.com", deletion).await;
     assert_eq!(mail.subject, "Uw privacyverzoek is afgehandeld");
+    // In Dutch throughout: the data map's words for each source, with units and the law a kept
+    // record rests on, and the record of the request.
     for expected in [
         "Wat wij hebben verwijderd",
+        "<li style=\"margin-bottom:8px;\">Opnamen: 2 bestanden verwijderd.",
         "Wat wij hebben bewaard, en waarom",
-        "25 months",
-        "dienstverleners",
-        "1 eerder",
+        "<li style=\"margin-bottom:8px;\">Gesprekken: 3 records bewaard, niet meer aan u gekoppeld.",
+        "25 maanden na elk gesprek",
+        "Rechtsgrond: Artikel 17, derde lid, onder e, AVG",
+        "dienstverleners die in onze opdracht werken",
+        "Nimbus Hosting B.V. (hosting en opslag)",
+        "de kopie van uw gegevens verwijderd die wij eerder voor u hadden klaargezet",
+        "Wij bewaren 24 maanden een vastlegging van dit verzoek",
     ] {
         assert!(mail.body.contains(expected), "{expected}: {}", mail.body);
     }
+    for english in ["25 months", "Records of", "service providers", "contact_data", "Call detail records"] {
+        assert!(!mail.body.contains(english), "{english}: {}", mail.body);
+    }
+    let wording = receipt.wording.as_ref().expect("the receipt keeps its words");
+    assert_eq!(wording.language, privacy_shared::domain::Language::Nl);
+    assert_eq!(wording.source("recordings").map(|s| s.unit), Some(privacy_shared::domain::ErasedUnit::File));
     let trail = world.stack.deps().store.audit_trail(deletion).await.unwrap();
     let events: Vec<Event> = trail.iter().map(|e| e.event).collect();
     assert_eq!(
@@ -490,8 +503,78 @@ async fn an_enterprise_managed_account_is_referred_to_its_administrator() {
     let mail = world.stack.mail_to("dave@acme.example").await.pop().unwrap();
     assert_eq!(mail.subject, "Your privacy request: please ask your organisation");
     assert!(mail.body.contains("it-admin@acme.example"), "{}", mail.body);
+    assert!(mail.body.contains("managed by your organisation, Acme Corp,"), "named: {}", mail.body);
+    assert_eq!(record.referral_customer.as_deref(), Some("Acme Corp"));
     assert!(mail.body.contains("Information Commissioner"), "where to complain");
     assert!(world.stack.mail_to(&world.staff).await.is_empty(), "no task for the staff");
+}
+
+#[tokio::test]
+async fn a_referred_deletion_still_erases_the_companys_own_marketing_data_and_tells_its_recipients_once() {
+    let mut world = world().await;
+    // Dave's account is his employer's (Acme Corp manages it); his newsletter subscription and
+    // seminar registration are the company's own, kept for its own marketing.
+    let marketing = world.map.source("marketing").unwrap().clone();
+    let privacy_shared::datamap::Location::Table { table, .. } = &marketing.location else { panic!() };
+    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_owned());
+    world
+        .stack
+        .dynamo
+        .put_item()
+        .table_name(table)
+        .item("email", s("dave@acme.example"))
+        .item("source", s("seminar"))
+        .item("subscribed_at", s("2026-05-01T10:00:00Z"))
+        .send()
+        .await
+        .unwrap();
+    let before = world.holdings("dave@acme.example", "u-dave").await;
+    assert!(before.contains(&("marketing".to_owned(), 1)), "{before:?}");
+
+    let id = world
+        .verified(json!({"email": "dave@acme.example", "kind": "deletion", "region": "NL", "language": "nl"}))
+        .await;
+    // Every stream record is delivered twice.
+    world.drain().await;
+
+    let record = world.record(id).await;
+    assert_eq!(record.status, Status::Referred);
+    let after = world.holdings("dave@acme.example", "u-dave").await;
+    for (source, count) in &after {
+        let expected =
+            if source == "marketing" { 0 } else { before.iter().find(|(s, _)| s == source).unwrap().1 };
+        assert_eq!(*count, expected, "{source}: the customer's data is theirs to decide on; ours goes");
+    }
+    for recipient in ["dpo@postvak-mailing.example", "privacy@summit-partners.example"] {
+        let told: Vec<_> = (world.stack.mail_to(recipient).await.into_iter())
+            .filter(|m| m.body.contains(&id.to_string()))
+            .collect();
+        assert_eq!(told.len(), 1, "{recipient} is told once (GDPR Art. 19)");
+        assert!(told[0].body.contains("erase") && !told[0].body.contains("enterprise_managed"));
+    }
+    assert!(
+        (world.stack.mail_to("privacy@nimbus-hosting.example").await.iter())
+            .all(|m| !m.body.contains(&id.to_string())),
+        "the hosting of the customer's data is not told: nothing of it was erased"
+    );
+    let notices: Vec<_> = (world.stack.mail_to("dave@acme.example").await.into_iter())
+        .filter(|m| m.body.contains(&id.to_string()))
+        .collect();
+    assert_eq!(notices.len(), 2, "the verification and one referral notice: {notices:?}");
+    let notice = notices.last().unwrap();
+    assert_eq!(notice.subject, "Uw privacyverzoek: neem contact op met uw organisatie");
+    for expected in [
+        "beheerd door uw organisatie, Acme Corp,",
+        "it-admin@acme.example",
+        "voor onze eigen doeleinden",
+        "Wij hebben alle gegevens van deze soorten die wij over u hadden, verwijderd",
+        // The mail's HTML (what the emulator keeps) lists it.
+        ">Nieuwsbrieven en seminars<",
+        "Autoriteit Persoonsgegevens",
+        "rechtbank",
+    ] {
+        assert!(notice.body.contains(expected), "{expected}: {}", notice.body);
+    }
 }
 
 #[tokio::test]
@@ -517,6 +600,8 @@ async fn a_third_ccpa_right_to_know_request_within_12_months_is_rejected_with_th
         mail.body.contains("two requests in the past 12 months")
             && mail.body.contains("California Privacy Protection Agency")
     );
+    // The first was received on 28 November 2026: a year and a day on, whatever its hour.
+    assert!(mail.body.contains("You can ask again from 29 November 2027"), "{}", mail.body);
     assert_eq!(world.exports().await.len(), 2, "no third export");
 
     // A year after the first, the right is back.
@@ -539,6 +624,15 @@ async fn a_child_under_16_is_flagged_to_staff_and_offered_deletion() {
     assert!(notice.body.contains("offered deletion"));
     let done = world.stack.mail_to("eve@example.net").await.pop().unwrap();
     assert!(done.body.contains("jonger dan 16") && done.body.contains("verwijderen"), "{}", done.body);
+    // Both name the same day: the one the data goes unless someone objects.
+    use privacy_shared::mail::templates::{child_deletion_on, long_date};
+    let on = child_deletion_on(&record).expect("a child's access has a deletion date");
+    let nl =
+        format!("verwijderen wij uw gegevens op {}", long_date(on, privacy_shared::domain::Language::Nl));
+    assert!(done.body.contains(&nl), "{nl}: {}", done.body);
+    let en =
+        format!("Delete it on {} unless an objection", long_date(on, privacy_shared::domain::Language::En));
+    assert!(notice.body.contains(&en), "{en}: {}", notice.body);
 }
 
 #[tokio::test]

@@ -292,8 +292,12 @@ async fn an_excessive_request_is_refused_with_the_reason_and_the_cost_estimate()
 
     dispatch_stream(&stack, &mut stream).await;
     let notice = stack.mail_to(&address).await.pop().unwrap();
-    assert_eq!(notice.subject, "Your privacy request: cost estimate");
-    assert!(notice.body.contains(reason) && notice.body.contains("EUR 40.00"), "{}", notice.body);
+    assert_eq!(notice.subject, "Your privacy request: our decision and a fee");
+    assert!(notice.body.contains(reason) && notice.body.contains("a fee of €40.00"), "{}", notice.body);
+    assert!(!notice.body.contains("EUR"), "the amount as the reader writes it: {}", notice.body);
+    assert!(notice.body.contains("manifestly unfounded or excessive"), "the legal test: {}", notice.body);
+    // Decided on Saturday 28 November 2026 (the stack's clock): a month on is a Monday.
+    assert!(notice.body.contains("reply to this email by 28 December 2026"), "{}", notice.body);
     assert!(notice.body.contains("supervisory authority"));
 }
 

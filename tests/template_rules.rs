@@ -168,7 +168,7 @@ fn http_api_events(template: &Template) -> Vec<(String, Value)> {
     events
 }
 
-const STAFF_ROUTES: [(&str, &str); 15] = [
+const STAFF_ROUTES: [(&str, &str); 19] = [
     ("GET", "/staff/requests"),
     ("POST", "/staff/requests"),
     ("GET", "/staff/requests/{id}"),
@@ -176,6 +176,10 @@ const STAFF_ROUTES: [(&str, &str); 15] = [
     ("POST", "/staff/requests/{id}/deny"),
     ("POST", "/staff/requests/{id}/excessive"),
     ("POST", "/staff/requests/{id}/complete"),
+    ("POST", "/staff/requests/{id}/receipt-confirmation"),
+    ("POST", "/staff/requests/{id}/fee-acceptance"),
+    ("POST", "/staff/requests/{id}/dispute"),
+    ("POST", "/staff/requests/{id}/restriction-lifting"),
     ("POST", "/staff/requests/{id}/sources/{source}/uploads"),
     ("POST", "/staff/requests/{id}/sources/{source}/access"),
     ("POST", "/staff/requests/{id}/sources/{source}/erasure"),
@@ -777,7 +781,7 @@ fn every_worker_queue_is_encrypted_outlasts_its_consumer_and_has_an_alarmed_dead
 }
 
 #[test]
-fn dispatch_may_read_the_accounts_source_but_write_no_source_of_the_data_map() {
+fn dispatch_may_read_the_accounts_source_and_erase_only_the_companys_own_purpose_sources() {
     use privacy_shared::datamap::{DataMap, Location};
     let template = Template::load(&template::default_path()).unwrap();
     let role = resource(&template, "DispatchRole");
@@ -794,7 +798,27 @@ fn dispatch_may_read_the_accounts_source_but_write_no_source_of_the_data_map() {
             "DispatchRole lacks {action} on {accounts}"
         );
     }
-    // On the map's sources: reading the accounts, nothing more (no write, no other source).
+    // A referred deletion still erases the company's own-purpose sources (in AWS): each is read
+    // and deleted in, by its own name.
+    let own: Vec<String> = map.own_purpose_sources().iter().map(|s| s.id.clone()).collect();
+    for (id, location) in data_map_resources().into_iter().filter(|(id, _)| own.contains(id)) {
+        let MapResource::Table { table, read } = location else {
+            panic!("own-purpose source {id} is not a table: grant its objects, then check them here")
+        };
+        assert_eq!(
+            map.source(&id).unwrap().erasure,
+            privacy_shared::datamap::ErasurePolicy::Delete,
+            "own-purpose source {id} anonymises: grant dynamodb:UpdateItem, then allow it here"
+        );
+        for (action, arn) in [("dynamodb:Query", &read), ("dynamodb:DeleteItem", &table)] {
+            assert!(
+                granted(role, action).iter().any(|(granted, _)| granted.ends_with(arn.as_str())),
+                "DispatchRole lacks {action} on {arn} (own-purpose source {id})"
+            );
+        }
+    }
+    // On the map's sources: reading the accounts and erasing the own-purpose ones, nothing more
+    // (no other write, no other source).
     for statement in statements(role) {
         for resource in one_or_many(&statement["Resource"]) {
             let arn = arn_text(resource);
@@ -811,10 +835,16 @@ fn dispatch_may_read_the_accounts_source_but_write_no_source_of_the_data_map() {
                 if !touches {
                     continue;
                 }
-                assert_eq!(id, "accounts", "DispatchRole may touch {arn} (data map source {id})");
+                let allowed: &[&str] = if id == "accounts" {
+                    &["dynamodb:GetItem", "dynamodb:Query"]
+                } else if own.contains(&id) {
+                    &["dynamodb:Query", "dynamodb:DeleteItem"]
+                } else {
+                    panic!("DispatchRole may touch {arn} (data map source {id}, the customer's)")
+                };
                 for action in actions(statement) {
                     assert!(
-                        ["dynamodb:GetItem", "dynamodb:Query"].contains(&action.as_str()),
+                        allowed.contains(&action.as_str()),
                         "DispatchRole grants {action} on {arn} (data map source {id})"
                     );
                 }
@@ -1428,6 +1458,11 @@ const STORE_CALLS: &[(&str, &[&str])] = &[
     (".record_event(", &["PutItem"]),
     (".record_event_because(", &["PutItem"]),
     (".mark_acknowledged(", &["UpdateItem"]),
+    // A portability request's wait for its recipient's confirmation: put beside the request,
+    // found through the due-date index by the sweep, deleted once confirmed or lapsed.
+    (".await_recipient(", &["PutItem"]),
+    (".lapsed_recipient_waits(", &["Query@index"]),
+    (".end_recipient_wait(", &["DeleteItem"]),
     (".scrub_request(", &["UpdateItem", "DeleteItem"]),
     // Secrets: a new link is written together with a check of the request's status.
     (".secret(", &["GetItem"]),

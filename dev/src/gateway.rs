@@ -620,7 +620,7 @@ mod tests {
         let mut router = cargo_lambda_router();
         template.sort();
         router.sort();
-        assert_eq!(template.len(), 32, "{template:?}");
+        assert_eq!(template.len(), 36, "{template:?}");
         assert_eq!(template, router);
     }
 

@@ -3,6 +3,7 @@
 pub mod burst;
 pub mod chaos;
 pub mod gateway;
+pub mod mail_preview;
 pub mod mailbox;
 pub mod provision;
 pub mod pump;

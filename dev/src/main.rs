@@ -2,7 +2,8 @@
 //! the emulator received; `devstack wait` waits until the emulator answers; `devstack pump` plays
 //! the event source mappings and the daily schedule; `devstack sweep` runs the daily sweep once;
 //! `devstack gateway [ADDRESS]` plays API Gateway's HTTP APIs in front of the functions;
-//! `devstack source-server [ADDRESS]` serves the reference webhook source.
+//! `devstack source-server [ADDRESS]` serves the reference webhook source; `devstack mail-preview
+//! [DIR]` writes every message in every language for review.
 
 use anyhow::{Context, Result, bail};
 use devstack::{endpoint, mailbox, provision, template};
@@ -36,10 +37,18 @@ async fn main() -> Result<()> {
         }
         // The reference webhook source's key (the file KEYFILE) as the Secrets Manager secret ID.
         Some("source-secret") => source_secret(&args[1..]).await,
+        Some("mail-preview") => mail_preview(args.get(1).map(String::as_str)),
         _ => bail!(
-            "usage: devstack provision | seed | pump | sweep | mailbox [ADDRESS] | wait | burst LABEL REQUESTS [CLIENTS] | gateway [ADDRESS] | source-server [ADDRESS] | source-secret ID KEYFILE | redrive | chaos faults|kills"
+            "usage: devstack provision | seed | pump | sweep | mailbox [ADDRESS] | wait | burst LABEL REQUESTS [CLIENTS] | gateway [ADDRESS] | source-server [ADDRESS] | source-secret ID KEYFILE | redrive | chaos faults|kills | mail-preview [DIR]"
         ),
     }
+}
+
+fn mail_preview(dir: Option<&str>) -> Result<()> {
+    let dir = std::path::PathBuf::from(dir.unwrap_or("target/mail"));
+    let written = devstack::mail_preview::write_all(&dir)?;
+    println!("{} messages written; open {}", written.len(), dir.join("index.html").display());
+    Ok(())
 }
 
 async fn wait_for_emulator() -> Result<()> {

@@ -308,6 +308,12 @@ pub struct Source {
     /// Attributes a requester may correct themselves (only tables found by email: the address is
     /// what the requester proved). Never the table key, the find attribute or the user id.
     pub correctable: Vec<String>,
+    /// The company keeps this source for its own purposes (marketing, the website, recruitment),
+    /// as the controller even for a user of an enterprise customer's account: when such a
+    /// user's request is referred to the customer's administrator, this part of it is still
+    /// handled here. Every other source holds what the services process for the customer, on its
+    /// instructions (policy s4), for such a user.
+    pub own_purpose: bool,
     /// What the requester reads about the source, in their language (the methods below).
     texts: SourceTexts,
     /// The attributes of its records, in the order they are shown (tables and webhooks only:
@@ -583,6 +589,8 @@ struct RawSource {
     erasure: Option<serde_norway::Value>,
     #[serde(default, deserialize_with = "as_value")]
     correctable: Option<Vec<String>>,
+    #[serde(default)]
+    own_purpose: bool,
 }
 
 /// A text field read as the entry-by-entry reading reads it, through a YAML value: there `~`,
@@ -1014,6 +1022,13 @@ impl RawSource {
                 }
             }
         };
+        if self.own_purpose && self.provides_user_id.is_some() {
+            return Err(problem(
+                e,
+                "`own_purpose` does not apply to the account source: for a user of an enterprise \
+                 customer, the account is the customer's",
+            ));
+        }
         let (erasure, kept) = erasure_policy(e, self.erasure, &location)?;
         let correctable = correctable_attributes(
             e,
@@ -1036,6 +1051,7 @@ impl RawSource {
             provides_user_id: self.provides_user_id,
             erasure,
             correctable,
+            own_purpose: self.own_purpose,
             texts: SourceTexts { label, description, retention: retention.clone(), kept },
             attributes,
             disclosure: Disclosure {
@@ -1394,6 +1410,12 @@ impl DataMap {
         self.sources.iter().find(|s| s.id == id)
     }
 
+    /// The sources the company keeps for its own purposes ([`Source::own_purpose`]), in the
+    /// map's order: what a referred request still covers.
+    pub fn own_purpose_sources(&self) -> Vec<&Source> {
+        self.sources.iter().filter(|s| s.own_purpose).collect()
+    }
+
     /// The source that maps an address to a user id, if any source needs one.
     pub fn user_id_source(&self) -> Option<&Source> {
         self.sources.iter().find(|s| s.provides_user_id.is_some())
@@ -1439,6 +1461,17 @@ mod tests {
         let both_lists: BTreeSet<CcpaDisclosure> =
             map.sources().iter().map(|s| s.disclosure.ccpa_disclosure).collect();
         assert_eq!(both_lists.len(), 2, "the policy's two CCPA lists both have entries");
+    }
+
+    #[test]
+    fn the_checked_in_map_marks_the_company_s_own_purposes_and_never_the_customer_s_account() {
+        let map = DataMap::builtin().unwrap();
+        let own: Vec<&str> = map.own_purpose_sources().iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(own, ["marketing", "job_applications", "website_analytics"]);
+        let account = "    provides_user_id: user_id\n";
+        let marked = BUILTIN.replacen(account, &format!("{account}    own_purpose: true\n"), 1);
+        let err = DataMap::parse(&marked).unwrap_err().to_string();
+        assert!(err.contains("accounts") && err.contains("`own_purpose`"), "{err}");
     }
 
     #[test]

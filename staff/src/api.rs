@@ -49,6 +49,26 @@ pub fn api_call(command: &Command) -> ApiCall {
             };
             post(id, "complete", body)
         }
+        Command::ConfirmReceipt { id } => post(id, "receipt-confirmation", json!({})),
+        Command::AcceptFee { id, accepted_on } => {
+            let body = match accepted_on {
+                Some(day) => json!({ "accepted_on": day.format("%Y-%m-%d").to_string() }),
+                None => json!({}),
+            };
+            post(id, "fee-acceptance", body)
+        }
+        Command::RecordDispute { id, statement } => {
+            let body = match statement {
+                Some(statement) => json!({ "statement": statement }),
+                None => json!({}),
+            };
+            post(id, "dispute", body)
+        }
+        Command::LiftRestriction { id, reason, on } => post(
+            id,
+            "restriction-lifting",
+            json!({ "reason": reason, "on": on.format("%Y-%m-%d").to_string() }),
+        ),
         Command::Submit(args) => submit_call(args),
         Command::ReplayErasures(args) => crate::replay::first_call(args),
         // With files, the answer that names them; `attach` uploads them first (`uploads_call`).

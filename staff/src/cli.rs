@@ -9,7 +9,12 @@ use uuid::Uuid;
 /// The privacy staff's client for the staff API: list and inspect privacy requests, enter one a
 /// person made by phone, post, email, chat or in person, extend their deadline, deny them, mark
 /// them excessive or complete them, and answer the data map's manual sources (attach what one
-/// holds of the person, confirm what was erased in it).
+/// holds of the person, confirm what was erased in it). And what follows by hand: confirm
+/// receipt, restart the work when a fee is accepted, record a disputed correction and announce
+/// the lift of its restriction.
+///
+/// Reasons, notes and statements you write reach the requester verbatim, in the language of
+/// their request: `staff show ID` names it. Write them in that language.
 ///
 /// Deployed, requests are signed with your AWS credentials (the standard chain: environment,
 /// profiles, SSO). Against the local dev stack pass --local-key instead.
@@ -54,7 +59,8 @@ pub enum Command {
         /// The new due date, YYYY-MM-DD.
         #[arg(long, value_parser = parse_date, value_name = "DATE")]
         until: NaiveDate,
-        /// Why more time is needed.
+        /// Why more time is needed. The requester reads it verbatim: write it in the request's
+        /// language (`staff show ID` names it).
         #[arg(long, value_parser = parse_text, value_name = "TEXT")]
         reason: String,
     },
@@ -62,7 +68,8 @@ pub enum Command {
     Deny {
         #[arg(value_parser = parse_id)]
         id: Uuid,
-        /// Why the request is denied; the requester is told.
+        /// Why the request is denied. The requester reads it verbatim: write it in the request's
+        /// language (`staff show ID` names it).
         #[arg(long, value_parser = parse_text, value_name = "TEXT")]
         reason: String,
         /// The legal basis of the denial, as the records of requests keep it (the reason is
@@ -74,7 +81,8 @@ pub enum Command {
     Excessive {
         #[arg(value_parser = parse_id)]
         id: Uuid,
-        /// Why the request is excessive.
+        /// Why the request is excessive. The requester reads it verbatim: write it in the
+        /// request's language (`staff show ID` names it).
         #[arg(long, value_parser = parse_text, value_name = "TEXT")]
         reason: String,
         /// The cost estimate, with exactly two decimals, e.g. 25.00.
@@ -88,9 +96,53 @@ pub enum Command {
     Complete {
         #[arg(value_parser = parse_id)]
         id: Uuid,
-        /// A note for the audit trail.
+        /// A note for the requester, kept in the audit trail. The requester reads it verbatim:
+        /// write it in the request's language (`staff show ID` names it).
         #[arg(long, value_parser = parse_text, value_name = "TEXT")]
         note: Option<String>,
+    },
+    /// Confirm receipt to the requester (CCPA regulations §7021(b)): a mail in the request's
+    /// language saying when it was received, how it will be verified and handled, and by when it
+    /// will be answered. For the digest's "acknowledgement due" list; sent once per request, and
+    /// the request then leaves that list.
+    ConfirmReceipt {
+        #[arg(value_parser = parse_id)]
+        id: Uuid,
+    },
+    /// The person accepted, by reply, the fee of a request marked excessive: the work restarts,
+    /// due a fresh legal period (GDPR one month, CCPA 45 days) from the day they accepted, and
+    /// the person is told the fee and the new due date.
+    AcceptFee {
+        #[arg(value_parser = parse_id)]
+        id: Uuid,
+        /// The day their acceptance reached us, YYYY-MM-DD [default: today].
+        #[arg(long, value_parser = parse_date, value_name = "DATE")]
+        accepted_on: Option<NaiveDate>,
+    },
+    /// After a refused correction, the person disputes the accuracy of their data (by reply):
+    /// record it (CCPA regulations §7023(f)). The disputed data is restricted while it is
+    /// disputed (GDPR Art. 18(1)(a)), its recipients are told to restrict it too, and the person
+    /// is told. Lift the restriction with `lift-restriction`.
+    RecordDispute {
+        #[arg(value_parser = parse_id)]
+        id: Uuid,
+        /// The person's statement, as they want it noted: it goes verbatim to the person and to
+        /// the recipients of the data.
+        #[arg(long, value_parser = parse_text, value_name = "TEXT")]
+        statement: Option<String>,
+    },
+    /// Announce that the restriction of disputed data is lifted on DATE, and why. The person is
+    /// told now, before it is lifted (GDPR Art. 18(3)); the restriction holds until that day.
+    LiftRestriction {
+        #[arg(value_parser = parse_id)]
+        id: Uuid,
+        /// Why it is lifted. The requester reads it verbatim: write it in the request's language
+        /// (`staff show ID` names it).
+        #[arg(long, value_parser = parse_text, value_name = "TEXT")]
+        reason: String,
+        /// The day it is lifted, YYYY-MM-DD: after today, so the person hears of it first.
+        #[arg(long, value_parser = parse_date, value_name = "DATE")]
+        on: NaiveDate,
     },
     /// Enter a request a person made by phone, post, email, chat or in person. It goes the way
     /// of one made online: the person gets the verification email, and nothing happens until
@@ -375,6 +427,49 @@ mod tests {
         let Command::Deny { basis, .. } = parse(&line).unwrap().command else { panic!("not deny") };
         assert_eq!(basis.map(DenialBasis::as_str), Some("legal_obligation"));
         assert!(parse(&line.replace("legal_obligation", "because")).is_err());
+    }
+
+    #[test]
+    fn what_follows_by_hand_is_checked_before_anything_is_sent() {
+        let parse = |line: &str| Cli::try_parse_from(line.split(' '));
+        let id = "3f2b8c1e-5d4a-4b7e-9c21-7a1e0d9f6b52";
+        let base = "staff --endpoint http://x";
+        assert!(parse(&format!("{base} confirm-receipt {id}")).is_ok());
+        let Command::AcceptFee { accepted_on, .. } =
+            parse(&format!("{base} accept-fee {id} --accepted-on 2026-12-01")).unwrap().command
+        else {
+            panic!("not accept-fee")
+        };
+        assert_eq!(accepted_on, NaiveDate::from_ymd_opt(2026, 12, 1));
+        assert!(parse(&format!("{base} accept-fee {id}")).is_ok(), "today by default");
+        assert!(parse(&format!("{base} record-dispute {id}")).is_ok(), "a statement is optional");
+        assert!(parse(&format!("{base} lift-restriction {id} --on 2026-12-24 --reason Checked")).is_ok());
+        for bad in [
+            format!("accept-fee {id} --accepted-on 1-12-2026"),
+            format!("lift-restriction {id} --on 2026-12-24"),
+            format!("lift-restriction {id} --reason Checked"),
+            "confirm-receipt not-an-id".to_owned(),
+        ] {
+            assert!(parse(&format!("{base} {bad}")).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_help_of_every_free_text_says_the_requester_reads_it_in_their_language() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        for (command, arg) in [
+            ("deny", "reason"),
+            ("extend", "reason"),
+            ("excessive", "reason"),
+            ("complete", "note"),
+            ("lift-restriction", "reason"),
+        ] {
+            let sub = cli.find_subcommand(command).unwrap();
+            let help =
+                sub.get_arguments().find(|a| a.get_id() == arg).unwrap().get_help().unwrap().to_string();
+            assert!(help.contains("verbatim") && help.contains("request's language"), "{command}: {help}");
+        }
     }
 
     #[test]

@@ -290,7 +290,7 @@ pub fn render_request(request: &Value) -> String {
         ("Kind", field(request, "kind")),
         ("Region", field(request, "region")),
         ("Regime", field(request, "regime")),
-        ("Language", field(request, "language")),
+        ("Language", language(request)),
         ("Channel", channel(request)),
         ("Email", field(request, "email")),
         ("Name", field(request, "name")),
@@ -305,6 +305,9 @@ pub fn render_request(request: &Value) -> String {
         ("Verified at", field(request, "verified_at")),
         ("Closed reason", field(request, "closed_reason")),
         ("Cost estimate", cost),
+        ("Fee accepted on", field(request, "fee_accepted_on")),
+        ("Receipt confirmed at", field(request, "receipt_confirmed_at")),
+        ("Dispute", dispute(request)),
         ("Updated at", field(request, "updated_at")),
     ];
     let mut table = Table::new();
@@ -329,9 +332,59 @@ pub fn render_action(command: &Command, response: &Value) -> String {
             format!("Marked request {id} excessive, cost estimate {amount} {currency}.")
         }
         Command::Complete { .. } => format!("Completed request {id}."),
+        Command::ConfirmReceipt { .. } => {
+            format!("Confirmation of receipt recorded for request {id}; it is sent to the requester now.")
+        }
+        Command::AcceptFee { .. } => format!(
+            "Fee accepted for request {id}: the work restarts, now due {}; the requester is told.",
+            field(request, "due_on")
+        ),
+        Command::RecordDispute { .. } => format!(
+            "Dispute recorded for request {id}: the disputed data is restricted, its recipients and the \
+             requester are told."
+        ),
+        Command::LiftRestriction { on, .. } => format!(
+            "Lift of the restriction announced for request {id}: the requester is told now; it is \
+             lifted on {on}."
+        ),
         _ => format!("Request {id}."),
     };
     format!("{line}\n{}", render_request(request))
+}
+
+/// The language the requester reads, and what that means for the text staff write: "Dutch (nl) —
+/// notes and reasons you write are sent verbatim; write them in Dutch".
+pub fn language(request: &Value) -> String {
+    let code = field(request, "language");
+    let name = match (request.get("language_name").and_then(Value::as_str), code.as_str()) {
+        (Some(name), _) => name.to_string(),
+        (None, "en") => "English".to_string(),
+        (None, "nl") => "Dutch".to_string(),
+        (None, _) => return code,
+    };
+    format!("{name} ({code}) — notes and reasons you write are sent verbatim; write them in {name}")
+}
+
+/// A refused correction the person disputes: since when, whether its data is restricted, and the
+/// announced lift (`-` when there is no dispute).
+fn dispute(request: &Value) -> String {
+    let Some(dispute @ Value::Object(_)) = request.get("dispute") else { return "-".into() };
+    let since = field(dispute, "recorded_at");
+    let mut text = match dispute.get("restriction").and_then(Value::as_str) {
+        Some("lifting") => format!(
+            "disputed since {since}; restricted until {} (lift announced: {})",
+            field(dispute, "lift_on"),
+            field(dispute, "lift_reason")
+        ),
+        Some("lifted") => {
+            format!("disputed since {since}; restriction lifted on {}", field(dispute, "lift_on"))
+        }
+        _ => format!("disputed since {since}; processing restricted"),
+    };
+    if let Some(statement) = dispute.get("statement").and_then(Value::as_str) {
+        text.push_str(&format!("; statement: {statement}"));
+    }
+    text
 }
 
 /// How the request reached us, and who entered it when staff did.
@@ -422,6 +475,31 @@ mod tests {
         assert!(text.contains("access (gdpr): excessive 1, legal_obligation 1"), "{text}");
         let empty = render_report(&json!({"year": 2024, "rows": [], "total": {}}));
         assert_eq!(empty, "No requests were received in 2024.\n");
+    }
+
+    #[test]
+    fn the_language_row_tells_staff_to_write_in_the_requesters_language() {
+        let dutch = json!({ "language": "nl", "language_name": "Dutch" });
+        assert_eq!(
+            language(&dutch),
+            "Dutch (nl) — notes and reasons you write are sent verbatim; write them in Dutch"
+        );
+        assert!(language(&json!({ "language": "en" })).starts_with("English (en) — "), "without the name");
+        assert_eq!(language(&json!({ "language": "xx" })), "xx");
+        assert!(render_request(&dutch).contains("write them in Dutch"));
+    }
+
+    #[test]
+    fn a_dispute_shows_whether_its_data_is_restricted_and_the_announced_lift() {
+        let lifting = json!({ "dispute": { "recorded_at": "2026-12-01T10:00:00Z", "statement": "Born 1980.",
+            "restriction": "lifting", "restricted": true, "lift_on": "2026-12-24", "lift_reason": "Checked." } });
+        let text = dispute(&lifting);
+        assert!(text.contains("restricted until 2026-12-24") && text.contains("Checked."), "{text}");
+        assert!(text.contains("statement: Born 1980."), "{text}");
+        let in_force =
+            json!({ "dispute": { "recorded_at": "t", "statement": null, "restriction": "in_force" } });
+        assert_eq!(dispute(&in_force), "disputed since t; processing restricted");
+        assert_eq!(dispute(&json!({ "dispute": null })), "-");
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! | `POST /staff/requests/{id}/deny`        | refuse, with a reason                        |
 //! | `POST /staff/requests/{id}/excessive`   | refuse as excessive, with a cost estimate    |
 //! | `POST /staff/requests/{id}/complete`    | a manual request is done, with a note        |
+//! | `POST /staff/requests/{id}/receipt-confirmation` | confirm receipt by hand (CCPA §7021(b)) |
+//! | `POST /staff/requests/{id}/fee-acceptance` | the person accepted the fee: work restarts |
+//! | `POST /staff/requests/{id}/dispute`     | a refused correction disputed: restricted    |
+//! | `POST /staff/requests/{id}/restriction-lifting` | announce the lift, before it happens |
 //! | `POST /staff/suppressions/check`        | is an address unsubscribed / opted out?      |
 //! | `POST /staff/erasures/replays`          | after a restore: re-apply every erasure since |
 //! | `GET /staff/erasures/replays/{run}`     | where that replay stands, and its receipt    |
@@ -24,6 +28,7 @@
 //! stands in; it is refused at start unless the function talks to a loopback AWS endpoint, so a
 //! deployed function cannot be configured to accept it.
 
+mod by_hand;
 mod replays;
 mod report;
 mod sources;
@@ -212,6 +217,8 @@ enum Route {
     List,
     Show(RequestId),
     Act(RequestId, Action),
+    /// What staff send or set off by hand: a confirmation of receipt, an accepted fee, a dispute.
+    ByHand(RequestId, by_hand::ByHand),
     Source(RequestId, String, sources::SourceAction),
     Replay(replays::ReplayRoute),
     Report(report::Report),
@@ -243,6 +250,9 @@ fn route(path: &str) -> Option<Route> {
         [] => Some(Route::List),
         [raw] => id(raw).map(Route::Show),
         [raw, action] => {
+            if let Some(by_hand) = by_hand::ByHand::parse(action) {
+                return id(raw).map(|id| Route::ByHand(id, by_hand));
+            }
             let action = match *action {
                 "extend" => Action::Extend,
                 "deny" => Action::Deny,
@@ -280,6 +290,9 @@ async fn serve<S: StaffStore>(admin: &Admin<S>, request: &Request) -> Result<Res
         (Route::Show(id), &Method::GET) => show(admin, id).await,
         (Route::Report(which), &Method::GET) => report::serve(admin, &which).await,
         (Route::Act(id, action), &Method::POST) => act(admin, request, id, action, principal).await,
+        (Route::ByHand(id, action), &Method::POST) => {
+            by_hand::serve(admin, request, id, action, principal).await
+        }
         (Route::Source(id, source, action), &Method::POST) => {
             sources::serve(admin, request, id, &source, action, principal).await
         }
@@ -401,7 +414,7 @@ async fn show<S: StaffStore>(admin: &Admin<S>, id: RequestId) -> Result<Response
         tasks.iter().map(|t| view::task(t, map.and_then(|m| m.source(&t.source)), today)).collect();
     Ok(json_response(
         StatusCode::OK,
-        &serde_json::json!({ "request": view::full(&record), "audit": audit, "tasks": tasks }),
+        &serde_json::json!({ "request": view::full(&record, today), "audit": audit, "tasks": tasks }),
     ))
 }
 
@@ -539,7 +552,8 @@ async fn act<S: StaffStore>(
     let change = Change::new(transition, admin.clock.now(), Actor::Staff(principal.clone()));
     let updated = admin.store.transition(&record, change).await?;
     tracing::info!(request_id = %id, action = ?action, staff = %principal, version = updated.version, "staff action");
-    Ok(json_response(StatusCode::OK, &serde_json::json!({ "request": view::full(&updated) })))
+    let today = admin.calendar.local_date(admin.clock.now());
+    Ok(json_response(StatusCode::OK, &serde_json::json!({ "request": view::full(&updated, today) })))
 }
 
 /// The rules beyond the state machine, with errors that say which one.

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use chrono::NaiveDate;
 
 use privacy_shared::datamap::{Location, Source};
-use privacy_shared::domain::{AuditEvent, Intake, RequestRecord, SourceTask, TaskState};
+use privacy_shared::domain::{AuditEvent, Dispute, Intake, Language, RequestRecord, SourceTask, TaskState};
 use privacy_shared::store::OpenRequest;
 
 pub fn summary(r: &OpenRequest) -> Value {
@@ -23,7 +23,17 @@ pub fn summary(r: &OpenRequest) -> Value {
     })
 }
 
-pub fn full(r: &RequestRecord) -> Value {
+/// The language the requester reads, in English for staff.
+pub fn language_name(language: Language) -> &'static str {
+    match language {
+        Language::En => "English",
+        Language::Nl => "Dutch",
+    }
+}
+
+/// The request as of `today` (the business-local date: whether a restriction still holds).
+pub fn full(r: &RequestRecord, today: NaiveDate) -> Value {
+    let language = language_name(r.language);
     json!({
         "request_id": r.id,
         "status": r.status,
@@ -32,6 +42,12 @@ pub fn full(r: &RequestRecord) -> Value {
         "region": r.region.as_str(),
         "regime": r.regime,
         "language": r.language,
+        // Staff free text (reasons, notes) reaches the requester as written: staff must know
+        // the language to write it in.
+        "language_name": language,
+        "free_text_note": format!(
+            "Reasons and notes you write are sent to the requester verbatim: write them in {language}."
+        ),
         // How it reached us, and for one a staff member entered, who did.
         "channel": r.intake.channel(),
         "entered_by": match &r.intake {
@@ -54,6 +70,7 @@ pub fn full(r: &RequestRecord) -> Value {
         "cost_estimate": r.cost_estimate,
         "triage": r.triage,
         "referral_contact": r.referral_contact,
+        "referral_customer": r.referral_customer,
         "recipient": r.recipient.as_ref().map(|e| e.as_str()),
         "recipient_confirmed_at": r.recipient_confirmed_at,
         "corrections": r.corrections,
@@ -64,7 +81,25 @@ pub fn full(r: &RequestRecord) -> Value {
             "relationship": a.relationship,
         })),
         "receipt": r.receipt,
+        "receipt_confirmed_at": r.receipt_confirmed_at,
+        "fee_accepted_on": r.fee_accepted_on,
+        "dispute": r.dispute.as_ref().map(|d| dispute(d, today)),
         "updated_at": r.updated_at,
+    })
+}
+
+/// A refused correction the person disputes: what was noted, and whether the disputed data is
+/// restricted today (until the day an announced lift takes effect).
+fn dispute(d: &Dispute, today: NaiveDate) -> Value {
+    let state = d.restriction_on(today);
+    let lifting = d.lifting();
+    json!({
+        "recorded_at": d.recorded_at,
+        "statement": d.statement.as_ref().map(|s| s.as_str()),
+        "restriction": state.as_str(),
+        "restricted": state.restricts(),
+        "lift_on": lifting.map(|(on, _)| on),
+        "lift_reason": lifting.map(|(_, reason)| reason.as_str()),
     })
 }
 

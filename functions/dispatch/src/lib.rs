@@ -6,7 +6,10 @@
 //! request within 12 months is rejected, and otherwise the request is cleared (noting a child
 //! under 16). A cleared request becomes its work: an export job, an erasure or self-service
 //! correction job, the confirmation of a third-party recipient, and a notice to the privacy staff.
-//! Completion, an extension, a refusal and a referral each become a notice to the requester.
+//! Completion, an extension, a refusal and a referral each become a notice to the requester. A
+//! referral hands the customer's data to the customer; what the company keeps for its own
+//! purposes (the data map's `own_purpose` sources) stays the company's to handle: a referred
+//! deletion still erases those in AWS, and tells their recipients, before its notice goes out.
 //! Every new version of a request is also written to its de-identified record (CCPA regulations
 //! §7101), which outlives the person's erasure and feeds the yearly report.
 //!
@@ -35,6 +38,7 @@ use std::time::SystemTime;
 use privacy_shared::config::{DispatchSettings, Env};
 use privacy_shared::datamap::Location;
 use privacy_shared::datamap::{BuiltinMap, DataMapError};
+use privacy_shared::datamap::{ErasurePolicy, Source, SubjectAttribute};
 use privacy_shared::domain::{
     Actor, EmailAddress, Event, LIMIT_REASON, Regime, RequestKind, RequestRecord, Status, Transition, Triage,
     VerificationToken,
@@ -46,8 +50,10 @@ use privacy_shared::jobs::{
     DataChange, ErasureJob, ErasurePart, ExportJob, ExportPart, JobQueue, QueueError, SqsJobQueue, Wake,
 };
 use privacy_shared::mail::templates::{AgentStage, AnswerAlert, EarlierRequest, OutsideTask};
+use privacy_shared::mail::templates::{Instruction, OwnPurposeData};
 use privacy_shared::mail::{Guard, MailError, Mailer, OutgoingEmail, SesMailer, guard, record_withheld};
-use privacy_shared::sources::{AwsPersonalData, PersonalData, SourceError};
+use privacy_shared::sources::{AwsPersonalData, Person, PersonalData, SourceError, Written, find_user_id};
+use privacy_shared::store::RecipientWait;
 use privacy_shared::store::ledger::{Invocation, Once, once_or_take_over};
 use privacy_shared::store::{
     Change, DownloadToken, DynamoStore, LiveToken, Outcome, RequestStore, StoreError, TokenSlot,
@@ -90,12 +96,27 @@ pub enum Effect {
     NotifyRequesterDenied,
     NotifyRequesterExcessive,
     NotifyRequesterReferred,
+    /// A referred deletion still erases what the company keeps for its own purposes (the data
+    /// map's `own_purpose` sources in AWS), and tells their recipients: that part of the request
+    /// is the company's, not the enterprise customer's. Before the referral notice, which says so.
+    EraseOwnPurposeData,
     NotifyRequesterLimit,
     /// The agent who made the request for the person is told of the step (never its content).
     NotifyAgent(AgentStage),
     /// Every recipient of an affected source is told to erase, correct or restrict too (GDPR
     /// Art. 19), each once per request.
     TellRecipients,
+    /// Closed unconfirmed (timed out, or locked): the person is told it was not carried out,
+    /// and what they can do (CCPA regulations §7024).
+    NotifyRequesterUnverified,
+    /// Staff confirmed receipt by hand (CCPA regulations §7021(b)): the confirmation goes out.
+    NotifyRequesterReceipt,
+    /// The person accepted the fee: told the work restarted, and the new due date.
+    NotifyRequesterFeeAccepted,
+    /// The dispute of a refused correction is noted and the data restricted: the person is told.
+    NotifyRequesterDispute,
+    /// The lift of that restriction is announced, before it happens (GDPR Art. 18(3)).
+    NotifyRequesterLifting,
 }
 
 impl Effect {
@@ -114,9 +135,15 @@ impl Effect {
             Effect::NotifyRequesterDenied => "requester_notified_denied",
             Effect::NotifyRequesterExcessive => "requester_notified_excessive",
             Effect::NotifyRequesterReferred => "requester_notified_referred",
+            Effect::EraseOwnPurposeData => "own_purpose_data_erased",
             Effect::NotifyRequesterLimit => "requester_notified_limit",
             Effect::NotifyAgent(stage) => return format!("agent_notified_{}#v{version}", stage.as_str()),
             Effect::TellRecipients => "recipients_told",
+            Effect::NotifyRequesterUnverified => "requester_notified_unverified",
+            Effect::NotifyRequesterReceipt => "requester_notified_receipt",
+            Effect::NotifyRequesterFeeAccepted => "requester_notified_fee_accepted",
+            Effect::NotifyRequesterDispute => "requester_notified_dispute",
+            Effect::NotifyRequesterLifting => "requester_notified_lifting",
         };
         format!("{name}#v{version}")
     }
@@ -124,8 +151,9 @@ impl Effect {
 
 /// Right-to-know requests a person may make in 12 months (CCPA; policy section 12).
 pub const RIGHT_TO_KNOW_PER_YEAR: usize = 2;
-/// How long a third-party recipient confirmation link stays valid.
-const RECIPIENT_CONFIRMATION_DAYS: i64 = 7;
+/// How long a third-party recipient confirmation link stays valid: through the seventh day after
+/// the request was cleared; unconfirmed by then, the export goes to the requester only.
+pub const RECIPIENT_CONFIRMATION_DAYS: u64 = 7;
 
 fn has_export(kind: RequestKind) -> bool {
     matches!(kind, RequestKind::Access | RequestKind::Portability)
@@ -181,8 +209,35 @@ fn person_effects(old: Option<&RequestRecord>, new: &RequestRecord) -> Vec<Effec
         if old.recipient_confirmed_at.is_none() && new.recipient_confirmed_at.is_some() {
             return vec![Effect::QueueExport];
         }
+        // Not confirmed by its date: the export goes ahead, to the requester only.
+        if old.recipient_lapsed_at.is_none() && new.recipient_lapsed_at.is_some() {
+            return vec![Effect::QueueExport];
+        }
+        if old.receipt_confirmed_at.is_none() && new.receipt_confirmed_at.is_some() {
+            return vec![Effect::NotifyRequesterReceipt];
+        }
+        // A disputed correction: the restriction reaches the recipients too (GDPR Art. 19).
+        if old.dispute.is_none() && new.dispute.is_some() {
+            return vec![Effect::NotifyRequesterDispute, Effect::TellRecipients];
+        }
+        let lifting = |r: &RequestRecord| r.dispute.as_ref().and_then(|d| d.lifting()).is_some();
+        if !lifting(old) && lifting(new) {
+            return vec![Effect::NotifyRequesterLifting];
+        }
         let extended = old.original_due_on.is_none() && new.original_due_on.is_some();
         return if extended { vec![Effect::NotifyRequesterExtended] } else { Vec::new() };
+    }
+    // A fee accepted: the person is told, and the work starts again where the rejection stopped
+    // it (a request triaged before is not triaged again: the person is paying for this one).
+    if old.is_some_and(|o| o.status == Status::Rejected) && new.status == Status::Verified {
+        let mut effects = vec![Effect::NotifyRequesterFeeAccepted];
+        if new.triage.is_some() {
+            effects.extend(work(new));
+            effects.push(Effect::NotifyStaff);
+        } else {
+            effects.push(Effect::Triage);
+        }
+        return effects;
     }
     match new.status {
         Status::Verified => vec![Effect::Triage],
@@ -196,11 +251,19 @@ fn person_effects(old: Option<&RequestRecord>, new: &RequestRecord) -> Vec<Effec
         }
         Status::Completed => vec![Effect::NotifyRequesterCompleted],
         Status::Denied => vec![Effect::NotifyRequesterDenied],
-        Status::Rejected if new.cost_estimate.is_some() => vec![Effect::NotifyRequesterExcessive],
+        // The limit first: a request whose fee was accepted keeps its estimate, and may still
+        // reach the limit at its triage.
         Status::Rejected if new.closed_reason.as_deref() == Some(LIMIT_REASON) => {
             vec![Effect::NotifyRequesterLimit]
         }
+        Status::Rejected if new.cost_estimate.is_some() => vec![Effect::NotifyRequesterExcessive],
+        Status::Referred if new.kind == RequestKind::Deletion => {
+            vec![Effect::EraseOwnPurposeData, Effect::NotifyRequesterReferred]
+        }
         Status::Referred => vec![Effect::NotifyRequesterReferred],
+        // Closed unconfirmed (the transition, not a first image). A request whose mail budget
+        // was spent gets no mail of ours, as the opt-out above.
+        Status::Expired if old.is_some() && !new.mail_withheld => vec![Effect::NotifyRequesterUnverified],
         _ => Vec::new(),
     }
 }
@@ -320,6 +383,11 @@ async fn keep_record<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     if old.is_some_and(|old| old.version == new.version) {
         return Ok(());
     }
+    // What follows a refusal (a disputed correction, the lift of its restriction announced) is
+    // no response to the request: the record stays as the request was closed, responded that day.
+    if old.is_some_and(|old| old.status == new.status && !old.status.is_open()) {
+        return Ok(());
+    }
     let store = &dispatcher.deps.store;
     // A completed request some source outside AWS did not deliver for was complied with in part.
     let waits = has_export(new.kind) || new.kind == RequestKind::Deletion;
@@ -434,17 +502,36 @@ async fn perform_effect<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData
         Effect::NotifyRequesterCompleted => notify_completed(dispatcher, record).await,
         Effect::NotifyRecipient => notify_recipient(dispatcher, record).await,
         Effect::NotifyRequesterReferred => {
-            notify(dispatcher, record, templates.referred(record, status)).await
+            let own = own_purpose_data(dispatcher, record)?;
+            notify(dispatcher, record, templates.referred(record, &own, status)).await
         }
+        Effect::EraseOwnPurposeData => erase_own_purpose_data(dispatcher, record).await,
         Effect::NotifyRequesterLimit => {
-            notify(dispatcher, record, templates.limit_reached(record, status)).await
+            let again = asks_again_on(dispatcher, record).await?;
+            notify(dispatcher, record, templates.limit_reached(record, again, status)).await
         }
         Effect::NotifyRequesterExtended => {
             notify(dispatcher, record, templates.extended(record, status)).await
         }
         Effect::NotifyRequesterDenied => notify(dispatcher, record, templates.denied(record, status)).await,
+        Effect::NotifyRequesterUnverified => {
+            notify(dispatcher, record, templates.unverified(record, status)).await
+        }
         Effect::NotifyRequesterExcessive => {
-            notify(dispatcher, record, templates.excessive(record, status)).await
+            let calendar = &dispatcher.deps.config.calendar;
+            notify(dispatcher, record, templates.excessive(record, calendar, status)).await
+        }
+        Effect::NotifyRequesterReceipt => {
+            notify(dispatcher, record, templates.receipt_confirmation(record, status)).await
+        }
+        Effect::NotifyRequesterFeeAccepted => {
+            notify(dispatcher, record, templates.fee_accepted(record, status)).await
+        }
+        Effect::NotifyRequesterDispute => {
+            notify(dispatcher, record, templates.dispute_recorded(record, status)).await
+        }
+        Effect::NotifyRequesterLifting => {
+            notify(dispatcher, record, templates.restriction_lifting(record, status)).await
         }
         Effect::NotifyAgent(stage) => match templates.agent_notice(record, stage, status)? {
             Some(email) => send_to_person(dispatcher, record, &email).await,
@@ -507,7 +594,7 @@ async fn triage<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
         |name: &str| account.as_ref().and_then(|a| a.get(name)).and_then(|v| v.as_str()).map(str::to_owned);
     let now = deps.clock.now();
     let transition = if text("account_type").as_deref() == Some("enterprise_managed") {
-        Transition::Refer { contact: text("administrator_contact") }
+        Transition::Refer { customer: text("customer"), contact: text("administrator_contact") }
     } else if over_limit(dispatcher, record).await? {
         Transition::RejectOverLimit
     } else {
@@ -524,6 +611,114 @@ async fn triage<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
         }
         // Changed meanwhile (staff acted, or another delivery triaged it): nothing left to decide.
         Outcome::Overtaken(_) => Ok(()),
+    }
+}
+
+/// What the referral notice says of the data the company keeps for its own purposes, in the
+/// request's language: for a deletion, the own-purpose sources in AWS were erased before it
+/// ([`erase_own_purpose_data`]); everything else of that part waits for the person's reply.
+fn own_purpose_data<S, M, Q, P>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    record: &RequestRecord,
+) -> Result<OwnPurposeData, DispatchError> {
+    let mut own = OwnPurposeData::default();
+    for source in dispatcher.map.get()?.own_purpose_sources() {
+        let label = source.label(record.language).to_owned();
+        if record.kind == RequestKind::Deletion && !source.is_external() {
+            own.deleted.push(label);
+        } else {
+            own.open.push(label);
+        }
+    }
+    Ok(own)
+}
+
+/// The company's own part of a referred deletion: every own-purpose source in AWS (the data
+/// map's `own_purpose`) is erased as its erasure policy says, and the recipients of a source that
+/// held anything of the person are told to erase it too (GDPR Art. 19). Recipients first: a
+/// retry after a crash in between finds the records still there and tells no recipient twice
+/// (each has its own ledger entry); once erased, nothing is left to find and no one to tell.
+/// The sources outside AWS are not asked here (that takes the workers' outside machinery): the
+/// notice asks the person to reply for those.
+async fn erase_own_purpose_data<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    record: &RequestRecord,
+) -> Result<(), DispatchError> {
+    let map = dispatcher.map.get()?;
+    let own: Vec<&Source> = map.own_purpose_sources().into_iter().filter(|s| !s.is_external()).collect();
+    let user_id = match own.iter().any(|s| s.find_by() == SubjectAttribute::UserId) {
+        true => find_user_id(&dispatcher.data, map, &record.email).await?,
+        false => None,
+    };
+    let person = Person { email: record.email.clone(), user_id };
+    let mut held: Vec<&str> = Vec::new();
+    for source in &own {
+        let Some(key) = person.key_for(source.find_by()) else { continue };
+        if holds_any(&dispatcher.data, source, key).await? {
+            held.push(&source.id);
+        }
+    }
+    // The referral's reason is a code, not a note for a recipient.
+    let told = RequestRecord { closed_reason: None, ..record.clone() };
+    instruct_recipients(dispatcher, &told, &held, Instruction::Erase).await?;
+    for source in own.iter().filter(|s| held.contains(&s.id.as_str())) {
+        let Some(key) = person.key_for(source.find_by()) else { continue };
+        let erased = erase_all(&dispatcher.data, source, key).await?;
+        tracing::info!(request_id = %record.id, source = %source.id, erased, "own-purpose data of a referred deletion erased");
+    }
+    Ok(())
+}
+
+/// Whether the person has any record or object in the source (a page may be empty and still
+/// have a next one).
+async fn holds_any<P: PersonalData>(data: &P, source: &Source, key: &str) -> Result<bool, SourceError> {
+    if let Location::Objects { .. } = source.location {
+        return Ok(!data.objects(source, key).await?.is_empty());
+    }
+    let mut cursor = None;
+    loop {
+        let page = data.records_page(source, key, cursor).await?;
+        if !page.records.is_empty() {
+            return Ok(true);
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(false),
+        }
+    }
+}
+
+/// Erases every record (as the source's erasure policy says) or object of the person in one
+/// source; counts what was changed. Own-purpose sources hold a few records per person (a
+/// subscription, a registration), so this runs within the effect, page by page; a record that is
+/// no longer theirs is left alone, and a retry finds only what is left.
+async fn erase_all<P: PersonalData>(data: &P, source: &Source, key: &str) -> Result<u64, SourceError> {
+    let mut erased = 0;
+    if let Location::Objects { .. } = source.location {
+        for object in data.objects(source, key).await? {
+            data.delete_object(source, key, &object.key).await?;
+            erased += 1;
+        }
+        return Ok(erased);
+    }
+    let mut cursor = None;
+    loop {
+        // An erased record leaves the person's key range and the cursor is a position in it: the
+        // next page starts after this one whatever was changed.
+        let page = data.records_page(source, key, cursor).await?;
+        for found in &page.records {
+            let written = match &source.erasure {
+                ErasurePolicy::Delete => data.delete_record(source, found).await?,
+                ErasurePolicy::Anonymise { attributes, .. } => {
+                    data.anonymise_record(source, found, attributes).await?
+                }
+            };
+            erased += u64::from(written == Written::Applied);
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(erased),
+        }
     }
 }
 
@@ -546,7 +741,6 @@ async fn tell_recipients<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalDat
     dispatcher: &Dispatcher<S, M, Q, P>,
     record: &RequestRecord,
 ) -> Result<(), DispatchError> {
-    use privacy_shared::mail::templates::Instruction;
     let map = dispatcher.map.get()?;
     let affected: Vec<&str> = match (&record.kind, &record.receipt, &record.corrections) {
         (RequestKind::Deletion, Some(receipt), _) => receipt
@@ -563,12 +757,26 @@ async fn tell_recipients<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalDat
         _ => map.sources().iter().map(|s| s.id.as_str()).collect(),
     };
     let instruction = match record.kind {
+        // A refused correction the person disputes: its data is restricted meanwhile.
+        RequestKind::Rectification if record.dispute.is_some() => Instruction::Restrict,
         RequestKind::Deletion => Instruction::Erase,
         RequestKind::Rectification => Instruction::Correct(record.corrections.as_ref()),
         _ => Instruction::Restrict,
     };
+    instruct_recipients(dispatcher, record, &affected, instruction).await
+}
+
+/// Tells every recipient of the `affected` sources what to do, each once per request version
+/// (its own ledger entry).
+async fn instruct_recipients<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    record: &RequestRecord,
+    affected: &[&str],
+    instruction: Instruction<'_>,
+) -> Result<(), DispatchError> {
+    let map = dispatcher.map.get()?;
     let deps = &dispatcher.deps;
-    for recipient in map.recipients_of(&affected) {
+    for recipient in map.recipients_of(affected) {
         let to = &recipient.address;
         let theirs: Vec<&str> =
             recipient.sources.iter().map(String::as_str).filter(|s| affected.contains(s)).collect();
@@ -597,9 +805,18 @@ async fn over_limit<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
     if record.regime != Regime::Ccpa || !has_export(record.kind) {
         return Ok(false);
     }
+    Ok(answered_within_a_year(dispatcher, record).await?.len() >= RIGHT_TO_KNOW_PER_YEAR)
+}
+
+/// When the person's earlier right-to-know requests answered in the year before `record` came
+/// in, oldest first.
+async fn answered_within_a_year<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    record: &RequestRecord,
+) -> Result<Vec<chrono::DateTime<chrono::Utc>>, DispatchError> {
     let since = record.received_at - Duration::days(365);
     let store = &dispatcher.deps.store;
-    let mut earlier = 0;
+    let mut answered_at = Vec::new();
     for past in store.history(&record.email.subject_key()).await? {
         let in_window = past.received_at > since && past.received_at <= record.received_at;
         if past.id == record.id || !has_export(past.kind) || !in_window {
@@ -609,9 +826,28 @@ async fn over_limit<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
         let answered = store.get(past.id).await?.is_some_and(|p| {
             !matches!(p.status, Status::Rejected | Status::Referred | Status::Denied | Status::Expired)
         });
-        earlier += usize::from(answered);
+        if answered {
+            answered_at.push(past.received_at);
+        }
     }
-    Ok(earlier >= RIGHT_TO_KNOW_PER_YEAR)
+    answered_at.sort();
+    Ok(answered_at)
+}
+
+/// The first day a request to know, after one refused over the limit, would be answered: the day
+/// after the one on which the older of the last two answered requests turns a year old (the
+/// window is counted to the instant; the day after holds whatever the hour). None where the
+/// history no longer shows two (an erasure removed it, say): the notice then stays general.
+async fn asks_again_on<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalData>(
+    dispatcher: &Dispatcher<S, M, Q, P>,
+    record: &RequestRecord,
+) -> Result<Option<chrono::NaiveDate>, DispatchError> {
+    let answered = answered_within_a_year(dispatcher, record).await?;
+    let Some(first) = answered.len().checked_sub(RIGHT_TO_KNOW_PER_YEAR).map(|i| answered[i]) else {
+        return Ok(None);
+    };
+    let calendar = &dispatcher.deps.config.calendar;
+    Ok(Some(calendar.local_date(first + Duration::days(365)) + Days::new(1)))
 }
 
 /// Under 16 on `today`, from a `YYYY-MM-DD` birth date; an unreadable date is not a child.
@@ -629,13 +865,18 @@ async fn confirm_recipient<S: RequestStore, M: Mailer, Q: JobQueue, P: PersonalD
 ) -> Result<(), DispatchError> {
     let deps = &dispatcher.deps;
     let token = VerificationToken::generate();
-    let expires_at = deps.clock.now() + Duration::days(RECIPIENT_CONFIRMATION_DAYS);
+    // Valid through the whole day the mail names, counted from the triage (a retry names the
+    // same day); from the start of the next day the export goes ahead to the requester only.
+    let calendar = &deps.config.calendar;
+    let valid_until = calendar.local_date(record.updated_at) + Days::new(RECIPIENT_CONFIRMATION_DAYS);
+    let expires_at = calendar.start_of(valid_until + Days::new(1));
     let live = LiveToken { token_hash: token.hash(), expires_at };
     if !deps.store.issue_token(record.id, TokenSlot::Recipient, &live, deps.clock.now()).await? {
         // No longer verified (staff closed it meanwhile): there is nothing to confirm.
         return Ok(());
     }
-    let valid_until = deps.config.calendar.local_date(expires_at);
+    // Listed for the daily sweep before the mail goes out: the request never waits unseen.
+    deps.store.await_recipient(&RecipientWait { request_id: record.id, lapses_at: expires_at }).await?;
     let email =
         deps.templates.recipient_confirmation(record, &token, valid_until, deps.config.status_page())?;
     send_to_person(dispatcher, record, &email).await
@@ -809,6 +1050,18 @@ mod tests {
         let verified = record(RequestKind::Access, Status::Verified);
         let referred = record(RequestKind::Access, Status::Referred);
         assert_eq!(effects(Some(&verified), &referred), vec![Effect::NotifyRequesterReferred]);
+        // A referred deletion still erases the company's own data, before the notice says so.
+        let deletion = record(RequestKind::Deletion, Status::Verified);
+        let referred = record(RequestKind::Deletion, Status::Referred);
+        assert_eq!(
+            effects(Some(&deletion), &referred),
+            vec![Effect::EraseOwnPurposeData, Effect::NotifyRequesterReferred]
+        );
+        assert_ne!(
+            Effect::EraseOwnPurposeData.ledger_key(3),
+            Effect::NotifyRequesterReferred.ledger_key(3),
+            "each has its own ledger entry"
+        );
         let mut limited = record(RequestKind::Access, Status::Rejected);
         limited.closed_reason = Some(LIMIT_REASON.to_owned());
         assert_eq!(effects(Some(&verified), &limited), vec![Effect::NotifyRequesterLimit]);
@@ -874,7 +1127,11 @@ mod tests {
             vec![Effect::NotifyRequesterDenied, Effect::NotifyAgent(A::Decided)]
         );
         let expired = by_agent(RequestKind::Access, Status::Expired);
-        assert_eq!(effects(Some(&pending), &expired), vec![Effect::NotifyAgent(A::Expired)]);
+        assert_eq!(
+            effects(Some(&pending), &expired),
+            vec![Effect::NotifyRequesterUnverified, Effect::NotifyAgent(A::Expired)],
+            "the person is told too"
+        );
         let mut extended = verified.clone();
         extended.original_due_on = Some(verified.due_on);
         assert_eq!(
@@ -897,6 +1154,40 @@ mod tests {
     }
 
     #[test]
+    fn a_request_closed_unconfirmed_tells_the_person_once_unless_its_mail_was_withheld() {
+        let pending = record(RequestKind::Deletion, Status::PendingVerification);
+        let mut expired = record(RequestKind::Deletion, Status::Expired);
+        expired.version = pending.version + 1;
+        assert_eq!(effects(Some(&pending), &expired), vec![Effect::NotifyRequesterUnverified]);
+        assert!(effects(Some(&expired), &expired).is_empty(), "a later write of the closed request");
+        assert!(effects(None, &expired).is_empty(), "only the transition tells");
+        let withheld = RequestRecord { mail_withheld: true, ..expired.clone() };
+        assert!(effects(Some(&pending), &withheld).is_empty(), "no mail over a spent budget");
+        assert_eq!(
+            Effect::NotifyRequesterUnverified.ledger_key(expired.version),
+            format!("requester_notified_unverified#v{}", expired.version)
+        );
+    }
+
+    #[test]
+    fn a_recipient_not_confirmed_in_time_sends_the_export_to_the_requester_only() {
+        let (_, mut waiting) = triaged(RequestKind::Portability);
+        waiting.recipient = Some(EmailAddress::parse("new@example.org").unwrap());
+        let mut lapsed = waiting.clone();
+        lapsed.version += 1;
+        lapsed.recipient_lapsed_at = Some(lapsed.updated_at);
+        assert_eq!(effects(Some(&waiting), &lapsed), vec![Effect::QueueExport], "the export goes ahead");
+        assert!(effects(Some(&lapsed), &lapsed).is_empty(), "once");
+        let in_progress = RequestRecord { status: Status::InProgress, ..lapsed.clone() };
+        let done = RequestRecord { status: Status::Completed, ..lapsed };
+        assert_eq!(
+            effects(Some(&in_progress), &done),
+            vec![Effect::NotifyRequesterCompleted],
+            "the requester is told; the recipient gets nothing"
+        );
+    }
+
+    #[test]
     fn a_write_that_keeps_the_status_is_not_a_transition() {
         let same = record(RequestKind::Access, Status::Verified);
         assert!(effects(Some(&same), &same).is_empty());
@@ -906,5 +1197,65 @@ mod tests {
     fn ledger_keys_are_per_effect_and_version() {
         assert_eq!(Effect::QueueExport.ledger_key(2), "export_queued#v2");
         assert_ne!(Effect::NotifyStaff.ledger_key(2), Effect::NotifyStaff.ledger_key(3));
+    }
+
+    #[test]
+    fn what_staff_set_off_by_hand_is_told_to_the_requester_once_per_change() {
+        use privacy_shared::domain::{Dispute, Restriction, StaffText};
+        let pending = record(RequestKind::Deletion, Status::PendingVerification);
+        let confirmed = RequestRecord {
+            version: 3,
+            receipt_confirmed_at: Some(pending.updated_at),
+            acknowledged_at: Some(pending.updated_at),
+            ..pending.clone()
+        };
+        assert_eq!(effects(Some(&pending), &confirmed), vec![Effect::NotifyRequesterReceipt]);
+        assert!(effects(Some(&confirmed), &confirmed).is_empty(), "a later write sends nothing again");
+
+        let refused = record(RequestKind::Rectification, Status::Denied);
+        let disputed =
+            RequestRecord { dispute: Some(Dispute::new(refused.updated_at, None)), ..refused.clone() };
+        assert_eq!(
+            effects(Some(&refused), &disputed),
+            vec![Effect::NotifyRequesterDispute, Effect::TellRecipients],
+            "the restriction reaches the recipients too"
+        );
+        let reason = StaffText::parse("Checked at the source.").unwrap();
+        let on = disputed.received_on + Days::new(30);
+        let announced = Restriction::Lifting { on, reason, announced_at: disputed.updated_at };
+        let lifting = RequestRecord {
+            dispute: Some(Dispute { restriction: announced, ..disputed.dispute.clone().unwrap() }),
+            ..disputed.clone()
+        };
+        assert_eq!(effects(Some(&disputed), &lifting), vec![Effect::NotifyRequesterLifting]);
+        assert!(effects(Some(&lifting), &lifting).is_empty());
+    }
+
+    #[test]
+    fn an_accepted_fee_restarts_the_work_without_a_second_triage_and_tells_the_requester() {
+        let estimate = privacy_shared::domain::CostEstimate::parse("25.00", "EUR").unwrap();
+        let rejected = RequestRecord {
+            cost_estimate: Some(estimate),
+            triage: Some(Triage::default()),
+            ..record(RequestKind::Access, Status::Rejected)
+        };
+        let reopened = RequestRecord { status: Status::Verified, version: 4, ..rejected.clone() };
+        assert_eq!(
+            effects(Some(&rejected), &reopened),
+            vec![Effect::NotifyRequesterFeeAccepted, Effect::QueueExport, Effect::NotifyStaff]
+        );
+        let untriaged = RequestRecord { triage: None, ..rejected.clone() };
+        let reopened = RequestRecord { status: Status::Verified, ..untriaged.clone() };
+        assert_eq!(
+            effects(Some(&untriaged), &reopened),
+            vec![Effect::NotifyRequesterFeeAccepted, Effect::Triage]
+        );
+        // Rejected again at that triage, over the CCPA limit: the limit's notice, not the fee's.
+        let limited = RequestRecord {
+            status: Status::Rejected,
+            closed_reason: Some(LIMIT_REASON.to_owned()),
+            ..reopened.clone()
+        };
+        assert_eq!(effects(Some(&reopened), &limited), vec![Effect::NotifyRequesterLimit]);
     }
 }

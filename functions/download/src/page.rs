@@ -10,6 +10,7 @@ use minijinja::{Environment, Value, context};
 
 use privacy_shared::domain::{BusinessCalendar, Language, StatusKey};
 use privacy_shared::mail::templates::long_date;
+use privacy_shared::mail::words::money;
 use privacy_shared::pages;
 
 use crate::status::StatusView;
@@ -109,7 +110,7 @@ impl StatusPages {
                 until => long_date(e.until, language),
                 reason => e.reason.clone(),
             }),
-            cost => view.cost_estimate.as_ref().map(|c| c.to_string()),
+            cost => view.cost_estimate.as_ref().map(|c| money(c, language)),
             expected => view.expected.as_str(),
             download => view.download.map(|d| context! {
                 parts => d.parts,

@@ -85,7 +85,8 @@ impl StatusView {
         let download = downloadable_until
             .filter(|_| audience == Audience::Requester)
             .map(|until| Download { parts: record.export_parts.unwrap_or(1), available_until: until });
-        let awaiting_recipient = record.recipient.is_some() && record.recipient_confirmed_at.is_none();
+        // Not once its date has passed: the export then goes ahead to the person alone.
+        let awaiting_recipient = record.awaits_recipient();
         let expected = match record.status {
             Status::PendingVerification => Expected::Confirm,
             Status::Verified if awaiting_recipient => Expected::ConfirmRecipient,

@@ -24,6 +24,15 @@
     var p = iso.split("-");
     return Number(p[2]) + " " + months[Number(p[1]) - 1] + " " + p[0];
   }
+  // An amount as the page's reader writes it ("€ 25,00" in Dutch, "€25.00" in English).
+  function money(cost) {
+    try {
+      return new Intl.NumberFormat(document.documentElement.lang || "en", { style: "currency", currency: cost.currency })
+        .format(Number(cost.amount));
+    } catch (e) {
+      return cost.currency + " " + cost.amount;
+    }
+  }
   function show(selector, on) {
     Array.prototype.forEach.call(document.querySelectorAll(selector), function (e) { e.hidden = !on; });
   }
@@ -58,7 +67,7 @@
       $("r-reason").textContent = r.extended.reason || "";
     }
     show(".r-cost", !!r.cost_estimate);
-    if (r.cost_estimate) { $("r-cost").textContent = r.cost_estimate.currency + " " + r.cost_estimate.amount; }
+    if (r.cost_estimate) { $("r-cost").textContent = money(r.cost_estimate); }
     var box = $("r-download");
     box.hidden = !r.download;
     var buttons = $("r-buttons");

@@ -60,10 +60,11 @@ pub use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 pub use privacy_shared::config::ContinuationSettings;
 use privacy_shared::config::{Env, WorkerSettings};
 use privacy_shared::datamap::Source;
-use privacy_shared::datamap::{DataMap, ErasurePolicy, Location};
+use privacy_shared::datamap::{DataMap, ErasurePolicy, Location, Recipient};
 use privacy_shared::deps::WebhookEndpoints;
 use privacy_shared::domain::{
-    Actor, Completion, ErasedSource, ErasureReceipt, Event, RequestKind, RequestRecord, Status, Transition,
+    Actor, Completion, ErasedSource, ErasedUnit, ErasureReceipt, Event, Language, ReceiptWording,
+    RequestKind, RequestRecord, SourceWording, Status, Transition,
 };
 use privacy_shared::domain::{SourceOperation, SourceTask, TaskState};
 use privacy_shared::jobs::{
@@ -445,7 +446,7 @@ async fn erase<S: ErasureStore, P: PersonalData>(
         replay::remember(tombstones, store, &request, progress.user_id.as_deref(), eraser.clock.now())
             .await?;
     }
-    let receipt = receipt(eraser, &progress, &outside, exports_deleted);
+    let receipt = receipt(eraser, &progress, &outside, exports_deleted, request.language);
     let change = Change::system(Transition::Complete(Completion::Erased(receipt)), eraser.clock.now());
     if let Outcome::Overtaken(Some(now)) = transition_or_reload(store, &request, change).await? {
         // Still in progress: the other writer did not finish it; the retry will.
@@ -674,6 +675,7 @@ fn receipt<S: ErasureStore, P: PersonalData>(
     progress: &ErasureProgress,
     outside: &[SourceTask],
     exports_deleted: u32,
+    language: Language,
 ) -> ErasureReceipt {
     let mut sources = progress.sources.clone();
     // The sources outside AWS in the map's order, with their own receipts.
@@ -684,20 +686,52 @@ fn receipt<S: ErasureStore, P: PersonalData>(
             sources.push(receipt.clone());
         }
     }
-    let mut instructed: Vec<String> = Vec::new();
+    let mut instructed: Vec<Recipient> = Vec::new();
     for done in sources.iter().filter(|s| s.deleted + s.anonymised > 0) {
         let Some(source) = eraser.map.sources().iter().find(|s| s.id == done.source) else { continue };
         for recipient in &source.disclosure.recipients {
             let name = wire_name(recipient);
-            if !NOT_INSTRUCTED.contains(&name.as_str()) && !instructed.contains(&name) {
-                instructed.push(name);
+            if !NOT_INSTRUCTED.contains(&name.as_str()) && !instructed.contains(recipient) {
+                instructed.push(*recipient);
             }
         }
     }
     let affected: Vec<&str> =
         sources.iter().filter(|s| s.deleted + s.anonymised > 0).map(|s| s.source.as_str()).collect();
-    let recipients_told = eraser.map.recipients_of(&affected).iter().map(|r| r.name.clone()).collect();
-    ErasureReceipt { sources, exports_deleted, processors_instructed: instructed, recipients_told }
+    let told = eraser.map.recipients_of(&affected);
+    let wording = ReceiptWording {
+        language,
+        sources: sources
+            .iter()
+            .filter_map(|s| eraser.map.source(&s.source))
+            .map(|s| wording(&eraser.map, s, language))
+            .collect(),
+        processors: instructed.iter().map(|r| eraser.map.label(*r, language).to_owned()).collect(),
+        recipients: told.iter().map(|r| r.label(language)).collect(),
+    };
+    ErasureReceipt {
+        sources,
+        exports_deleted,
+        processors_instructed: instructed.iter().map(wire_name).collect(),
+        recipients_told: told.iter().map(|r| r.name.clone()).collect(),
+        wording: Some(wording),
+    }
+}
+
+/// A source as the person's receipt names it, in their language: the data map's words, taken
+/// when the erasure completes, so the mail never shows a code or another language.
+fn wording(map: &DataMap, source: &Source, language: Language) -> SourceWording {
+    SourceWording {
+        source: source.id.clone(),
+        label: source.label(language).to_owned(),
+        categories: source.disclosure.categories.iter().map(|c| map.label(*c, language).to_owned()).collect(),
+        unit: match source.location {
+            Location::Objects { .. } => ErasedUnit::File,
+            Location::Table { .. } | Location::Webhook { .. } | Location::Manual { .. } => ErasedUnit::Record,
+        },
+        kept_reason: source.kept_reason(language).map(str::to_owned),
+        legal_basis: source.legal_basis(language).map(str::to_owned),
+    }
 }
 
 /// Asks every source outside AWS to erase the person (each still waiting, again).

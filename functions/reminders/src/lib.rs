@@ -5,7 +5,12 @@
 //! reminder age, and verified or in-progress ones due within the digest window or overdue. Then:
 //! - a requester who has not verified after `UNVERIFIED_REMINDER_DAYS` gets one reminder with a
 //!   fresh link; after `UNVERIFIED_EXPIRY_DAYS` the request is closed as expired (audited; the
-//!   transition deletes its verification data);
+//!   transition deletes its verification data), as locked where wrong codes locked its links and
+//!   no new link came after, else as timed out; `dispatch` then tells the person, once;
+//! - a portability request whose third-party recipient was not confirmed by the date its
+//!   confirmation mail gave (the sparse index's `OPEN#recipient_wait` partition) goes ahead
+//!   without it (`Transition::LapseRecipient`, audited): `dispatch` queues the export, which goes
+//!   to the requester only; a wait whose request moved on otherwise leaves the list;
 //! - the privacy staff get one digest: overdue, due by the next business day, due within the
 //!   window, and CCPA acknowledgements whose deadline is near;
 //! - the number of overdue requests is published as a metric (CloudWatch Embedded Metric Format
@@ -43,6 +48,7 @@ use privacy_shared::store::{
     Bound, Change, DueIndex, DynamoStore, EffectLedger, LiveToken, OpenQuery, OpenRequest, People, Requests,
     Secrets, SourceTasks, StoreError, TokenSlot, change_task,
 };
+use privacy_shared::store::{RecipientWait, RecipientWaits};
 use privacy_shared::{Clock, ConfigError, Deps};
 /// How long one run may hold a ledger entry: longer than a sweep takes (its timeout is 60 s).
 const CLAIM_LEASE_SECONDS: i64 = 120;
@@ -96,6 +102,8 @@ pub struct SweepReport {
     pub sources_polled: u32,
     /// Sources outside AWS found past their answer date for the first time (staff alerted).
     pub sources_late: u32,
+    /// Third-party recipients not confirmed by their date: those exports go to the requester only.
+    pub recipients_lapsed: u32,
 }
 
 impl Sweeper<DynamoStore, SesMailer> {
@@ -115,11 +123,17 @@ impl Sweeper<DynamoStore, SesMailer> {
     }
 }
 
-/// What the sweep touches: requests, their verification secrets, the ledger, the index, and the
-/// mail suppression of the people it reminds.
-pub trait SweepStore: Requests + Secrets + EffectLedger + DueIndex + People + SourceTasks {}
+/// What the sweep touches: requests, their verification secrets, the ledger, the index (with the
+/// waits for a recipient's confirmation), and the mail suppression of the people it reminds.
+pub trait SweepStore:
+    Requests + Secrets + EffectLedger + DueIndex + People + SourceTasks + RecipientWaits
+{
+}
 
-impl<T: Requests + Secrets + EffectLedger + DueIndex + People + SourceTasks> SweepStore for T {}
+impl<T: Requests + Secrets + EffectLedger + DueIndex + People + SourceTasks + RecipientWaits> SweepStore
+    for T
+{
+}
 
 /// The scheduler's event carries nothing the sweep needs: it works from the clock.
 pub async fn handle<S: SweepStore, M: Mailer>(
@@ -137,6 +151,7 @@ pub async fn handle<S: SweepStore, M: Mailer>(
         deferred = report.deferred,
         sources_polled = report.sources_polled,
         sources_late = report.sources_late,
+        recipients_lapsed = report.recipients_lapsed,
         "sweep finished"
     );
     if let Some(metrics) = &sweeper.metrics {
@@ -258,9 +273,63 @@ pub async fn sweep<S: SweepStore, M: Mailer>(sweeper: &Sweeper<S, M>) -> Result<
             digest.push((section, request));
         }
     }
+    lapse_recipients(sweeper, &mut report).await?;
     let sources = sweep_sources(sweeper, today, &mut report).await?;
     send_digest(sweeper, digest, sources, today, &mut report).await?;
     Ok(report)
+}
+
+/// The most lapsed recipient confirmations one sweep handles (the rest the next run).
+const RECIPIENT_WAITS_PER_SWEEP: u32 = 1000;
+
+/// Lets every portability request whose recipient was not confirmed by its date go ahead without
+/// it: one conditional transition each (it takes the wait off the list and stops the confirmation
+/// link in the same write), so a rerun finds nothing left to do. A wait whose request moved on
+/// (confirmed, closed, or its recipient erased) just leaves the list.
+async fn lapse_recipients<S: SweepStore, M: Mailer>(
+    sweeper: &Sweeper<S, M>,
+    report: &mut SweepReport,
+) -> Result<(), SweepError> {
+    let store = &sweeper.deps.store;
+    let now = sweeper.deps.clock.now();
+    let waits = store.lapsed_recipient_waits(now, RECIPIENT_WAITS_PER_SWEEP).await?;
+    report.index_items_read += waits.len() as u64;
+    for wait in waits {
+        if let Err(err) = lapse(sweeper, &wait, report).await {
+            tracing::error!(request_id = %wait.request_id, error = %err, "recipient wait left for the retry");
+            report.deferred += 1;
+        }
+    }
+    Ok(())
+}
+
+async fn lapse<S: SweepStore, M: Mailer>(
+    sweeper: &Sweeper<S, M>,
+    wait: &RecipientWait,
+    report: &mut SweepReport,
+) -> Result<(), SweepError> {
+    let store = &sweeper.deps.store;
+    report.requests_read += 1;
+    let waiting =
+        store.get(wait.request_id).await?.filter(|r| r.status == Status::Verified && r.awaits_recipient());
+    let Some(record) = waiting else {
+        return Ok(store.end_recipient_wait(wait.request_id).await?);
+    };
+    let change = Change::system(Transition::LapseRecipient, sweeper.deps.clock.now());
+    match store.transition(&record, change).await {
+        Ok(_) => {
+            tracing::info!(request_id = %record.id, "recipient not confirmed in time; the export goes to the requester only");
+            report.recipients_lapsed += 1;
+            Ok(())
+        }
+        // Changed at this very moment (confirmed, or staff acted): the next run looks again, and
+        // retires the wait if it is no longer awaited.
+        Err(StoreError::Conflict) => {
+            report.deferred += 1;
+            Ok(())
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// The most waiting source tasks one sweep looks at (oldest answer date first).
@@ -376,10 +445,14 @@ async fn expire<S: SweepStore, M: Mailer>(
 ) -> Result<bool, SweepError> {
     let deps = &sweeper.deps;
     let Some(record) = still_pending(deps, request, report).await? else { return Ok(true) };
-    let change = Change::system(Transition::Expire(ExpiryReason::NotVerified), deps.clock.now());
+    // Locked by wrong codes, and no new link since (a reminder or a resubmission would have
+    // opened the slot again): the person is told that, rather than that time ran out.
+    let locked = deps.store.secret(record.id, TokenSlot::Requester).await?.is_some_and(|v| v.is_locked());
+    let reason = if locked { ExpiryReason::TooManyAttempts } else { ExpiryReason::NotVerified };
+    let change = Change::system(Transition::Expire(reason), deps.clock.now());
     match deps.store.transition(&record, change).await {
         Ok(_) => {
-            tracing::info!(request_id = %record.id, "unverified request expired");
+            tracing::info!(request_id = %record.id, reason = reason.as_str(), "unverified request expired");
             report.expired += 1;
             Ok(true)
         }

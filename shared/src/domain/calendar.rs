@@ -82,6 +82,19 @@ impl BusinessCalendar {
             .unwrap_or_else(|| at.naive_utc())
     }
 
+    /// The first instant of `day` in the business time zone (midnight, or the first hour after a
+    /// gap): a date a mail promises "by" holds until the start of the next.
+    pub fn start_of(&self, day: NaiveDate) -> DateTime<Utc> {
+        let start = i8::try_from(day.month())
+            .ok()
+            .zip(i8::try_from(day.day()).ok())
+            .and_then(|(m, d)| jiff::civil::Date::new(i16::try_from(day.year()).ok()?, m, d).ok())
+            .and_then(|date| self.zone.to_ambiguous_timestamp(date.at(0, 0, 0, 0)).compatible().ok())
+            .and_then(|ts| DateTime::from_timestamp(ts.as_second(), 0));
+        // Out of jiff's range (never a date a request carries): the day's start in UTC.
+        start.unwrap_or_else(|| day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+    }
+
     pub fn is_business_day(&self, day: NaiveDate) -> bool {
         !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) && !self.holidays.contains(&day)
     }
@@ -110,7 +123,12 @@ impl BusinessCalendar {
     /// then rolled to a working day); CCPA and elsewhere 45 calendar days, and for CCPA a
     /// confirmation of receipt within 10 business days.
     pub fn deadlines(&self, regime: Regime, received_at: DateTime<Utc>) -> Deadlines {
-        let received_on = self.local_date(received_at);
+        self.deadlines_from(regime, self.local_date(received_at))
+    }
+
+    /// [`BusinessCalendar::deadlines`] counted from a business-local day: the clock that starts
+    /// again when a person accepts the fee of an excessive request, from the day they did.
+    pub fn deadlines_from(&self, regime: Regime, received_on: NaiveDate) -> Deadlines {
         match regime {
             Regime::Gdpr => Deadlines {
                 received_on,
@@ -160,6 +178,17 @@ mod tests {
         let local = |s: &str| cal.local_datetime(at(s)).format("%Y-%m-%d %H:%M:%S").to_string();
         assert_eq!(local("2026-10-02T09:00:30Z"), "2026-10-02 11:00:30", "summer time: UTC+2");
         assert_eq!(local("2026-12-31T23:30:00Z"), "2027-01-01 00:30:00", "winter time: UTC+1, the next day");
+    }
+
+    #[test]
+    fn a_day_starts_at_local_midnight_and_the_moment_before_is_still_the_day_before() {
+        let cal = amsterdam("");
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(cal.start_of(d("2026-11-10")), at("2026-11-09T23:00:00Z"), "winter time: UTC+1");
+        assert_eq!(cal.start_of(d("2026-07-10")), at("2026-07-09T22:00:00Z"), "summer time: UTC+2");
+        let start = cal.start_of(d("2026-11-10"));
+        assert_eq!(cal.local_date(start), d("2026-11-10"));
+        assert_eq!(cal.local_date(start - chrono::Duration::seconds(1)), d("2026-11-09"));
     }
 
     fn gdpr_due(received: &str, cal: &BusinessCalendar) -> NaiveDate {

@@ -3,6 +3,7 @@
 mod agent;
 mod calendar;
 mod channel;
+mod dispute;
 mod email;
 mod export;
 mod kind;
@@ -21,6 +22,7 @@ mod transition;
 pub use agent::{Agent, Relationship, UnknownRelationship};
 pub use calendar::{BusinessCalendar, CalendarError, Deadlines};
 pub use channel::{Intake, OfflineChannel};
+pub use dispute::{Dispute, Restriction, RestrictionState};
 pub use email::{EmailAddress, EmailError, SubjectKey};
 pub use export::{NoSuchPart, PartOf, export_key, export_plan_key, export_prefix};
 pub use kind::RequestKind;
@@ -31,7 +33,10 @@ pub use record::{
 };
 pub use region::{Regime, Region, RegionError};
 pub use report::{CSV_HEADER, Figures, ReportRow, YearReport, records_csv};
-pub use request::{Actor, AuditEvent, ErasedSource, ErasureReceipt, RequestId, RequestRecord, Triage};
+pub use request::{
+    Actor, AuditEvent, ErasedSource, ErasedUnit, ErasureReceipt, ReceiptWording, RequestId, RequestRecord,
+    SourceWording, Triage,
+};
 pub use source_task::{
     ANSWER_MARGIN_DAYS, JobId, SourceOperation, SourceTask, StagedFile, TaskChange, TaskChangeError,
     TaskProblem, TaskState, answer_by,

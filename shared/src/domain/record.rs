@@ -312,7 +312,8 @@ impl ComplianceRecord {
         calendar: &BusinessCalendar,
         retention: RecordRetention,
     ) -> ComplianceRecord {
-        // A closed request takes no further transition, so its last update is its closing.
+        // A closed request's record is made at its closing, so its last update is its closing
+        // (what may follow a refusal, a dispute noted, is no response and writes no record).
         let responded_on = (!request.status.is_open()).then(|| calendar.local_date(request.updated_at));
         let days_to_respond =
             responded_on.map(|day| u32::try_from((day - request.received_on).num_days()).unwrap_or_default());
@@ -461,7 +462,11 @@ mod tests {
             later,
         );
         let limit = then(&verified(RequestKind::Access, "US-CA"), Transition::RejectOverLimit, later);
-        let referred = then(&verified(RequestKind::Access, "NL"), Transition::Refer { contact: None }, later);
+        let referred = then(
+            &verified(RequestKind::Access, "NL"),
+            Transition::Refer { customer: None, contact: None },
+            later,
+        );
         let expired = then(
             &request(RequestKind::Access, "NL"),
             Transition::Expire(crate::domain::ExpiryReason::NotVerified),

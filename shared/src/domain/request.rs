@@ -116,6 +116,69 @@ pub struct ErasureReceipt {
     /// The recipients told to delete (GDPR Art. 19: the person is told who they are), by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recipients_told: Vec<String>,
+    /// What the person's receipt says, in the request's language, as the data map worded it when
+    /// the erasure completed (the mail must not depend on a later map). Absent on receipts from
+    /// before it existed, which the mail words from the codes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wording: Option<ReceiptWording>,
+}
+
+/// The data map's words for an erasure receipt, in one language: no code reaches the person.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptWording {
+    pub language: Language,
+    /// One per source of the receipt that has its words, by the source's id.
+    pub sources: Vec<SourceWording>,
+    /// The recipient categories of `processors_instructed`, in words (`Service providers working
+    /// on our behalf`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processors: Vec<String>,
+    /// The recipients of `recipients_told`, each with what it does for us.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
+}
+
+impl ReceiptWording {
+    /// The words of one source of the receipt.
+    pub fn source(&self, id: &str) -> Option<&SourceWording> {
+        self.sources.iter().find(|s| s.source == id)
+    }
+}
+
+/// One source of an erasure receipt as the person reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceWording {
+    pub source: String,
+    /// Its name (`Gesprekken`).
+    pub label: String,
+    /// The kinds of data it holds, in words.
+    pub categories: Vec<String>,
+    /// What its counts count.
+    pub unit: ErasedUnit,
+    /// Why anonymised records are kept, and the law that requires it: the map's, for a source
+    /// that anonymises; none for one outside AWS, whose receipt gives its own reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<String>,
+}
+
+/// What one item counted in a receipt is: a record of a table (or of a source outside AWS), or a
+/// file (an object of a bucket).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasedUnit {
+    Record,
+    File,
+}
+
+impl ErasedUnit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErasedUnit::Record => "record",
+            ErasedUnit::File => "file",
+        }
+    }
 }
 
 /// A request as stored (the store adds its keys around these fields). `Debug` leaves out the
@@ -166,11 +229,19 @@ pub struct RequestRecord {
     /// For a referral: the enterprise customer's administrator, whom the requester should ask.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referral_contact: Option<String>,
+    /// For a referral: the enterprise customer (the organisation) that manages the account, by
+    /// the name its account record gives; the referral notice names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referral_customer: Option<String>,
     /// Portability to a third party: where the export may go, once the requester confirms it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<EmailAddress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient_confirmed_at: Option<DateTime<Utc>>,
+    /// The recipient was not confirmed by the confirmation's date: the export goes to the
+    /// requester only, and nothing to the recipient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_lapsed_at: Option<DateTime<Utc>>,
     /// Made by an agent for the person whose address `email` is: the agent is told how it goes,
     /// never sent the person's data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +269,16 @@ pub struct RequestRecord {
     /// (an opt-out is honoured all the same).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mail_withheld: bool,
+    /// When staff sent a confirmation of receipt by hand (CCPA regulations §7021(b)), once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_confirmed_at: Option<DateTime<Utc>>,
+    /// The day the person accepted the fee of a request rejected as excessive (by reply); the
+    /// work then started over, due a fresh legal period from that day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_accepted_on: Option<NaiveDate>,
+    /// A refused correction the person disputes, and the restriction that holds meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute: Option<super::Dispute>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -237,8 +318,10 @@ impl RequestRecord {
             cost_estimate: None,
             triage: None,
             referral_contact: None,
+            referral_customer: None,
             recipient: None,
             recipient_confirmed_at: None,
+            recipient_lapsed_at: None,
             agent: None,
             period_from: None,
             intake: super::Intake::Web,
@@ -247,6 +330,9 @@ impl RequestRecord {
             export_parts: None,
             export_found: None,
             mail_withheld: false,
+            receipt_confirmed_at: None,
+            fee_accepted_on: None,
+            dispute: None,
             updated_at: received_at,
         }
     }
@@ -273,10 +359,14 @@ impl fmt::Debug for RequestRecord {
             .field("cost_estimate", &self.cost_estimate)
             .field("triage", &self.triage)
             .field("recipient_confirmed_at", &self.recipient_confirmed_at)
+            .field("recipient_lapsed_at", &self.recipient_lapsed_at)
             .field("agent", &self.agent)
             .field("receipt", &self.receipt)
             .field("export_parts", &self.export_parts)
             .field("export_found", &self.export_found)
+            .field("receipt_confirmed_at", &self.receipt_confirmed_at)
+            .field("fee_accepted_on", &self.fee_accepted_on)
+            .field("dispute", &self.dispute)
             .finish_non_exhaustive()
     }
 }

@@ -121,8 +121,15 @@ impl CostEstimate {
     pub fn currency(&self) -> &str {
         &self.currency
     }
+
+    /// The whole units and the cents, for a formatter that writes them as its reader expects
+    /// (`mail::words::money`: "€ 25,00" in Dutch, "€25.00" in English).
+    pub fn units_and_cents(&self) -> (u64, u64) {
+        (self.minor_units / 100, self.minor_units % 100)
+    }
 }
 
+/// The wire form, for staff and logs ("EUR 25.00"); a requester reads `mail::words::money`.
 impl fmt::Display for CostEstimate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.currency, self.amount())

@@ -41,6 +41,9 @@ pub enum Event {
     Triaged,
     /// The requester confirmed, with a second token, the third party an export may go to.
     RecipientConfirmed,
+    /// The requester did not confirm the third party by the confirmation's date: the export goes
+    /// to the requester only (a new version, the same status).
+    RecipientLapsed,
     /// An erasure kept finding new data of the person after its passes: staff were alerted and
     /// the request stays open (audited, not a change of status).
     ErasureStalled,
@@ -64,6 +67,19 @@ pub enum Event {
     SourceFailed,
     /// A source outside AWS had not answered by its date: staff were alerted.
     SourceLate,
+    /// Staff sent the requester a confirmation of receipt by hand (CCPA regulations §7021(b)):
+    /// a new version, the same status.
+    ReceiptConfirmed,
+    /// The person accepted, by reply, the fee of a request rejected as excessive: the request is
+    /// verified again and the work starts over, with a deadline counted from the acceptance.
+    FeeAccepted,
+    /// After a refused correction, the person disputes the accuracy of their data: the dispute
+    /// is noted and processing of the data restricted while it lasts (CCPA regulations
+    /// §7023(f); GDPR Art. 18(1)(a)). The request stays denied.
+    DisputeRecorded,
+    /// The person was told that the restriction of their disputed data will be lifted, on which
+    /// day and why, before it is (GDPR Art. 18(3)). The request stays denied.
+    RestrictionLiftAnnounced,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -96,11 +112,16 @@ impl Status {
             // A manual step (a rectification, say) is done by staff straight from verified.
             (S::Verified, E::Completed) => Ok(S::Completed),
             (S::Verified | S::InProgress, E::Extended) => Ok(self),
-            (S::Verified, E::Triaged | E::RecipientConfirmed) => Ok(self),
+            (S::Verified, E::Triaged | E::RecipientConfirmed | E::RecipientLapsed) => Ok(self),
             (S::Verified | S::InProgress, E::Denied) => Ok(S::Denied),
             (S::Verified, E::Referred) => Ok(S::Referred),
             (S::Verified, E::Rejected) => Ok(S::Rejected),
             (S::InProgress, E::Completed) => Ok(S::Completed),
+            (S::PendingVerification | S::Verified | S::InProgress, E::ReceiptConfirmed) => Ok(self),
+            // The only ways back from a closed status: the work a fee was accepted for, and what
+            // follows a refused correction (the request itself stays refused).
+            (S::Rejected, E::FeeAccepted) => Ok(S::Verified),
+            (S::Denied, E::DisputeRecorded | E::RestrictionLiftAnnounced) => Ok(self),
             (from, event) => Err(TransitionError { from, event }),
         }
     }
@@ -125,7 +146,7 @@ impl Status {
 }
 
 impl Event {
-    pub const ALL: [Event; 23] = [
+    pub const ALL: [Event; 28] = [
         Event::Submitted,
         Event::Verified,
         Event::WorkStarted,
@@ -139,6 +160,7 @@ impl Event {
         Event::Reminded,
         Event::Triaged,
         Event::RecipientConfirmed,
+        Event::RecipientLapsed,
         Event::ErasureStalled,
         Event::MailDelivered,
         Event::MailBounced,
@@ -149,6 +171,10 @@ impl Event {
         Event::SourceAnswered,
         Event::SourceFailed,
         Event::SourceLate,
+        Event::ReceiptConfirmed,
+        Event::FeeAccepted,
+        Event::DisputeRecorded,
+        Event::RestrictionLiftAnnounced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -166,6 +192,7 @@ impl Event {
             Event::Reminded => "reminded",
             Event::Triaged => "triaged",
             Event::RecipientConfirmed => "recipient_confirmed",
+            Event::RecipientLapsed => "recipient_lapsed",
             Event::ErasureStalled => "erasure_stalled",
             Event::MailDelivered => "mail_delivered",
             Event::MailBounced => "mail_bounced",
@@ -176,6 +203,10 @@ impl Event {
             Event::SourceAnswered => "source_answered",
             Event::SourceFailed => "source_failed",
             Event::SourceLate => "source_late",
+            Event::ReceiptConfirmed => "receipt_confirmed",
+            Event::FeeAccepted => "fee_accepted",
+            Event::DisputeRecorded => "dispute_recorded",
+            Event::RestrictionLiftAnnounced => "restriction_lift_announced",
         }
     }
 }
@@ -213,6 +244,13 @@ mod tests {
         (S::InProgress, E::Extended, S::InProgress),
         (S::Verified, E::Triaged, S::Verified),
         (S::Verified, E::RecipientConfirmed, S::Verified),
+        (S::Verified, E::RecipientLapsed, S::Verified),
+        (S::PendingVerification, E::ReceiptConfirmed, S::PendingVerification),
+        (S::Verified, E::ReceiptConfirmed, S::Verified),
+        (S::InProgress, E::ReceiptConfirmed, S::InProgress),
+        (S::Rejected, E::FeeAccepted, S::Verified),
+        (S::Denied, E::DisputeRecorded, S::Denied),
+        (S::Denied, E::RestrictionLiftAnnounced, S::Denied),
     ];
 
     #[test]
@@ -238,9 +276,18 @@ mod tests {
     }
 
     #[test]
-    fn closed_statuses_accept_no_event_at_all() {
+    fn closed_statuses_accept_only_what_follows_a_refusal() {
+        // A fee accepted reopens a rejection; a dispute of a refused correction and the notice
+        // before its restriction is lifted keep the refusal as it is. Nothing else moves a
+        // closed request.
+        let after_refusal = [E::FeeAccepted, E::DisputeRecorded, E::RestrictionLiftAnnounced];
         for from in Status::ALL.into_iter().filter(|s| !s.is_open()) {
-            for event in Event::ALL {
+            for event in Event::ALL.into_iter().filter(|e| !after_refusal.contains(e)) {
+                assert!(from.apply(event).is_err(), "{from} --{event}-->");
+            }
+        }
+        for from in [S::Completed, S::Expired, S::Referred] {
+            for event in after_refusal {
                 assert!(from.apply(event).is_err(), "{from} --{event}-->");
             }
         }

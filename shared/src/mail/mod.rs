@@ -4,13 +4,12 @@
 //! concerns. SES hands them back with each delivery, bounce and complaint event, which is how
 //! `mail-events` finds the request a mail belonged to without keeping any address.
 
+pub mod catalogue;
 mod guard;
 mod memory;
 mod ses;
 pub mod templates;
 pub mod words;
-#[cfg(test)]
-mod catalogue;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -45,10 +44,22 @@ pub enum MessageKind {
     /// Tells a recipient of the company's data (a processor) to erase, correct or restrict a
     /// person's data too (GDPR Art. 19).
     RecipientInstruction,
+    /// A request closed because the address was never confirmed (timed out, or locked after
+    /// wrong codes): it was not acted on, and what the person can do (CCPA regulations §7024).
+    Unverified,
+    /// A confirmation of receipt staff send by hand (CCPA regulations §7021(b)): received when,
+    /// how it will be verified and handled, and by when it will be answered.
+    ReceiptConfirmation,
+    /// The person accepted the fee of an excessive request: the work restarts, due on a new date.
+    FeeAccepted,
+    /// The person's dispute of a refused correction is noted, and the data restricted meanwhile.
+    DisputeRecorded,
+    /// The restriction of disputed data will be lifted on a day, and why (GDPR Art. 18(3)).
+    RestrictionLifting,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 15] = [
+    pub const ALL: [MessageKind; 20] = [
         MessageKind::Verification,
         MessageKind::Reminder,
         MessageKind::RecipientConfirmation,
@@ -64,6 +75,11 @@ impl MessageKind {
         MessageKind::AnswerAlert,
         MessageKind::AgentNotice,
         MessageKind::RecipientInstruction,
+        MessageKind::Unverified,
+        MessageKind::ReceiptConfirmation,
+        MessageKind::FeeAccepted,
+        MessageKind::DisputeRecorded,
+        MessageKind::RestrictionLifting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +99,11 @@ impl MessageKind {
             MessageKind::AnswerAlert => "answer_alert",
             MessageKind::AgentNotice => "agent_notice",
             MessageKind::RecipientInstruction => "recipient_instruction",
+            MessageKind::Unverified => "unverified",
+            MessageKind::ReceiptConfirmation => "receipt_confirmation",
+            MessageKind::FeeAccepted => "fee_accepted",
+            MessageKind::DisputeRecorded => "dispute_recorded",
+            MessageKind::RestrictionLifting => "restriction_lifting",
         }
     }
 
@@ -113,7 +134,7 @@ impl MessageKind {
 
     /// A confirmation of receipt (the CCPA's, within 10 business days): it counts once delivered.
     pub fn confirms_receipt(self) -> bool {
-        matches!(self, MessageKind::Verification | MessageKind::Reminder)
+        matches!(self, MessageKind::Verification | MessageKind::Reminder | MessageKind::ReceiptConfirmation)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use serde::Deserialize;
 
-use crate::domain::{Language, Regime, Relationship, RequestKind, RequestRecord};
+use crate::domain::{CostEstimate, Language, Regime, Relationship, RequestKind, RequestRecord};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +27,8 @@ pub struct Buttons {
     pub download_theirs: String,
     pub confirm_request: String,
     pub confirm_recipient: String,
+    /// The privacy center's opt-out of the sale or sharing (offered with a refused deletion).
+    pub opt_out: String,
 }
 
 fn file(name: &str) -> &'static str {
@@ -102,9 +104,69 @@ pub fn court(record: &RequestRecord) -> Option<&'static str> {
         .map(String::as_str)
 }
 
+/// An amount as a reader in `language` writes it: the euro as "€ 25,00" in Dutch and "€25.00"
+/// in English; the dollar and the pound by their sign ("US$25.00", "US$ 25,00", "£25.00"); any
+/// other currency by its code before the amount ("CHF 25.00", "CHF 25,00"). Thousands are
+/// grouped ("€1,250.00", "€ 1.250,00"). Never the wire form "EUR 25.00", which staff type.
+pub fn money(amount: &CostEstimate, language: Language) -> String {
+    let (units, cents) = amount.units_and_cents();
+    let (group, decimal) = match language {
+        Language::En => (',', '.'),
+        Language::Nl => ('.', ','),
+    };
+    let digits = units.to_string();
+    let mut grouped = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(group);
+        }
+        grouped.push(digit);
+    }
+    let number = format!("{grouped}{decimal}{cents:02}");
+    let sign = match amount.currency() {
+        "EUR" => Some("€"),
+        "USD" => Some("US$"),
+        "GBP" => Some("£"),
+        _ => None,
+    };
+    match (sign, language) {
+        // English sets a sign against the number; Dutch writes "€ 25,00".
+        (Some(sign), Language::En) => format!("{sign}{number}"),
+        (Some(sign), Language::Nl) => format!("{sign}\u{a0}{number}"),
+        // A code is a word in both languages: "CHF 25.00", "CHF 25,00".
+        (None, _) => format!("{}\u{a0}{number}", amount.currency()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fee(amount: &str, currency: &str) -> CostEstimate {
+        CostEstimate::parse(amount, currency).unwrap()
+    }
+
+    #[test]
+    fn an_amount_is_written_as_its_reader_writes_money_never_as_the_wire_code() {
+        let nbsp = |s: &str| s.replace(' ', "\u{a0}");
+        for (amount, currency, en, nl) in [
+            ("25.00", "EUR", "€25.00", "€ 25,00"),
+            ("0.50", "EUR", "€0.50", "€ 0,50"),
+            ("1250.00", "EUR", "€1,250.00", "€ 1.250,00"),
+            ("100000.00", "EUR", "€100,000.00", "€ 100.000,00"),
+            ("999.99", "EUR", "€999.99", "€ 999,99"),
+            ("25.00", "USD", "US$25.00", "US$ 25,00"),
+            ("12.30", "GBP", "£12.30", "£ 12,30"),
+            ("25.00", "CHF", "CHF 25.00", "CHF 25,00"),
+            ("2500.00", "SEK", "SEK 2,500.00", "SEK 2.500,00"),
+        ] {
+            let fee = fee(amount, currency);
+            assert_eq!(money(&fee, Language::En), nbsp(en), "{amount} {currency}");
+            assert_eq!(money(&fee, Language::Nl), nbsp(nl), "{amount} {currency}");
+        }
+        // The space in "€ 25,00" never breaks the sign from its number at a line end.
+        assert!(money(&fee("25.00", "EUR"), Language::Nl).contains('\u{a0}'));
+    }
 
     const KINDS: [RequestKind; 9] = [
         RequestKind::Access,

@@ -46,6 +46,8 @@ struct State {
     tasks: HashMap<(RequestId, SourceOperation, String), (SourceTask, bool)>,
     /// The records of requests, by year of receipt and sort key (`records`).
     records: BTreeMap<records::RecordKey, crate::domain::ComplianceRecord>,
+    /// Waits for a recipient's confirmation: when each lapses.
+    recipient_waits: HashMap<RequestId, DateTime<Utc>>,
 }
 
 /// Clones share one store, as every function of a stack shares one table.
@@ -73,6 +75,7 @@ impl MemoryStore {
             && state.erasure_marks.is_empty()
             && state.tasks.is_empty()
             && state.records.is_empty()
+            && state.recipient_waits.is_empty()
     }
 
     /// Everything stored, as text in a stable order (hashes in full): for tests that check that
@@ -119,6 +122,9 @@ impl MemoryStore {
         }
         for (subject, mark) in &state.erasure_marks {
             lines.push(format!("erasure_mark {} {mark:?}", subject.as_str()));
+        }
+        for (id, lapses_at) in &state.recipient_waits {
+            lines.push(format!("recipient_wait {id} {lapses_at}"));
         }
         for ((year, sk), record) in &state.records {
             lines.push(format!("record {year} {sk} {record:?}"));
@@ -243,6 +249,16 @@ impl Requests for MemoryStore {
         let merged = merge(stored, current, &updated)?;
         if let Some((slot, _)) = consumes {
             state.secrets.remove(&(current.id, slot));
+        }
+        match change.transition {
+            Transition::ConfirmRecipient { .. } => {
+                state.recipient_waits.remove(&current.id);
+            }
+            Transition::LapseRecipient => {
+                state.secrets.remove(&(current.id, TokenSlot::Recipient));
+                state.recipient_waits.remove(&current.id);
+            }
+            _ => {}
         }
         if matches!(change.transition, Transition::Verify { .. }) {
             let past = PastRequest { id: current.id, kind: current.kind, received_at: current.received_at };
@@ -540,6 +556,35 @@ impl ErasureLog for MemoryStore {
         _now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.state().erasures.insert(id, progress.clone());
+        Ok(())
+    }
+}
+
+impl super::RecipientWaits for MemoryStore {
+    async fn await_recipient(&self, wait: &super::RecipientWait) -> Result<(), StoreError> {
+        self.state().recipient_waits.insert(wait.request_id, wait.lapses_at);
+        Ok(())
+    }
+
+    async fn lapsed_recipient_waits(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<super::RecipientWait>, StoreError> {
+        let mut waits: Vec<super::RecipientWait> = self
+            .state()
+            .recipient_waits
+            .iter()
+            .filter(|(_, lapses_at)| **lapses_at <= now)
+            .map(|(id, lapses_at)| super::RecipientWait { request_id: *id, lapses_at: *lapses_at })
+            .collect();
+        waits.sort_by_key(|w| (w.lapses_at, w.request_id.to_string()));
+        waits.truncate(limit as usize);
+        Ok(waits)
+    }
+
+    async fn end_recipient_wait(&self, id: RequestId) -> Result<(), StoreError> {
+        self.state().recipient_waits.remove(&id);
         Ok(())
     }
 }

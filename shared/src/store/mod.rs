@@ -721,6 +721,34 @@ pub trait SourceTasks: Send + Sync {
     fn retire_task(&self, task: &SourceTask) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// A portability request waiting for its requester to confirm the third-party recipient: from
+/// `lapses_at` on (the start of the day after the date the confirmation mail gave) the export
+/// goes ahead to the requester only. No personal data: the request and a moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecipientWait {
+    pub request_id: RequestId,
+    pub lapses_at: DateTime<Utc>,
+}
+
+/// The waits for a recipient's confirmation, listed for the daily sweep (the sparse index, in a
+/// partition of their own, soonest first) so that an unconfirmed recipient never stalls a
+/// request: [`Transition::LapseRecipient`] and [`Transition::ConfirmRecipient`] take a wait off
+/// the list in their own transaction; the sweep retires one whose request moved on otherwise.
+pub trait RecipientWaits: Send + Sync {
+    /// Lists `wait` (replacing an earlier one of its request).
+    fn await_recipient(&self, wait: &RecipientWait) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The waits that lapse at or before `now`, soonest first, at most `limit`.
+    fn lapsed_recipient_waits(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<RecipientWait>, StoreError>> + Send;
+
+    /// Takes a request's wait off the list (nothing happens where there is none).
+    fn end_recipient_wait(&self, id: RequestId) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// The de-identified records of requests (CCPA regulations §7101; [`ComplianceRecord`]), one
 /// per request, filed under the year of receipt. They are items of their own: an erasure and
 /// [`Requests::scrub_request`] leave them alone, and they expire after their retention.
@@ -802,12 +830,21 @@ pub async fn earlier_of_kind<S: Requests + People + ?Sized>(
 
 /// Every item family: what a function that touches them all (dispatch) asks for.
 pub trait RequestStore:
-    Requests + Secrets + EffectLedger + DueIndex + People + ErasureLog + SourceTasks + Records
+    Requests + Secrets + EffectLedger + DueIndex + People + ErasureLog + SourceTasks + Records + RecipientWaits
 {
 }
 
-impl<T: Requests + Secrets + EffectLedger + DueIndex + People + ErasureLog + SourceTasks + Records>
-    RequestStore for T
+impl<
+    T: Requests
+        + Secrets
+        + EffectLedger
+        + DueIndex
+        + People
+        + ErasureLog
+        + SourceTasks
+        + Records
+        + RecipientWaits,
+> RequestStore for T
 {
 }
 

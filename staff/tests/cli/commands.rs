@@ -332,3 +332,23 @@ fn report_gets_the_years_figures_or_with_csv_its_records() {
     assert_eq!(call(&["report", "--year", "2026"]), get("/staff/reports/2026"));
     assert_eq!(call(&["report", "--year", "2026", "--csv"]), get("/staff/reports/2026/records"));
 }
+
+#[test]
+fn what_follows_by_hand_posts_to_its_own_route() {
+    let path = |action: &str| format!("/staff/requests/{ID}/{action}");
+    assert_eq!(call(&["confirm-receipt", ID]), post(&path("receipt-confirmation"), json!({})));
+    assert_eq!(call(&["accept-fee", ID]), post(&path("fee-acceptance"), json!({})));
+    assert_eq!(
+        call(&["accept-fee", ID, "--accepted-on", "2026-12-01"]),
+        post(&path("fee-acceptance"), json!({ "accepted_on": "2026-12-01" }))
+    );
+    assert_eq!(call(&["record-dispute", ID]), post(&path("dispute"), json!({})));
+    assert_eq!(
+        call(&["record-dispute", ID, "--statement", "My birth date is 3 May 1980."]),
+        post(&path("dispute"), json!({ "statement": "My birth date is 3 May 1980." }))
+    );
+    assert_eq!(
+        call(&["lift-restriction", ID, "--reason", "Checked at the source.", "--on", "2026-12-24"]),
+        post(&path("restriction-lifting"), json!({ "reason": "Checked at the source.", "on": "2026-12-24" }))
+    );
+}

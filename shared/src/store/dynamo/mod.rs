@@ -16,6 +16,7 @@
 //! | mail rate window    | `SUBJ#<subject>`  | `RATE#verification`     | people      |
 //! | erasure mark        | `SUBJ#<subject>`  | `ERASURE`               | people      |
 //! | source task         | `REQ#<id>`        | `TASK#<op>#<source>`    | tasks       |
+//! | recipient wait      | `REQ#<id>`        | `RECIPIENT_WAIT`        | recipient_waits |
 //! | record of a request | `RECORD#<yyyy>`   | `<received_at>#<id>`    | records     |
 //!
 //! Open requests carry `due_pk`/`due_sk`, the keys of the sparse `by_due_date` index: one
@@ -27,6 +28,7 @@ mod due_index;
 mod erasure;
 mod ledger;
 mod people;
+mod recipient_waits;
 mod records;
 mod requests;
 mod secrets;

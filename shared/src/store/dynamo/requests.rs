@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 use super::people::{HistoryItem, no_erasure_since, suppression_sk};
+use super::recipient_waits::WAIT_SK;
 use super::secrets::{DOWNLOAD_SKS, secret_item, secret_sk};
 use super::{
     DynamoStore, Item, build_error, key, request_pk, s, stamp, subject_pk, to_item, unless_condition_failed,
@@ -256,6 +257,17 @@ impl Requests for DynamoStore {
             }
             Transition::ConfirmRecipient { token } => {
                 items.push(self.consume_secret(current.id, TokenSlot::Recipient, token)?);
+                items.push(self.delete_item(request_pk(current.id), WAIT_SK, None)?);
+            }
+            // The confirmation links stop working with the wait they belonged to: a late
+            // confirmation cannot send the data to the recipient after all.
+            Transition::LapseRecipient => {
+                items.push(self.delete_item(
+                    request_pk(current.id),
+                    secret_sk(TokenSlot::Recipient),
+                    None,
+                )?);
+                items.push(self.delete_item(request_pk(current.id), WAIT_SK, None)?);
             }
             // Once only, whatever the caller checked.
             Transition::Extend { .. } => extra_condition = Some("attribute_not_exists(original_due_on)"),
@@ -264,6 +276,11 @@ impl Requests for DynamoStore {
             Transition::Complete(Completion::Exported { .. } | Completion::ExportedInParts { .. }) => {
                 items.push(no_erasure_since(&self.table, current)?)
             }
+            // Once only, as the extension.
+            Transition::ConfirmReceipt => {
+                extra_condition = Some("attribute_not_exists(receipt_confirmed_at)")
+            }
+            Transition::RecordDispute { .. } => extra_condition = Some("attribute_not_exists(dispute)"),
             Transition::Expire(_)
             | Transition::Triage(_)
             | Transition::Refer { .. }
@@ -271,9 +288,13 @@ impl Requests for DynamoStore {
             | Transition::StartWork
             | Transition::Complete(_)
             | Transition::Deny { .. }
-            | Transition::RejectExcessive { .. } => {}
+            | Transition::RejectExcessive { .. }
+            | Transition::AcceptFee { .. }
+            | Transition::AnnounceLift { .. } => {}
         }
-        if !updated.status.is_open() {
+        // Closing cleans up once; what follows a refusal (a dispute) finds it done, and the person
+        // may since have an open request of this kind whose marker is not ours to touch.
+        if !updated.status.is_open() && current.status.is_open() {
             // Verification data is kept only while it can still be used, and the person may open
             // a new request of this kind.
             items.push(self.delete_item(request_pk(current.id), secret_sk(TokenSlot::Requester), None)?);

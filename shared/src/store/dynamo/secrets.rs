@@ -15,6 +15,8 @@ use crate::store::{
 
 /// Read-modify-write rounds before giving up on a slot others keep changing.
 const MAX_ROUNDS: usize = 6;
+/// How long a slot locked by wrong tries (and given no new link since) is kept.
+const LOCK_KEPT_DAYS: i64 = 366;
 
 pub(super) fn secret_sk(slot: TokenSlot) -> &'static str {
     match slot {
@@ -52,8 +54,13 @@ pub(super) struct SecretItem {
 
 pub(super) fn secret_item(id: RequestId, slot: TokenSlot, v: &Verification, rev: u64) -> SecretItem {
     let last = v.tokens.iter().map(|t| t.expires_at).max();
-    let ttl =
-        last.or(v.locked_at.map(|at| at + Duration::days(1))).map(|t| t.timestamp()).unwrap_or_default();
+    // A lock is kept until the request can no longer be pending (UNVERIFIED_EXPIRY_DAYS is at
+    // most 365): closing it as never verified tells the person why, locked or timed out, and
+    // deletes the item itself. It holds hashes and counts only.
+    let ttl = last
+        .or(v.locked_at.map(|at| at + Duration::days(LOCK_KEPT_DAYS)))
+        .map(|t| t.timestamp())
+        .unwrap_or_default();
     SecretItem {
         pk: request_pk(id),
         sk: secret_sk(slot).to_owned(),
