@@ -45,6 +45,14 @@ pub fn request(language: Language, kind: RequestKind, region: &str) -> RequestRe
     RequestRecord { status: Status::Completed, name: Some("Jan Jansen".to_owned()), ..record }
 }
 
+/// What staff wrote, as they would: in the request's language (they are told it).
+fn staff_text(language: Language, en: &str, nl: &str) -> String {
+    match language {
+        Language::En => en.to_owned(),
+        Language::Nl => nl.to_owned(),
+    }
+}
+
 /// Every message, by a name for the failure message, as a reader in `language` gets it.
 pub fn every_message(language: Language) -> Vec<(String, OutgoingEmail)> {
     let key = key();
@@ -113,7 +121,11 @@ pub fn every_message(language: Language) -> Vec<(String, OutgoingEmail)> {
         );
     }
     let corrected = RequestRecord {
-        closed_reason: Some("Uw achternaam is gecorrigeerd in uw account.".to_owned()),
+        closed_reason: Some(staff_text(
+            language,
+            "Your surname has been corrected in your account.",
+            "Uw achternaam is gecorrigeerd in uw account.",
+        )),
         ..request(language, RequestKind::Rectification, "NL")
     };
     add("completed rectification", t.completed(&corrected, None, links));
@@ -122,7 +134,11 @@ pub fn every_message(language: Language) -> Vec<(String, OutgoingEmail)> {
         status: Status::InProgress,
         original_due_on: Some(day(12, 2)),
         due_on: NaiveDate::from_ymd_opt(2027, 2, 2).unwrap(),
-        extension_reason: Some("Een externe bron moet nog antwoorden.".to_owned()),
+        extension_reason: Some(staff_text(
+            language,
+            "A source outside our systems has yet to answer.",
+            "Een externe bron moet nog antwoorden.",
+        )),
         ..access.clone()
     };
     add("extended", t.extended(&extended, links));
@@ -135,7 +151,11 @@ pub fn every_message(language: Language) -> Vec<(String, OutgoingEmail)> {
     ] {
         let denied = RequestRecord {
             status: Status::Denied,
-            closed_reason: Some("Wij kunnen niet vaststellen dat dit account van u is.".to_owned()),
+            closed_reason: Some(staff_text(
+                language,
+                "We cannot establish that this account is yours.",
+                "Wij kunnen niet vaststellen dat dit account van u is.",
+            )),
             ..request(language, kind, region)
         };
         add(&format!("denied {} ({region})", kind.as_str()), t.denied(&denied, links));
@@ -148,7 +168,11 @@ pub fn every_message(language: Language) -> Vec<(String, OutgoingEmail)> {
     {
         let excessive = RequestRecord {
             status: Status::Rejected,
-            closed_reason: Some("Dit is het vierde gelijke verzoek in drie maanden.".to_owned()),
+            closed_reason: Some(staff_text(
+                language,
+                "This is the fourth identical request in three months.",
+                "Dit is het vierde gelijke verzoek in drie maanden.",
+            )),
             cost_estimate: Some(CostEstimate::parse(amount, currency).unwrap()),
             updated_at: decided,
             ..request(language, RequestKind::Access, region)
@@ -256,7 +280,11 @@ pub fn every_message(language: Language) -> Vec<(String, OutgoingEmail)> {
     add("fee accepted", t.fee_accepted(&reopened, links));
     let refused = RequestRecord {
         status: Status::Denied,
-        closed_reason: Some("Volgens onze administratie is uw geboortedatum juist.".to_owned()),
+        closed_reason: Some(staff_text(
+            language,
+            "Our records show that your date of birth is correct.",
+            "Volgens onze administratie is uw geboortedatum juist.",
+        )),
         ..request(language, RequestKind::Rectification, "NL")
     };
     let recorded_at = DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z").unwrap().to_utc();

@@ -4,7 +4,7 @@
 use chrono::{Datelike, NaiveDate};
 use minijinja::{Environment, Value, context};
 
-use super::words::{agent_kind_label, court, money, relationship_label, words};
+use super::words::{agent_kind_label, court, digest_section, money, relationship_label, words};
 pub use super::words::{complaint, kind_label};
 use super::{MailError, MailTags, MessageKind, OutgoingEmail};
 use crate::domain::BusinessCalendar;
@@ -758,33 +758,11 @@ impl Templates {
             if rows.is_empty() {
                 continue;
             }
-            let (title, label, explanation) = match section {
-                DigestSection::Overdue => (
-                    "Overdue".to_owned(),
-                    "overdue".to_owned(),
-                    "The legal deadline has passed: answer now, and record why it was late.".to_owned(),
-                ),
-                DigestSection::DueByNextBusinessDay => (
-                    "Due by the next business day".to_owned(),
-                    "due by the next business day".to_owned(),
-                    "Answer, extend (before the due date, with a reason) or deny.".to_owned(),
-                ),
-                DigestSection::DueSoon => (
-                    format!("Due within {} days", digest.window_days),
-                    format!("due within {} days", digest.window_days),
-                    "Plan the work, or extend now if it cannot be done in time.".to_owned(),
-                ),
-                DigestSection::AcknowledgementDue => (
-                    "CCPA acknowledgement due".to_owned(),
-                    "acknowledgement due".to_owned(),
-                    "No confirmation of receipt has reached these requesters; the CCPA requires one within \
-                     10 business days (regulations §7021(b)). Send it with `staff confirm-receipt ID`: \
-                     the requester gets a confirmation in their language saying when it was received, how \
-                     it will be verified and handled, and by when it will be answered, and the request \
-                     leaves this list. Where mail to the address bounced, confirm another way and note it."
-                        .to_owned(),
-                ),
-            };
+            let words = digest_section(section.as_str());
+            let days = digest.window_days.to_string();
+            let title = words.title.replace("{days}", &days);
+            let label = words.label.replace("{days}", &days);
+            let explanation = &words.explanation;
             summary.push(format!("{} {label}", rows.len()));
             sections.push(context! {
                 title,
@@ -812,21 +790,8 @@ impl Templates {
             if rows.is_empty() {
                 continue;
             }
-            let (title, label, explanation) = match section {
-                SourceSection::Late => (
-                    "Sources late",
-                    "sources late",
-                    "A source outside AWS has not answered by its date; the request waits for it. Chase its \
-                     owners (a webhook's problem is shown), or extend the request with the reason.",
-                ),
-                SourceSection::WithStaff => (
-                    "Sources for staff to search",
-                    "manual sources to search",
-                    "A source with no API: search it for the person, then `staff attach ID --source SOURCE \
-                     FILE...` (or `--nothing-found`) for access, `staff confirm-erasure ID --source SOURCE \
-                     --deleted N` for erasure. The request completes once every source has answered.",
-                ),
-            };
+            let words = digest_section(section.as_str());
+            let (title, label, explanation) = (&words.title, &words.label, &words.explanation);
             summary.push(format!("{} {label}", rows.len()));
             source_sections.push(context! { title, explanation, rows });
         }

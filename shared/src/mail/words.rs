@@ -46,6 +46,24 @@ static EN: LazyLock<Words> =
 static NL: LazyLock<Words> =
     LazyLock::new(|| serde_norway::from_str(file("words/nl.yaml")).expect("words/nl.yaml is valid"));
 
+/// A section of the staff digest, in words (`digest/en.sections.yaml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestSectionWords {
+    pub title: String,
+    pub label: String,
+    pub explanation: String,
+}
+
+static DIGEST: LazyLock<HashMap<String, DigestSectionWords>> = LazyLock::new(|| {
+    serde_norway::from_str(file("digest/en.sections.yaml")).expect("digest/en.sections.yaml is valid")
+});
+
+/// The words of the digest section named `name` (its `as_str`); every section has them (tested).
+pub fn digest_section(name: &str) -> &'static DigestSectionWords {
+    DIGEST.get(name).unwrap_or_else(|| panic!("no digest words for {name}"))
+}
+
 pub fn words(language: Language) -> &'static Words {
     match language {
         Language::En => &EN,
@@ -179,6 +197,23 @@ mod tests {
         RequestKind::OptOutOfSale,
         RequestKind::Unsubscribe,
     ];
+
+    #[test]
+    fn every_section_of_the_staff_digest_has_a_title_a_label_and_what_to_do() {
+        use crate::mail::templates::{DigestSection, SourceSection};
+        let names = DigestSection::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .chain([SourceSection::Late, SourceSection::WithStaff].iter().map(|s| s.as_str()));
+        for name in names {
+            let words = digest_section(name);
+            assert!(
+                !words.title.is_empty() && !words.label.is_empty() && !words.explanation.is_empty(),
+                "{name}"
+            );
+        }
+        assert_eq!(DIGEST.len(), 6, "no words for a section that does not exist");
+    }
 
     #[test]
     fn every_right_relationship_and_regime_has_words_in_every_language() {
