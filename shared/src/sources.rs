@@ -183,6 +183,32 @@ fn owner_of(source: &Source, record: &Value) -> Result<(&'static str, AttributeV
     }
 }
 
+/// Whether the person with this key has any record or object in the source: the first page that
+/// holds one (a page may be empty and still have a next one). Sources outside AWS are never read
+/// here: their answers are their own.
+pub async fn holds_any<P: PersonalData + ?Sized>(
+    data: &P,
+    source: &Source,
+    key: &str,
+) -> Result<bool, SourceError> {
+    match source.location {
+        Location::Objects { .. } => return Ok(!data.objects(source, key).await?.is_empty()),
+        Location::Table { .. } => {}
+        _ => return Ok(false),
+    }
+    let mut cursor = None;
+    loop {
+        let page = data.records_page(source, key, cursor).await?;
+        if !page.records.is_empty() {
+            return Ok(true);
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(false),
+        }
+    }
+}
+
 /// `record` is always one `records_page(source, key, _)` returned: its `find_by` attribute holds
 /// the person's key, and every change applies only while the stored record still holds it.
 pub trait PersonalData: Send + Sync {

@@ -52,7 +52,9 @@ use privacy_shared::jobs::{
 use privacy_shared::mail::templates::{AgentStage, AnswerAlert, EarlierRequest, OutsideTask};
 use privacy_shared::mail::templates::{Instruction, OwnPurposeData};
 use privacy_shared::mail::{Guard, MailError, Mailer, OutgoingEmail, SesMailer, guard, record_withheld};
-use privacy_shared::sources::{AwsPersonalData, Person, PersonalData, SourceError, Written, find_user_id};
+use privacy_shared::sources::{
+    AwsPersonalData, Person, PersonalData, SourceError, Written, find_user_id, holds_any,
+};
 use privacy_shared::store::RecipientWait;
 use privacy_shared::store::ledger::{Invocation, Once, once_or_take_over};
 use privacy_shared::store::{
@@ -667,25 +669,6 @@ async fn erase_own_purpose_data<S: RequestStore, M: Mailer, Q: JobQueue, P: Pers
         tracing::info!(request_id = %record.id, source = %source.id, erased, "own-purpose data of a referred deletion erased");
     }
     Ok(())
-}
-
-/// Whether the person has any record or object in the source (a page may be empty and still
-/// have a next one).
-async fn holds_any<P: PersonalData>(data: &P, source: &Source, key: &str) -> Result<bool, SourceError> {
-    if let Location::Objects { .. } = source.location {
-        return Ok(!data.objects(source, key).await?.is_empty());
-    }
-    let mut cursor = None;
-    loop {
-        let page = data.records_page(source, key, cursor).await?;
-        if !page.records.is_empty() {
-            return Ok(true);
-        }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(false),
-        }
-    }
 }
 
 /// Erases every record (as the source's erasure policy says) or object of the person in one

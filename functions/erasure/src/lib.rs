@@ -576,8 +576,9 @@ async fn leftovers<S: ErasureStore, P: PersonalData>(
     for source in eraser.map.sources() {
         let Some(key) = person.key_for(source.find_by()) else { continue };
         let found = match &source.location {
-            Location::Table { .. } => any_record(&eraser.data, source, key).await?,
-            Location::Objects { .. } => !eraser.data.objects(source, key).await?.is_empty(),
+            Location::Table { .. } | Location::Objects { .. } => {
+                privacy_shared::sources::holds_any(&eraser.data, source, key).await?
+            }
             // Their receipts are their proof.
             Location::Webhook { .. } | Location::Manual { .. } => false,
         };
@@ -586,22 +587,6 @@ async fn leftovers<S: ErasureStore, P: PersonalData>(
         }
     }
     Ok(left)
-}
-
-/// Whether the person has any record in the source: the first page that holds one (a page may
-/// be empty and still have a next one).
-async fn any_record<P: PersonalData>(data: &P, source: &Source, key: &str) -> Result<bool, ErasureError> {
-    let mut cursor = None;
-    loop {
-        let page = data.records_page(source, key, cursor).await?;
-        if !page.records.is_empty() {
-            return Ok(true);
-        }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(false),
-        }
-    }
 }
 
 /// The passes are used up and `sources` still get new data of the person: staff are alerted
