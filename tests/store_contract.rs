@@ -7,8 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use crate::support::*;
 use privacy_shared::budget::MailBudgets;
 use privacy_shared::domain::{
-    Actor, Completion, EmailAddress, Event, ExpiryReason, Language, Region, RequestId, RequestKind,
-    RequestRecord, StaffText, Status, TokenHash, Transition, Triage,
+    Actor, Completion, Dispute, EmailAddress, Event, ExpiryReason, Language, Region, RequestId, RequestKind,
+    RequestRecord, Restriction, StaffText, Status, TokenHash, Transition, Triage,
 };
 use privacy_shared::store::{
     Bound, Change, Claim, Created, DownloadToken, ErasureAt, ErasureMark, ErasureProgress, LiveToken,
@@ -350,9 +350,15 @@ async fn links_add_up_to_a_few_and_wrong_tries_lock_them_without_touching_the_re
 async fn scrubbing_keeps_the_request_and_its_trail_but_no_personal_text_or_secrets<S: RequestStore>(
     store: &S,
 ) {
+    let dispute = Dispute {
+        recorded_at: at(0),
+        statement: Some(StaffText::parse("My date of birth is 3 May 1990, not 1980.").unwrap()),
+        restriction: Restriction::InForce,
+    };
     let record = RequestRecord {
         name: Some("Jan Jansen".into()),
         details: Some("my account".into()),
+        dispute: Some(dispute),
         ..received(&unique_address("scrub"), RequestKind::Access, at(0))
     };
     store.create(&record, &secret("t", at(60))).await.unwrap();
@@ -371,6 +377,9 @@ async fn scrubbing_keeps_the_request_and_its_trail_but_no_personal_text_or_secre
     store.scrub_request(record.id).await.unwrap();
     let stored = store.get(record.id).await.unwrap().unwrap();
     assert_eq!((stored.name, stored.details), (None, None));
+    let dispute = stored.dispute.expect("the dispute's restriction is the request's history");
+    assert_eq!(dispute.statement, None, "the person's own words go with their data");
+    assert!(dispute.restriction == Restriction::InForce);
     assert_eq!(stored.status, Status::PendingVerification);
     assert!(store.secret(record.id, TokenSlot::Requester).await.unwrap().is_none());
     assert!(store.download_tokens(record.id).await.unwrap().is_empty());

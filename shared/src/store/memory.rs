@@ -320,6 +320,9 @@ impl Requests for MemoryStore {
             request.details = None;
             request.corrections = None;
             request.recipient = None;
+            if let Some(dispute) = &mut request.dispute {
+                dispute.statement = None;
+            }
         }
         for slot in [TokenSlot::Requester, TokenSlot::Recipient] {
             state.secrets.remove(&(id, slot));

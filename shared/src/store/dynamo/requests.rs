@@ -371,6 +371,18 @@ impl Requests for DynamoStore {
             .send()
             .await;
         unless_condition_failed(result, "UpdateItem")?;
+        // A disputed correction keeps its restriction (the request's history), not the person's
+        // own words; a nested REMOVE needs its parent, hence the condition and a call of its own.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(request_pk(id), META)))
+            .update_expression("REMOVE dispute.statement")
+            .condition_expression("attribute_exists(dispute.statement)")
+            .send()
+            .await;
+        unless_condition_failed(result, "UpdateItem")?;
         let secrets = [secret_sk(TokenSlot::Requester), secret_sk(TokenSlot::Recipient)];
         for sk in secrets.into_iter().chain(DOWNLOAD_SKS).chain([super::erasure::ERASURE]) {
             self.delete(request_pk(id), sk).await?;
