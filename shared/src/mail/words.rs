@@ -186,18 +186,6 @@ mod tests {
         assert!(money(&fee("25.00", "EUR"), Language::Nl).contains('\u{a0}'));
     }
 
-    const KINDS: [RequestKind; 9] = [
-        RequestKind::Access,
-        RequestKind::Portability,
-        RequestKind::Rectification,
-        RequestKind::Deletion,
-        RequestKind::Restriction,
-        RequestKind::Objection,
-        RequestKind::WithdrawConsent,
-        RequestKind::OptOutOfSale,
-        RequestKind::Unsubscribe,
-    ];
-
     #[test]
     fn every_section_of_the_staff_digest_has_a_title_a_label_and_what_to_do() {
         use crate::mail::templates::{DigestSection, SourceSection};
@@ -218,7 +206,7 @@ mod tests {
     #[test]
     fn every_right_relationship_and_regime_has_words_in_every_language() {
         for language in [Language::En, Language::Nl] {
-            for kind in KINDS {
+            for kind in RequestKind::ALL {
                 assert!(!kind_label(kind, language).is_empty());
                 assert!(!agent_kind_label(kind, language).is_empty());
             }
@@ -232,8 +220,8 @@ mod tests {
             for regime in ["gdpr", "ccpa", "other"] {
                 assert!(words(language).complaint.contains_key(regime), "{regime} in {language:?}");
             }
-            assert_eq!(words(language).kind.len(), KINDS.len());
-            assert_eq!(words(language).kind_theirs.len(), KINDS.len());
+            assert_eq!(words(language).kind.len(), RequestKind::ALL.len());
+            assert_eq!(words(language).kind_theirs.len(), RequestKind::ALL.len());
         }
     }
 }
